@@ -1,0 +1,252 @@
+//! `EngineConfig`: the one description of an engine instance. The RTL generator, the
+//! cycle-accurate model and the scheduler all take `&EngineConfig`; `emit verilog` writes
+//! it next to the Verilog as a manifest so the host can refuse a mismatched build.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use thiserror::Error;
+
+/// Largest kernel the address generators support (the 7×7 embedding conv of VarGFaceNet).
+pub const MAX_KERNEL: usize = 7;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// G: input channels per group, and the lane count of every dot-product PE (VarGNet: 8).
+    pub group_width: usize,
+    /// Array rows: output rows computed in parallel (one activation-buffer bank each).
+    pub rows: usize,
+    /// Array columns: output channels computed in parallel (one weight vector each).
+    pub cols: usize,
+    /// Activation buffer depth, in G-byte entries per bank.
+    pub abuf_entries: usize,
+    /// Weight buffer depth, in entries of `cols × G` bytes (one reduction step for all columns).
+    pub wbuf_entries: usize,
+    /// Output buffer depth, in G-byte entries per bank.
+    pub obuf_entries: usize,
+    /// Post-processing parameter buffer depth, in output channels.
+    pub pbuf_entries: usize,
+    /// DRAM data bus width in bytes.
+    pub dram_bus_bytes: usize,
+    /// Cycles from an accepted DRAM read request to its data (used by the memory models).
+    pub dram_latency: usize,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("group_width (G) is {0}: it must be a power of two between 1 and 64 (VarGNet uses 8)")]
+    GroupWidth(usize),
+    #[error("rows is {0}: it must be between 1 and 64")]
+    Rows(usize),
+    #[error("cols is {cols}: it must be a non-zero multiple of group_width ({g}) and at most 256")]
+    Cols { cols: usize, g: usize },
+    #[error("dram_bus_bytes is {bus}: it must be a power of two, at least group_width ({g}) and at most 128")]
+    Bus { bus: usize, g: usize },
+    #[error("{buffer} has {actual} entries but one tile needs at least {needed}; raise it to {needed} or more")]
+    BufferTooSmall {
+        buffer: &'static str,
+        needed: usize,
+        actual: usize,
+    },
+    #[error("{buffer} has {actual} entries; instructions address at most {max}: lower it")]
+    BufferTooLarge {
+        buffer: &'static str,
+        max: usize,
+        actual: usize,
+    },
+    #[error("dram_latency is {0}: it must be between 1 and 1024 cycles")]
+    Latency(usize),
+    #[error("unknown preset '{0}': choose one of {PRESET_NAMES}")]
+    UnknownPreset(String),
+    #[error("cannot read config {path}: {reason}")]
+    Load { path: String, reason: String },
+}
+
+/// Names accepted by [`EngineConfig::preset`].
+pub const PRESET_NAMES: &str = "tiny, default";
+
+/// Buffer addresses are 16-bit instruction fields.
+pub const MAX_BUFFER_ENTRIES: usize = 1 << 16;
+
+impl Default for EngineConfig {
+    /// Sized for an edge FPGA of the Kria KV260 / ZU5EV class (1 248 DSP slices): 7 × 16 PEs
+    /// of 8 lanes = 896 int8 multipliers. Seven rows divide every VarGFaceNet feature-map
+    /// height (112, 56, 28, 14, 7); sixteen columns are the 16 outputs of an expansion-2 group.
+    fn default() -> Self {
+        EngineConfig {
+            group_width: 8,
+            rows: 7,
+            cols: 16,
+            abuf_entries: 8192,
+            wbuf_entries: 2048,
+            obuf_entries: 4096,
+            pbuf_entries: 2048,
+            dram_bus_bytes: 32,
+            dram_latency: 24,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// A small engine for fast tests and quick Verilator builds.
+    pub fn tiny() -> Self {
+        EngineConfig {
+            rows: 2,
+            cols: 8,
+            abuf_entries: 1024,
+            wbuf_entries: 256,
+            obuf_entries: 512,
+            pbuf_entries: 256,
+            dram_bus_bytes: 8,
+            dram_latency: 4,
+            ..EngineConfig::default()
+        }
+    }
+
+    pub fn preset(name: &str) -> Result<Self, ConfigError> {
+        match name {
+            "tiny" => Ok(Self::tiny()),
+            "default" => Ok(Self::default()),
+            other => Err(ConfigError::UnknownPreset(other.to_string())),
+        }
+    }
+
+    /// int8 multiply-accumulates the array can issue per cycle.
+    pub fn macs_per_cycle(&self) -> usize {
+        self.rows * self.cols * self.group_width
+    }
+
+    /// Bytes in one weight-buffer entry.
+    pub fn wbuf_entry_bytes(&self) -> usize {
+        self.cols * self.group_width
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let g = self.group_width;
+        if g == 0 || !g.is_power_of_two() || g > 64 {
+            return Err(ConfigError::GroupWidth(g));
+        }
+        if self.rows == 0 || self.rows > 64 {
+            return Err(ConfigError::Rows(self.rows));
+        }
+        if self.cols == 0 || self.cols % g != 0 || self.cols > 256 {
+            return Err(ConfigError::Cols { cols: self.cols, g });
+        }
+        let bus = self.dram_bus_bytes;
+        if !bus.is_power_of_two() || bus < g || bus > 128 {
+            return Err(ConfigError::Bus { bus, g });
+        }
+        if self.dram_latency == 0 || self.dram_latency > 1024 {
+            return Err(ConfigError::Latency(self.dram_latency));
+        }
+        // One tile: a 3×3 stride-2 conv over one G-channel chunk, 8 output columns wide,
+        // needs 2·(rows−1)+3 input rows of 17 padded entries in every bank.
+        let buffers = [
+            (
+                "abuf_entries",
+                self.abuf_entries,
+                (2 * (self.rows - 1) + 3) * 17,
+            ),
+            ("wbuf_entries", self.wbuf_entries, MAX_KERNEL * MAX_KERNEL),
+            ("obuf_entries", self.obuf_entries, 8 * self.cols / g),
+            ("pbuf_entries", self.pbuf_entries, self.cols),
+        ];
+        for (buffer, actual, needed) in buffers {
+            if actual < needed {
+                return Err(ConfigError::BufferTooSmall {
+                    buffer,
+                    needed,
+                    actual,
+                });
+            }
+            if actual > MAX_BUFFER_ENTRIES {
+                return Err(ConfigError::BufferTooLarge {
+                    buffer,
+                    max: MAX_BUFFER_ENTRIES,
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses TOML or JSON (chosen by the file extension, `.json` for JSON) and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let err = |reason: String| ConfigError::Load {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let config: EngineConfig = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
+        } else {
+            toml::from_str(&text).map_err(|e| err(e.to_string().trim().replace('\n', " ")))?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("EngineConfig is plain data")
+    }
+
+    /// A preset name or a config file path, as the CLIs accept it.
+    pub fn from_preset_or_file(
+        preset: Option<&str>,
+        file: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        match (preset, file) {
+            (_, Some(path)) => Self::load(path),
+            (Some(name), None) => Self::preset(name),
+            (None, None) => Ok(Self::default()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid() {
+        for name in PRESET_NAMES.split(", ") {
+            EngineConfig::preset(name).unwrap().validate().unwrap();
+        }
+        assert_eq!(EngineConfig::default().macs_per_cycle(), 896);
+    }
+
+    #[test]
+    fn bad_fields_say_what_to_change() {
+        let bad = |f: fn(&mut EngineConfig)| {
+            let mut c = EngineConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(bad(|c| c.group_width = 0).contains("power of two"));
+        assert!(bad(|c| c.group_width = 6).contains("power of two"));
+        assert!(bad(|c| c.cols = 12).contains("multiple of group_width"));
+        assert!(bad(|c| c.dram_bus_bytes = 4).contains("at least group_width"));
+        assert!(bad(|c| c.abuf_entries = 10).contains("raise it to"));
+        assert!(bad(|c| c.wbuf_entries = 1 << 20).contains("lower it"));
+        assert!(EngineConfig::preset("huge")
+            .unwrap_err()
+            .to_string()
+            .contains("tiny, default"));
+    }
+
+    #[test]
+    fn toml_and_json_round_trip() {
+        let dir = std::env::temp_dir().join(format!("cfg-rt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = EngineConfig::tiny();
+        let t = dir.join("c.toml");
+        std::fs::write(&t, c.to_toml()).unwrap();
+        assert_eq!(EngineConfig::load(&t).unwrap(), c);
+        let j = dir.join("c.json");
+        std::fs::write(&j, serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(EngineConfig::load(&j).unwrap(), c);
+        std::fs::write(&t, c.to_toml().replace("rows", "rowz")).unwrap();
+        let e = EngineConfig::load(&t).unwrap_err().to_string();
+        assert!(e.contains("rowz") && !e.contains('\n'), "{e}");
+    }
+}

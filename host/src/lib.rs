@@ -1,0 +1,1 @@
+//! The driver: model graph, quantiser, references, scheduler and reports.

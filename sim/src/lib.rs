@@ -1,0 +1,1 @@
+//! Cycle-accurate model of the engine and the Verilator harness.
