@@ -60,7 +60,10 @@ impl Requant {
 
     /// Builds a requantiser for `real_scale · x` with a PReLU `slope` applied to negatives.
     /// `real_scale` must be positive and below 2^31.
+    /// `slope` must lie in [−1, 1] (so `|mult_neg| < 2^30` and the product fits 64 bits);
+    /// the quantiser rejects models with steeper slopes before calling this.
     pub fn from_real(bias: i32, real_scale: f64, slope: f64) -> Requant {
+        assert!(slope.abs() <= 1.0, "PReLU slope {slope} outside [-1, 1]");
         let (mult_pos, shift) = quantize_multiplier(real_scale);
         let mult_neg = (mult_pos as f64 * slope).round() as i32;
         Requant {
@@ -104,35 +107,35 @@ pub fn quantize_multiplier(real: f64) -> (i32, u8) {
     (mult as i32, shift as u8)
 }
 
-/// Residual add of two int8 tensors with different scales, then PReLU and requantisation:
-/// `requant(a·ka + b·kb)`. `ka`/`kb` carry the ratio of the input scales (the larger one is
-/// 2^14); `requant` maps the sum to the output scale.
+/// Residual add of two int8 tensors with different scales: `requant(a·ka + b·kb)`.
+/// `ka`/`kb` carry the ratio of the two input scales (the larger is 2^14) and are per tensor;
+/// the `Requant` (per output channel, so a PReLU after the add folds in) maps the sum to the
+/// output scale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddParams {
     pub ka: i16,
     pub kb: i16,
-    pub requant: Requant,
 }
 
 /// Bits of the residual-add input weights `ka`, `kb`.
 pub const ADD_WEIGHT_SHIFT: u32 = 14;
 
 impl AddParams {
-    /// Parameters for `out = prelu(sa·a + sb·b) / so`.
-    pub fn from_scales(sa: f64, sb: f64, so: f64, slope: f64) -> AddParams {
+    /// Weights for `sa·a + sb·b`, and the real scale that the sum `a·ka + b·kb` carries
+    /// (divide it by the output scale to get the requantiser's scale).
+    pub fn from_scales(sa: f64, sb: f64) -> (AddParams, f64) {
         let big = sa.max(sb);
         let one = (1i32 << ADD_WEIGHT_SHIFT) as f64;
-        AddParams {
+        let p = AddParams {
             ka: (sa / big * one).round() as i16,
             kb: (sb / big * one).round() as i16,
-            requant: Requant::from_real(0, big / (one * so), slope),
-        }
+        };
+        (p, big / one)
     }
 }
 
-pub fn residual_add(a: i8, b: i8, p: &AddParams) -> i8 {
-    p.requant
-        .apply(a as i32 * p.ka as i32 + b as i32 * p.kb as i32)
+pub fn residual_add(a: i8, b: i8, p: &AddParams, requant: &Requant) -> i8 {
+    requant.apply(a as i32 * p.ka as i32 + b as i32 * p.kb as i32)
 }
 
 /// The SE gate's input is int8 in Q4 (real value x/16, range [−8, 8)); the gate is
@@ -286,12 +289,13 @@ mod tests {
         #[test]
         fn residual_add_matches_real_math(a in any::<i8>(), b in any::<i8>(), sa in 0.01f64..1.0, sb in 0.01f64..1.0,
                                           so in 0.01f64..1.0, slope in 0.0f64..1.0) {
-            let p = AddParams::from_scales(sa, sb, so, slope);
+            let (p, sum_scale) = AddParams::from_scales(sa, sb);
+            let rq = Requant::from_real(0, sum_scale / so, slope);
             let x = sa * a as f64 + sb * b as f64;
             let real = (if x >= 0.0 { x } else { x * slope }) / so;
             // ka/kb are 15-bit: up to 2^-14 relative error on each term, plus rounding.
             let tol = 0.5 + (sa.abs() * 128.0 + sb.abs() * 128.0) / so * 2f64.powi(-13);
-            prop_assert!((residual_add(a, b, &p) as f64 - real.clamp(-128.0, 127.0)).abs() <= tol);
+            prop_assert!((residual_add(a, b, &p, &rq) as f64 - real.clamp(-128.0, 127.0)).abs() <= tol);
         }
 
         #[test]
