@@ -1,1 +1,5 @@
 //! The driver: model graph, quantiser, references, scheduler and reports.
+
+pub mod backend;
+pub mod qmodel;
+pub mod reference;

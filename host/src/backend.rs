@@ -1,0 +1,53 @@
+//! One trait for every way of running a quantised model: the functional int8 reference
+//! today; the cycle-accurate model and the Verilator-built RTL run engine programs behind
+//! the same trait.
+
+use crate::qmodel::QModel;
+use serde::Serialize;
+
+/// What one op cost on a backend that models time. The functional reference reports none.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LayerStats {
+    pub name: String,
+    pub macs: u64,
+    pub cycles: u64,
+    pub stall_cycles: u64,
+    pub dram_bytes_read: u64,
+    pub dram_bytes_written: u64,
+    /// True when the op ran on the host CPU rather than on the engine.
+    pub on_host: bool,
+}
+
+pub struct BackendRun {
+    /// Every tensor of the model, indexed by `TensorId`, as the backend computed it.
+    pub tensors: Vec<Vec<i8>>,
+    /// Per-op costs, in model op order (empty for untimed backends).
+    pub layers: Vec<LayerStats>,
+}
+
+pub trait Backend {
+    fn name(&self) -> &'static str;
+    fn run(&mut self, model: &QModel, input: &[i8]) -> anyhow::Result<BackendRun>;
+}
+
+/// The functional int8 model (`reference.rs`): the oracle, no timing.
+pub struct Reference;
+
+impl Backend for Reference {
+    fn name(&self) -> &'static str {
+        "reference"
+    }
+    fn run(&mut self, model: &QModel, input: &[i8]) -> anyhow::Result<BackendRun> {
+        let expected = model.tensors[model.input].len();
+        anyhow::ensure!(
+            input.len() == expected,
+            "input has {} values, model '{}' expects {expected}",
+            input.len(),
+            model.name
+        );
+        Ok(BackendRun {
+            tensors: crate::reference::forward(model, input),
+            layers: Vec::new(),
+        })
+    }
+}
