@@ -3,5 +3,6 @@
 
 pub mod arith;
 pub mod config;
+pub mod isa;
 
 pub use config::{ConfigError, EngineConfig};

@@ -1,0 +1,1074 @@
+//! The engine's instruction set: one Rust enum, one stable 256-bit encoding, and the range
+//! checks the controller applies before issuing (`Instr::validate`). The RTL controller, the
+//! cycle-accurate model and the host's encoder all go through this file.
+//!
+//! # Bit layout
+//!
+//! An instruction is eight little-endian u32 words, `w0..w7` (32 bytes, `w0` first in
+//! memory). Every field is byte-aligned and unsigned unless marked `i`; a bit not listed for
+//! an opcode is *reserved* and must be zero, otherwise decoding fails with
+//! [`IsaError::ReservedBits`] (the hardware raises `ERROR`).
+//!
+//! | word | bits | all opcodes |
+//! |---|---|---|
+//! | w0 | [3:0] | opcode |
+//! | w0 | [4] | `wait_dma`: do not issue until the DMA unit is idle |
+//! | w0 | [5] | `wait_compute`: do not issue until the compute unit is idle |
+//!
+//! | op | name | w0 [31:6] | w1 | w2 | w3 | w4 | w5 | w6 | w7 |
+//! |---|---|---|---|---|---|---|---|---|---|
+//! | 0 | `END` | — | — | — | — | — | — | — | — |
+//! | 1 | `LOAD_ACT` | — | `dram` | `dram_stride` | [15:0] `abuf`, [31:16] `rows` | [15:0] `row_entries` | — | — | — |
+//! | 2 | `LOAD_WGT` | — | `dram` | [15:0] `wbuf`, [31:16] `entries` | — | — | — | — | — |
+//! | 3 | `LOAD_PARAM` | — | `dram` | [15:0] `pbuf`, [31:16] `channels` | — | — | — | — | — |
+//! | 4 | `CONV` | — | [15:0] `abuf`, [31:16] `wbuf` | [15:0] `obuf`, [31:16] `pbuf` | [15:0] `out_w`, [31:16] `chunks` | [15:0] `row_pitch`, [31:16] `chunk_pitch` | [15:0] `obuf_stride`, [23:16] `kernel`, [31:24] `stride` | — | — |
+//! | 5 | `STORE` | — | `dram` | `bank_stride` | `run_stride` | [15:0] `obuf`, [31:16] `obuf_stride` | [15:0] `run_entries`, [31:16] `runs` | [7:0] `banks` | — |
+//! | 6 | `EWISE` | [6] `use_b`, [7] `use_gate`, [15:8] `requant.shift` | [15:0] `a`, [31:16] `b` | [15:0] `gate`, [31:16] `obuf` | [15:0] `entries`, [31:16] `chunk_entries` | [15:0] `ka` (i), [31:16] `kb` (i) | `requant.bias` (i) | `requant.mult_pos` (i) | `requant.mult_neg` (i) |
+//! | 7 | `POOL` | [6] `first`, [7] `last` | [15:0] `abuf`, [31:16] `entries` | [15:0] `chunk_entries`, [31:16] `pbuf` | [15:0] `obuf`, [23:16] `banks` | — | — | — | — |
+//!
+//! Opcodes 8–15 are illegal ([`IsaError::UnknownOpcode`]). Full-word fields (`dram`,
+//! strides, `requant.*`) are 32-bit; buffer addresses are 16-bit (`MAX_BUFFER_ENTRIES`).
+//!
+//! # Legality (`validate`)
+//!
+//! Counts must be ≥ 1 (no zero-length transfers), `kernel` 1..=`MAX_KERNEL`, `stride` 1..=2,
+//! `banks` 1..=`rows`, and the *largest address touched* in each buffer must be below its
+//! depth. Every check is a compare of a sum of products of fields against a config constant,
+//! so the RTL evaluates them in its decode cycle.
+
+use crate::arith::{Requant, MAX_SHIFT};
+use crate::config::{EngineConfig, MAX_KERNEL};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Bumped on any change to the encoding or to an instruction's meaning; the RTL manifest
+/// carries it so the host can refuse a mismatched build.
+pub const ISA_VERSION: u32 = 1;
+
+/// Bytes per encoded instruction.
+pub const INSTR_BYTES: usize = 32;
+
+/// Bytes per PBUF record in DRAM (`Requant`: bias, mult_pos, mult_neg, shift, 3 zero bytes).
+pub const PBUF_RECORD_BYTES: usize = 16;
+
+/// Largest stride the address generators support (stride-2 down-sampling convs).
+pub const MAX_STRIDE: u8 = 2;
+
+/// Depth of the POOL unit's sum registers, in G-channel chunks (2 048 channels at G = 8:
+/// more than VarGFaceNet's widest SE input, 320 channels).
+pub const POOL_MAX_CHUNKS: usize = 256;
+
+pub mod opcode {
+    pub const END: u32 = 0;
+    pub const LOAD_ACT: u32 = 1;
+    pub const LOAD_WGT: u32 = 2;
+    pub const LOAD_PARAM: u32 = 3;
+    pub const CONV: u32 = 4;
+    pub const STORE: u32 = 5;
+    pub const EWISE: u32 = 6;
+    pub const POOL: u32 = 7;
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IsaError {
+    #[error("unknown opcode {opcode} (word 0 = {word0:#010x}); known opcodes are 0..=7")]
+    UnknownOpcode { opcode: u32, word0: u32 },
+    #[error("{name}: reserved bits {bits:#010x} set in word {word}; they must be zero")]
+    ReservedBits {
+        name: &'static str,
+        word: usize,
+        bits: u32,
+    },
+    #[error("{name}.{field} is {actual}: it must be between {min} and {max}")]
+    FieldRange {
+        name: &'static str,
+        field: &'static str,
+        actual: u64,
+        min: u64,
+        max: u64,
+    },
+    #[error("{name} touches {buffer} entry {last}, but the buffer has {entries} entries")]
+    BufferOverflow {
+        name: &'static str,
+        buffer: &'static str,
+        last: u64,
+        entries: usize,
+    },
+    #[error("{name} touches DRAM byte {last:#x}, beyond the 32-bit address space")]
+    DramOverflow { name: &'static str, last: u64 },
+    #[error("program is {len} bytes, not a multiple of {INSTR_BYTES}")]
+    ProgramLength { len: usize },
+}
+
+/// The dependency flags every instruction carries (w0 bits 4 and 5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Wait {
+    pub dma: bool,
+    pub compute: bool,
+}
+
+impl Wait {
+    pub const NONE: Wait = Wait {
+        dma: false,
+        compute: false,
+    };
+    pub const DMA: Wait = Wait {
+        dma: true,
+        compute: false,
+    };
+    pub const COMPUTE: Wait = Wait {
+        dma: false,
+        compute: true,
+    };
+    pub const BOTH: Wait = Wait {
+        dma: true,
+        compute: true,
+    };
+}
+
+/// `END`: waits for both units to be idle, then `status = DONE` (its wait flags are redundant
+/// but encoded like everyone's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct End {
+    pub wait: Wait,
+}
+
+/// `LOAD_ACT`: `rows` rows of `row_entries` entries, DRAM `dram + i·dram_stride` →
+/// ABUF `abuf + i·row_entries` (every bank).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadAct {
+    pub wait: Wait,
+    pub dram: u32,
+    pub dram_stride: u32,
+    pub abuf: u16,
+    pub rows: u16,
+    pub row_entries: u16,
+}
+
+/// `LOAD_WGT`: `entries` WBUF entries (C·G bytes each), contiguous in DRAM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadWgt {
+    pub wait: Wait,
+    pub dram: u32,
+    pub wbuf: u16,
+    pub entries: u16,
+}
+
+/// `LOAD_PARAM`: `channels` 16-byte `Requant` records, contiguous in DRAM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadParam {
+    pub wait: Wait,
+    pub dram: u32,
+    pub pbuf: u16,
+    pub channels: u16,
+}
+
+/// `CONV`: see docs/engine.md. PE(r, c) accumulates `chunks·kernel²` steps per output column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conv {
+    pub wait: Wait,
+    pub abuf: u16,
+    pub wbuf: u16,
+    pub obuf: u16,
+    pub pbuf: u16,
+    pub out_w: u16,
+    pub chunks: u16,
+    pub kernel: u8,
+    pub stride: u8,
+    pub row_pitch: u16,
+    pub chunk_pitch: u16,
+    pub obuf_stride: u16,
+}
+
+/// `STORE`: for bank `r < banks`, run `q < runs`: `run_entries` entries
+/// OBUF[r] `obuf + q·obuf_stride ..` → DRAM `dram + r·bank_stride + q·run_stride ..`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Store {
+    pub wait: Wait,
+    pub dram: u32,
+    pub bank_stride: u32,
+    pub run_stride: u32,
+    pub obuf: u16,
+    pub obuf_stride: u16,
+    pub run_entries: u16,
+    pub runs: u16,
+    pub banks: u8,
+}
+
+/// `EWISE`: residual add (`use_b`) and/or SE gate (`use_gate`) over `entries` entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ewise {
+    pub wait: Wait,
+    pub a: u16,
+    pub b: u16,
+    pub gate: u16,
+    pub obuf: u16,
+    pub entries: u16,
+    pub chunk_entries: u16,
+    pub use_b: bool,
+    pub use_gate: bool,
+    pub ka: i16,
+    pub kb: i16,
+    pub requant: Requant,
+}
+
+impl Default for Ewise {
+    fn default() -> Self {
+        Ewise {
+            wait: Wait::NONE,
+            a: 0,
+            b: 0,
+            gate: 0,
+            obuf: 0,
+            entries: 0,
+            chunk_entries: 0,
+            use_b: false,
+            use_gate: false,
+            ka: 0,
+            kb: 0,
+            requant: Requant::IDENTITY,
+        }
+    }
+}
+
+/// `POOL`: global-average-pool accumulation over `entries` entries of `banks` banks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    pub wait: Wait,
+    pub abuf: u16,
+    pub entries: u16,
+    pub chunk_entries: u16,
+    pub banks: u8,
+    pub first: bool,
+    pub last: bool,
+    pub pbuf: u16,
+    pub obuf: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Instr {
+    End(End),
+    LoadAct(LoadAct),
+    LoadWgt(LoadWgt),
+    LoadParam(LoadParam),
+    Conv(Conv),
+    Store(Store),
+    Ewise(Ewise),
+    Pool(Pool),
+}
+
+/// Which unit executes an instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Unit {
+    /// END: executed by the controller itself.
+    Controller,
+    Dma,
+    Compute,
+}
+
+// Field packing helpers: `lo16 | hi16 << 16`.
+fn pack(lo: u16, hi: u16) -> u32 {
+    lo as u32 | (hi as u32) << 16
+}
+fn lo(w: u32) -> u16 {
+    w as u16
+}
+fn hi(w: u32) -> u16 {
+    (w >> 16) as u16
+}
+fn bit(w: u32, b: u32) -> bool {
+    (w >> b) & 1 == 1
+}
+
+/// Bits each opcode uses, per word; everything else is reserved.
+fn used_bits(op: u32) -> [u32; 8] {
+    const F: u32 = u32::MAX;
+    const W0: u32 = 0x3f; // opcode + wait flags
+    match op {
+        opcode::END => [W0, 0, 0, 0, 0, 0, 0, 0],
+        opcode::LOAD_ACT => [W0, F, F, F, 0xffff, 0, 0, 0],
+        opcode::LOAD_WGT | opcode::LOAD_PARAM => [W0, F, F, 0, 0, 0, 0, 0],
+        opcode::CONV => [W0, F, F, F, F, F, 0, 0],
+        opcode::STORE => [W0, F, F, F, F, F, 0xff, 0],
+        opcode::EWISE => [0xffff, F, F, F, F, F, F, F],
+        opcode::POOL => [0xff, F, F, 0x00ff_ffff, 0, 0, 0, 0],
+        _ => unreachable!("opcode checked by caller"),
+    }
+}
+
+fn check_range(
+    name: &'static str,
+    field: &'static str,
+    actual: u64,
+    min: u64,
+    max: u64,
+) -> Result<(), IsaError> {
+    if actual < min || actual > max {
+        return Err(IsaError::FieldRange {
+            name,
+            field,
+            actual,
+            min,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// `last` (the largest entry touched) must be below `entries`.
+fn check_buffer(
+    name: &'static str,
+    buffer: &'static str,
+    last: u64,
+    entries: usize,
+) -> Result<(), IsaError> {
+    if last >= entries as u64 {
+        return Err(IsaError::BufferOverflow {
+            name,
+            buffer,
+            last,
+            entries,
+        });
+    }
+    Ok(())
+}
+
+fn check_dram(name: &'static str, last: u64) -> Result<(), IsaError> {
+    if last > u32::MAX as u64 {
+        return Err(IsaError::DramOverflow { name, last });
+    }
+    Ok(())
+}
+
+impl Instr {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Instr::End(_) => "END",
+            Instr::LoadAct(_) => "LOAD_ACT",
+            Instr::LoadWgt(_) => "LOAD_WGT",
+            Instr::LoadParam(_) => "LOAD_PARAM",
+            Instr::Conv(_) => "CONV",
+            Instr::Store(_) => "STORE",
+            Instr::Ewise(_) => "EWISE",
+            Instr::Pool(_) => "POOL",
+        }
+    }
+
+    pub fn opcode(&self) -> u32 {
+        match self {
+            Instr::End(_) => opcode::END,
+            Instr::LoadAct(_) => opcode::LOAD_ACT,
+            Instr::LoadWgt(_) => opcode::LOAD_WGT,
+            Instr::LoadParam(_) => opcode::LOAD_PARAM,
+            Instr::Conv(_) => opcode::CONV,
+            Instr::Store(_) => opcode::STORE,
+            Instr::Ewise(_) => opcode::EWISE,
+            Instr::Pool(_) => opcode::POOL,
+        }
+    }
+
+    pub fn wait(&self) -> Wait {
+        match self {
+            Instr::End(i) => i.wait,
+            Instr::LoadAct(i) => i.wait,
+            Instr::LoadWgt(i) => i.wait,
+            Instr::LoadParam(i) => i.wait,
+            Instr::Conv(i) => i.wait,
+            Instr::Store(i) => i.wait,
+            Instr::Ewise(i) => i.wait,
+            Instr::Pool(i) => i.wait,
+        }
+    }
+
+    pub fn wait_dma(&self) -> bool {
+        self.wait().dma
+    }
+
+    pub fn wait_compute(&self) -> bool {
+        self.wait().compute
+    }
+
+    pub fn unit(&self) -> Unit {
+        match self {
+            Instr::End(_) => Unit::Controller,
+            Instr::LoadAct(_) | Instr::LoadWgt(_) | Instr::LoadParam(_) | Instr::Store(_) => {
+                Unit::Dma
+            }
+            Instr::Conv(_) | Instr::Ewise(_) | Instr::Pool(_) => Unit::Compute,
+        }
+    }
+
+    pub fn encode(&self) -> [u32; 8] {
+        let wait = self.wait();
+        let mut w = [0u32; 8];
+        w[0] = self.opcode() | (wait.dma as u32) << 4 | (wait.compute as u32) << 5;
+        match *self {
+            Instr::End(_) => {}
+            Instr::LoadAct(i) => {
+                w[1] = i.dram;
+                w[2] = i.dram_stride;
+                w[3] = pack(i.abuf, i.rows);
+                w[4] = i.row_entries as u32;
+            }
+            Instr::LoadWgt(i) => {
+                w[1] = i.dram;
+                w[2] = pack(i.wbuf, i.entries);
+            }
+            Instr::LoadParam(i) => {
+                w[1] = i.dram;
+                w[2] = pack(i.pbuf, i.channels);
+            }
+            Instr::Conv(i) => {
+                w[1] = pack(i.abuf, i.wbuf);
+                w[2] = pack(i.obuf, i.pbuf);
+                w[3] = pack(i.out_w, i.chunks);
+                w[4] = pack(i.row_pitch, i.chunk_pitch);
+                w[5] = i.obuf_stride as u32 | (i.kernel as u32) << 16 | (i.stride as u32) << 24;
+            }
+            Instr::Store(i) => {
+                w[1] = i.dram;
+                w[2] = i.bank_stride;
+                w[3] = i.run_stride;
+                w[4] = pack(i.obuf, i.obuf_stride);
+                w[5] = pack(i.run_entries, i.runs);
+                w[6] = i.banks as u32;
+            }
+            Instr::Ewise(i) => {
+                w[0] |= (i.use_b as u32) << 6 | (i.use_gate as u32) << 7;
+                w[0] |= (i.requant.shift as u32) << 8;
+                w[1] = pack(i.a, i.b);
+                w[2] = pack(i.gate, i.obuf);
+                w[3] = pack(i.entries, i.chunk_entries);
+                w[4] = pack(i.ka as u16, i.kb as u16);
+                w[5] = i.requant.bias as u32;
+                w[6] = i.requant.mult_pos as u32;
+                w[7] = i.requant.mult_neg as u32;
+            }
+            Instr::Pool(i) => {
+                w[0] |= (i.first as u32) << 6 | (i.last as u32) << 7;
+                w[1] = pack(i.abuf, i.entries);
+                w[2] = pack(i.chunk_entries, i.pbuf);
+                w[3] = i.obuf as u32 | (i.banks as u32) << 16;
+            }
+        }
+        w
+    }
+
+    pub fn decode(w: [u32; 8]) -> Result<Instr, IsaError> {
+        let op = w[0] & 0xf;
+        if op > opcode::POOL {
+            return Err(IsaError::UnknownOpcode {
+                opcode: op,
+                word0: w[0],
+            });
+        }
+        let used = used_bits(op);
+        let wait = Wait {
+            dma: bit(w[0], 4),
+            compute: bit(w[0], 5),
+        };
+        let instr = match op {
+            opcode::END => Instr::End(End { wait }),
+            opcode::LOAD_ACT => Instr::LoadAct(LoadAct {
+                wait,
+                dram: w[1],
+                dram_stride: w[2],
+                abuf: lo(w[3]),
+                rows: hi(w[3]),
+                row_entries: lo(w[4]),
+            }),
+            opcode::LOAD_WGT => Instr::LoadWgt(LoadWgt {
+                wait,
+                dram: w[1],
+                wbuf: lo(w[2]),
+                entries: hi(w[2]),
+            }),
+            opcode::LOAD_PARAM => Instr::LoadParam(LoadParam {
+                wait,
+                dram: w[1],
+                pbuf: lo(w[2]),
+                channels: hi(w[2]),
+            }),
+            opcode::CONV => Instr::Conv(Conv {
+                wait,
+                abuf: lo(w[1]),
+                wbuf: hi(w[1]),
+                obuf: lo(w[2]),
+                pbuf: hi(w[2]),
+                out_w: lo(w[3]),
+                chunks: hi(w[3]),
+                row_pitch: lo(w[4]),
+                chunk_pitch: hi(w[4]),
+                obuf_stride: lo(w[5]),
+                kernel: (w[5] >> 16) as u8,
+                stride: (w[5] >> 24) as u8,
+            }),
+            opcode::STORE => Instr::Store(Store {
+                wait,
+                dram: w[1],
+                bank_stride: w[2],
+                run_stride: w[3],
+                obuf: lo(w[4]),
+                obuf_stride: hi(w[4]),
+                run_entries: lo(w[5]),
+                runs: hi(w[5]),
+                banks: w[6] as u8,
+            }),
+            opcode::EWISE => Instr::Ewise(Ewise {
+                wait,
+                use_b: bit(w[0], 6),
+                use_gate: bit(w[0], 7),
+                a: lo(w[1]),
+                b: hi(w[1]),
+                gate: lo(w[2]),
+                obuf: hi(w[2]),
+                entries: lo(w[3]),
+                chunk_entries: hi(w[3]),
+                ka: lo(w[4]) as i16,
+                kb: hi(w[4]) as i16,
+                requant: Requant {
+                    bias: w[5] as i32,
+                    mult_pos: w[6] as i32,
+                    mult_neg: w[7] as i32,
+                    shift: (w[0] >> 8) as u8,
+                },
+            }),
+            _ => Instr::Pool(Pool {
+                wait,
+                first: bit(w[0], 6),
+                last: bit(w[0], 7),
+                abuf: lo(w[1]),
+                entries: hi(w[1]),
+                chunk_entries: lo(w[2]),
+                pbuf: hi(w[2]),
+                obuf: lo(w[3]),
+                banks: (w[3] >> 16) as u8,
+            }),
+        };
+        for (word, (&value, &mask)) in w.iter().zip(&used).enumerate() {
+            if value & !mask != 0 {
+                return Err(IsaError::ReservedBits {
+                    name: instr.name(),
+                    word,
+                    bits: value & !mask,
+                });
+            }
+        }
+        Ok(instr)
+    }
+
+    /// The 32 bytes of the instruction as they sit in DRAM.
+    pub fn to_bytes(&self) -> [u8; INSTR_BYTES] {
+        let mut b = [0u8; INSTR_BYTES];
+        for (chunk, word) in b.chunks_exact_mut(4).zip(self.encode()) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        b
+    }
+
+    pub fn from_bytes(b: &[u8; INSTR_BYTES]) -> Result<Instr, IsaError> {
+        let mut w = [0u32; 8];
+        for (word, chunk) in w.iter_mut().zip(b.chunks_exact(4)) {
+            *word = u32::from_le_bytes(chunk.try_into().expect("4-byte chunk"));
+        }
+        Instr::decode(w)
+    }
+
+    /// The checks the controller applies in its decode cycle. A failing instruction stops the
+    /// engine with `status = ERROR`.
+    pub fn validate(&self, cfg: &EngineConfig) -> Result<(), IsaError> {
+        let name = self.name();
+        let g = cfg.group_width as u64;
+        let rows = cfg.rows as u64;
+        let cols = cfg.cols as u64;
+        let count = |field, v: u64| check_range(name, field, v, 1, u16::MAX as u64);
+        match *self {
+            Instr::End(_) => {}
+            Instr::LoadAct(i) => {
+                count("rows", i.rows as u64)?;
+                count("row_entries", i.row_entries as u64)?;
+                let n = i.rows as u64 * i.row_entries as u64;
+                check_buffer(name, "ABUF", i.abuf as u64 + n - 1, cfg.abuf_entries)?;
+                let last = i.dram as u64
+                    + (i.rows as u64 - 1) * i.dram_stride as u64
+                    + i.row_entries as u64 * g
+                    - 1;
+                check_dram(name, last)?;
+            }
+            Instr::LoadWgt(i) => {
+                count("entries", i.entries as u64)?;
+                check_buffer(
+                    name,
+                    "WBUF",
+                    i.wbuf as u64 + i.entries as u64 - 1,
+                    cfg.wbuf_entries,
+                )?;
+                check_dram(name, i.dram as u64 + i.entries as u64 * cols * g - 1)?;
+            }
+            Instr::LoadParam(i) => {
+                count("channels", i.channels as u64)?;
+                check_buffer(
+                    name,
+                    "PBUF",
+                    i.pbuf as u64 + i.channels as u64 - 1,
+                    cfg.pbuf_entries,
+                )?;
+                let bytes = i.channels as u64 * PBUF_RECORD_BYTES as u64;
+                check_dram(name, i.dram as u64 + bytes - 1)?;
+            }
+            Instr::Conv(i) => {
+                check_range(name, "kernel", i.kernel as u64, 1, MAX_KERNEL as u64)?;
+                check_range(name, "stride", i.stride as u64, 1, MAX_STRIDE as u64)?;
+                count("out_w", i.out_w as u64)?;
+                count("chunks", i.chunks as u64)?;
+                let (k, s) = (i.kernel as u64, i.stride as u64);
+                let last_act = i.abuf as u64
+                    + (i.chunks as u64 - 1) * i.chunk_pitch as u64
+                    + ((rows - 1) * s + k - 1) * i.row_pitch as u64
+                    + (i.out_w as u64 - 1) * s
+                    + k
+                    - 1;
+                check_buffer(name, "ABUF", last_act, cfg.abuf_entries)?;
+                let steps = i.chunks as u64 * k * k;
+                check_buffer(name, "WBUF", i.wbuf as u64 + steps - 1, cfg.wbuf_entries)?;
+                check_buffer(name, "PBUF", i.pbuf as u64 + cols - 1, cfg.pbuf_entries)?;
+                let last_out =
+                    i.obuf as u64 + (cols / g - 1) * i.obuf_stride as u64 + i.out_w as u64 - 1;
+                check_buffer(name, "OBUF", last_out, cfg.obuf_entries)?;
+            }
+            Instr::Store(i) => {
+                check_range(name, "banks", i.banks as u64, 1, rows)?;
+                count("runs", i.runs as u64)?;
+                count("run_entries", i.run_entries as u64)?;
+                let last_out = i.obuf as u64
+                    + (i.runs as u64 - 1) * i.obuf_stride as u64
+                    + i.run_entries as u64
+                    - 1;
+                check_buffer(name, "OBUF", last_out, cfg.obuf_entries)?;
+                let last = i.dram as u64
+                    + (i.banks as u64 - 1) * i.bank_stride as u64
+                    + (i.runs as u64 - 1) * i.run_stride as u64
+                    + i.run_entries as u64 * g
+                    - 1;
+                check_dram(name, last)?;
+            }
+            Instr::Ewise(i) => {
+                count("entries", i.entries as u64)?;
+                let n = i.entries as u64;
+                check_buffer(name, "ABUF", i.a as u64 + n - 1, cfg.abuf_entries)?;
+                if i.use_b {
+                    check_buffer(name, "ABUF", i.b as u64 + n - 1, cfg.abuf_entries)?;
+                    check_range(
+                        name,
+                        "requant.shift",
+                        i.requant.shift as u64,
+                        0,
+                        MAX_SHIFT as u64,
+                    )?;
+                }
+                if i.use_gate {
+                    count("chunk_entries", i.chunk_entries as u64)?;
+                    // gate + (entries − 1) div chunk_entries < abuf_entries, written without a
+                    // divider: ceil(entries / chunk_entries) ≤ abuf_entries − gate.
+                    let room = (cfg.abuf_entries as u64).saturating_sub(i.gate as u64);
+                    if n > i.chunk_entries as u64 * room {
+                        let last = i.gate as u64 + (n - 1) / i.chunk_entries as u64;
+                        return Err(IsaError::BufferOverflow {
+                            name,
+                            buffer: "ABUF",
+                            last,
+                            entries: cfg.abuf_entries,
+                        });
+                    }
+                }
+                check_buffer(name, "OBUF", i.obuf as u64 + n - 1, cfg.obuf_entries)?;
+            }
+            Instr::Pool(i) => {
+                count("entries", i.entries as u64)?;
+                count("chunk_entries", i.chunk_entries as u64)?;
+                check_range(name, "banks", i.banks as u64, 1, rows)?;
+                let n = i.entries as u64;
+                let ce = i.chunk_entries as u64;
+                check_buffer(name, "ABUF", i.abuf as u64 + n - 1, cfg.abuf_entries)?;
+                // ceil(n / ce) ≤ room ⇔ n ≤ ce·room: no divider in the decode cycle.
+                let chunks = n.div_ceil(ce);
+                if n > ce * POOL_MAX_CHUNKS as u64 {
+                    return Err(IsaError::BufferOverflow {
+                        name,
+                        buffer: "POOL sums",
+                        last: chunks - 1,
+                        entries: POOL_MAX_CHUNKS,
+                    });
+                }
+                if i.last {
+                    let pbuf_room = (cfg.pbuf_entries as u64).saturating_sub(i.pbuf as u64) / g;
+                    if n > ce * pbuf_room {
+                        return Err(IsaError::BufferOverflow {
+                            name,
+                            buffer: "PBUF",
+                            last: i.pbuf as u64 + chunks * g - 1,
+                            entries: cfg.pbuf_entries,
+                        });
+                    }
+                    let obuf_room = (cfg.obuf_entries as u64).saturating_sub(i.obuf as u64);
+                    if n > ce * obuf_room {
+                        return Err(IsaError::BufferOverflow {
+                            name,
+                            buffer: "OBUF",
+                            last: i.obuf as u64 + chunks - 1,
+                            entries: cfg.obuf_entries,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A whole program as the bytes the engine fetches (32 bytes per instruction, little-endian).
+pub fn encode_program(program: &[Instr]) -> Vec<u8> {
+    program.iter().flat_map(|i| i.to_bytes()).collect()
+}
+
+/// The inverse of [`encode_program`]; the error carries the failing instruction's index.
+pub fn decode_program(bytes: &[u8]) -> Result<Vec<Instr>, (usize, IsaError)> {
+    if !bytes.len().is_multiple_of(INSTR_BYTES) {
+        return Err((
+            bytes.len() / INSTR_BYTES,
+            IsaError::ProgramLength { len: bytes.len() },
+        ));
+    }
+    bytes
+        .chunks_exact(INSTR_BYTES)
+        .enumerate()
+        .map(|(n, b)| Instr::from_bytes(b.try_into().expect("32-byte chunk")).map_err(|e| (n, e)))
+        .collect()
+}
+
+/// The 16-byte PBUF record of a requantiser: bias i32, mult_pos i32, mult_neg i32, shift u8,
+/// three zero bytes; little-endian.
+pub fn encode_requant(r: &Requant) -> [u8; PBUF_RECORD_BYTES] {
+    let mut b = [0u8; PBUF_RECORD_BYTES];
+    b[0..4].copy_from_slice(&r.bias.to_le_bytes());
+    b[4..8].copy_from_slice(&r.mult_pos.to_le_bytes());
+    b[8..12].copy_from_slice(&r.mult_neg.to_le_bytes());
+    b[12] = r.shift;
+    b
+}
+
+/// Reads a PBUF record. The three pad bytes are ignored, as the hardware ignores them.
+pub fn decode_requant(b: &[u8; PBUF_RECORD_BYTES]) -> Requant {
+    let word = |i: usize| i32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+    Requant {
+        bias: word(0),
+        mult_pos: word(4),
+        mult_neg: word(8),
+        shift: b[12],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn wait() -> impl Strategy<Value = Wait> {
+        (any::<bool>(), any::<bool>()).prop_map(|(dma, compute)| Wait { dma, compute })
+    }
+
+    fn requant() -> impl Strategy<Value = Requant> {
+        (any::<i32>(), any::<i32>(), any::<i32>(), any::<u8>()).prop_map(
+            |(bias, mult_pos, mult_neg, shift)| Requant {
+                bias,
+                mult_pos,
+                mult_neg,
+                shift,
+            },
+        )
+    }
+
+    /// Any instruction the encoding can represent (fields at their full widths).
+    pub fn arb_instr() -> impl Strategy<Value = Instr> {
+        prop_oneof![
+            wait().prop_map(|wait| Instr::End(End { wait })),
+            (wait(), any::<u32>(), any::<u32>(), any::<[u16; 3]>()).prop_map(|(wait, d, s, f)| {
+                Instr::LoadAct(LoadAct {
+                    wait,
+                    dram: d,
+                    dram_stride: s,
+                    abuf: f[0],
+                    rows: f[1],
+                    row_entries: f[2],
+                })
+            }),
+            (wait(), any::<u32>(), any::<[u16; 2]>()).prop_map(|(wait, d, f)| {
+                Instr::LoadWgt(LoadWgt {
+                    wait,
+                    dram: d,
+                    wbuf: f[0],
+                    entries: f[1],
+                })
+            }),
+            (wait(), any::<u32>(), any::<[u16; 2]>()).prop_map(|(wait, d, f)| {
+                Instr::LoadParam(LoadParam {
+                    wait,
+                    dram: d,
+                    pbuf: f[0],
+                    channels: f[1],
+                })
+            }),
+            (wait(), any::<[u16; 9]>(), any::<[u8; 2]>()).prop_map(|(wait, f, b)| {
+                Instr::Conv(Conv {
+                    wait,
+                    abuf: f[0],
+                    wbuf: f[1],
+                    obuf: f[2],
+                    pbuf: f[3],
+                    out_w: f[4],
+                    chunks: f[5],
+                    row_pitch: f[6],
+                    chunk_pitch: f[7],
+                    obuf_stride: f[8],
+                    kernel: b[0],
+                    stride: b[1],
+                })
+            }),
+            (wait(), any::<[u32; 3]>(), any::<[u16; 4]>(), any::<u8>()).prop_map(
+                |(wait, d, f, banks)| Instr::Store(Store {
+                    wait,
+                    dram: d[0],
+                    bank_stride: d[1],
+                    run_stride: d[2],
+                    obuf: f[0],
+                    obuf_stride: f[1],
+                    run_entries: f[2],
+                    runs: f[3],
+                    banks,
+                })
+            ),
+            (
+                wait(),
+                any::<[u16; 6]>(),
+                any::<[bool; 2]>(),
+                any::<[i16; 2]>(),
+                requant()
+            )
+                .prop_map(|(wait, f, b, k, requant)| Instr::Ewise(Ewise {
+                    wait,
+                    a: f[0],
+                    b: f[1],
+                    gate: f[2],
+                    obuf: f[3],
+                    entries: f[4],
+                    chunk_entries: f[5],
+                    use_b: b[0],
+                    use_gate: b[1],
+                    ka: k[0],
+                    kb: k[1],
+                    requant,
+                })),
+            (wait(), any::<[u16; 5]>(), any::<u8>(), any::<[bool; 2]>()).prop_map(
+                |(wait, f, banks, b)| Instr::Pool(Pool {
+                    wait,
+                    abuf: f[0],
+                    entries: f[1],
+                    chunk_entries: f[2],
+                    pbuf: f[3],
+                    obuf: f[4],
+                    banks,
+                    first: b[0],
+                    last: b[1],
+                })
+            ),
+        ]
+    }
+
+    fn conv() -> Conv {
+        Conv {
+            wait: Wait::DMA,
+            abuf: 0,
+            wbuf: 0,
+            obuf: 0,
+            pbuf: 0,
+            out_w: 8,
+            chunks: 1,
+            kernel: 3,
+            stride: 1,
+            row_pitch: 10,
+            chunk_pitch: 0,
+            obuf_stride: 8,
+        }
+    }
+
+    #[test]
+    fn layout_is_pinned() {
+        // Pins the documented bit positions: changing them needs an ISA_VERSION bump.
+        let w = Instr::Conv(conv()).encode();
+        assert_eq!(w, [0x14, 0, 0, 0x0001_0008, 10, 0x0103_0008, 0, 0]);
+        let e = Instr::Ewise(Ewise {
+            wait: Wait::COMPUTE,
+            use_b: true,
+            ka: -1,
+            kb: 2,
+            requant: Requant {
+                bias: -2,
+                mult_pos: 3,
+                mult_neg: 4,
+                shift: 5,
+            },
+            ..Ewise::default()
+        });
+        assert_eq!(
+            e.encode(),
+            [0x0566, 0, 0, 0, 0x0002_ffff, 0xffff_fffe, 3, 4]
+        );
+        let bytes = encode_program(&[Instr::End(End::default())]);
+        assert_eq!(bytes, vec![0u8; 32]);
+    }
+
+    #[test]
+    fn decode_rejects_bad_words() {
+        assert!(matches!(
+            Instr::decode([9, 0, 0, 0, 0, 0, 0, 0]),
+            Err(IsaError::UnknownOpcode { opcode: 9, .. })
+        ));
+        assert_eq!(
+            Instr::decode([0x40, 0, 0, 0, 0, 0, 0, 0]),
+            Err(IsaError::ReservedBits {
+                name: "END",
+                word: 0,
+                bits: 0x40
+            })
+        );
+        let mut w = Instr::Conv(conv()).encode();
+        w[6] = 1;
+        assert!(matches!(
+            Instr::decode(w),
+            Err(IsaError::ReservedBits { word: 6, .. })
+        ));
+        assert!(decode_program(&[0u8; 33]).is_err());
+    }
+
+    #[test]
+    fn validate_catches_each_limit() {
+        let cfg = EngineConfig::tiny(); // rows 2, cols 8, abuf 1024, wbuf 256, obuf 512
+        let ok = Instr::Conv(conv());
+        ok.validate(&cfg).unwrap();
+        let bad = |f: fn(&mut Conv)| {
+            let mut c = conv();
+            f(&mut c);
+            Instr::Conv(c).validate(&cfg).unwrap_err().to_string()
+        };
+        assert!(bad(|c| c.kernel = 0).contains("kernel is 0"));
+        assert!(bad(|c| c.kernel = 8).contains("kernel is 8"));
+        assert!(bad(|c| c.stride = 3).contains("stride is 3"));
+        assert!(bad(|c| c.out_w = 0).contains("out_w"));
+        // last ABUF entry: abuf + ((R−1)·s + k−1)·row_pitch + (out_w−1)·s + k−1 = 1014 + 3·10 + 9.
+        Instr::Conv(Conv {
+            abuf: 1023 - 39,
+            ..conv()
+        })
+        .validate(&cfg)
+        .unwrap();
+        assert!(bad(|c| c.abuf = 1023 - 38).contains("ABUF entry 1024"));
+        assert!(bad(|c| c.wbuf = 256 - 8).contains("WBUF"));
+        assert!(bad(|c| c.pbuf = 256 - 7).contains("PBUF"));
+        assert!(bad(|c| c.obuf = 512 - 7).contains("OBUF"));
+
+        let store = Store {
+            wait: Wait::COMPUTE,
+            dram: 0,
+            bank_stride: 64,
+            run_stride: 8,
+            obuf: 0,
+            obuf_stride: 8,
+            run_entries: 8,
+            runs: 2,
+            banks: 2,
+        };
+        Instr::Store(store).validate(&cfg).unwrap();
+        let e = Instr::Store(Store { banks: 3, ..store })
+            .validate(&cfg)
+            .unwrap_err();
+        assert!(e.to_string().contains("between 1 and 2"), "{e}");
+        let e = Instr::Store(Store {
+            dram: u32::MAX,
+            ..store
+        })
+        .validate(&cfg)
+        .unwrap_err();
+        assert!(matches!(e, IsaError::DramOverflow { .. }));
+
+        let pool = Pool {
+            entries: 40,
+            chunk_entries: 4,
+            banks: 1,
+            last: true,
+            pbuf: 256 - 80,
+            ..Pool::default()
+        };
+        Instr::Pool(pool).validate(&cfg).unwrap(); // 10 chunks = 80 channels exactly
+        let e = Instr::Pool(Pool {
+            pbuf: 256 - 79,
+            ..pool
+        })
+        .validate(&cfg)
+        .unwrap_err();
+        assert!(e.to_string().contains("PBUF entry 256"), "{e}");
+        let e = Instr::Ewise(Ewise {
+            entries: 10,
+            use_gate: true,
+            chunk_entries: 5,
+            gate: 1023,
+            ..Ewise::default()
+        })
+        .validate(&cfg)
+        .unwrap_err();
+        assert!(e.to_string().contains("ABUF entry 1024"), "{e}");
+    }
+
+    #[test]
+    fn requant_record_layout() {
+        let r = Requant {
+            bias: -2,
+            mult_pos: 0x0102_0304,
+            mult_neg: 7,
+            shift: 9,
+        };
+        let b = encode_requant(&r);
+        assert_eq!(
+            b,
+            [0xfe, 0xff, 0xff, 0xff, 4, 3, 2, 1, 7, 0, 0, 0, 9, 0, 0, 0]
+        );
+        assert_eq!(decode_requant(&b), r);
+    }
+
+    proptest! {
+        #[test]
+        fn encode_decode_round_trip(i in arb_instr()) {
+            prop_assert_eq!(Instr::decode(i.encode()), Ok(i));
+            prop_assert_eq!(Instr::from_bytes(&i.to_bytes()), Ok(i));
+        }
+
+        #[test]
+        fn decode_never_panics(w in any::<[u32; 8]>()) {
+            // Whatever decodes must re-encode to the same words (no silently dropped bits).
+            if let Ok(i) = Instr::decode(w) {
+                prop_assert_eq!(i.encode(), w);
+                let _ = i.validate(&EngineConfig::tiny());
+                let _ = i.validate(&EngineConfig::default());
+            }
+        }
+
+        #[test]
+        fn program_round_trip(p in proptest::collection::vec(arb_instr(), 0..16)) {
+            prop_assert_eq!(decode_program(&encode_program(&p)), Ok(p));
+        }
+
+        #[test]
+        fn requant_record_round_trip(r in requant()) {
+            prop_assert_eq!(decode_requant(&encode_requant(&r)), r);
+        }
+    }
+}
