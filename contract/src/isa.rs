@@ -23,11 +23,11 @@
 //! | 3 | `LOAD_PARAM` | — | `dram` | [15:0] `pbuf`, [31:16] `channels` | — | — | — | — | — |
 //! | 4 | `CONV` | — | [15:0] `abuf`, [31:16] `wbuf` | [15:0] `obuf`, [31:16] `pbuf` | [15:0] `out_w`, [31:16] `chunks` | [15:0] `row_pitch`, [31:16] `chunk_pitch` | [15:0] `obuf_stride`, [23:16] `kernel`, [31:24] `stride` | — | — |
 //! | 5 | `STORE` | — | `dram` | `bank_stride` | `run_stride` | [15:0] `obuf`, [31:16] `obuf_stride` | [15:0] `run_entries`, [31:16] `runs` | [7:0] `banks` | — |
-//! | 6 | `EWISE` | [6] `use_b`, [7] `use_gate`, [15:8] `requant.shift` | [15:0] `a`, [31:16] `b` | [15:0] `gate`, [31:16] `obuf` | [15:0] `entries`, [31:16] `chunk_entries` | [15:0] `ka` (i), [31:16] `kb` (i) | `requant.bias` (i) | `requant.mult_pos` (i) | `requant.mult_neg` (i) |
-//! | 7 | `POOL` | [6] `first`, [7] `last` | [15:0] `abuf`, [31:16] `entries` | [15:0] `chunk_entries`, [31:16] `pbuf` | [15:0] `obuf`, [23:16] `banks` | — | — | — | — |
+//! | 6 | `EWISE` | [6] `use_b`, [7] `use_gate` | [15:0] `a`, [31:16] `b` | [15:0] `gate`, [31:16] `obuf` | [15:0] `pbuf`, [31:16] `chunks` | [15:0] `width`, [31:16] `row_pitch` | [15:0] `chunk_pitch`, [31:16] `obuf_stride` | [15:0] `ka` (i), [31:16] `kb` (i) | — |
+//! | 7 | `POOL` | [6] `first`, [7] `last` | [15:0] `abuf`, [31:16] `chunks` | [15:0] `width`, [31:16] `row_pitch` | [15:0] `chunk_pitch`, [31:16] `pbuf` | [15:0] `obuf`, [23:16] `banks` | — | — | — |
 //!
-//! Opcodes 8–15 are illegal ([`IsaError::UnknownOpcode`]). Full-word fields (`dram`,
-//! strides, `requant.*`) are 32-bit; buffer addresses are 16-bit (`MAX_BUFFER_ENTRIES`).
+//! Opcodes 8–15 are illegal ([`IsaError::UnknownOpcode`]). Full-word fields (`dram` and the
+//! DRAM strides) are 32-bit; buffer addresses are 16-bit (`MAX_BUFFER_ENTRIES`).
 //!
 //! # Legality (`validate`)
 //!
@@ -36,7 +36,7 @@
 //! depth. Every check is a compare of a sum of products of fields against a config constant,
 //! so the RTL evaluates them in its decode cycle.
 
-use crate::arith::{Requant, MAX_SHIFT};
+use crate::arith::Requant;
 use crate::config::{EngineConfig, MAX_KERNEL};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -195,50 +195,43 @@ pub struct Store {
     pub banks: u8,
 }
 
-/// `EWISE`: residual add (`use_b`) and/or SE gate (`use_gate`) over `entries` entries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// EWISE and POOL walk a tile like a 1×1 conv: chunk `j < chunks`, column `x < width`; bank
+/// `r` reads `base + j·chunk_pitch + r·row_pitch + x`.
+///
+/// `EWISE`: SE gate (`use_gate`: `se_scale(v, sigmoid_gate(ABUF[0][gate + j]))`) and/or
+/// residual add (`use_b`: `PBUF[pbuf + jG + l].apply(v·ka + b·kb)`), result to
+/// `OBUF[r][obuf + j·obuf_stride + x]`, for every bank `r < R`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ewise {
     pub wait: Wait,
     pub a: u16,
     pub b: u16,
     pub gate: u16,
     pub obuf: u16,
-    pub entries: u16,
-    pub chunk_entries: u16,
+    pub pbuf: u16,
+    pub chunks: u16,
+    pub width: u16,
+    pub row_pitch: u16,
+    pub chunk_pitch: u16,
+    pub obuf_stride: u16,
     pub use_b: bool,
     pub use_gate: bool,
     pub ka: i16,
     pub kb: i16,
-    pub requant: Requant,
 }
 
-impl Default for Ewise {
-    fn default() -> Self {
-        Ewise {
-            wait: Wait::NONE,
-            a: 0,
-            b: 0,
-            gate: 0,
-            obuf: 0,
-            entries: 0,
-            chunk_entries: 0,
-            use_b: false,
-            use_gate: false,
-            ka: 0,
-            kb: 0,
-            requant: Requant::IDENTITY,
-        }
-    }
-}
-
-/// `POOL`: global-average-pool accumulation over `entries` entries of `banks` banks.
+/// `POOL`: `sum[j][l] += ABUF[r][abuf + j·chunk_pitch + r·row_pitch + x][l]` over banks
+/// `r < banks`; `first` clears the sums first, `last` writes
+/// `PBUF[pbuf + jG + l].apply(sum[j][l])` to `OBUF[0][obuf + j][l]`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pool {
     pub wait: Wait,
     pub abuf: u16,
-    pub entries: u16,
-    pub chunk_entries: u16,
+    pub chunks: u16,
+    pub width: u16,
     pub banks: u8,
+    pub row_pitch: u16,
+    pub chunk_pitch: u16,
     pub first: bool,
     pub last: bool,
     pub pbuf: u16,
@@ -290,8 +283,8 @@ fn used_bits(op: u32) -> [u32; 8] {
         opcode::LOAD_WGT | opcode::LOAD_PARAM => [W0, F, F, 0, 0, 0, 0, 0],
         opcode::CONV => [W0, F, F, F, F, F, 0, 0],
         opcode::STORE => [W0, F, F, F, F, F, 0xff, 0],
-        opcode::EWISE => [0xffff, F, F, F, F, F, F, F],
-        opcode::POOL => [0xff, F, F, 0x00ff_ffff, 0, 0, 0, 0],
+        opcode::EWISE => [0xff, F, F, F, F, F, F, 0],
+        opcode::POOL => [0xff, F, F, F, 0x00ff_ffff, 0, 0, 0],
         _ => unreachable!("opcode checked by caller"),
     }
 }
@@ -435,20 +428,19 @@ impl Instr {
             }
             Instr::Ewise(i) => {
                 w[0] |= (i.use_b as u32) << 6 | (i.use_gate as u32) << 7;
-                w[0] |= (i.requant.shift as u32) << 8;
                 w[1] = pack(i.a, i.b);
                 w[2] = pack(i.gate, i.obuf);
-                w[3] = pack(i.entries, i.chunk_entries);
-                w[4] = pack(i.ka as u16, i.kb as u16);
-                w[5] = i.requant.bias as u32;
-                w[6] = i.requant.mult_pos as u32;
-                w[7] = i.requant.mult_neg as u32;
+                w[3] = pack(i.pbuf, i.chunks);
+                w[4] = pack(i.width, i.row_pitch);
+                w[5] = pack(i.chunk_pitch, i.obuf_stride);
+                w[6] = pack(i.ka as u16, i.kb as u16);
             }
             Instr::Pool(i) => {
                 w[0] |= (i.first as u32) << 6 | (i.last as u32) << 7;
-                w[1] = pack(i.abuf, i.entries);
-                w[2] = pack(i.chunk_entries, i.pbuf);
-                w[3] = i.obuf as u32 | (i.banks as u32) << 16;
+                w[1] = pack(i.abuf, i.chunks);
+                w[2] = pack(i.width, i.row_pitch);
+                w[3] = pack(i.chunk_pitch, i.pbuf);
+                w[4] = i.obuf as u32 | (i.banks as u32) << 16;
             }
         }
         w
@@ -522,27 +514,27 @@ impl Instr {
                 b: hi(w[1]),
                 gate: lo(w[2]),
                 obuf: hi(w[2]),
-                entries: lo(w[3]),
-                chunk_entries: hi(w[3]),
-                ka: lo(w[4]) as i16,
-                kb: hi(w[4]) as i16,
-                requant: Requant {
-                    bias: w[5] as i32,
-                    mult_pos: w[6] as i32,
-                    mult_neg: w[7] as i32,
-                    shift: (w[0] >> 8) as u8,
-                },
+                pbuf: lo(w[3]),
+                chunks: hi(w[3]),
+                width: lo(w[4]),
+                row_pitch: hi(w[4]),
+                chunk_pitch: lo(w[5]),
+                obuf_stride: hi(w[5]),
+                ka: lo(w[6]) as i16,
+                kb: hi(w[6]) as i16,
             }),
             _ => Instr::Pool(Pool {
                 wait,
                 first: bit(w[0], 6),
                 last: bit(w[0], 7),
                 abuf: lo(w[1]),
-                entries: hi(w[1]),
-                chunk_entries: lo(w[2]),
-                pbuf: hi(w[2]),
-                obuf: lo(w[3]),
-                banks: (w[3] >> 16) as u8,
+                chunks: hi(w[1]),
+                width: lo(w[2]),
+                row_pitch: hi(w[2]),
+                chunk_pitch: lo(w[3]),
+                pbuf: hi(w[3]),
+                obuf: lo(w[4]),
+                banks: (w[4] >> 16) as u8,
             }),
         };
         for (word, (&value, &mask)) in w.iter().zip(&used).enumerate() {
@@ -653,72 +645,45 @@ impl Instr {
                 check_dram(name, last)?;
             }
             Instr::Ewise(i) => {
-                count("entries", i.entries as u64)?;
-                let n = i.entries as u64;
-                check_buffer(name, "ABUF", i.a as u64 + n - 1, cfg.abuf_entries)?;
+                count("chunks", i.chunks as u64)?;
+                count("width", i.width as u64)?;
+                let tile_last = |base: u16| {
+                    base as u64
+                        + (i.chunks as u64 - 1) * i.chunk_pitch as u64
+                        + (rows - 1) * i.row_pitch as u64
+                        + i.width as u64
+                        - 1
+                };
+                check_buffer(name, "ABUF", tile_last(i.a), cfg.abuf_entries)?;
                 if i.use_b {
-                    check_buffer(name, "ABUF", i.b as u64 + n - 1, cfg.abuf_entries)?;
-                    check_range(
-                        name,
-                        "requant.shift",
-                        i.requant.shift as u64,
-                        0,
-                        MAX_SHIFT as u64,
-                    )?;
+                    check_buffer(name, "ABUF", tile_last(i.b), cfg.abuf_entries)?;
+                    let last = i.pbuf as u64 + i.chunks as u64 * g - 1;
+                    check_buffer(name, "PBUF", last, cfg.pbuf_entries)?;
                 }
                 if i.use_gate {
-                    count("chunk_entries", i.chunk_entries as u64)?;
-                    // gate + (entries − 1) div chunk_entries < abuf_entries, written without a
-                    // divider: ceil(entries / chunk_entries) ≤ abuf_entries − gate.
-                    let room = (cfg.abuf_entries as u64).saturating_sub(i.gate as u64);
-                    if n > i.chunk_entries as u64 * room {
-                        let last = i.gate as u64 + (n - 1) / i.chunk_entries as u64;
-                        return Err(IsaError::BufferOverflow {
-                            name,
-                            buffer: "ABUF",
-                            last,
-                            entries: cfg.abuf_entries,
-                        });
-                    }
+                    let last = i.gate as u64 + i.chunks as u64 - 1;
+                    check_buffer(name, "ABUF", last, cfg.abuf_entries)?;
                 }
-                check_buffer(name, "OBUF", i.obuf as u64 + n - 1, cfg.obuf_entries)?;
+                let last_out =
+                    i.obuf as u64 + (i.chunks as u64 - 1) * i.obuf_stride as u64 + i.width as u64
+                        - 1;
+                check_buffer(name, "OBUF", last_out, cfg.obuf_entries)?;
             }
             Instr::Pool(i) => {
-                count("entries", i.entries as u64)?;
-                count("chunk_entries", i.chunk_entries as u64)?;
+                check_range(name, "chunks", i.chunks as u64, 1, POOL_MAX_CHUNKS as u64)?;
+                count("width", i.width as u64)?;
                 check_range(name, "banks", i.banks as u64, 1, rows)?;
-                let n = i.entries as u64;
-                let ce = i.chunk_entries as u64;
-                check_buffer(name, "ABUF", i.abuf as u64 + n - 1, cfg.abuf_entries)?;
-                // ceil(n / ce) ≤ room ⇔ n ≤ ce·room: no divider in the decode cycle.
-                let chunks = n.div_ceil(ce);
-                if n > ce * POOL_MAX_CHUNKS as u64 {
-                    return Err(IsaError::BufferOverflow {
-                        name,
-                        buffer: "POOL sums",
-                        last: chunks - 1,
-                        entries: POOL_MAX_CHUNKS,
-                    });
-                }
+                let last = i.abuf as u64
+                    + (i.chunks as u64 - 1) * i.chunk_pitch as u64
+                    + (i.banks as u64 - 1) * i.row_pitch as u64
+                    + i.width as u64
+                    - 1;
+                check_buffer(name, "ABUF", last, cfg.abuf_entries)?;
                 if i.last {
-                    let pbuf_room = (cfg.pbuf_entries as u64).saturating_sub(i.pbuf as u64) / g;
-                    if n > ce * pbuf_room {
-                        return Err(IsaError::BufferOverflow {
-                            name,
-                            buffer: "PBUF",
-                            last: i.pbuf as u64 + chunks * g - 1,
-                            entries: cfg.pbuf_entries,
-                        });
-                    }
-                    let obuf_room = (cfg.obuf_entries as u64).saturating_sub(i.obuf as u64);
-                    if n > ce * obuf_room {
-                        return Err(IsaError::BufferOverflow {
-                            name,
-                            buffer: "OBUF",
-                            last: i.obuf as u64 + chunks - 1,
-                            entries: cfg.obuf_entries,
-                        });
-                    }
+                    let last = i.pbuf as u64 + i.chunks as u64 * g - 1;
+                    check_buffer(name, "PBUF", last, cfg.pbuf_entries)?;
+                    let last = i.obuf as u64 + i.chunks as u64 - 1;
+                    check_buffer(name, "OBUF", last, cfg.obuf_entries)?;
                 }
             }
         }
@@ -849,33 +814,37 @@ mod tests {
             ),
             (
                 wait(),
-                any::<[u16; 6]>(),
+                any::<[u16; 10]>(),
                 any::<[bool; 2]>(),
-                any::<[i16; 2]>(),
-                requant()
+                any::<[i16; 2]>()
             )
-                .prop_map(|(wait, f, b, k, requant)| Instr::Ewise(Ewise {
+                .prop_map(|(wait, f, b, k)| Instr::Ewise(Ewise {
                     wait,
                     a: f[0],
                     b: f[1],
                     gate: f[2],
                     obuf: f[3],
-                    entries: f[4],
-                    chunk_entries: f[5],
+                    pbuf: f[4],
+                    chunks: f[5],
+                    width: f[6],
+                    row_pitch: f[7],
+                    chunk_pitch: f[8],
+                    obuf_stride: f[9],
                     use_b: b[0],
                     use_gate: b[1],
                     ka: k[0],
                     kb: k[1],
-                    requant,
                 })),
-            (wait(), any::<[u16; 5]>(), any::<u8>(), any::<[bool; 2]>()).prop_map(
+            (wait(), any::<[u16; 7]>(), any::<u8>(), any::<[bool; 2]>()).prop_map(
                 |(wait, f, banks, b)| Instr::Pool(Pool {
                     wait,
                     abuf: f[0],
-                    entries: f[1],
-                    chunk_entries: f[2],
-                    pbuf: f[3],
-                    obuf: f[4],
+                    chunks: f[1],
+                    width: f[2],
+                    row_pitch: f[3],
+                    chunk_pitch: f[4],
+                    pbuf: f[5],
+                    obuf: f[6],
                     banks,
                     first: b[0],
                     last: b[1],
@@ -911,18 +880,11 @@ mod tests {
             use_b: true,
             ka: -1,
             kb: 2,
-            requant: Requant {
-                bias: -2,
-                mult_pos: 3,
-                mult_neg: 4,
-                shift: 5,
-            },
+            pbuf: 3,
+            chunks: 4,
             ..Ewise::default()
         });
-        assert_eq!(
-            e.encode(),
-            [0x0566, 0, 0, 0, 0x0002_ffff, 0xffff_fffe, 3, 4]
-        );
+        assert_eq!(e.encode(), [0x66, 0, 0, 0x0004_0003, 0, 0, 0x0002_ffff, 0]);
         let bytes = encode_program(&[Instr::End(End::default())]);
         assert_eq!(bytes, vec![0u8; 32]);
     }
@@ -1001,8 +963,8 @@ mod tests {
         assert!(matches!(e, IsaError::DramOverflow { .. }));
 
         let pool = Pool {
-            entries: 40,
-            chunk_entries: 4,
+            chunks: 10,
+            width: 4,
             banks: 1,
             last: true,
             pbuf: 256 - 80,
@@ -1017,9 +979,9 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("PBUF entry 256"), "{e}");
         let e = Instr::Ewise(Ewise {
-            entries: 10,
+            chunks: 2,
+            width: 5,
             use_gate: true,
-            chunk_entries: 5,
             gate: 1023,
             ..Ewise::default()
         })
