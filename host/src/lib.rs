@@ -1,5 +1,9 @@
 //! The driver: model graph, quantiser, references, scheduler and reports.
 
 pub mod backend;
+pub mod float_ref;
+pub mod model;
+pub mod params;
 pub mod qmodel;
 pub mod reference;
+pub mod summary;

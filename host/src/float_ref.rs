@@ -1,0 +1,465 @@
+//! The float32 reference: a plain forward pass of a [`Model`] graph (NCHW, batch 1).
+//!
+//! It is the accuracy yardstick for the int8 path (the final embedding is compared by
+//! cosine) and the source of the activation statistics the quantiser calibrates from
+//! ([`forward_all`] / [`forward_with`] expose every intermediate tensor).
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::model::{BatchNorm, Conv2d, Linear, Model, ModelError, Node, Op, Shape, TensorId};
+use crate::params::{Params, ParamsError, SplitMix64};
+
+#[derive(Debug, Error)]
+pub enum RefError {
+    #[error("input shape: expected {expected}, got {actual}")]
+    InputShape { expected: Shape, actual: Shape },
+    #[error("node `{node}`: {source}")]
+    Params {
+        node: String,
+        #[source]
+        source: ParamsError,
+    },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// A dense f32 tensor, batch 1, NCHW (`data[(c * h + y) * w + x]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub shape: Shape,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn zeros(shape: Shape) -> Tensor {
+        Tensor {
+            shape,
+            data: vec![0.0; shape.numel()],
+        }
+    }
+
+    /// Panics when `data.len() != shape.numel()` (a programming error).
+    pub fn new(shape: Shape, data: Vec<f32>) -> Tensor {
+        assert_eq!(
+            data.len(),
+            shape.numel(),
+            "tensor data does not match {shape}"
+        );
+        Tensor { shape, data }
+    }
+
+    pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
+        self.data[(c * self.shape.h + y) * self.shape.w + x]
+    }
+
+    /// Channel `c` as a contiguous `h*w` slice.
+    pub fn plane(&self, c: usize) -> &[f32] {
+        let hw = self.shape.hw();
+        &self.data[c * hw..(c + 1) * hw]
+    }
+
+    pub fn mean(&self) -> f64 {
+        self.data.iter().map(|&v| v as f64).sum::<f64>() / self.data.len().max(1) as f64
+    }
+
+    /// Population standard deviation over all elements.
+    pub fn std(&self) -> f64 {
+        let m = self.mean();
+        let var = self
+            .data
+            .iter()
+            .map(|&v| (v as f64 - m).powi(2))
+            .sum::<f64>()
+            / self.data.len().max(1) as f64;
+        var.sqrt()
+    }
+
+    pub fn max_abs(&self) -> f32 {
+        self.data.iter().fold(0.0f32, |a, &v| a.max(v.abs()))
+    }
+
+    /// Cosine similarity of two same-sized tensors (flattened).
+    pub fn cosine(&self, other: &Tensor) -> f64 {
+        let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+        for (&a, &b) in self.data.iter().zip(&other.data) {
+            ab += a as f64 * b as f64;
+            aa += a as f64 * a as f64;
+            bb += b as f64 * b as f64;
+        }
+        ab / (aa.sqrt() * bb.sqrt())
+    }
+}
+
+/// A deterministic, image-like input: 1×3×112×112, values in [-1, 1].
+///
+/// Smooth low-frequency waves and a few Gaussian blobs shared across channels (as colour
+/// channels are correlated), a per-channel tint, and faint pixel noise.
+pub fn synthetic_input(seed: u64) -> Tensor {
+    synthetic_image(seed, Shape::new(3, 112, 112))
+}
+
+/// [`synthetic_input`] for any shape.
+pub fn synthetic_image(seed: u64, shape: Shape) -> Tensor {
+    let mut rng = SplitMix64::new(seed ^ 0x1a2b_3c4d_5e6f_7081);
+    let (h, w) = (shape.h as f32, shape.w as f32);
+    let tau = std::f32::consts::TAU;
+    // (amplitude, fy, fx, phase): up to ~3 periods across the image
+    let waves: Vec<[f32; 4]> = (0..4)
+        .map(|_| {
+            [
+                rng.uniform(0.3, 1.0),
+                rng.uniform(-3.0, 3.0) * tau / h,
+                rng.uniform(-3.0, 3.0) * tau / w,
+                rng.uniform(0.0, tau),
+            ]
+        })
+        .collect();
+    // (amplitude, cy, cx, radius)
+    let blobs: Vec<[f32; 4]> = (0..3)
+        .map(|_| {
+            [
+                rng.uniform(-1.5, 1.5),
+                rng.uniform(0.0, h),
+                rng.uniform(0.0, w),
+                rng.uniform(0.1, 0.35) * h.min(w),
+            ]
+        })
+        .collect();
+    let tint: Vec<(f32, f32)> = (0..shape.c)
+        .map(|_| (rng.uniform(0.6, 1.2), rng.uniform(-0.3, 0.3)))
+        .collect();
+    let mut data = Vec::with_capacity(shape.numel());
+    for &(gain, offset) in &tint {
+        for y in 0..shape.h {
+            for x in 0..shape.w {
+                let (yf, xf) = (y as f32, x as f32);
+                let mut v = offset;
+                for &[a, fy, fx, ph] in &waves {
+                    v += gain * a * (fy * yf + fx * xf + ph).sin();
+                }
+                for &[a, cy, cx, r] in &blobs {
+                    let d2 = (yf - cy).powi(2) + (xf - cx).powi(2);
+                    v += gain * a * (-d2 / (2.0 * r * r)).exp();
+                }
+                v += 0.05 * rng.normal();
+                data.push(v);
+            }
+        }
+    }
+    let peak = data.iter().fold(0.0f32, |a, &v| a.max(v.abs())).max(1e-6);
+    data.iter_mut().for_each(|v| *v /= peak);
+    Tensor::new(shape, data)
+}
+
+/// Grouped 2-D convolution, no bias. `weight` is `[out, in/groups, k, k]`.
+///
+/// Parallel over output channels; for each (input channel, tap) the valid output span of a
+/// row is computed once, so the inner loop is a branch-free multiply-add over a row.
+pub fn conv2d(c: &Conv2d, x: &Tensor, weight: &[f32]) -> Tensor {
+    let (h, w) = (x.shape.h, x.shape.w);
+    let (oh, ow) = c.out_hw(h, w).expect("conv kernel fits the input");
+    let out_shape = Shape::new(c.out_ch, oh, ow);
+    let mut out = Tensor::zeros(out_shape);
+    let (k, s, pad) = (c.kernel, c.stride, c.pad as isize);
+    let (ipg, opg) = (c.in_per_group(), c.out_per_group());
+    let wsz = ipg * k * k;
+    assert_eq!(weight.len(), c.out_ch * wsz, "conv weight size");
+    let pointwise = k == 1 && s == 1 && pad == 0;
+    // valid ox range for tap kx: 0 <= ox*s + kx - pad < w
+    let span = |kx: usize| -> (usize, usize) {
+        let off = kx as isize - pad;
+        let lo = if off < 0 {
+            ((-off) as usize).div_ceil(s)
+        } else {
+            0
+        };
+        let hi = if (w as isize) > off {
+            (((w as isize - off - 1) as usize) / s + 1).min(ow)
+        } else {
+            0
+        };
+        (lo, hi.max(lo))
+    };
+    out.data
+        .par_chunks_mut(oh * ow)
+        .enumerate()
+        .for_each(|(oc, o)| {
+            let g = oc / opg;
+            let wo = &weight[oc * wsz..(oc + 1) * wsz];
+            for icg in 0..ipg {
+                let ip = x.plane(g * ipg + icg);
+                if pointwise {
+                    let wv = wo[icg];
+                    o.iter_mut().zip(ip).for_each(|(a, &v)| *a += wv * v);
+                    continue;
+                }
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let wv = wo[(icg * k + ky) * k + kx];
+                        let (lo, hi) = span(kx);
+                        if lo >= hi {
+                            continue;
+                        }
+                        let x0 = (lo * s) as isize + kx as isize - pad;
+                        for oy in 0..oh {
+                            let iy = (oy * s) as isize + ky as isize - pad;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            let row = &ip[iy as usize * w..(iy as usize + 1) * w];
+                            let orow = &mut o[oy * ow + lo..oy * ow + hi];
+                            let x0 = x0 as usize;
+                            if s == 1 {
+                                orow.iter_mut()
+                                    .zip(&row[x0..x0 + (hi - lo)])
+                                    .for_each(|(a, &v)| *a += wv * v);
+                            } else {
+                                orow.iter_mut()
+                                    .zip(row[x0..].iter().step_by(s))
+                                    .for_each(|(a, &v)| *a += wv * v);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    out
+}
+
+/// Inference batch norm: `(x - mean) / sqrt(var + eps) * gamma + beta` per channel.
+pub fn batch_norm(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+) -> Tensor {
+    let hw = x.shape.hw();
+    let mut out = x.clone();
+    for c in 0..x.shape.c {
+        let scale = gamma[c] / (var[c] + bn.eps).sqrt();
+        let shift = beta[c] - mean[c] * scale;
+        out.data[c * hw..(c + 1) * hw]
+            .iter_mut()
+            .for_each(|v| *v = *v * scale + shift);
+    }
+    out
+}
+
+/// `max(0, x) + slope[c] * min(0, x)`.
+pub fn prelu(x: &Tensor, slope: &[f32]) -> Tensor {
+    let hw = x.shape.hw();
+    let mut out = x.clone();
+    for c in 0..x.shape.c {
+        let a = slope[c];
+        out.data[c * hw..(c + 1) * hw]
+            .iter_mut()
+            .for_each(|v| *v = if *v < 0.0 { a * *v } else { *v });
+    }
+    out
+}
+
+pub fn add(a: &Tensor, b: &Tensor) -> Tensor {
+    let data = a.data.iter().zip(&b.data).map(|(x, y)| x + y).collect();
+    Tensor::new(a.shape, data)
+}
+
+pub fn global_avg_pool(x: &Tensor) -> Tensor {
+    let hw = x.shape.hw();
+    let data = (0..x.shape.c)
+        .map(|c| (x.plane(c).iter().map(|&v| v as f64).sum::<f64>() / hw as f64) as f32)
+        .collect();
+    Tensor::new(Shape::new(x.shape.c, 1, 1), data)
+}
+
+pub fn sigmoid(x: &Tensor) -> Tensor {
+    let data = x.data.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect();
+    Tensor::new(x.shape, data)
+}
+
+/// `x[c, :, :] * gate[c]`.
+pub fn channel_mul(x: &Tensor, gate: &Tensor) -> Tensor {
+    let hw = x.shape.hw();
+    let mut out = x.clone();
+    for c in 0..x.shape.c {
+        let g = gate.data[c];
+        out.data[c * hw..(c + 1) * hw]
+            .iter_mut()
+            .for_each(|v| *v *= g);
+    }
+    out
+}
+
+pub fn flatten(x: &Tensor) -> Tensor {
+    Tensor::new(Shape::new(x.shape.numel(), 1, 1), x.data.clone())
+}
+
+/// `y = W x` with `W` `[out, in]`.
+pub fn linear(l: &Linear, x: &Tensor, weight: &[f32]) -> Tensor {
+    let data = weight
+        .chunks(l.in_features)
+        .map(|row| row.iter().zip(&x.data).map(|(a, b)| a * b).sum())
+        .collect();
+    Tensor::new(Shape::new(l.out_features, 1, 1), data)
+}
+
+/// `x / ||x||₂` over all elements (batch 1: the channel axis).
+pub fn l2_norm(x: &Tensor) -> Tensor {
+    let norm = x
+        .data
+        .iter()
+        .map(|&v| v as f64 * v as f64)
+        .sum::<f64>()
+        .sqrt() as f32;
+    Tensor::new(x.shape, x.data.iter().map(|&v| v / norm).collect())
+}
+
+/// Evaluate one node on its input tensors.
+pub fn eval_node(node: &Node, inputs: &[&Tensor], params: &Params) -> Result<Tensor, RefError> {
+    let p = |suffix: &str| -> Result<&[f32], RefError> {
+        params
+            .get(&format!("{}.{}", node.name, suffix))
+            .map(|t| t.data.as_slice())
+            .map_err(|source| RefError::Params {
+                node: node.name.clone(),
+                source,
+            })
+    };
+    let x = inputs[0];
+    Ok(match &node.op {
+        Op::Conv2d(c) => conv2d(c, x, p("weight")?),
+        Op::BatchNorm2d(bn) | Op::BatchNorm1d(bn) => batch_norm(
+            bn,
+            x,
+            p("weight")?,
+            p("bias")?,
+            p("running_mean")?,
+            p("running_var")?,
+        ),
+        Op::PRelu { .. } => prelu(x, p("weight")?),
+        Op::Add => add(x, inputs[1]),
+        Op::GlobalAvgPool => global_avg_pool(x),
+        Op::Sigmoid => sigmoid(x),
+        Op::ChannelMul => channel_mul(x, inputs[1]),
+        Op::Flatten => flatten(x),
+        Op::Linear(l) => linear(l, x, p("weight")?),
+        Op::L2Norm => l2_norm(x),
+    })
+}
+
+/// For each tensor, the index of the last node that reads it (to free it early).
+fn last_uses(model: &Model) -> Vec<usize> {
+    let mut last = vec![0usize; model.tensors.len()];
+    for (i, n) in model.nodes.iter().enumerate() {
+        for t in &n.inputs {
+            last[t.0] = i;
+        }
+    }
+    last[model.output.0] = usize::MAX;
+    last
+}
+
+fn check_input(model: &Model, input: &Tensor) -> Result<(), RefError> {
+    let expected = model.shape(model.input);
+    if input.shape != expected {
+        return Err(RefError::InputShape {
+            expected,
+            actual: input.shape,
+        });
+    }
+    Ok(())
+}
+
+/// Run the graph, calling `visit(node, output)` after every node; returns the model output.
+/// Tensors are dropped after their last use.
+pub fn forward_with(
+    model: &Model,
+    params: &Params,
+    input: &Tensor,
+    mut visit: impl FnMut(&Node, &Tensor),
+) -> Result<Tensor, RefError> {
+    check_input(model, input)?;
+    let last = last_uses(model);
+    let mut live: Vec<Option<Tensor>> = vec![None; model.tensors.len()];
+    live[model.input.0] = Some(input.clone());
+    for (i, node) in model.nodes.iter().enumerate() {
+        let ins: Vec<&Tensor> = node
+            .inputs
+            .iter()
+            .map(|t| live[t.0].as_ref().expect("nodes are in topological order"))
+            .collect();
+        let y = eval_node(node, &ins, params)?;
+        visit(node, &y);
+        live[node.output.0] = Some(y);
+        for t in &node.inputs {
+            if last[t.0] == i {
+                live[t.0] = None;
+            }
+        }
+    }
+    Ok(live[model.output.0].take().expect("output computed"))
+}
+
+/// Run the graph; returns the model output (the L2-normalised embedding).
+pub fn forward(model: &Model, params: &Params, input: &Tensor) -> Result<Tensor, RefError> {
+    forward_with(model, params, input, |_, _| {})
+}
+
+/// Every tensor of one forward pass, indexed by [`TensorId`].
+#[derive(Clone, Debug)]
+pub struct Activations {
+    pub tensors: Vec<Tensor>,
+}
+
+impl Activations {
+    pub fn get(&self, t: TensorId) -> &Tensor {
+        &self.tensors[t.0]
+    }
+
+    pub fn by_name(&self, model: &Model, name: &str) -> Result<&Tensor, ModelError> {
+        Ok(self.get(model.tensor_id(name)?))
+    }
+
+    /// Name → tensor, for callers that prefer a map.
+    pub fn into_map(self, model: &Model) -> HashMap<String, Tensor> {
+        model
+            .tensors
+            .iter()
+            .map(|t| t.name.clone())
+            .zip(self.tensors)
+            .collect()
+    }
+}
+
+/// Run the graph and keep every intermediate tensor (≈ 20 MB for VarGFaceNet).
+pub fn forward_all(
+    model: &Model,
+    params: &Params,
+    input: &Tensor,
+) -> Result<Activations, RefError> {
+    check_input(model, input)?;
+    let mut tensors: Vec<Option<Tensor>> = vec![None; model.tensors.len()];
+    tensors[model.input.0] = Some(input.clone());
+    for node in &model.nodes {
+        let ins: Vec<&Tensor> = node
+            .inputs
+            .iter()
+            .map(|t| {
+                tensors[t.0]
+                    .as_ref()
+                    .expect("nodes are in topological order")
+            })
+            .collect();
+        let y = eval_node(node, &ins, params)?;
+        tensors[node.output.0] = Some(y);
+    }
+    let tensors = tensors
+        .into_iter()
+        .map(|t| t.expect("every tensor is the input or a node output"))
+        .collect();
+    Ok(Activations { tensors })
+}
