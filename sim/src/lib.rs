@@ -1,1 +1,23 @@
-//! Cycle-accurate model of the engine and the Verilator harness.
+//! Cycle-accurate model of the engine (docs/engine.md), and later the Verilator harness.
+//!
+//! Function and timing are kept apart: [`func`] applies each instruction's effect on the
+//! buffers and DRAM with `contract::arith` only; [`engine`] steps the controller, DMA and
+//! compute unit cycle by cycle, with every duration from [`timing`]; [`dram`] is the memory
+//! model (latency + seeded ready stalls) the Verilator harness reuses.
+//!
+//! ```
+//! use contract::isa::{End, Instr};
+//! let mut engine = sim::Engine::new(contract::EngineConfig::tiny()).unwrap();
+//! engine.load_program(0, &[Instr::End(End::default())]);
+//! let result = engine.run(0, 1_000);
+//! assert_eq!(result.status, sim::Status::Done);
+//! ```
+
+pub mod dram;
+pub mod engine;
+pub mod func;
+pub mod timing;
+
+pub use dram::{Dram, MemoryModel, ReadyGen};
+pub use engine::{Counters, Engine, ErrorCause, InstrTrace, RunResult, Status, UnitCycles};
+pub use func::Buffers;

@@ -1,0 +1,411 @@
+//! The engine: a per-cycle step of the controller, the DMA and the compute unit over the two
+//! memory ports. Timing lives here (with the constants in `timing`); every data effect is
+//! delegated to `func::Buffers::execute` at issue.
+
+use contract::isa::{Instr, IsaError, Unit, INSTR_BYTES};
+use contract::{ConfigError, EngineConfig};
+use serde::Serialize;
+
+use crate::dram::{Dram, MemPort, MemoryModel};
+use crate::func::Buffers;
+use crate::timing;
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Status {
+    /// END issued with both units idle.
+    Done,
+    /// The hardware's `ERROR` status; `index` is the error register (the failing
+    /// instruction's position in the program).
+    Error { index: u32, cause: ErrorCause },
+    /// The watchdog: `max_cycles` passed without DONE or ERROR (a harness limit, not an RTL
+    /// status).
+    Timeout,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum ErrorCause {
+    /// Decode or validation failed.
+    Illegal(IsaError),
+    /// A bus word outside the DRAM (instruction fetch or DMA).
+    BusError { addr: u64 },
+}
+
+/// Cycles a unit spent in each state; the three add up to the run's cycles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UnitCycles {
+    /// Working (for the DMA: issuing or waiting for responses; for the controller:
+    /// fetching, decoding, issuing).
+    pub busy: u64,
+    /// Held up: the DMA or the fetch with a request and the port not ready; the controller
+    /// waiting on a unit or a wait flag.
+    pub stall: u64,
+    pub idle: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub controller: UnitCycles,
+    pub dma: UnitCycles,
+    pub compute: UnitCycles,
+    /// Instructions issued (END included).
+    pub instructions: u64,
+    /// MACs the array issued (all R×C PEs × G lanes per step, padding rows included).
+    pub macs: u64,
+    /// Bus bytes moved on the data port (whole B-byte words).
+    pub dram_read_bytes: u64,
+    pub dram_write_bytes: u64,
+    /// Bus bytes read on the instruction port.
+    pub instr_read_bytes: u64,
+}
+
+/// When one instruction went through the engine (cycles from the start of the run).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InstrTrace {
+    pub index: u32,
+    pub instr: Instr,
+    /// First cycle of its fetch.
+    pub fetch: u64,
+    /// The cycle the controller issued it.
+    pub issue: u64,
+    /// Its unit's last busy cycle (the issue cycle for END).
+    pub complete: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunResult {
+    pub status: Status,
+    /// Cycles until the engine stopped, the stopping cycle included.
+    pub cycles: u64,
+    pub counters: Counters,
+    /// Filled when tracing is on (`Engine::set_trace`).
+    pub trace: Vec<InstrTrace>,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    dram: Dram,
+    buffers: Buffers,
+    memory: MemoryModel,
+    trace: bool,
+}
+
+enum Ctrl {
+    /// Requesting and receiving the instruction's bus words.
+    Fetch {
+        words: Vec<u64>,
+        sent: usize,
+        received: usize,
+    },
+    /// Decode cycles left; the instruction is decoded and validated in the last one.
+    Decode(u64),
+    Issue(Instr),
+}
+
+struct DmaJob {
+    index: u32,
+    words: Vec<u64>,
+    write: bool,
+    setup: u64,
+    sent: usize,
+    received: usize,
+    trace: Option<usize>,
+}
+
+struct ComputeJob {
+    remaining: u64,
+    trace: Option<usize>,
+}
+
+/// Why the engine stops in a cycle.
+struct Halt(Status);
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Result<Engine, ConfigError> {
+        cfg.validate()?;
+        Ok(Engine {
+            buffers: Buffers::new(&cfg),
+            cfg,
+            dram: Dram::default(),
+            memory: MemoryModel::default(),
+            trace: false,
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn dram(&self) -> &Dram {
+        &self.dram
+    }
+
+    pub fn dram_mut(&mut self) -> &mut Dram {
+        &mut self.dram
+    }
+
+    /// The on-chip buffers (they keep their contents across runs, like BRAM across reset).
+    pub fn buffers(&self) -> &Buffers {
+        &self.buffers
+    }
+
+    pub fn set_memory_model(&mut self, memory: MemoryModel) {
+        self.memory = memory;
+    }
+
+    /// Record every instruction's fetch/issue/complete cycles in `RunResult::trace`.
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
+    /// Writes an encoded program into DRAM at `addr`.
+    pub fn load_program(&mut self, addr: u64, program: &[Instr]) {
+        self.dram
+            .write(addr, &contract::isa::encode_program(program));
+    }
+
+    /// Runs from reset until END, an error, or `max_cycles` cycles (the watchdog).
+    pub fn run(&mut self, program_addr: u64, max_cycles: u64) -> RunResult {
+        let mut run = Run::new(self, program_addr);
+        let status = loop {
+            if run.cycle >= max_cycles {
+                break Status::Timeout;
+            }
+            if let Err(Halt(status)) = run.step(self) {
+                run.cycle += 1;
+                break status;
+            }
+            run.cycle += 1;
+        };
+        RunResult {
+            status,
+            cycles: run.cycle,
+            counters: run.counters,
+            trace: run.trace,
+        }
+    }
+}
+
+/// The state of one run: the registers the RTL would reset.
+struct Run {
+    cycle: u64,
+    program_addr: u64,
+    index: u32,
+    fetch_start: u64,
+    ctrl: Ctrl,
+    dma: Option<DmaJob>,
+    compute: Option<ComputeJob>,
+    iport: MemPort,
+    dport: MemPort,
+    counters: Counters,
+    trace: Vec<InstrTrace>,
+}
+
+impl Run {
+    fn new(e: &Engine, program_addr: u64) -> Run {
+        let latency = e.cfg.dram_latency as u64;
+        Run {
+            cycle: 0,
+            program_addr,
+            index: 0,
+            fetch_start: 0,
+            ctrl: Ctrl::Fetch {
+                words: timing::fetch_words(&e.cfg, program_addr),
+                sent: 0,
+                received: 0,
+            },
+            dma: None,
+            compute: None,
+            iport: MemPort::new(latency, e.memory.instr_port()),
+            dport: MemPort::new(latency, e.memory.data_port()),
+            counters: Counters::default(),
+            trace: Vec::new(),
+        }
+    }
+
+    fn error(index: u32, cause: ErrorCause) -> Halt {
+        Halt(Status::Error { index, cause })
+    }
+
+    /// One clock cycle. Decisions use the state at the start of the cycle; the DMA (older
+    /// instruction) reports a bus error before the controller reports anything.
+    fn step(&mut self, e: &mut Engine) -> Result<(), Halt> {
+        let now = self.cycle;
+        let bus = e.cfg.dram_bus_bytes as u64;
+        let iready = self.iport.tick();
+        let dready = self.dport.tick();
+        let dma_idle = self.dma.is_none();
+        let compute_idle = self.compute.is_none();
+
+        // DMA: responses, then at most one request.
+        if let Some(job) = &mut self.dma {
+            if let Some(err) = self.dport.response(now) {
+                if let Some(addr) = err {
+                    return Err(Self::error(job.index, ErrorCause::BusError { addr }));
+                }
+                job.received += 1;
+            }
+            if job.setup > 0 {
+                job.setup -= 1;
+                self.counters.dma.busy += 1;
+            } else if job.sent < job.words.len() {
+                if dready {
+                    let word = job.words[job.sent];
+                    let err = (!e.dram.word_in_range(word, bus as usize)).then_some(word * bus);
+                    if job.write {
+                        if let Some(addr) = err {
+                            return Err(Self::error(job.index, ErrorCause::BusError { addr }));
+                        }
+                        self.counters.dram_write_bytes += bus;
+                    } else {
+                        self.dport.read(now, err);
+                        self.counters.dram_read_bytes += bus;
+                    }
+                    job.sent += 1;
+                    self.counters.dma.busy += 1;
+                } else {
+                    self.counters.dma.stall += 1;
+                }
+            } else {
+                self.counters.dma.busy += 1;
+            }
+            let done = job.setup == 0
+                && job.sent == job.words.len()
+                && (job.write || job.received == job.words.len());
+            if done {
+                if let Some(t) = job.trace {
+                    self.trace[t].complete = now;
+                }
+                self.dma = None;
+            }
+        } else {
+            self.counters.dma.idle += 1;
+        }
+
+        // Compute: a count-down.
+        if let Some(job) = &mut self.compute {
+            self.counters.compute.busy += 1;
+            job.remaining -= 1;
+            if job.remaining == 0 {
+                if let Some(t) = job.trace {
+                    self.trace[t].complete = now;
+                }
+                self.compute = None;
+            }
+        } else {
+            self.counters.compute.idle += 1;
+        }
+
+        // Controller.
+        match &mut self.ctrl {
+            Ctrl::Fetch {
+                words,
+                sent,
+                received,
+            } => {
+                if let Some(err) = self.iport.response(now) {
+                    if let Some(addr) = err {
+                        return Err(Self::error(self.index, ErrorCause::BusError { addr }));
+                    }
+                    *received += 1;
+                }
+                if *sent < words.len() {
+                    if iready {
+                        let word = words[*sent];
+                        let err = (!e.dram.word_in_range(word, bus as usize)).then_some(word * bus);
+                        self.iport.read(now, err);
+                        self.counters.instr_read_bytes += bus;
+                        *sent += 1;
+                        self.counters.controller.busy += 1;
+                    } else {
+                        self.counters.controller.stall += 1;
+                    }
+                } else {
+                    self.counters.controller.busy += 1;
+                }
+                if *received == words.len() {
+                    self.ctrl = Ctrl::Decode(timing::DECODE_CYCLES);
+                }
+            }
+            Ctrl::Decode(left) => {
+                self.counters.controller.busy += 1;
+                *left -= 1;
+                if *left > 0 {
+                    return Ok(());
+                }
+                let addr = self.program_addr + self.index as u64 * INSTR_BYTES as u64;
+                let bytes: &[u8; INSTR_BYTES] =
+                    e.dram.read(addr, INSTR_BYTES).try_into().expect("32 bytes");
+                let instr = Instr::from_bytes(bytes)
+                    .and_then(|i| i.validate(&e.cfg).map(|()| i))
+                    .map_err(|err| Self::error(self.index, ErrorCause::Illegal(err)))?;
+                self.ctrl = Ctrl::Issue(instr);
+            }
+            Ctrl::Issue(instr) => {
+                let instr = *instr;
+                let wait = instr.wait();
+                let ready = match instr.unit() {
+                    Unit::Controller => dma_idle && compute_idle,
+                    Unit::Dma => dma_idle && (compute_idle || !wait.compute),
+                    Unit::Compute => compute_idle && (dma_idle || !wait.dma),
+                };
+                if !ready {
+                    self.counters.controller.stall += 1;
+                    return Ok(());
+                }
+                self.counters.controller.busy += 1;
+                self.counters.instructions += 1;
+                self.issue(e, instr, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn issue(&mut self, e: &mut Engine, instr: Instr, now: u64) -> Result<(), Halt> {
+        let slot = e.trace.then(|| {
+            self.trace.push(InstrTrace {
+                index: self.index,
+                instr,
+                fetch: self.fetch_start,
+                issue: now,
+                complete: now,
+            });
+            self.trace.len() - 1
+        });
+        e.buffers.execute(&mut e.dram, &instr);
+        if let Instr::Conv(c) = &instr {
+            self.counters.macs += timing::conv_macs(&e.cfg, c);
+        }
+        match instr.unit() {
+            Unit::Controller => return Err(Halt(Status::Done)),
+            Unit::Dma => {
+                let beats = timing::dma_beats(&e.cfg, &instr).expect("DMA instruction");
+                self.dma = Some(DmaJob {
+                    index: self.index,
+                    words: beats.words,
+                    write: beats.write,
+                    setup: beats.setup,
+                    sent: 0,
+                    received: 0,
+                    trace: slot,
+                });
+            }
+            Unit::Compute => {
+                let remaining = timing::compute_cycles(&e.cfg, &instr).expect("compute");
+                self.compute = Some(ComputeJob {
+                    remaining,
+                    trace: slot,
+                });
+            }
+        }
+        self.index += 1;
+        self.fetch_start = now + 1;
+        let addr = self.program_addr + self.index as u64 * INSTR_BYTES as u64;
+        self.ctrl = Ctrl::Fetch {
+            words: timing::fetch_words(&e.cfg, addr),
+            sent: 0,
+            received: 0,
+        };
+        Ok(())
+    }
+}

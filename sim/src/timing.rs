@@ -1,0 +1,198 @@
+//! Every timing constant of the engine, and the closed-form durations built from them.
+//! The RTL is held to these numbers (docs/engine.md, "Timing constants"); a change here is a
+//! change to the contract and must land in the RTL and the doc together.
+//!
+//! Conventions (one clock, cycle 0 is the first cycle after reset):
+//! - A unit issued in cycle `c` is busy in cycles `c+1 ..= c+D` and idle again (visible to the
+//!   controller) in cycle `c+D+1`. `D` is the instruction's duration.
+//! - The controller's issue decision in cycle `c` sees the units' busy flags as registered at
+//!   the start of cycle `c`.
+
+use contract::isa::{Conv, Ewise, Instr, Pool, INSTR_BYTES, PBUF_RECORD_BYTES};
+use contract::EngineConfig;
+
+/// Decode cycles: the cycle after the last fetch response decodes and validates the
+/// instruction register (an illegal instruction stops the engine in this cycle); the
+/// earliest issue is the following cycle.
+pub const DECODE_CYCLES: u64 = 1;
+
+/// CONV address-generator start plus the one-cycle ABUF/WBUF read latency before the first
+/// step enters PE(0, 0).
+pub const CONV_SETUP: u64 = 2;
+
+/// CONV drain beyond the array skew: the last step leaves PE(R−1, C−1) R + C − 2 cycles after
+/// entering PE(0, 0); then requantisation (2 pipeline stages) and the OBUF write (1), and the
+/// skew of the rows leaving — written as `R + C + CONV_DRAIN_EXTRA` in total.
+pub const CONV_DRAIN_EXTRA: u64 = 2;
+
+/// EWISE pipeline: ABUF read (1), gate multiply / weighted add (1), requantise + OBUF write
+/// (1). One entry per cycle enters; the last leaves this many cycles later.
+pub const EWISE_LATENCY: u64 = 3;
+
+/// POOL pipeline: ABUF read (1), bank adder tree + accumulate (1), requantise + OBUF write of
+/// the last chunk (1).
+pub const POOL_LATENCY: u64 = 3;
+
+/// DMA cycles between issue and the first read request (address set-up is done at issue).
+pub const LOAD_SETUP: u64 = 0;
+
+/// DMA cycles between issue and the first write request: the OBUF read latency.
+pub const STORE_SETUP: u64 = 1;
+
+/// CONV: `CONV_SETUP + out_w·chunks·k² + R + C + CONV_DRAIN_EXTRA`. Assumes post-processing
+/// keeps up with one output column per `chunks·k²` cycles (the accumulators are double
+/// buffered), which holds whenever `chunks·k² ≥ R`; to reconcile with the RTL if it does not.
+pub fn conv_cycles(cfg: &EngineConfig, i: &Conv) -> u64 {
+    let steps = i.out_w as u64 * i.chunks as u64 * (i.kernel as u64).pow(2);
+    CONV_SETUP + steps + (cfg.rows + cfg.cols) as u64 + CONV_DRAIN_EXTRA
+}
+
+/// EWISE: one entry (all R banks in parallel) per cycle plus the pipeline latency.
+pub fn ewise_cycles(i: &Ewise) -> u64 {
+    i.chunks as u64 * i.width as u64 + EWISE_LATENCY
+}
+
+/// POOL: one entry (all `banks` banks in parallel) per cycle plus the pipeline latency.
+pub fn pool_cycles(i: &Pool) -> u64 {
+    i.chunks as u64 * i.width as u64 + POOL_LATENCY
+}
+
+/// Duration of a compute instruction (`None` for DMA instructions and END).
+pub fn compute_cycles(cfg: &EngineConfig, instr: &Instr) -> Option<u64> {
+    match instr {
+        Instr::Conv(i) => Some(conv_cycles(cfg, i)),
+        Instr::Ewise(i) => Some(ewise_cycles(i)),
+        Instr::Pool(i) => Some(pool_cycles(i)),
+        _ => None,
+    }
+}
+
+/// MACs a CONV issues (every PE, every step, padding rows included).
+pub fn conv_macs(cfg: &EngineConfig, i: &Conv) -> u64 {
+    cfg.macs_per_cycle() as u64 * i.out_w as u64 * i.chunks as u64 * (i.kernel as u64).pow(2)
+}
+
+/// Bus words `[addr, addr + len)` touches, in address order.
+fn words_of(addr: u64, len: u64, bus: u64, out: &mut Vec<u64>) {
+    if len > 0 {
+        out.extend(addr / bus..=(addr + len - 1) / bus);
+    }
+}
+
+/// A DMA transfer as the bus sees it: the B-byte words it touches, in request order (row by
+/// row; for STORE bank-major, then run), and whether it writes.
+pub struct DmaBeats {
+    pub words: Vec<u64>,
+    pub write: bool,
+    /// Cycles between issue and the first request.
+    pub setup: u64,
+}
+
+/// The bus words of a DMA instruction (`None` for compute instructions and END). A word
+/// touched by two rows is requested twice: each contiguous run is its own burst.
+pub fn dma_beats(cfg: &EngineConfig, instr: &Instr) -> Option<DmaBeats> {
+    let g = cfg.group_width as u64;
+    let bus = cfg.dram_bus_bytes as u64;
+    let mut words = Vec::new();
+    let (write, setup) = match instr {
+        Instr::LoadAct(i) => {
+            for r in 0..i.rows as u64 {
+                let addr = i.dram as u64 + r * i.dram_stride as u64;
+                words_of(addr, i.row_entries as u64 * g, bus, &mut words);
+            }
+            (false, LOAD_SETUP)
+        }
+        Instr::LoadWgt(i) => {
+            let len = i.entries as u64 * cfg.wbuf_entry_bytes() as u64;
+            words_of(i.dram as u64, len, bus, &mut words);
+            (false, LOAD_SETUP)
+        }
+        Instr::LoadParam(i) => {
+            let len = i.channels as u64 * PBUF_RECORD_BYTES as u64;
+            words_of(i.dram as u64, len, bus, &mut words);
+            (false, LOAD_SETUP)
+        }
+        Instr::Store(i) => {
+            for r in 0..i.banks as u64 {
+                for q in 0..i.runs as u64 {
+                    let addr = i.dram as u64 + r * i.bank_stride as u64 + q * i.run_stride as u64;
+                    words_of(addr, i.run_entries as u64 * g, bus, &mut words);
+                }
+            }
+            (true, STORE_SETUP)
+        }
+        _ => return None,
+    };
+    Some(DmaBeats {
+        words,
+        write,
+        setup,
+    })
+}
+
+/// Bus words of one instruction fetch at `addr` (`32/B` words, or 1 when B ≥ 32 and the
+/// program is 32-byte aligned).
+pub fn fetch_words(cfg: &EngineConfig, addr: u64) -> Vec<u64> {
+    let mut words = Vec::new();
+    words_of(
+        addr,
+        INSTR_BYTES as u64,
+        cfg.dram_bus_bytes as u64,
+        &mut words,
+    );
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::isa::{LoadAct, Store, Wait};
+
+    #[test]
+    fn closed_forms() {
+        let cfg = EngineConfig::default(); // R 7, C 16, B 32
+        let conv = Conv {
+            out_w: 56,
+            chunks: 1,
+            kernel: 3,
+            stride: 1,
+            ..Conv::default()
+        };
+        assert_eq!(conv_cycles(&cfg, &conv), 2 + 56 * 9 + 7 + 16 + 2);
+        assert_eq!(conv_macs(&cfg, &conv), 896 * 56 * 9);
+        assert_eq!(fetch_words(&cfg, 64), vec![2]);
+        assert_eq!(fetch_words(&EngineConfig::tiny(), 64), vec![8, 9, 10, 11]);
+    }
+
+    #[test]
+    fn partial_words_count_whole() {
+        let cfg = EngineConfig::tiny(); // G 8, B 8
+        let mut cfg32 = cfg.clone();
+        cfg32.dram_bus_bytes = 32;
+        // 3 entries = 24 bytes at 28: words 0 (28..32), 1 (32..52) at B = 32.
+        let load = Instr::LoadAct(LoadAct {
+            wait: Wait::NONE,
+            dram: 28,
+            dram_stride: 100,
+            abuf: 0,
+            rows: 2,
+            row_entries: 3,
+        });
+        assert_eq!(dma_beats(&cfg32, &load).unwrap().words, vec![0, 1, 4]);
+        assert_eq!(
+            dma_beats(&cfg, &load).unwrap().words,
+            vec![3, 4, 5, 6, 16, 17, 18]
+        );
+        let store = Instr::Store(Store {
+            banks: 2,
+            runs: 2,
+            run_entries: 1,
+            bank_stride: 1000,
+            run_stride: 8,
+            ..Store::default()
+        });
+        let beats = dma_beats(&cfg, &store).unwrap();
+        assert!(beats.write && beats.setup == STORE_SETUP);
+        assert_eq!(beats.words, vec![0, 1, 125, 126]);
+    }
+}
