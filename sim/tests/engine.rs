@@ -1,0 +1,221 @@
+//! Whole-engine timing and status tests on the tiny config (G 8, R 2, C 8, B 8, latency 4).
+//! Expected cycle numbers are worked out by hand from sim::timing's conventions: an
+//! instruction fetch is 4 one-per-cycle requests answered 4 cycles later, then 1 decode
+//! cycle, then issue; a unit issued in cycle c is busy from c+1.
+
+use contract::isa::{Conv, End, Instr, IsaError, LoadAct, LoadWgt, Store, Wait, INSTR_BYTES};
+use contract::EngineConfig;
+use sim::{Engine, ErrorCause, MemoryModel, Status};
+
+const WGT: u32 = 1024;
+
+fn engine() -> Engine {
+    let mut e = Engine::new(EngineConfig::tiny()).unwrap();
+    e.dram_mut().resize(4096);
+    e.set_trace(true);
+    e
+}
+
+fn load_wgt(wait: Wait) -> Instr {
+    // One WBUF entry = C·G = 64 bytes = 8 bus words.
+    Instr::LoadWgt(LoadWgt {
+        wait,
+        dram: WGT,
+        wbuf: 0,
+        entries: 1,
+    })
+}
+
+fn conv(wait: Wait) -> Instr {
+    Instr::Conv(Conv {
+        wait,
+        out_w: 1,
+        chunks: 1,
+        kernel: 1,
+        stride: 1,
+        row_pitch: 1,
+        ..Conv::default()
+    })
+}
+
+const END: Instr = Instr::End(End { wait: Wait::NONE });
+
+fn run(program: &[Instr]) -> sim::RunResult {
+    let mut e = engine();
+    e.load_program(0, program);
+    e.run(0, 10_000)
+}
+
+fn issue_complete(r: &sim::RunResult) -> Vec<(u64, u64, u64)> {
+    r.trace
+        .iter()
+        .map(|t| (t.fetch, t.issue, t.complete))
+        .collect()
+}
+
+#[test]
+fn load_then_end() {
+    // LOAD_WGT: fetch 0–3, responses 4–7, decode 8, issue 9; 8 requests 10–17, responses
+    // 14–21. END: fetch 10–13, responses 14–17, decode 18, waits 19–21 for the DMA, issues 22.
+    let r = run(&[load_wgt(Wait::NONE), END]);
+    assert_eq!(r.status, Status::Done);
+    assert_eq!(issue_complete(&r), vec![(0, 9, 21), (10, 22, 22)]);
+    assert_eq!(r.cycles, 23);
+    let c = r.counters;
+    assert_eq!((c.dma.busy, c.dma.stall, c.dma.idle), (12, 0, 11));
+    assert_eq!((c.controller.busy, c.controller.stall), (20, 3));
+    assert_eq!((c.dram_read_bytes, c.instr_read_bytes), (64, 64));
+    assert_eq!(c.instructions, 2);
+}
+
+#[test]
+fn conv_duration_and_wait_flags() {
+    // CONV = setup 2 + 1 step + R 2 + C 8 + 2 = 15 cycles: issued 9, busy 10–24.
+    let r = run(&[conv(Wait::NONE), END]);
+    assert_eq!(issue_complete(&r), vec![(0, 9, 24), (10, 25, 25)]);
+    assert_eq!(r.counters.macs, 2 * 8 * 8);
+    assert_eq!(r.counters.compute.busy, 15);
+
+    // LOAD_WGT without wait_compute overlaps the CONV: issued as soon as decoded (19).
+    let r = run(&[conv(Wait::NONE), load_wgt(Wait::NONE), END]);
+    assert_eq!(
+        issue_complete(&r),
+        vec![(0, 9, 24), (10, 19, 31), (20, 32, 32)]
+    );
+    // With wait_compute it waits for the CONV to finish (idle in 25).
+    let r = run(&[conv(Wait::NONE), load_wgt(Wait::COMPUTE), END]);
+    assert_eq!(
+        issue_complete(&r),
+        vec![(0, 9, 24), (10, 25, 37), (26, 38, 38)]
+    );
+    assert_eq!(r.cycles, 39);
+}
+
+#[test]
+fn store_has_one_setup_cycle_and_posted_writes() {
+    let store = Instr::Store(Store {
+        dram: 2048,
+        banks: 1,
+        runs: 1,
+        run_entries: 1,
+        ..Store::default()
+    });
+    // Issued 9; OBUF read 10; the single write accepted 11 completes it.
+    let r = run(&[store, END]);
+    assert_eq!(issue_complete(&r), vec![(0, 9, 11), (10, 19, 19)]);
+    assert_eq!(r.counters.dram_write_bytes, 8);
+}
+
+#[test]
+fn illegal_instructions_stop_with_their_index() {
+    let mut e = engine();
+    e.load_program(0, &[load_wgt(Wait::NONE)]);
+    e.dram_mut().write(INSTR_BYTES as u64, &[9, 0, 0, 0]); // opcode 9
+    let r = e.run(0, 10_000);
+    assert_eq!(r.cycles, 19); // instruction 1 decodes in cycle 18
+    assert!(matches!(
+        r.status,
+        Status::Error {
+            index: 1,
+            cause: ErrorCause::Illegal(IsaError::UnknownOpcode { opcode: 9, .. })
+        }
+    ));
+
+    let bad_kernel = Instr::Conv(Conv {
+        kernel: 0,
+        ..match conv(Wait::NONE) {
+            Instr::Conv(c) => c,
+            _ => unreachable!(),
+        }
+    });
+    let r = run(&[END, bad_kernel]);
+    assert_eq!(r.status, Status::Done, "END stops before the bad CONV");
+    let r = run(&[conv(Wait::NONE), bad_kernel, END]);
+    match r.status {
+        Status::Error {
+            index: 1,
+            cause: ErrorCause::Illegal(e),
+        } => assert!(e.to_string().contains("kernel is 0"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn truncated_program_is_a_bus_error() {
+    // The program's last instruction is the DRAM's last 32 bytes and is not END: fetching
+    // instruction 1 reads past the end.
+    let mut e = engine();
+    let at = e.dram().len() as u64 - INSTR_BYTES as u64;
+    e.load_program(at, &[load_wgt(Wait::NONE)]);
+    let r = e.run(at, 10_000);
+    assert_eq!(
+        r.status,
+        Status::Error {
+            index: 1,
+            cause: ErrorCause::BusError { addr: 4096 }
+        }
+    );
+}
+
+#[test]
+fn dma_past_dram_end_is_a_bus_error() {
+    let load = Instr::LoadAct(LoadAct {
+        wait: Wait::NONE,
+        dram: 4096 - 8,
+        dram_stride: 0,
+        abuf: 0,
+        rows: 1,
+        row_entries: 2,
+    });
+    let r = run(&[load, END]);
+    // Requests 10 (in range) and 11 (4096: out of range); the error response arrives 15.
+    assert_eq!(r.cycles, 16);
+    assert_eq!(
+        r.status,
+        Status::Error {
+            index: 0,
+            cause: ErrorCause::BusError { addr: 4096 }
+        }
+    );
+}
+
+#[test]
+fn watchdog_stops_a_stuck_engine() {
+    let mut e = engine();
+    e.load_program(0, &[END]);
+    e.set_memory_model(MemoryModel {
+        stall_per_65536: 1 << 16, // never ready
+        seed: 1,
+    });
+    let r = e.run(0, 500);
+    assert_eq!((r.status, r.cycles), (Status::Timeout, 500));
+    assert_eq!(r.counters.controller.stall, 500);
+    // And a program that is merely too long for the budget.
+    let r = run(&[load_wgt(Wait::NONE), END]);
+    let mut e = engine();
+    e.load_program(0, &[load_wgt(Wait::NONE), END]);
+    assert_eq!(e.run(0, r.cycles - 1).status, Status::Timeout);
+    assert_eq!(e.run(0, r.cycles).status, Status::Done);
+}
+
+#[test]
+fn stalls_slow_down_but_are_deterministic() {
+    let program = [load_wgt(Wait::NONE), conv(Wait::DMA), END];
+    let base = run(&program);
+    let stalled = |seed| {
+        let mut e = engine();
+        e.load_program(0, &program);
+        e.set_memory_model(MemoryModel {
+            stall_per_65536: 1 << 14, // 25 %
+            seed,
+        });
+        e.run(0, 10_000)
+    };
+    let (a, b, c) = (stalled(5), stalled(5), stalled(6));
+    assert_eq!(a, b);
+    assert!(a.cycles > base.cycles && c.cycles > base.cycles);
+    assert!(
+        a.counters.dma.stall > 0 && a.counters.controller.stall > base.counters.controller.stall
+    );
+    assert_eq!(a.status, Status::Done);
+}
