@@ -1,0 +1,108 @@
+//! The R×C systolic array of [`DotPe`]s and its per-column read-out.
+//!
+//! Row `r` takes its activation stream (already skewed by `r` cycles) at the left edge;
+//! column `c` takes its weight stream (skewed by `c`) at the top. Results leave through a
+//! per-column mux: PE(r, c) pulses `done` at cycle `T + r + c`, so within a column at most
+//! one row finishes per cycle as long as the controller spaces output pixels at least R
+//! cycles apart (it does: period `P ≥ R`, see `ctrl.rs`).
+use crate::pe::{DotPe, ENTRY_BITS};
+use rust_hdl::prelude::*;
+
+#[derive(LogicBlock)]
+pub struct PeArray {
+    pub clock: Signal<In, Clock>,
+    // left edge, one per row
+    pub a_in: Vec<Signal<In, Bits<ENTRY_BITS>>>,
+    pub valid_in: Vec<Signal<In, Bit>>,
+    pub first_in: Vec<Signal<In, Bit>>,
+    pub last_in: Vec<Signal<In, Bit>>,
+    pub xa_in: Vec<Signal<In, Bits<16>>>,
+    // top edge, one per column
+    pub w_in: Vec<Signal<In, Bits<ENTRY_BITS>>>,
+    // read-out, one per column
+    pub col_valid: Vec<Signal<Out, Bit>>,
+    pub col_acc: Vec<Signal<Out, Signed<32>>>,
+    pub col_row: Vec<Signal<Out, Bits<8>>>,
+    pub col_xa: Vec<Signal<Out, Bits<16>>>,
+    pe: Vec<DotPe>,
+    row_id: Vec<Constant<Bits<8>>>,
+    _rows: usize,
+    _cols: usize,
+}
+
+/// `n` default blocks (ports or children).
+pub fn vec_of<T: Default>(n: usize) -> Vec<T> {
+    (0..n).map(|_| T::default()).collect()
+}
+
+impl PeArray {
+    pub fn new(rows: usize, cols: usize) -> Self {
+        assert!((1..=64).contains(&rows) && (1..=256).contains(&cols));
+        Self {
+            clock: Default::default(),
+            a_in: vec_of(rows),
+            valid_in: vec_of(rows),
+            first_in: vec_of(rows),
+            last_in: vec_of(rows),
+            xa_in: vec_of(rows),
+            w_in: (0..cols).map(|_| Default::default()).collect(),
+            col_valid: (0..cols).map(|_| Default::default()).collect(),
+            col_acc: (0..cols).map(|_| Default::default()).collect(),
+            col_row: (0..cols).map(|_| Default::default()).collect(),
+            col_xa: (0..cols).map(|_| Default::default()).collect(),
+            pe: (0..rows * cols).map(|_| DotPe::default()).collect(),
+            row_id: (0..rows)
+                .map(|r| Constant::new((r as u64).into()))
+                .collect(),
+            _rows: rows,
+            _cols: cols,
+        }
+    }
+}
+
+impl Logic for PeArray {
+    #[hdl_gen]
+    fn update(&mut self) {
+        for k in 0..self.pe.len() {
+            self.pe[k].clock.next = self.clock.val();
+        }
+        // `cc` binds the column count to a loop variable: `[..]` indices are evaluated with
+        // only loop variables in scope (field notes P4).
+        for cc in self._cols..(self._cols + 1) {
+            for r in 0..self._rows {
+                self.pe[r * cc].a_in.next = self.a_in[r].val();
+                self.pe[r * cc].valid_in.next = self.valid_in[r].val();
+                self.pe[r * cc].first_in.next = self.first_in[r].val();
+                self.pe[r * cc].last_in.next = self.last_in[r].val();
+                self.pe[r * cc].xa_in.next = self.xa_in[r].val();
+                for c in 1..self._cols {
+                    self.pe[r * cc + c].a_in.next = self.pe[r * cc + c - 1].a_out.val();
+                    self.pe[r * cc + c].valid_in.next = self.pe[r * cc + c - 1].valid_out.val();
+                    self.pe[r * cc + c].first_in.next = self.pe[r * cc + c - 1].first_out.val();
+                    self.pe[r * cc + c].last_in.next = self.pe[r * cc + c - 1].last_out.val();
+                    self.pe[r * cc + c].xa_in.next = self.pe[r * cc + c - 1].xa_out.val();
+                }
+            }
+            for c in 0..self._cols {
+                self.pe[c].w_in.next = self.w_in[c].val();
+            }
+            for k in self._cols..self.pe.len() {
+                self.pe[k].w_in.next = self.pe[k - cc].w_out.val();
+            }
+            for c in 0..self._cols {
+                self.col_valid[c].next = false;
+                self.col_acc[c].next = self.pe[c].res.val();
+                self.col_row[c].next = self.row_id[0].val();
+                self.col_xa[c].next = self.pe[c].res_xa.val();
+                for r in 0..self._rows {
+                    if self.pe[r * cc + c].done.val() {
+                        self.col_valid[c].next = true;
+                        self.col_acc[c].next = self.pe[r * cc + c].res.val();
+                        self.col_row[c].next = self.row_id[r].val();
+                        self.col_xa[c].next = self.pe[r * cc + c].res_xa.val();
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The CONV sequencer: turns one CONV instruction into the row-0 activation stream
+//! (ABUF address + step tags) and the column-0 weight address stream; the engine skews them
+//! by one register per row/column.
+//!
+//! Timing (cycles after the issue edge): `setup = C + 2` (PBUF records of the C columns
+//! shift into the PPU parameter chain while `steps = chunks·k²` is computed), then
+//! `out_w · P` run cycles with period `P = max(steps, R, C − G + 1)` per output column
+//! (`P ≥ R`: one PPU per column serves the R rows of an output pixel; `P > C − G`: two
+//! columns writing the same OBUF lane never collide), then `drain = R + C + 2`.
+use contract::EngineConfig;
+use rust_hdl::prelude::*;
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
+pub enum ConvState {
+    Idle,
+    Setup,
+    Run,
+    Drain,
+}
+
+#[derive(LogicBlock)]
+pub struct ConvSeq {
+    pub clock: Signal<In, Clock>,
+    pub start: Signal<In, Bit>,
+    pub instr: Signal<In, Bits<256>>,
+    pub busy: Signal<Out, Bit>,
+    // PBUF read (setup) and parameter-chain shift
+    pub pb_addr: Signal<Out, Bits<16>>,
+    pub p_shift: Signal<Out, Bit>,
+    // row-0 / column-0 streams
+    pub a_addr: Signal<Out, Bits<16>>,
+    pub valid: Signal<Out, Bit>,
+    pub first: Signal<Out, Bit>,
+    pub last: Signal<Out, Bit>,
+    pub xa: Signal<Out, Bits<16>>,
+    pub w_addr: Signal<Out, Bits<16>>,
+    // per-row ABUF offset (stride · row_pitch) and the OBUF column-group stride
+    pub row_off: Signal<Out, Bits<16>>,
+    pub obuf_stride: Signal<Out, Bits<16>>,
+    state: DFF<ConvState>,
+    ins: DFF<Bits<256>>,
+    cnt: DFF<Bits<16>>,
+    rd: DFF<Bit>,
+    kk: DFF<Bits<32>>,
+    steps: DFF<Bits<32>>,
+    period: DFF<Bits<32>>,
+    pc: DFF<Bits<32>>,
+    x: DFF<Bits<16>>,
+    j: DFF<Bits<16>>,
+    ky: DFF<Bits<16>>,
+    kx: DFF<Bits<16>>,
+    xbase: DFF<Bits<16>>,
+    jbase: DFF<Bits<16>>,
+    kybase: DFF<Bits<16>>,
+    addr: DFF<Bits<16>>,
+    abuf: Signal<Local, Bits<16>>,
+    wbuf: Signal<Local, Bits<16>>,
+    obuf: Signal<Local, Bits<16>>,
+    pbuf: Signal<Local, Bits<16>>,
+    out_w: Signal<Local, Bits<16>>,
+    chunks: Signal<Local, Bits<16>>,
+    rp: Signal<Local, Bits<16>>,
+    cp: Signal<Local, Bits<16>>,
+    k: Signal<Local, Bits<16>>,
+    s: Signal<Local, Bits<16>>,
+    nxt: Signal<Local, Bits<16>>,
+    cols: Constant<Bits<16>>,
+    setup_len: Constant<Bits<16>>,
+    drain_len: Constant<Bits<16>>,
+    min_period: Constant<Bits<32>>,
+    one16: Constant<Bits<16>>,
+    one32: Constant<Bits<32>>,
+}
+
+impl ConvSeq {
+    pub fn new(cfg: &EngineConfig) -> Self {
+        let (r, c, g) = (cfg.rows as u64, cfg.cols as u64, cfg.group_width as u64);
+        Self {
+            clock: Default::default(),
+            start: Default::default(),
+            instr: Default::default(),
+            busy: Default::default(),
+            pb_addr: Default::default(),
+            p_shift: Default::default(),
+            a_addr: Default::default(),
+            valid: Default::default(),
+            first: Default::default(),
+            last: Default::default(),
+            xa: Default::default(),
+            w_addr: Default::default(),
+            row_off: Default::default(),
+            obuf_stride: Default::default(),
+            state: Default::default(),
+            ins: Default::default(),
+            cnt: Default::default(),
+            rd: Default::default(),
+            kk: Default::default(),
+            steps: Default::default(),
+            period: Default::default(),
+            pc: Default::default(),
+            x: Default::default(),
+            j: Default::default(),
+            ky: Default::default(),
+            kx: Default::default(),
+            xbase: Default::default(),
+            jbase: Default::default(),
+            kybase: Default::default(),
+            addr: Default::default(),
+            abuf: Default::default(),
+            wbuf: Default::default(),
+            obuf: Default::default(),
+            pbuf: Default::default(),
+            out_w: Default::default(),
+            chunks: Default::default(),
+            rp: Default::default(),
+            cp: Default::default(),
+            k: Default::default(),
+            s: Default::default(),
+            nxt: Default::default(),
+            cols: Constant::new(c.into()),
+            setup_len: Constant::new((c + 2).into()),
+            drain_len: Constant::new((r + c + 2).into()),
+            min_period: Constant::new(r.max(c - g + 1).into()),
+            one16: Constant::new(1u64.into()),
+            one32: Constant::new(1u64.into()),
+        }
+    }
+
+    /// Cycles from the issue edge until `busy` falls, for the cycle-accurate model.
+    pub fn cycles(cfg: &EngineConfig, out_w: u64, chunks: u64, kernel: u64) -> u64 {
+        let (r, c, g) = (cfg.rows as u64, cfg.cols as u64, cfg.group_width as u64);
+        let steps = chunks * kernel * kernel;
+        let period = steps.max(r).max(c - g + 1);
+        (c + 2) + out_w * period + (r + c + 2)
+    }
+}
+
+impl Logic for ConvSeq {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self, clock, state, ins, cnt, rd, kk, steps, period, pc, x, j, ky, kx, xbase, jbase,
+            kybase, addr
+        );
+        // CONV fields (contract::isa)
+        self.abuf.next = self.ins.q.val().get_bits::<16>(32);
+        self.wbuf.next = self.ins.q.val().get_bits::<16>(48);
+        self.obuf.next = self.ins.q.val().get_bits::<16>(64);
+        self.pbuf.next = self.ins.q.val().get_bits::<16>(80);
+        self.out_w.next = self.ins.q.val().get_bits::<16>(96);
+        self.chunks.next = self.ins.q.val().get_bits::<16>(112);
+        self.rp.next = self.ins.q.val().get_bits::<16>(128);
+        self.cp.next = self.ins.q.val().get_bits::<16>(144);
+        self.obuf_stride.next = self.ins.q.val().get_bits::<16>(160);
+        self.k.next = bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(176));
+        self.s.next = bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(184));
+        self.row_off.next = self.rp.val();
+        if self.s.val() == 2 {
+            self.row_off.next = self.rp.val() << 1;
+        }
+        self.busy.next = self.state.q.val() != ConvState::Idle;
+        self.pb_addr.next = self.pbuf.val() + self.cnt.q.val();
+        self.rd.d.next = false;
+        self.p_shift.next = self.rd.q.val();
+        self.a_addr.next = self.addr.q.val();
+        self.w_addr.next = self.wbuf.val() + bit_cast::<16, 32>(self.pc.q.val());
+        self.xa.next = self.obuf.val() + self.x.q.val();
+        self.valid.next = false;
+        self.first.next = self.pc.q.val() == 0;
+        self.last.next = self.pc.q.val() + self.one32.val() == self.steps.q.val();
+        self.nxt.next = self.xbase.q.val() + self.s.val();
+        match self.state.q.val() {
+            ConvState::Idle => {
+                if self.start.val() {
+                    self.ins.d.next = self.instr.val();
+                    self.cnt.d.next = 0.into();
+                    self.state.d.next = ConvState::Setup;
+                }
+            }
+            ConvState::Setup => {
+                // read PBUF[pbuf + cnt] for cnt < C; its data shifts in one cycle later
+                self.rd.d.next = self.cnt.q.val() < self.cols.val();
+                self.cnt.d.next = self.cnt.q.val() + self.one16.val();
+                self.kk.d.next = self.k.val() * self.k.val();
+                self.steps.d.next = self.chunks.val() * bit_cast::<16, 32>(self.kk.q.val());
+                self.period.d.next = self.steps.q.val();
+                if self.steps.q.val() < self.min_period.val() {
+                    self.period.d.next = self.min_period.val();
+                }
+                self.pc.d.next = 0.into();
+                self.x.d.next = 0.into();
+                self.j.d.next = 0.into();
+                self.ky.d.next = 0.into();
+                self.kx.d.next = 0.into();
+                self.xbase.d.next = self.abuf.val();
+                self.jbase.d.next = self.abuf.val();
+                self.kybase.d.next = self.abuf.val();
+                self.addr.d.next = self.abuf.val();
+                if self.cnt.q.val() + self.one16.val() == self.setup_len.val() {
+                    self.state.d.next = ConvState::Run;
+                }
+            }
+            ConvState::Run => {
+                self.valid.next = self.pc.q.val() < self.steps.q.val();
+                if self.valid.val() {
+                    // step order: kx fastest, then ky, then chunk j
+                    if self.kx.q.val() + self.one16.val() < self.k.val() {
+                        self.kx.d.next = self.kx.q.val() + self.one16.val();
+                        self.addr.d.next = self.addr.q.val() + self.one16.val();
+                    } else {
+                        self.kx.d.next = 0.into();
+                        if self.ky.q.val() + self.one16.val() < self.k.val() {
+                            self.ky.d.next = self.ky.q.val() + self.one16.val();
+                            self.kybase.d.next = self.kybase.q.val() + self.rp.val();
+                            self.addr.d.next = self.kybase.q.val() + self.rp.val();
+                        } else {
+                            self.ky.d.next = 0.into();
+                            self.j.d.next = self.j.q.val() + self.one16.val();
+                            self.jbase.d.next = self.jbase.q.val() + self.cp.val();
+                            self.kybase.d.next = self.jbase.q.val() + self.cp.val();
+                            self.addr.d.next = self.jbase.q.val() + self.cp.val();
+                        }
+                    }
+                }
+                if self.pc.q.val() + self.one32.val() == self.period.q.val() {
+                    self.pc.d.next = 0.into();
+                    self.x.d.next = self.x.q.val() + self.one16.val();
+                    self.j.d.next = 0.into();
+                    self.ky.d.next = 0.into();
+                    self.kx.d.next = 0.into();
+                    self.xbase.d.next = self.nxt.val();
+                    self.jbase.d.next = self.nxt.val();
+                    self.kybase.d.next = self.nxt.val();
+                    self.addr.d.next = self.nxt.val();
+                    if self.x.q.val() + self.one16.val() == self.out_w.val() {
+                        self.cnt.d.next = 0.into();
+                        self.state.d.next = ConvState::Drain;
+                    }
+                } else {
+                    self.pc.d.next = self.pc.q.val() + self.one32.val();
+                }
+            }
+            ConvState::Drain => {
+                self.cnt.d.next = self.cnt.q.val() + self.one16.val();
+                if self.cnt.q.val() + self.one16.val() == self.drain_len.val() {
+                    self.state.d.next = ConvState::Idle;
+                }
+            }
+            _ => {
+                self.state.d.next = ConvState::Idle;
+            }
+        }
+    }
+}

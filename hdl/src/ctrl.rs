@@ -1,0 +1,236 @@
+//! The controller: fetches 256-bit instructions over the instruction port, checks them
+//! ([`IsaCheck`]), waits for the `wait_*` flags and the target unit, issues, and reports
+//! `status`. An illegal instruction — or running past `prog_len` without an `END` (a
+//! truncated program) — stops the engine with `status = ERROR` and the instruction's index
+//! in `err_index`, instead of hanging.
+use crate::check::IsaCheck;
+use contract::EngineConfig;
+use rust_hdl::prelude::*;
+
+/// `status` encoding.
+pub const STATUS_IDLE: u64 = 0;
+pub const STATUS_BUSY: u64 = 1;
+pub const STATUS_DONE: u64 = 2;
+pub const STATUS_ERROR: u64 = 3;
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
+pub enum CtrlState {
+    Idle,
+    Fetch,
+    Decode,
+    Issue,
+    Done,
+    Error,
+}
+
+#[derive(LogicBlock)]
+pub struct Controller<const BUS: usize> {
+    pub clock: Signal<In, Clock>,
+    // host interface
+    pub start: Signal<In, Bit>,
+    pub prog_addr: Signal<In, Bits<32>>,
+    pub prog_len: Signal<In, Bits<32>>,
+    pub status: Signal<Out, Bits<2>>,
+    pub err_index: Signal<Out, Bits<32>>,
+    // instruction port (read-only)
+    pub ins_req_valid: Signal<Out, Bit>,
+    pub ins_req_ready: Signal<In, Bit>,
+    pub ins_req_addr: Signal<Out, Bits<32>>,
+    pub ins_rsp_valid: Signal<In, Bit>,
+    pub ins_rsp_data: Signal<In, Bits<BUS>>,
+    // units
+    pub instr: Signal<Out, Bits<256>>,
+    pub dma_start: Signal<Out, Bit>,
+    pub dma_busy: Signal<In, Bit>,
+    pub comp_start: Signal<Out, Bit>,
+    pub comp_busy: Signal<In, Bit>,
+    state: DFF<CtrlState>,
+    pc: DFF<Bits<32>>,
+    pc_addr: DFF<Bits<32>>,
+    fetch_addr: DFF<Bits<32>>,
+    ins: DFF<Bits<256>>,
+    beats_req: DFF<Bits<8>>,
+    beats_rsp: DFF<Bits<8>>,
+    err: DFF<Bits<32>>,
+    check: IsaCheck,
+    op: Signal<Local, Bits<4>>,
+    is_dma: Signal<Local, Bit>,
+    is_comp: Signal<Local, Bit>,
+    wait_dma: Signal<Local, Bit>,
+    wait_comp: Signal<Local, Bit>,
+    shamt: Signal<Local, Bits<32>>,
+    // configuration
+    beats: Constant<Bits<8>>,
+    wide: Constant<Bit>,
+    bus_bytes: Constant<Bits<32>>,
+    bus_bits: Constant<Bits<16>>,
+    keep_bits: Constant<Bits<16>>,
+    word_mask: Constant<Bits<32>>,
+    low_mask: Constant<Bits<32>>,
+    instr_bytes: Constant<Bits<32>>,
+    st_idle: Constant<Bits<2>>,
+    st_busy: Constant<Bits<2>>,
+    st_done: Constant<Bits<2>>,
+    st_error: Constant<Bits<2>>,
+}
+
+impl<const BUS: usize> Controller<BUS> {
+    pub fn new(cfg: &EngineConfig) -> Self {
+        let b = (BUS / 8) as u64;
+        assert_eq!(b as usize, cfg.dram_bus_bytes);
+        let wide = b >= 32;
+        Self {
+            clock: Default::default(),
+            start: Default::default(),
+            prog_addr: Default::default(),
+            prog_len: Default::default(),
+            status: Default::default(),
+            err_index: Default::default(),
+            ins_req_valid: Default::default(),
+            ins_req_ready: Default::default(),
+            ins_req_addr: Default::default(),
+            ins_rsp_valid: Default::default(),
+            ins_rsp_data: Default::default(),
+            instr: Default::default(),
+            dma_start: Default::default(),
+            dma_busy: Default::default(),
+            comp_start: Default::default(),
+            comp_busy: Default::default(),
+            state: Default::default(),
+            pc: Default::default(),
+            pc_addr: Default::default(),
+            fetch_addr: Default::default(),
+            ins: Default::default(),
+            beats_req: Default::default(),
+            beats_rsp: Default::default(),
+            err: Default::default(),
+            check: IsaCheck::new(cfg),
+            op: Default::default(),
+            is_dma: Default::default(),
+            is_comp: Default::default(),
+            wait_dma: Default::default(),
+            wait_comp: Default::default(),
+            shamt: Default::default(),
+            beats: Constant::new((if wide { 1 } else { 32 / b }).into()),
+            wide: Constant::new(wide),
+            bus_bytes: Constant::new(b.into()),
+            bus_bits: Constant::new((8 * b).into()),
+            keep_bits: Constant::new((256 - (8 * b).min(256)).into()),
+            word_mask: Constant::new((!(b - 1) & 0xffff_ffff).into()),
+            low_mask: Constant::new((b - 1).into()),
+            instr_bytes: Constant::new(32u64.into()),
+            st_idle: Constant::new(STATUS_IDLE.into()),
+            st_busy: Constant::new(STATUS_BUSY.into()),
+            st_done: Constant::new(STATUS_DONE.into()),
+            st_error: Constant::new(STATUS_ERROR.into()),
+        }
+    }
+}
+
+impl<const BUS: usize> Logic for Controller<BUS> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(self, clock, state, pc, pc_addr, fetch_addr, ins, beats_req, beats_rsp, err);
+        self.check.instr.next = self.ins.q.val();
+        self.instr.next = self.ins.q.val();
+        self.op.next = self.ins.q.val().get_bits::<4>(0);
+        self.wait_dma.next = self.ins.q.val().get_bit(4);
+        self.wait_comp.next = self.ins.q.val().get_bit(5);
+        // opcodes 1, 2, 3, 5 go to the DMA; 4, 6, 7 to compute (6 and 7 are not built yet)
+        self.is_dma.next = (self.op.val() == 1)
+            || (self.op.val() == 2)
+            || (self.op.val() == 3)
+            || (self.op.val() == 5);
+        self.is_comp.next = self.op.val() == 4;
+        self.ins_req_valid.next = false;
+        self.ins_req_addr.next = self.fetch_addr.q.val();
+        self.dma_start.next = false;
+        self.comp_start.next = false;
+        self.shamt.next = (self.pc_addr.q.val() & self.low_mask.val()) << 3;
+        self.status.next = self.st_busy.val();
+        self.err_index.next = self.err.q.val();
+        match self.state.q.val() {
+            CtrlState::Idle => {
+                self.status.next = self.st_idle.val();
+            }
+            CtrlState::Fetch => {
+                if self.pc.q.val() >= self.prog_len.val() {
+                    // ran off the end of the program without END
+                    self.err.d.next = self.pc.q.val();
+                    self.state.d.next = CtrlState::Error;
+                } else {
+                    self.ins_req_valid.next = self.beats_req.q.val() < self.beats.val();
+                    if self.ins_req_valid.val() && self.ins_req_ready.val() {
+                        self.beats_req.d.next = self.beats_req.q.val() + 1;
+                        self.fetch_addr.d.next = self.fetch_addr.q.val() + self.bus_bytes.val();
+                    }
+                    if self.ins_rsp_valid.val() {
+                        if self.wide.val() {
+                            self.ins.d.next =
+                                bit_cast::<256, BUS>(self.ins_rsp_data.val() >> self.shamt.val());
+                        } else {
+                            self.ins.d.next = (self.ins.q.val() >> self.bus_bits.val())
+                                | (bit_cast::<256, BUS>(self.ins_rsp_data.val())
+                                    << self.keep_bits.val());
+                        }
+                        self.beats_rsp.d.next = self.beats_rsp.q.val() + 1;
+                        if self.beats_rsp.q.val() + 1 == self.beats.val() {
+                            self.state.d.next = CtrlState::Decode;
+                        }
+                    }
+                }
+            }
+            CtrlState::Decode => {
+                if self.check.legal.val()
+                    && (self.is_dma.val() || self.is_comp.val() || (self.op.val() == 0))
+                {
+                    self.state.d.next = CtrlState::Issue;
+                } else {
+                    self.err.d.next = self.pc.q.val();
+                    self.state.d.next = CtrlState::Error;
+                }
+            }
+            CtrlState::Issue => {
+                if self.op.val() == 0 {
+                    if !self.dma_busy.val() && !self.comp_busy.val() {
+                        self.state.d.next = CtrlState::Done;
+                    }
+                } else if (self.is_dma.val()
+                    && !self.dma_busy.val()
+                    && !(self.wait_comp.val() && self.comp_busy.val()))
+                    || (self.is_comp.val()
+                        && !self.comp_busy.val()
+                        && !(self.wait_dma.val() && self.dma_busy.val()))
+                {
+                    self.dma_start.next = self.is_dma.val();
+                    self.comp_start.next = self.is_comp.val();
+                    self.pc.d.next = self.pc.q.val() + 1;
+                    self.pc_addr.d.next = self.pc_addr.q.val() + self.instr_bytes.val();
+                    self.fetch_addr.d.next =
+                        (self.pc_addr.q.val() + self.instr_bytes.val()) & self.word_mask.val();
+                    self.beats_req.d.next = 0.into();
+                    self.beats_rsp.d.next = 0.into();
+                    self.state.d.next = CtrlState::Fetch;
+                }
+            }
+            CtrlState::Done => {
+                self.status.next = self.st_done.val();
+            }
+            CtrlState::Error => {
+                self.status.next = self.st_error.val();
+            }
+            _ => {
+                self.state.d.next = CtrlState::Idle;
+            }
+        }
+        if self.start.val() {
+            self.pc.d.next = 0.into();
+            self.pc_addr.d.next = self.prog_addr.val();
+            self.fetch_addr.d.next = self.prog_addr.val() & self.word_mask.val();
+            self.beats_req.d.next = 0.into();
+            self.beats_rsp.d.next = 0.into();
+            self.err.d.next = 0.into();
+            self.state.d.next = CtrlState::Fetch;
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Post-processing unit: `contract::arith::Requant::apply` in one registered stage.
+//!
+//! `saturate(round_half_up((acc + bias) · m >> shift))`, `m = mult_pos` if `acc + bias ≥ 0`
+//! else `mult_neg` (PReLU folded in). A `Verilog::Custom` leaf (field notes §2b): the
+//! 33×32-bit signed multiply and the 66-bit arithmetic shift are one line each in Verilog
+//! and a chain of `Signed<16>` casts in hdl_gen. Its Rust `update()` *is* the contract.
+use crate::sx::to_i64;
+use contract::arith::Requant;
+use rust_hdl::prelude::*;
+
+#[derive(LogicBlock, Default)]
+pub struct Ppu {
+    pub clock: Signal<In, Clock>,
+    pub valid: Signal<In, Bit>,
+    pub acc: Signal<In, Signed<32>>,
+    pub bias: Signal<In, Bits<32>>,
+    pub mult_pos: Signal<In, Bits<32>>,
+    pub mult_neg: Signal<In, Bits<32>>,
+    pub shift: Signal<In, Bits<8>>,
+    pub row_in: Signal<In, Bits<8>>,
+    pub xa_in: Signal<In, Bits<16>>,
+    pub q: Signal<Out, Bits<8>>,
+    pub valid_out: Signal<Out, Bit>,
+    pub row_out: Signal<Out, Bits<8>>,
+    pub xa_out: Signal<Out, Bits<16>>,
+}
+
+impl Logic for Ppu {
+    fn update(&mut self) {
+        if self.clock.pos_edge() {
+            let rq = Requant {
+                bias: self.bias.val().to_u64() as u32 as i32,
+                mult_pos: self.mult_pos.val().to_u64() as u32 as i32,
+                mult_neg: self.mult_neg.val().to_u64() as u32 as i32,
+                shift: (self.shift.val().to_u64() & 63) as u8,
+            };
+            let q = rq.apply(to_i64(self.acc.val()) as i32);
+            self.q.next = (q as u8 as u64).into();
+            self.valid_out.next = self.valid.val();
+            self.row_out.next = self.row_in.val();
+            self.xa_out.next = self.xa_in.val();
+        }
+    }
+    fn connect(&mut self) {
+        self.q.connect();
+        self.valid_out.connect();
+        self.row_out.connect();
+        self.xa_out.connect();
+    }
+    fn hdl(&self) -> Verilog {
+        Verilog::Custom(
+            "\
+// x = acc + bias fits 33 bits; |x·m| < 2^64 fits 66 bits with the rounding term.
+wire signed [32:0] x = {acc[31], acc} + {bias[31], bias};
+wire signed [31:0] m = x[32] ? mult_neg : mult_pos;
+wire signed [65:0] p = x * m;
+wire [5:0] s = shift[5:0];
+wire signed [65:0] rnd = (s == 6'd0) ? 66'sd0 : (66'sd1 <<< (s - 6'd1));
+wire signed [65:0] y = (p + rnd) >>> s;
+/* verilator lint_off UNUSEDSIGNAL */
+wire unused_ok = &{1'b0, shift[7:6]};
+/* verilator lint_on UNUSEDSIGNAL */
+always @(posedge clock) begin
+   valid_out <= valid;
+   row_out <= row_in;
+   xa_out <= xa_in;
+   if (y > 66'sd127) q <= 8'h7f;
+   else if (y < -66'sd128) q <= 8'h80;
+   else q <= y[7:0];
+end"
+            .into(),
+        )
+    }
+}

@@ -1,0 +1,79 @@
+//! Simple-dual-port block RAM leaf: one write port, one registered read port.
+//!
+//! A `Verilog::Custom` leaf (field notes §2b) because rust-hdl's `RAM` widget preloads with
+//! one `initial` line per word and its depth is a const generic; here the depth comes from
+//! the `EngineConfig` at run time. The body is the template Vivado/Yosys map to BRAM.
+use rust_hdl::prelude::*;
+
+#[derive(LogicBlock)]
+pub struct SdpRam<const W: usize> {
+    pub clock: Signal<In, Clock>,
+    pub rd_addr: Signal<In, Bits<16>>,
+    pub rd_data: Signal<Out, Bits<W>>,
+    pub wr_en: Signal<In, Bit>,
+    pub wr_addr: Signal<In, Bits<16>>,
+    pub wr_data: Signal<In, Bits<W>>,
+    _addr_bits: usize,
+    _mem: Vec<Bits<W>>,
+}
+
+impl<const W: usize> SdpRam<W> {
+    /// `depth` is rounded up to a power of two so that address bits index it exactly
+    /// (no Verilator WIDTH warnings, no X on out-of-range reads).
+    pub fn new(depth: usize) -> Self {
+        assert!(
+            depth >= 2 && depth <= 1 << 16,
+            "RAM depth {depth} not in 2..=65536"
+        );
+        let addr_bits = depth.next_power_of_two().trailing_zeros() as usize;
+        Self {
+            clock: Default::default(),
+            rd_addr: Default::default(),
+            rd_data: Default::default(),
+            wr_en: Default::default(),
+            wr_addr: Default::default(),
+            wr_data: Default::default(),
+            _addr_bits: addr_bits,
+            _mem: vec![Bits::<W>::default(); 1 << addr_bits],
+        }
+    }
+}
+
+impl<const W: usize> Logic for SdpRam<W> {
+    fn update(&mut self) {
+        if self.clock.pos_edge() {
+            let mask = self._mem.len() - 1;
+            let ra = self.rd_addr.val().index() & mask;
+            self.rd_data.next = self._mem[ra];
+            if self.wr_en.val() {
+                let wa = self.wr_addr.val().index() & mask;
+                self._mem[wa] = self.wr_data.val();
+            }
+        }
+    }
+    fn connect(&mut self) {
+        self.rd_data.connect();
+    }
+    fn hdl(&self) -> Verilog {
+        let ab = self._addr_bits;
+        let words = 1usize << ab;
+        let unused = if ab < 16 {
+            format!(
+                "\n/* verilator lint_off UNUSEDSIGNAL */\nwire unused_hi = &{{1'b0, rd_addr[15:{ab}], wr_addr[15:{ab}]}};\n/* verilator lint_on UNUSEDSIGNAL */"
+            )
+        } else {
+            String::new()
+        };
+        Verilog::Custom(format!(
+            "\
+reg [{w}:0] mem [0:{last}];{unused}
+always @(posedge clock) begin
+   if (wr_en) mem[wr_addr[{a}:0]] <= wr_data;
+   rd_data <= mem[rd_addr[{a}:0]];
+end",
+            w = W - 1,
+            last = words - 1,
+            a = ab - 1,
+        ))
+    }
+}
