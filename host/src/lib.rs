@@ -4,6 +4,8 @@ pub mod backend;
 pub mod float_ref;
 pub mod model;
 pub mod params;
+pub mod pipeline;
 pub mod qmodel;
+pub mod quant;
 pub mod reference;
 pub mod summary;
