@@ -140,7 +140,10 @@ fn main() {
         std::process::exit(2)
     });
     let (g, r, c) = (cfg.group_width, cfg.rows, cfg.cols);
-    assert!(CIN % g == 0 && COUT % c == 0, "layer must tile the array");
+    assert!(
+        CIN.is_multiple_of(g) && COUT.is_multiple_of(c),
+        "layer must tile the array"
+    );
     let macs_per_tile = cfg.macs_per_cycle() * W * (CIN / g) * (COUT / c);
     let tiles = ((args.macs / macs_per_tile as f64).ceil() as usize).max(1);
 
