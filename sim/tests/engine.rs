@@ -219,3 +219,32 @@ fn stalls_slow_down_but_are_deterministic() {
     );
     assert_eq!(a.status, Status::Done);
 }
+
+#[test]
+fn ewise_and_pool_durations_and_unit_cycles_add_up() {
+    use contract::isa::{Ewise, Pool};
+    let ewise = Instr::Ewise(Ewise {
+        chunks: 2,
+        width: 5,
+        use_gate: true,
+        ..Ewise::default()
+    });
+    let pool = Instr::Pool(Pool {
+        chunks: 3,
+        width: 4,
+        banks: 2,
+        row_pitch: 12,
+        first: true,
+        last: true,
+        ..Pool::default()
+    });
+    let r = run(&[ewise, pool, END]);
+    assert_eq!(r.status, Status::Done);
+    // EWISE 2·5 + 3 = 13 cycles from 10; POOL 3·4 + 3 = 15 cycles, issued when the EWISE is
+    // done (compute idle in 23).
+    assert_eq!(issue_complete(&r)[..2], [(0, 9, 22), (10, 23, 38)]);
+    let c = r.counters;
+    for unit in [c.controller, c.dma, c.compute] {
+        assert_eq!(unit.busy + unit.stall + unit.idle, r.cycles);
+    }
+}
