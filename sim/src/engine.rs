@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::dram::{Dram, MemPort, MemoryModel};
 use crate::func::Buffers;
+use crate::hazard::{conflict, footprint, Access, Hazard};
 use crate::timing;
 
 /// How a run ended.
@@ -80,6 +81,9 @@ pub struct RunResult {
     pub counters: Counters,
     /// Filled when tracing is on (`Engine::set_trace`).
     pub trace: Vec<InstrTrace>,
+    /// Races between concurrently running DMA and compute instructions: where the model and
+    /// the RTL may legitimately differ. Empty for a correctly scheduled program.
+    pub hazards: Vec<Hazard>,
 }
 
 pub struct Engine {
@@ -110,11 +114,14 @@ struct DmaJob {
     sent: usize,
     received: usize,
     trace: Option<usize>,
+    footprint: Vec<Access>,
 }
 
 struct ComputeJob {
+    index: u32,
     remaining: u64,
     trace: Option<usize>,
+    footprint: Vec<Access>,
 }
 
 /// Why the engine stops in a cycle.
@@ -182,6 +189,7 @@ impl Engine {
             cycles: run.cycle,
             counters: run.counters,
             trace: run.trace,
+            hazards: run.hazards,
         }
     }
 }
@@ -199,6 +207,7 @@ struct Run {
     dport: MemPort,
     counters: Counters,
     trace: Vec<InstrTrace>,
+    hazards: Vec<Hazard>,
 }
 
 impl Run {
@@ -220,6 +229,7 @@ impl Run {
             dport: MemPort::new(latency, e.memory.data_port()),
             counters: Counters::default(),
             trace: Vec::new(),
+            hazards: Vec::new(),
         }
     }
 
@@ -372,6 +382,21 @@ impl Run {
             });
             self.trace.len() - 1
         });
+        let fp = footprint(&e.cfg, &instr);
+        let running = match instr.unit() {
+            Unit::Dma => self.compute.as_ref().map(|j| (j.index, &j.footprint)),
+            Unit::Compute => self.dma.as_ref().map(|j| (j.index, &j.footprint)),
+            Unit::Controller => None,
+        };
+        if let Some((running, other)) = running {
+            if let Some(buffer) = conflict(other, &fp) {
+                self.hazards.push(Hazard {
+                    running,
+                    issued: self.index,
+                    buffer,
+                });
+            }
+        }
         e.buffers.execute(&mut e.dram, &instr);
         if let Instr::Conv(c) = &instr {
             self.counters.macs += timing::conv_macs(&e.cfg, c);
@@ -388,13 +413,16 @@ impl Run {
                     sent: 0,
                     received: 0,
                     trace: slot,
+                    footprint: fp,
                 });
             }
             Unit::Compute => {
                 let remaining = timing::compute_cycles(&e.cfg, &instr).expect("compute");
                 self.compute = Some(ComputeJob {
+                    index: self.index,
                     remaining,
                     trace: slot,
+                    footprint: fp,
                 });
             }
         }

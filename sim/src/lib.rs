@@ -16,8 +16,11 @@
 pub mod dram;
 pub mod engine;
 pub mod func;
+pub mod hazard;
 pub mod timing;
+pub mod verilator;
 
 pub use dram::{Dram, MemoryModel, ReadyGen};
 pub use engine::{Counters, Engine, ErrorCause, InstrTrace, RunResult, Status, UnitCycles};
 pub use func::Buffers;
+pub use hazard::Hazard;

@@ -208,6 +208,7 @@ impl GroupConvProblem {
     fn check(&self) {
         let (out, result) = self.run();
         assert_eq!(result.status, Status::Done, "{self:?}");
+        assert!(result.hazards.is_empty(), "{self:?}: {:?}", result.hazards);
         let want = self.reference();
         if let Some(at) = (0..want.len()).find(|&n| out[n] != want[n]) {
             let (x, rest) = (at / G % self.out_w(), at / G / self.out_w());

@@ -248,3 +248,15 @@ fn ewise_and_pool_durations_and_unit_cycles_add_up() {
         assert_eq!(unit.busy + unit.stall + unit.idle, r.cycles);
     }
 }
+
+#[test]
+fn races_are_reported() {
+    // The CONV reads WBUF entry 0 while the LOAD_WGT (no wait_compute) overwrites it.
+    let r = run(&[conv(Wait::NONE), load_wgt(Wait::NONE), END]);
+    assert_eq!(r.hazards.len(), 1);
+    assert_eq!((r.hazards[0].running, r.hazards[0].issued), (0, 1));
+    assert_eq!(r.hazards[0].buffer, sim::hazard::Buffer::Wbuf);
+    // With the flag the two never overlap.
+    let r = run(&[conv(Wait::NONE), load_wgt(Wait::COMPUTE), END]);
+    assert!(r.hazards.is_empty());
+}

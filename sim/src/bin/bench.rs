@@ -180,6 +180,7 @@ fn main() {
         "stall_probability": args.stall,
         "instructions": program.len(),
         "macs": result.counters.macs,
+        "hazards": result.hazards.len(),
         "sim_cycles": result.cycles,
         "pe_utilisation": result.counters.macs as f64
             / (result.cycles as f64 * cfg.macs_per_cycle() as f64),
