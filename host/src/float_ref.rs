@@ -254,9 +254,8 @@ pub fn batch_norm(
 pub fn prelu(x: &Tensor, slope: &[f32]) -> Tensor {
     let hw = x.shape.hw();
     let mut out = x.clone();
-    for c in 0..x.shape.c {
-        let a = slope[c];
-        out.data[c * hw..(c + 1) * hw]
+    for (plane, &a) in out.data.chunks_mut(hw).zip(slope) {
+        plane
             .iter_mut()
             .for_each(|v| *v = if *v < 0.0 { a * *v } else { *v });
     }
@@ -462,4 +461,249 @@ pub fn forward_all(
         .map(|t| t.expect("every tensor is the input or a node output"))
         .collect();
     Ok(Activations { tensors })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Model, Variant};
+
+    fn t(c: usize, h: usize, w: usize, data: &[f32]) -> Tensor {
+        Tensor::new(Shape::new(c, h, w), data.to_vec())
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "[{i}] {x} vs {y}");
+        }
+    }
+
+    fn conv(
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+        groups: usize,
+    ) -> Conv2d {
+        Conv2d {
+            in_ch,
+            out_ch,
+            kernel,
+            stride,
+            pad,
+            groups,
+            bias: false,
+        }
+    }
+
+    /// Direct definition, no span tricks: the oracle for `conv2d`.
+    fn naive_conv(c: &Conv2d, x: &Tensor, w: &[f32]) -> Tensor {
+        let (oh, ow) = c.out_hw(x.shape.h, x.shape.w).unwrap();
+        let mut out = Tensor::zeros(Shape::new(c.out_ch, oh, ow));
+        let (ipg, opg, k) = (c.in_per_group(), c.out_per_group(), c.kernel);
+        for oc in 0..c.out_ch {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = 0.0f64;
+                    for icg in 0..ipg {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * c.stride + ky) as isize - c.pad as isize;
+                                let ix = (ox * c.stride + kx) as isize - c.pad as isize;
+                                if iy < 0
+                                    || ix < 0
+                                    || iy >= x.shape.h as isize
+                                    || ix >= x.shape.w as isize
+                                {
+                                    continue;
+                                }
+                                let ic = oc / opg * ipg + icg;
+                                acc += x.at(ic, iy as usize, ix as usize) as f64
+                                    * w[((oc * ipg + icg) * k + ky) * k + kx] as f64;
+                            }
+                        }
+                    }
+                    out.data[(oc * oh + oy) * ow + ox] = acc as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn conv_3x3_pad1_by_hand() {
+        // 1 channel 3x3 input 1..9, all-ones kernel: each output sums its 3x3 neighbourhood.
+        let x = t(1, 3, 3, &[1., 2., 3., 4., 5., 6., 7., 8., 9.]);
+        let y = conv2d(&conv(1, 1, 3, 1, 1, 1), &x, &[1.0; 9]);
+        close(&y.data, &[12., 21., 16., 27., 45., 33., 24., 39., 28.]);
+        // stride 2: corners of the above
+        let y = conv2d(&conv(1, 1, 3, 2, 1, 1), &x, &[1.0; 9]);
+        assert_eq!(y.shape, Shape::new(1, 2, 2));
+        close(&y.data, &[12., 16., 24., 28.]);
+    }
+
+    #[test]
+    fn conv_groups_by_hand() {
+        // 4 input channels, 2 groups, 4 outputs (2 per group), 1x1 kernel.
+        // out0 = 1*x0 + 2*x1, out1 = -x1, out2 = x2 + x3, out3 = 3*x3 (only its own group).
+        let x = t(4, 1, 2, &[1., 2., 10., 20., 100., 200., 1000., 2000.]);
+        let w = [1., 2., 0., -1., 1., 1., 0., 3.];
+        let y = conv2d(&conv(4, 4, 1, 1, 0, 2), &x, &w);
+        close(&y.data, &[21., 42., -10., -20., 1100., 2200., 3000., 6000.]);
+    }
+
+    #[test]
+    fn conv_7x7_valid_to_1x1() {
+        // The embedding's 7x7 pad-0 conv reduces a 7x7 map to one value: a dot product.
+        let x = Tensor::new(Shape::new(1, 7, 7), (0..49).map(|v| v as f32).collect());
+        let w: Vec<f32> = (0..49)
+            .map(|v| if v % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let y = conv2d(&conv(1, 1, 7, 1, 0, 1), &x, &w);
+        let want: f32 = (0..49)
+            .map(|v| if v % 2 == 0 { v as f32 } else { -(v as f32) })
+            .sum();
+        close(&y.data, &[want]);
+    }
+
+    #[test]
+    fn conv_matches_naive_definition() {
+        let mut rng = SplitMix64::new(7);
+        // (in, out, k, stride, pad, groups, h, w): VarGNet's shapes plus odd edges.
+        let cases = [
+            (16, 32, 3, 1, 1, 2, 9, 7),
+            (16, 32, 3, 2, 1, 2, 9, 8),
+            (8, 8, 3, 2, 1, 1, 5, 5),
+            (3, 8, 3, 1, 1, 1, 6, 6),
+            (16, 8, 1, 1, 0, 1, 4, 5),
+            (16, 16, 7, 1, 0, 2, 7, 7),
+            (8, 16, 3, 2, 0, 1, 7, 6),
+            (8, 8, 5, 3, 2, 8, 11, 10),
+            (4, 4, 3, 1, 2, 4, 2, 3),
+        ];
+        for (i, o, k, s, p, g, h, w) in cases {
+            let c = conv(i, o, k, s, p, g);
+            let x = Tensor::new(
+                Shape::new(i, h, w),
+                (0..i * h * w).map(|_| rng.normal()).collect(),
+            );
+            let wt: Vec<f32> = (0..o * (i / g) * k * k).map(|_| rng.normal()).collect();
+            close(&conv2d(&c, &x, &wt).data, &naive_conv(&c, &x, &wt).data);
+        }
+    }
+
+    #[test]
+    fn batch_norm_prelu_by_hand() {
+        let bn = BatchNorm {
+            channels: 2,
+            eps: 0.0,
+        };
+        let x = t(2, 1, 2, &[1., 3., 10., 30.]);
+        // ch0: (x - 2) / 2 * 3 + 1; ch1: (x - 10) / 10 * 1 - 1
+        let y = batch_norm(&bn, &x, &[3., 1.], &[1., -1.], &[2., 10.], &[4., 100.]);
+        close(&y.data, &[-0.5, 2.5, -1.0, 1.0]);
+        let y = prelu(&y, &[0.25, 0.5]);
+        close(&y.data, &[-0.125, 2.5, -0.5, 1.0]);
+    }
+
+    #[test]
+    fn se_pieces_add_fc_l2_by_hand() {
+        let x = t(2, 2, 2, &[1., 2., 3., 6., -4., 0., 0., 0.]);
+        let p = global_avg_pool(&x);
+        close(&p.data, &[3., -1.]);
+        let g = sigmoid(&t(2, 1, 1, &[0.0, 2.0f32.ln()]));
+        close(&g.data, &[0.5, 2.0 / 3.0]);
+        let y = channel_mul(&x, &g);
+        close(&y.data, &[0.5, 1., 1.5, 3., -8. / 3., 0., 0., 0.]);
+        close(&add(&x, &x).data, &[2., 4., 6., 12., -8., 0., 0., 0.]);
+        let f = flatten(&x);
+        assert_eq!(f.shape, Shape::new(8, 1, 1));
+        let l = Linear {
+            in_features: 2,
+            out_features: 3,
+            bias: false,
+        };
+        let y = linear(&l, &t(2, 1, 1, &[2., -1.]), &[1., 0., 0., 1., 3., 4.]);
+        close(&y.data, &[2., -1., 2.]);
+        close(&l2_norm(&t(2, 1, 1, &[3., -4.])).data, &[0.6, -0.8]);
+    }
+
+    #[test]
+    fn synthetic_input_is_image_like() {
+        let a = synthetic_input(1);
+        assert_eq!(a.shape, Shape::new(3, 112, 112));
+        assert!(a.max_abs() <= 1.0 && a.max_abs() > 0.99);
+        assert_eq!(a, synthetic_input(1));
+        assert!(a.cosine(&synthetic_input(2)).abs() < 0.9);
+        // smooth: neighbouring pixels differ far less than the signal's spread
+        let d: f64 = (0..111)
+            .map(|x| (a.at(0, 50, x + 1) - a.at(0, 50, x)).abs() as f64)
+            .sum::<f64>()
+            / 111.0;
+        assert!(d < 0.2 * a.std(), "mean step {d}, std {}", a.std());
+    }
+
+    #[test]
+    fn forward_variants_agree() {
+        // A small graph: every op kind of VarGFaceNet, run by forward, forward_all, forward_with.
+        let m = Model::vargfacenet(Variant::Seed);
+        let p = Params::init(&m, 3);
+        let x = synthetic_input(5);
+        let all = forward_all(&m, &p, &x).unwrap();
+        let mut seen = 0;
+        let out = forward_with(&m, &p, &x, |n, y| {
+            assert_eq!(y, all.get(n.output), "{}", n.name);
+            seen += 1;
+        })
+        .unwrap();
+        assert_eq!(seen, m.nodes.len());
+        assert_eq!(&out, all.get(m.output));
+        assert_eq!(out, forward(&m, &p, &x).unwrap());
+        let norm: f32 = out.data.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+        assert_eq!(
+            all.by_name(&m, "head.conv1").unwrap().shape,
+            Shape::new(40, 112, 112)
+        );
+        let bad = Tensor::zeros(Shape::new(3, 64, 64));
+        assert!(matches!(
+            forward(&m, &p, &bad),
+            Err(RefError::InputShape { .. })
+        ));
+    }
+
+    #[test]
+    fn se_block_graph_by_hand() {
+        use crate::model::Op;
+        // x: 2 channels 1x2; GAP → fc1 (2→1) → PReLU → fc2 (1→2) → sigmoid → x * gate.
+        let mut m = Model::new("se", Shape::new(2, 1, 2));
+        let x = m.input;
+        let s = m.push("se.avg_pool", Op::GlobalAvgPool, &[x]).unwrap();
+        let s = m
+            .push("se.fc1", Op::Conv2d(conv(2, 1, 1, 1, 0, 1)), &[s])
+            .unwrap();
+        let s = m.push("se.relu", Op::PRelu { channels: 1 }, &[s]).unwrap();
+        let s = m
+            .push("se.fc2", Op::Conv2d(conv(1, 2, 1, 1, 0, 1)), &[s])
+            .unwrap();
+        let s = m.push("se.sigmoid", Op::Sigmoid, &[s]).unwrap();
+        m.push("se.mul", Op::ChannelMul, &[x, s]).unwrap();
+        let mut p = Params::default();
+        p.insert("se.fc1.weight", vec![1, 2, 1, 1], vec![1.0, -1.0]);
+        p.insert("se.relu.weight", vec![1], vec![0.5]);
+        p.insert("se.fc2.weight", vec![2, 1, 1, 1], vec![0.0, 2.0]);
+        p.check(&m).unwrap();
+        // means (1, 3) → fc1 = -2 → PReLU = -1 → fc2 = (0, -2) → gates (0.5, σ(-2))
+        let y = forward(&m, &p, &t(2, 1, 2, &[0., 2., 3., 3.])).unwrap();
+        let g = 1.0 / (1.0 + 2f32.exp());
+        close(&y.data, &[0., 1., 3. * g, 3. * g]);
+        // a missing parameter names node and tensor
+        p.tensors.remove("se.fc2.weight");
+        let err = forward(&m, &p, &t(2, 1, 2, &[0.; 4]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("se.fc2.weight"), "{err}");
+    }
 }

@@ -660,6 +660,7 @@ impl Builder {
         (c as f64 * self.cfg.multiplier) as usize
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn conv(
         &mut self,
         name: &str,
@@ -756,6 +757,7 @@ impl Builder {
     }
 
     /// `vargnet_block` (channels already multiplied).
+    #[allow(clippy::too_many_arguments)]
     fn normal_block(
         &mut self,
         p: &str,

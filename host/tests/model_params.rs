@@ -1,0 +1,146 @@
+//! Synthetic parameters keep activations of order 1; safetensors round trip and errors.
+
+use host::float_ref::{forward, forward_all, synthetic_input};
+use host::model::{BlockKind, Model, Variant};
+use host::params::{Params, ParamsError};
+
+#[test]
+fn activations_stay_of_order_one() {
+    let m = Model::vargfacenet(Variant::Seed);
+    let t0 = std::time::Instant::now();
+    let p = Params::synthetic(&m, 42);
+    eprintln!(
+        "synthetic params (init + BN calibration): {:?}",
+        t0.elapsed()
+    );
+    // An image outside the calibration set.
+    let x = synthetic_input(12345);
+    let t0 = std::time::Instant::now();
+    let all = forward_all(&m, &p, &x).unwrap();
+    eprintln!("forward_all: {:?}", t0.elapsed());
+    for b in &m.blocks {
+        let y = all.get(b.output);
+        eprintln!(
+            "{:<40} {:>12} mean {:+.3} std {:.3}",
+            b.name,
+            y.shape.to_string(),
+            y.mean(),
+            y.std()
+        );
+        if b.kind != BlockKind::L2Norm {
+            assert!(
+                (0.1..=10.0).contains(&y.std()),
+                "{}: std {}",
+                b.name,
+                y.std()
+            );
+        }
+    }
+    let emb = all.get(m.embedding());
+    assert!(
+        (0.1..=10.0).contains(&emb.std()),
+        "embedding std {}",
+        emb.std()
+    );
+    // Different images give different embeddings; the same image the same.
+    let out = all.get(m.output);
+    let other = forward(&m, &p, &synthetic_input(777)).unwrap();
+    let cos = out.cosine(&other);
+    eprintln!("cosine between two images' embeddings: {cos:.3}");
+    assert!(cos < 0.95, "{cos}");
+}
+
+#[test]
+fn init_follows_pytorch_defaults_and_is_deterministic() {
+    let m = Model::vargfacenet(Variant::Seed);
+    let a = Params::init(&m, 1);
+    assert_eq!(a, Params::init(&m, 1));
+    assert_ne!(
+        a.get("head.conv1.weight").unwrap(),
+        Params::init(&m, 2).get("head.conv1.weight").unwrap()
+    );
+    a.check(&m).unwrap();
+    // fan_in 3*3*3 = 27 → bound 1/sqrt(27)
+    let w = &a.get("head.conv1.weight").unwrap().data;
+    let b = 1.0 / 27f32.sqrt();
+    assert!(w.iter().all(|v| v.abs() <= b) && w.iter().any(|v| v.abs() > 0.9 * b));
+    let s = &a.get("head.relu1.weight").unwrap().data;
+    assert!(s.iter().all(|v| (0.2..=0.3).contains(v)));
+    let g = &a.get("embedding.bn.weight").unwrap().data;
+    assert!(g.iter().all(|v| (0.8..=1.2).contains(v)));
+}
+
+#[test]
+fn safetensors_round_trip() {
+    let m = Model::vargfacenet(Variant::Seed);
+    let p = Params::init(&m, 9);
+    let dir = std::env::temp_dir().join(format!("host-model-params-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("vargfacenet.safetensors");
+    p.save(&m, &path).unwrap();
+    let q = Params::load(&m, &path).unwrap();
+    assert_eq!(p, q);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let bytes = p.to_safetensors(&m).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(
+        st.tensor("head.conv1.weight").unwrap().shape(),
+        &[40, 3, 3, 3]
+    );
+    assert_eq!(
+        st.tensor("head.bn1.num_batches_tracked").unwrap().dtype(),
+        safetensors::Dtype::I64
+    );
+}
+
+#[test]
+fn load_errors_name_the_tensor() {
+    let m = Model::vargfacenet(Variant::Seed);
+    let mut p = Params::init(&m, 9);
+    p.tensors
+        .remove("body_layer.1.norm_blocks_layer.2.se.fc1.weight");
+    let err = Params::from_safetensors(&m, &p.to_safetensors(&m).unwrap()).unwrap_err();
+    assert!(matches!(err, ParamsError::Missing { .. }));
+    assert!(
+        err.to_string()
+            .contains("body_layer.1.norm_blocks_layer.2.se.fc1.weight"),
+        "{err}"
+    );
+
+    // The seed's 1280-channel parameters do not fit the 1024-channel model.
+    let p = Params::init(&m, 9);
+    let small = Model::vargfacenet(Variant::Emb1024);
+    let err = Params::from_safetensors(&small, &p.to_safetensors(&m).unwrap()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ParamsError::Shape { .. }), "{msg}");
+    assert!(
+        msg.contains("embedding.conv1.weight")
+            && msg.contains("[1024, 320, 1, 1]")
+            && msg.contains("[1280, 320, 1, 1]"),
+        "{msg}"
+    );
+
+    let err = Params::from_safetensors(&m, b"not a safetensors file").unwrap_err();
+    assert!(matches!(err, ParamsError::Format(_)));
+    let err = Params::load(&m, std::path::Path::new("/nonexistent/x.safetensors")).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/x.safetensors"));
+}
+
+/// `cargo test -p host --release --test model_params -- --ignored --nocapture`
+#[test]
+#[ignore = "timing; run in release"]
+fn full_forward_timing() {
+    let m = Model::vargfacenet(Variant::Seed);
+    let p = Params::init(&m, 1);
+    let x = synthetic_input(3);
+    forward(&m, &p, &x).unwrap(); // warm up the thread pool
+    let runs = 5;
+    let t0 = std::time::Instant::now();
+    for _ in 0..runs {
+        forward(&m, &p, &x).unwrap();
+    }
+    let per = t0.elapsed() / runs;
+    eprintln!("full VarGFaceNet float forward: {per:?} per image");
+    assert!(per.as_secs_f64() < 2.0);
+}
