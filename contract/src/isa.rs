@@ -36,7 +36,7 @@
 //! depth. Every check is a compare of a sum of products of fields against a config constant,
 //! so the RTL evaluates them in its decode cycle.
 
-use crate::arith::Requant;
+use crate::arith::{Requant, MAX_SHIFT};
 use crate::config::{EngineConfig, MAX_KERNEL};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -722,14 +722,16 @@ pub fn encode_requant(r: &Requant) -> [u8; PBUF_RECORD_BYTES] {
     b
 }
 
-/// Reads a PBUF record. The three pad bytes are ignored, as the hardware ignores them.
+/// Reads a PBUF record. The three pad bytes are ignored, as the hardware ignores them, and a
+/// shift above `MAX_SHIFT` saturates to it (records are data, not checked at decode, so the
+/// requantiser must do something defined with any byte; the quantiser never emits one).
 pub fn decode_requant(b: &[u8; PBUF_RECORD_BYTES]) -> Requant {
     let word = |i: usize| i32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
     Requant {
         bias: word(0),
         mult_pos: word(4),
         mult_neg: word(8),
-        shift: b[12],
+        shift: b[12].min(MAX_SHIFT),
     }
 }
 
@@ -743,7 +745,7 @@ mod tests {
     }
 
     fn requant() -> impl Strategy<Value = Requant> {
-        (any::<i32>(), any::<i32>(), any::<i32>(), any::<u8>()).prop_map(
+        (any::<i32>(), any::<i32>(), any::<i32>(), 0..=MAX_SHIFT).prop_map(
             |(bias, mult_pos, mult_neg, shift)| Requant {
                 bias,
                 mult_pos,
@@ -1004,6 +1006,9 @@ mod tests {
             [0xfe, 0xff, 0xff, 0xff, 4, 3, 2, 1, 7, 0, 0, 0, 9, 0, 0, 0]
         );
         assert_eq!(decode_requant(&b), r);
+        let mut b = b;
+        b[12] = 200;
+        assert_eq!(decode_requant(&b).shift, MAX_SHIFT);
     }
 
     proptest! {
