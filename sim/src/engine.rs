@@ -247,15 +247,15 @@ impl Run {
         let dma_idle = self.dma.is_none();
         let compute_idle = self.compute.is_none();
 
-        // DMA: responses, then at most one request.
+        // DMA: responses, then at most one request. A bus error stops the engine at the end
+        // of this cycle (the other units' counters still count it).
+        let mut dma_error = None;
         if let Some(job) = &mut self.dma {
-            if let Some(err) = self.dport.response(now) {
-                if let Some(addr) = err {
-                    return Err(Self::error(job.index, ErrorCause::BusError { addr }));
-                }
-                job.received += 1;
-            }
-            if job.setup > 0 {
+            let response = self.dport.response(now);
+            if let Some(Some(addr)) = response {
+                dma_error = Some(Self::error(job.index, ErrorCause::BusError { addr }));
+                self.counters.dma.busy += 1;
+            } else if job.setup > 0 {
                 job.setup -= 1;
                 self.counters.dma.busy += 1;
             } else if job.sent < job.words.len() {
@@ -264,7 +264,7 @@ impl Run {
                     let err = (!e.dram.word_in_range(word, bus as usize)).then_some(word * bus);
                     if job.write {
                         if let Some(addr) = err {
-                            return Err(Self::error(job.index, ErrorCause::BusError { addr }));
+                            dma_error = Some(Self::error(job.index, ErrorCause::BusError { addr }));
                         }
                         self.counters.dram_write_bytes += bus;
                     } else {
@@ -278,6 +278,9 @@ impl Run {
                 }
             } else {
                 self.counters.dma.busy += 1;
+            }
+            if response == Some(None) {
+                job.received += 1;
             }
             let done = job.setup == 0
                 && job.sent == job.words.len()
@@ -306,6 +309,11 @@ impl Run {
             self.counters.compute.idle += 1;
         }
 
+        if let Some(halt) = dma_error {
+            self.counters.controller.busy += 1;
+            return Err(halt);
+        }
+
         // Controller.
         match &mut self.ctrl {
             Ctrl::Fetch {
@@ -315,6 +323,7 @@ impl Run {
             } => {
                 if let Some(err) = self.iport.response(now) {
                     if let Some(addr) = err {
+                        self.counters.controller.busy += 1;
                         return Err(Self::error(self.index, ErrorCause::BusError { addr }));
                     }
                     *received += 1;
