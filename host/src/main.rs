@@ -120,11 +120,12 @@ fn infer(
     json: bool,
 ) -> anyhow::Result<()> {
     let mut backend = backend_by_name(backend_name)?;
-    let p = prepare(model_name, params.as_deref(), seed)?;
+    // Check the cheap things (names, input file) before the slow calibration.
     let image = match &input {
-        Some(path) => read_image(path, &p.model)?,
+        Some(path) => read_image(path, &Model::from_name(model_name)?)?,
         None => synthetic_input(seed),
     };
+    let p = prepare(model_name, params.as_deref(), seed)?;
     let float_embedding = float_ref::forward(&p.model, &p.params, &image)?;
 
     let q = &p.qmodel;

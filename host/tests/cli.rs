@@ -1,0 +1,69 @@
+//! The command line as a user meets it: totals, reports and clear errors.
+
+use std::process::Command;
+
+fn host(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_host"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn summary_json_totals() {
+    for (model, macs) in [
+        ("vargfacenet", 517_068_320u64),
+        ("vargfacenet-1024", 512_593_440),
+    ] {
+        let (ok, out, err) = host(&["summary", "--model", model, "--json"]);
+        assert!(ok, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["total_macs"], macs);
+        assert_eq!(v["layers"].as_array().unwrap().len(), 103);
+    }
+    let (_, out, _) = host(&["summary", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["total_weights"], 5_677_400);
+}
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let dir = std::env::temp_dir().join(format!("host-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let short = dir.join("short.f32");
+    std::fs::write(&short, [0u8; 12]).unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["summary", "--model", "resnet50"], "vargfacenet-1024"),
+        (&["infer", "--backend", "gpu"], "unknown backend"),
+        (&["infer", "--input", short.to_str().unwrap()], "has 150528"),
+        (
+            &["infer", "--params", "/nonexistent.safetensors"],
+            "/nonexistent.safetensors",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, err) = host(args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn infer_reference_report() {
+    let (ok, out, err) = host(&["infer", "--backend", "reference", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["backend"], "reference");
+    assert_eq!(v["bit_exact"], true);
+    assert_eq!(v["embedding"].as_array().unwrap().len(), 512);
+    // The measured value is 0.956 (README); this floor catches a broken quantiser.
+    let cosine = v["cosine"].as_f64().unwrap();
+    assert!(cosine > 0.9, "cosine {cosine}");
+}
