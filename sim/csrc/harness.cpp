@@ -1,0 +1,100 @@
+// C ABI around the Verilated engine (top module `top` from `hdl emit verilog`), loaded by
+// sim/src/verilator.rs with dlopen. Rust owns the clock loop and the DRAM model (the same
+// sim::dram code the cycle model uses); this file only moves pins.
+#include "Vtop.h"
+#include "verilated.h"
+#include <cstdint>
+#include <cstring>
+
+// Pin image exchanged every cycle. Wide buses are little-endian u32 words (up to 1024 bits).
+struct Pins {
+    // inputs
+    uint32_t start, prog_addr, prog_len;
+    uint32_t ins_req_ready, ins_rsp_valid;
+    uint32_t ins_rsp_data[32];
+    uint32_t mem_req_ready, mem_rsp_valid;
+    uint32_t mem_rsp_data[32];
+    // outputs
+    uint32_t status, err_index;
+    uint32_t ins_req_valid, ins_req_addr;
+    uint32_t mem_req_valid, mem_req_write, mem_req_addr;
+    uint32_t mem_req_wdata[32];
+    uint32_t mem_req_wstrb[4];
+};
+
+// Port widths vary with dram_bus_bytes; Verilator picks CData/SData/IData/QData/VlWide.
+template <class T> static void put(T& port, const uint32_t* w) {
+    if (sizeof(T) <= 4) port = (T)w[0];
+    else port = (T)((uint64_t)w[0] | ((uint64_t)w[1] << 32));
+}
+template <std::size_t N> static void put(VlWide<N>& port, const uint32_t* w) {
+    for (std::size_t i = 0; i < N; i++) port[i] = w[i];
+}
+template <class T> static void get(const T& port, uint32_t* w) {
+    uint64_t v = (uint64_t)port;
+    w[0] = (uint32_t)v;
+    if (sizeof(T) > 4) w[1] = (uint32_t)(v >> 32);
+}
+template <std::size_t N> static void get(const VlWide<N>& port, uint32_t* w) {
+    for (std::size_t i = 0; i < N; i++) w[i] = port[i];
+}
+
+struct Handle {
+    VerilatedContext ctx;
+    Vtop* top;
+};
+
+extern "C" {
+
+void* vg_new() {
+    Handle* h = new Handle;
+    h->top = new Vtop(&h->ctx, "top");
+    h->top->clock = 0;
+    h->top->start = 0;
+    h->top->eval();
+    return h;
+}
+
+void vg_free(void* p) {
+    Handle* h = (Handle*)p;
+    h->top->final();
+    delete h->top;
+    delete h;
+}
+
+// Drive the inputs, settle combinational logic, read the outputs (before the clock edge).
+void vg_eval(void* p, Pins* s) {
+    Vtop* t = ((Handle*)p)->top;
+    t->start = s->start;
+    t->prog_addr = s->prog_addr;
+    t->prog_len = s->prog_len;
+    t->ins_req_ready = s->ins_req_ready;
+    t->ins_rsp_valid = s->ins_rsp_valid;
+    put(t->ins_rsp_data, s->ins_rsp_data);
+    t->mem_req_ready = s->mem_req_ready;
+    t->mem_rsp_valid = s->mem_rsp_valid;
+    put(t->mem_rsp_data, s->mem_rsp_data);
+    t->eval();
+    s->status = t->status;
+    s->err_index = t->err_index;
+    s->ins_req_valid = t->ins_req_valid;
+    s->ins_req_addr = t->ins_req_addr;
+    s->mem_req_valid = t->mem_req_valid;
+    s->mem_req_write = t->mem_req_write;
+    s->mem_req_addr = t->mem_req_addr;
+    get(t->mem_req_wdata, s->mem_req_wdata);
+    std::memset(s->mem_req_wstrb, 0, sizeof(s->mem_req_wstrb));
+    get(t->mem_req_wstrb, s->mem_req_wstrb);
+}
+
+// One rising edge (inputs as last driven by vg_eval).
+void vg_tick(void* p) {
+    Vtop* t = ((Handle*)p)->top;
+    t->clock = 1;
+    t->eval();
+    t->clock = 0;
+    t->eval();
+}
+
+uint32_t vg_pins_size() { return sizeof(Pins); }
+}

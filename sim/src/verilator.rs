@@ -1,0 +1,469 @@
+//! The Verilator harness: builds the Verilog that `hdl emit verilog` wrote into a shared
+//! library (C++ shim in `sim/csrc/harness.cpp`, cached under `build/verilator/<hash>/`),
+//! then clocks it from Rust, serving both memory ports with the *same* [`ReadyGen`] stall
+//! generators and latency rules as the cycle model ([`crate::dram`]).
+//!
+//! Why a shared library driven per cycle rather than a C++ main loop: the DRAM model stays
+//! one piece of Rust code, and a crash or hang shows up in the test that caused it.
+//!
+//! Engine pins (docs/engine.md, "RTL"): `start` is pulsed in cycle 0 with `prog_addr` and
+//! `prog_len`; `status` is 0 idle, 1 busy, 2 done, 3 error (`err_index` = instruction).
+
+use crate::dram::{Dram, MemoryModel, ReadyGen};
+use contract::EngineConfig;
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The C++ shim, compiled into every build (its text is part of the cache key).
+pub const HARNESS_CPP: &str = include_str!("../csrc/harness.cpp");
+
+/// Verilator warnings that do not concern simulation (the RTL lints clean with
+/// `scripts/lint-rtl`; these only keep the build log short).
+const VERILATOR_FLAGS: &[&str] = &["-Wno-fatal", "-Wno-lint", "-Wno-style"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("`verilator` was not found on PATH; install it with `apt-get install -y verilator` (Verilator 5.x)")]
+    VerilatorMissing,
+    #[error("`{tool}` failed ({status}) while building {dir}:\n{log}")]
+    Build {
+        tool: String,
+        status: String,
+        dir: String,
+        log: String,
+    },
+    #[error("cannot load {path}: {reason}")]
+    Load { path: String, reason: String },
+    #[error("io error on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> HarnessError + '_ {
+    move |source| HarnessError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Root of build products: `$VARGNET_BUILD_DIR` or `<workspace>/build`.
+pub fn build_root() -> PathBuf {
+    std::env::var_os("VARGNET_BUILD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
+}
+
+/// FNV-1a 64: a stable cache key without a hashing dependency.
+fn fnv64(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in p.iter() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+fn run_tool(cmd: &mut Command, dir: &Path) -> Result<(), HarnessError> {
+    let tool = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.output().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound && tool == "verilator" {
+            HarnessError::VerilatorMissing
+        } else {
+            HarnessError::Io {
+                path: tool.clone(),
+                source: e,
+            }
+        }
+    })?;
+    if !out.status.success() {
+        let mut log = String::from_utf8_lossy(&out.stderr).into_owned();
+        log.push_str(&String::from_utf8_lossy(&out.stdout));
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        return Err(HarnessError::Build {
+            tool,
+            status: out.status.to_string(),
+            dir: dir.display().to_string(),
+            log: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        });
+    }
+    Ok(())
+}
+
+fn verilator_version() -> Result<String, HarnessError> {
+    let out = Command::new("verilator")
+        .arg("--version")
+        .output()
+        .map_err(|_| HarnessError::VerilatorMissing)?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Bump when the build commands below change (part of the cache key).
+const RECIPE: &str = "verilator-cc+gxx-shared v2";
+
+/// Serialises builds inside one process (parallel tests would otherwise build the same
+/// library twice on a 2-core machine).
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Builds (or finds in the cache) the shared library for `verilog` (top module `top`).
+/// Returns the library path and whether it was built now.
+pub fn build_library(verilog: &str) -> Result<(PathBuf, bool), HarnessError> {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let version = verilator_version()?;
+    let key = fnv64(&[
+        verilog.as_bytes(),
+        HARNESS_CPP.as_bytes(),
+        version.as_bytes(),
+        RECIPE.as_bytes(),
+    ]);
+    let dir = build_root().join("verilator").join(format!("{key:016x}"));
+    let lib = dir.join("libengine.so");
+    if lib.exists() {
+        return Ok((lib, false));
+    }
+    let tmp = build_root()
+        .join("verilator")
+        .join(format!("tmp-{key:016x}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    let v = tmp.join("engine.v");
+    std::fs::write(&v, verilog).map_err(io_err(&v))?;
+    let cpp = tmp.join("harness.cpp");
+    std::fs::write(&cpp, HARNESS_CPP).map_err(io_err(&cpp))?;
+    let obj = tmp.join("obj");
+    run_tool(
+        Command::new("verilator")
+            .args(["--cc", "-O3", "--top-module", "top", "--build", "-j", "2"])
+            .args(VERILATOR_FLAGS)
+            .args(["-CFLAGS", "-fPIC", "-Mdir"])
+            .arg(&obj)
+            .arg(&v),
+        &tmp,
+    )?;
+    let inc = Path::new("/usr/share/verilator/include");
+    let inc = std::env::var_os("VERILATOR_ROOT")
+        .map(|r| PathBuf::from(r).join("include"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| inc.to_path_buf());
+    let out_lib = tmp.join("libengine.so");
+    run_tool(
+        Command::new("g++")
+            .args(["-std=c++17", "-shared", "-fPIC", "-O2", "-faligned-new"])
+            .args(["-DVM_COVERAGE=0", "-DVM_SC=0", "-DVM_TRACE=0"])
+            .arg("-I")
+            .arg(&obj)
+            .arg("-I")
+            .arg(&inc)
+            .arg("-I")
+            .arg(inc.join("vltstd"))
+            .arg("-o")
+            .arg(&out_lib)
+            .arg(&cpp)
+            .arg(inc.join("verilated.cpp"))
+            .arg(inc.join("verilated_threads.cpp"))
+            .arg("-pthread")
+            .arg("-Wl,--whole-archive")
+            .arg(obj.join("Vtop__ALL.a"))
+            .arg("-Wl,--no-whole-archive"),
+        &tmp,
+    )?;
+    let _ = std::fs::remove_dir_all(&obj);
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => {}
+        Err(_) if lib.exists() => {
+            let _ = std::fs::remove_dir_all(&tmp); // another process won the race
+        }
+        Err(e) => return Err(io_err(&dir)(e)),
+    }
+    Ok((lib, true))
+}
+
+/// The pin image shared with `harness.cpp` (`struct Pins`).
+#[repr(C)]
+#[derive(Clone)]
+struct Pins {
+    start: u32,
+    prog_addr: u32,
+    prog_len: u32,
+    ins_req_ready: u32,
+    ins_rsp_valid: u32,
+    ins_rsp_data: [u32; 32],
+    mem_req_ready: u32,
+    mem_rsp_valid: u32,
+    mem_rsp_data: [u32; 32],
+    status: u32,
+    err_index: u32,
+    ins_req_valid: u32,
+    ins_req_addr: u32,
+    mem_req_valid: u32,
+    mem_req_write: u32,
+    mem_req_addr: u32,
+    mem_req_wdata: [u32; 32],
+    mem_req_wstrb: [u32; 4],
+}
+
+impl Default for Pins {
+    fn default() -> Self {
+        // SAFETY: plain u32 fields; all-zero is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+}
+
+extern "C" {
+    fn dlopen(filename: *const c_char, flag: c_int) -> *mut c_void;
+    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    fn dlerror() -> *const c_char;
+}
+const RTLD_NOW: c_int = 2;
+
+type NewFn = unsafe extern "C" fn() -> *mut c_void;
+type FreeFn = unsafe extern "C" fn(*mut c_void);
+type EvalFn = unsafe extern "C" fn(*mut c_void, *mut Pins);
+type TickFn = unsafe extern "C" fn(*mut c_void);
+type SizeFn = unsafe extern "C" fn() -> u32;
+
+/// A loaded Verilated engine library (one per config/Verilog text).
+pub struct VerilatedEngine {
+    cfg: EngineConfig,
+    lib: PathBuf,
+    new: NewFn,
+    free: FreeFn,
+    eval: EvalFn,
+    tick: TickFn,
+}
+
+// SAFETY: the library's functions touch only the model instance passed to them; each
+// `run` creates and frees its own instance.
+unsafe impl Send for VerilatedEngine {}
+unsafe impl Sync for VerilatedEngine {}
+
+/// How a Verilator run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HwStatus {
+    Done,
+    /// `status = ERROR`; the index of the offending instruction.
+    Error {
+        index: u32,
+    },
+    /// A bus word outside the DRAM was requested (the harness stops; the RTL has no
+    /// bus-error input yet).
+    BusError {
+        addr: u64,
+    },
+    /// Neither DONE nor ERROR within the watchdog.
+    Watchdog,
+}
+
+#[derive(Clone, Debug)]
+pub struct HwRun {
+    pub status: HwStatus,
+    /// Cycle (from 0 = the `start` cycle) in which `status` first read DONE/ERROR.
+    pub cycles: u64,
+    pub dram: Dram,
+    /// Accepted requests: instruction port, data-port reads, data-port writes.
+    pub instr_beats: u64,
+    pub read_beats: u64,
+    pub write_beats: u64,
+}
+
+/// Options of one run: memory model and watchdog.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Read latency in cycles (default: `EngineConfig::dram_latency`).
+    pub latency: Option<u64>,
+    pub memory: MemoryModel,
+    pub watchdog: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            latency: None,
+            memory: MemoryModel::default(),
+            watchdog: 10_000_000,
+        }
+    }
+}
+
+impl VerilatedEngine {
+    /// Builds (cached) and loads the Verilog text `verilog` generated for `cfg`.
+    pub fn build(cfg: &EngineConfig, verilog: &str) -> Result<Self, HarnessError> {
+        let (lib, _) = build_library(verilog)?;
+        Self::load(cfg, &lib)
+    }
+
+    /// Builds from the directory `hdl emit verilog --out DIR` wrote.
+    pub fn build_dir(cfg: &EngineConfig, dir: &Path) -> Result<Self, HarnessError> {
+        let v = dir.join("engine.v");
+        let text = std::fs::read_to_string(&v).map_err(io_err(&v))?;
+        Self::build(cfg, &text)
+    }
+
+    pub fn load(cfg: &EngineConfig, lib: &Path) -> Result<Self, HarnessError> {
+        let err = |reason: String| HarnessError::Load {
+            path: lib.display().to_string(),
+            reason,
+        };
+        let c = CString::new(lib.as_os_str().to_string_lossy().as_bytes())
+            .map_err(|e| err(e.to_string()))?;
+        // SAFETY: dlopen/dlsym with valid C strings; symbols are checked for null and have
+        // the signatures declared in harness.cpp.
+        unsafe {
+            let h = dlopen(c.as_ptr(), RTLD_NOW);
+            if h.is_null() {
+                let msg = CStr::from_ptr(dlerror()).to_string_lossy().into_owned();
+                return Err(err(msg));
+            }
+            let sym = |name: &str| -> Result<*mut c_void, HarnessError> {
+                let n = CString::new(name).unwrap();
+                let p = dlsym(h, n.as_ptr());
+                if p.is_null() {
+                    Err(err(format!("symbol {name} missing")))
+                } else {
+                    Ok(p)
+                }
+            };
+            let size: SizeFn = std::mem::transmute(sym("vg_pins_size")?);
+            if size() as usize != std::mem::size_of::<Pins>() {
+                return Err(err("Pins layout differs between Rust and C++".into()));
+            }
+            Ok(VerilatedEngine {
+                cfg: cfg.clone(),
+                lib: lib.to_path_buf(),
+                new: std::mem::transmute::<*mut c_void, NewFn>(sym("vg_new")?),
+                free: std::mem::transmute::<*mut c_void, FreeFn>(sym("vg_free")?),
+                eval: std::mem::transmute::<*mut c_void, EvalFn>(sym("vg_eval")?),
+                tick: std::mem::transmute::<*mut c_void, TickFn>(sym("vg_tick")?),
+            })
+        }
+    }
+
+    pub fn library(&self) -> &Path {
+        &self.lib
+    }
+
+    /// Runs the program of `prog_len` instructions at `prog_addr` on a fresh engine.
+    pub fn run(&self, mut dram: Dram, prog_addr: u32, prog_len: u32, opts: &RunOptions) -> HwRun {
+        let bus = self.cfg.dram_bus_bytes;
+        let words = bus / 4;
+        let latency = opts.latency.unwrap_or(self.cfg.dram_latency as u64);
+        let mut ins_gen: ReadyGen = opts.memory.instr_port();
+        let mut data_gen: ReadyGen = opts.memory.data_port();
+        // reads in flight: (due cycle, data words)
+        let mut ins_q: VecDeque<(u64, Vec<u32>)> = VecDeque::new();
+        let mut mem_q: VecDeque<(u64, Vec<u32>)> = VecDeque::new();
+        let mut pins = Pins {
+            prog_addr,
+            prog_len,
+            ..Pins::default()
+        };
+        let (mut ib, mut rb, mut wb) = (0u64, 0u64, 0u64);
+        let read_word = |dram: &Dram, addr: u64| -> Result<Vec<u32>, u64> {
+            let word = addr / bus as u64;
+            if !dram.word_in_range(word, bus) {
+                return Err(addr);
+            }
+            let b = dram.read(word * bus as u64, bus);
+            Ok(b.chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+                .collect())
+        };
+        // SAFETY: the handle is created and freed here and used by this thread only.
+        let h = unsafe { (self.new)() };
+        let mut status = HwStatus::Watchdog;
+        let mut cycles = opts.watchdog;
+        'run: for now in 0..opts.watchdog {
+            let ready_i = ins_gen.ready();
+            let ready_d = data_gen.ready();
+            pins.start = (now == 0) as u32;
+            pins.ins_req_ready = ready_i as u32;
+            pins.mem_req_ready = ready_d as u32;
+            pins.ins_rsp_valid = 0;
+            if ins_q.front().is_some_and(|(due, _)| *due == now) {
+                let (_, d) = ins_q.pop_front().unwrap();
+                pins.ins_rsp_data[..words].copy_from_slice(&d);
+                pins.ins_rsp_valid = 1;
+            }
+            pins.mem_rsp_valid = 0;
+            if mem_q.front().is_some_and(|(due, _)| *due == now) {
+                let (_, d) = mem_q.pop_front().unwrap();
+                pins.mem_rsp_data[..words].copy_from_slice(&d);
+                pins.mem_rsp_valid = 1;
+            }
+            unsafe { (self.eval)(h, &mut pins) };
+            match pins.status {
+                2 => {
+                    status = HwStatus::Done;
+                    cycles = now;
+                    break 'run;
+                }
+                3 => {
+                    status = HwStatus::Error {
+                        index: pins.err_index,
+                    };
+                    cycles = now;
+                    break 'run;
+                }
+                _ => {}
+            }
+            if pins.ins_req_valid != 0 && ready_i {
+                ib += 1;
+                match read_word(&dram, pins.ins_req_addr as u64) {
+                    Ok(d) => ins_q.push_back((now + latency, d)),
+                    Err(addr) => {
+                        status = HwStatus::BusError { addr };
+                        cycles = now;
+                        break 'run;
+                    }
+                }
+            }
+            if pins.mem_req_valid != 0 && ready_d {
+                let addr = pins.mem_req_addr as u64;
+                if pins.mem_req_write != 0 {
+                    wb += 1;
+                    let word = addr / bus as u64;
+                    if !dram.word_in_range(word, bus) {
+                        status = HwStatus::BusError { addr };
+                        cycles = now;
+                        break 'run;
+                    }
+                    let base = (word * bus as u64) as usize;
+                    let bytes = dram.bytes_mut();
+                    for i in 0..bus {
+                        if (pins.mem_req_wstrb[i / 32] >> (i % 32)) & 1 == 1 {
+                            bytes[base + i] = (pins.mem_req_wdata[i / 4] >> (8 * (i % 4))) as u8;
+                        }
+                    }
+                } else {
+                    rb += 1;
+                    match read_word(&dram, addr) {
+                        Ok(d) => mem_q.push_back((now + latency, d)),
+                        Err(addr) => {
+                            status = HwStatus::BusError { addr };
+                            cycles = now;
+                            break 'run;
+                        }
+                    }
+                }
+            }
+            unsafe { (self.tick)(h) };
+        }
+        unsafe { (self.free)(h) };
+        HwRun {
+            status,
+            cycles,
+            dram,
+            instr_beats: ib,
+            read_beats: rb,
+            write_beats: wb,
+        }
+    }
+}
