@@ -24,7 +24,12 @@ fn main() -> anyhow::Result<()> {
     let (mut cycles, mut runs) = (0u64, 0u32);
     let t = Instant::now();
     while t.elapsed().as_secs_f64() < 3.0 {
-        let r = eng.run(p.dram(&cfg, &program), 0, program.len() as u32, &RunOptions::default());
+        let r = eng.run(
+            p.dram(&cfg, &program),
+            0,
+            program.len() as u32,
+            &RunOptions::default(),
+        );
         assert_eq!(r.status, sim::verilator::HwStatus::Done);
         cycles += r.cycles;
         runs += 1;
