@@ -180,7 +180,16 @@ impl EngineConfig {
         let config: EngineConfig = if path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
         } else {
-            toml::from_str(&text).map_err(|e| err(e.to_string().trim().replace('\n', " ")))?
+            toml::from_str(&text).map_err(|e| {
+                // toml's message is a multi-line snippet: keep "where" and "what" on one line.
+                let msg = e.to_string();
+                let lines: Vec<&str> = msg
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                err(format!("{}: {}", lines[0], lines[lines.len() - 1]))
+            })?
         };
         config.validate()?;
         Ok(config)

@@ -39,8 +39,16 @@ enum Emit {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
+fn main() {
+    // One clear line and a non-zero exit, never a backtrace, for a bad preset or config.
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
         Cmd::Emit {
             what:
                 Emit::Verilog {
