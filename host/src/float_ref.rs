@@ -81,13 +81,16 @@ impl Tensor {
         self.data.iter().fold(0.0f32, |a, &v| a.max(v.abs()))
     }
 
-    /// Cosine similarity of two same-sized tensors (flattened).
+    /// Cosine similarity of two same-sized tensors (flattened); 0 if either is all zero.
     pub fn cosine(&self, other: &Tensor) -> f64 {
         let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
         for (&a, &b) in self.data.iter().zip(&other.data) {
             ab += a as f64 * b as f64;
             aa += a as f64 * a as f64;
             bb += b as f64 * b as f64;
+        }
+        if aa == 0.0 || bb == 0.0 {
+            return 0.0;
         }
         ab / (aa.sqrt() * bb.sqrt())
     }

@@ -74,29 +74,18 @@ pub fn layer_cosines(p: &Prepared, image: &Tensor) -> anyhow::Result<Vec<(String
     let ints = crate::reference::forward(q, &qinput);
     let mut floats = std::collections::HashMap::new();
     forward_with(&p.model, &p.params, image, |node, y| {
-        floats.insert(node.name.clone(), y.data.clone());
+        floats.insert(node.name.clone(), y.clone());
     })?;
     Ok(q.ops
         .iter()
         .filter_map(|op| {
             let info = &q.tensors[op.output()];
             let f = floats.get(&info.name)?;
-            let d: Vec<f32> = ints[op.output()]
+            let d = ints[op.output()]
                 .iter()
                 .map(|&v| v as f32 * info.scale)
                 .collect();
-            Some((op.name().to_string(), cosine(&d, f)))
+            Some((op.name().to_string(), Tensor::new(f.shape, d).cosine(f)))
         })
         .collect())
-}
-
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
-    let na: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na * nb)
-    }
 }
