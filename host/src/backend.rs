@@ -11,9 +11,14 @@ pub struct LayerStats {
     pub name: String,
     pub macs: u64,
     pub cycles: u64,
+    /// Cycles the data port held the DMA up (memory back-pressure).
     pub stall_cycles: u64,
+    /// Cycles the PE array (compute unit) was busy.
+    pub compute_busy: u64,
     pub dram_bytes_read: u64,
     pub dram_bytes_written: u64,
+    /// Engine instructions the op's program holds.
+    pub instructions: u64,
     /// True when the op ran on the host CPU rather than on the engine.
     pub on_host: bool,
 }

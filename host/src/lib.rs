@@ -1,6 +1,7 @@
 //! The driver: model graph, quantiser, references, scheduler and reports.
 
 pub mod backend;
+pub mod engine_backend;
 pub mod float_ref;
 pub mod model;
 pub mod params;
@@ -8,4 +9,6 @@ pub mod pipeline;
 pub mod qmodel;
 pub mod quant;
 pub mod reference;
+pub mod report;
+pub mod schedule;
 pub mod summary;

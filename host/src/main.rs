@@ -6,12 +6,17 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use contract::EngineConfig;
 use host::backend::{Backend, Reference};
+use host::engine_backend::{EngineBackend, Machine, SimMachine, VerilatorMachine};
 use host::float_ref::{self, synthetic_input, Tensor};
 use host::model::Model;
 use host::pipeline::prepare;
+use host::qmodel::QOp;
 use host::quant::quantize_tensor;
+use host::report::Report;
 use host::summary::{summary_json, summary_table};
+use sim::MemoryModel;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -34,13 +39,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run one inference and check it.
+    /// Run one inference on the engine, check every layer against the int8 reference and
+    /// report where the cycles go.
     Infer {
         #[arg(long, default_value = "vargfacenet")]
         model: String,
-        /// reference (functional int8 model).
-        #[arg(long, default_value = "reference")]
+        /// sim (cycle-accurate model), verilator (the emitted RTL) or reference (functional
+        /// int8 model, no timing).
+        #[arg(long, default_value = "sim")]
         backend: String,
+        /// Engine preset (tiny, default) ...
+        #[arg(long, default_value = "default", conflicts_with = "config")]
+        preset: String,
+        /// ... or an EngineConfig file (TOML or JSON).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// For --backend verilator: a directory written by `hdl emit verilog` (its manifest
+        /// must match the config); default: emit the RTL in-process.
+        #[arg(long)]
+        rtl: Option<PathBuf>,
+        /// Probability of a DRAM stall cycle (0..1) on both memory ports.
+        #[arg(long, default_value_t = 0.0)]
+        dram_stall: f64,
+        /// Assumed clock for images per second.
+        #[arg(long, default_value_t = 200.0)]
+        clock_mhz: f64,
+        /// Write the per-layer table as CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
         /// Raw little-endian f32 image, 3×112×112 in CHW order; default: a synthetic image.
         #[arg(long)]
         input: Option<PathBuf>,
@@ -74,20 +100,68 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Infer {
             model,
             backend,
+            preset,
+            config,
+            rtl,
+            dram_stall,
+            clock_mhz,
+            csv,
             input,
             params,
             seed,
             json,
-        } => infer(&model, &backend, input, params, seed, json)?,
+        } => {
+            let cfg = EngineConfig::from_preset_or_file(Some(&preset), config.as_deref())?;
+            if !(0.0..1.0).contains(&dram_stall) {
+                bail!("--dram-stall {dram_stall}: give a probability in [0, 1)");
+            }
+            let memory = MemoryModel {
+                stall_per_65536: (dram_stall * 65536.0) as u32,
+                seed,
+            };
+            let opts = InferOptions {
+                model,
+                backend,
+                cfg,
+                rtl,
+                memory,
+                clock_mhz,
+                csv,
+                input,
+                params,
+                seed,
+                json,
+            };
+            infer(&opts)?
+        }
     }
     Ok(())
 }
 
-fn backend_by_name(name: &str) -> anyhow::Result<Box<dyn Backend>> {
-    match name {
-        "reference" => Ok(Box::new(Reference)),
-        other => bail!("unknown backend '{other}': choose reference"),
-    }
+struct InferOptions {
+    model: String,
+    backend: String,
+    cfg: EngineConfig,
+    rtl: Option<PathBuf>,
+    memory: MemoryModel,
+    clock_mhz: f64,
+    csv: Option<PathBuf>,
+    input: Option<PathBuf>,
+    params: Option<PathBuf>,
+    seed: u64,
+    json: bool,
+}
+
+fn backend_by_name(o: &InferOptions) -> anyhow::Result<Box<dyn Backend>> {
+    let machine: Box<dyn Machine> = match o.backend.as_str() {
+        "reference" => return Ok(Box::new(Reference)),
+        "sim" => Box::new(SimMachine::new(&o.cfg, o.memory)?),
+        "verilator" => Box::new(VerilatorMachine::new(&o.cfg, o.memory, o.rtl.as_deref())?),
+        other => bail!("unknown backend '{other}': choose sim, verilator or reference"),
+    };
+    let mut b = EngineBackend::new(o.cfg.clone(), machine);
+    b.progress = !o.json;
+    Ok(Box::new(b))
 }
 
 fn read_image(path: &PathBuf, model: &Model) -> anyhow::Result<Tensor> {
@@ -111,71 +185,98 @@ fn read_image(path: &PathBuf, model: &Model) -> anyhow::Result<Tensor> {
     Ok(Tensor::new(shape, data))
 }
 
-fn infer(
-    model_name: &str,
-    backend_name: &str,
-    input: Option<PathBuf>,
-    params: Option<PathBuf>,
-    seed: u64,
-    json: bool,
-) -> anyhow::Result<()> {
-    let mut backend = backend_by_name(backend_name)?;
-    // Check the cheap things (names, input file) before the slow calibration.
-    let image = match &input {
-        Some(path) => read_image(path, &Model::from_name(model_name)?)?,
-        None => synthetic_input(seed),
+fn infer(o: &InferOptions) -> anyhow::Result<()> {
+    if !["sim", "verilator", "reference"].contains(&o.backend.as_str()) {
+        bail!(
+            "unknown backend '{}': choose sim, verilator or reference",
+            o.backend
+        );
+    }
+    // Check the cheap things (names, input file) before the slow calibration and builds.
+    let image = match &o.input {
+        Some(path) => read_image(path, &Model::from_name(&o.model)?)?,
+        None => synthetic_input(o.seed),
     };
-    let p = prepare(model_name, params.as_deref(), seed)?;
-    let float_embedding = float_ref::forward(&p.model, &p.params, &image)?;
-
+    let p = prepare(&o.model, o.params.as_deref(), o.seed)?;
     let q = &p.qmodel;
+    // Compile first: a shape the engine cannot take is reported before any build.
+    if o.backend != "reference" {
+        host::schedule::compile(q, &o.cfg)?;
+    }
+    let mut backend = backend_by_name(o)?;
+    let float_embedding = float_ref::forward(&p.model, &p.params, &image)?;
     let qinput = quantize_tensor(&image.data, q.tensors[q.input].scale);
     let run = backend.run(q, &qinput)?;
     let reference = host::reference::forward(q, &qinput);
-    let mismatches: Vec<&str> = q
+    let mismatches: Vec<String> = q
         .ops
         .iter()
         .filter(|op| run.tensors[op.output()] != reference[op.output()])
-        .map(|op| op.name())
+        .map(|op| op.name().to_string())
         .collect();
     let embedding_i8 = &run.tensors[q.embedding];
     let embedding =
         contract::arith::l2_normalize(&embedding_i8.iter().map(|&v| v as i32).collect::<Vec<_>>());
     let embedding_f: Vec<f32> = embedding.iter().map(|&v| v as f32 / 32768.0).collect();
-    let cosine = Tensor::new(float_embedding.shape, embedding_f.clone()).cosine(&float_embedding);
-
-    if json {
-        let report = serde_json::json!({
-            "backend": backend.name(),
-            "model": model_name,
-            "bit_exact": mismatches.is_empty(),
-            "mismatched_layers": mismatches,
-            "cosine": cosine,
-            "embedding": embedding_f,
-            "embedding_q15": embedding,
-        });
+    let cosine = Tensor::new(float_embedding.shape, embedding_f).cosine(&float_embedding);
+    let report = Report::new(
+        backend.name(),
+        &o.model,
+        o.cfg.macs_per_cycle() as u64,
+        o.clock_mhz,
+        &run.layers,
+        mismatches,
+        minimum_dram_bytes(q),
+        cosine,
+        embedding,
+    );
+    if let Some(path) = &o.csv {
+        std::fs::write(path, report.csv())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if o.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("model {model_name}, backend {}", backend.name());
+        println!("model {}, backend {}", o.model, report.backend);
+        if report.timed() {
+            print!("{}", report.table());
+        }
         println!(
-            "ops on the engine: {}, host: final L2 normalisation",
-            q.ops.len()
+            "ops: {} on the engine; on the host: {}",
+            q.ops.len(),
+            report.host_ops.join(", ")
         );
-        let head: Vec<String> = embedding_f
+        let head: Vec<String> = report
+            .embedding
             .iter()
             .take(8)
             .map(|v| format!("{v:+.4}"))
             .collect();
         println!("embedding[0..8]: {}", head.join(" "));
-        println!("bit-exact vs int8 reference: {}", mismatches.is_empty());
+        println!("bit-exact vs int8 reference: {}", report.bit_exact);
         println!("cosine(int8, float): {cosine:.5}");
     }
-    if !mismatches.is_empty() {
+    if !report.bit_exact {
         bail!(
             "{} ops differ from the int8 reference, first: {}",
-            mismatches.len(),
-            mismatches[0]
+            report.mismatched_layers.len(),
+            report.mismatched_layers[0]
         );
     }
     Ok(())
+}
+
+/// Weights and PBUF records of every op, the input image and the embedding, each once.
+fn minimum_dram_bytes(q: &host::qmodel::QModel) -> u64 {
+    let record = contract::isa::PBUF_RECORD_BYTES;
+    let params: usize = q
+        .ops
+        .iter()
+        .map(|op| match op {
+            QOp::Conv(c) => c.weights.len() + c.requant.len() * record,
+            QOp::Pool(p) => p.requant.len() * record,
+            QOp::Ewise(e) => e.b.map_or(0, |_| e.requant.len() * record),
+        })
+        .sum();
+    (params + q.tensors[q.input].len() + q.tensors[q.embedding].len()) as u64
 }

@@ -1,0 +1,186 @@
+//! The inference report: per-layer costs from a timed backend, totals, and the checks
+//! (bit-exactness against the int8 reference, cosine against the float model).
+
+use crate::backend::LayerStats;
+use serde::Serialize;
+use std::fmt::Write;
+
+/// Ops that still run on the host CPU after the engine's last program.
+pub const HOST_OPS: &[&str] = &["l2_normalize (final embedding normalisation)"];
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerRow {
+    pub name: String,
+    pub cycles: u64,
+    pub macs: u64,
+    /// MACs / (cycles × MACs per cycle).
+    pub utilization: f64,
+    pub stall_cycles: u64,
+    pub compute_busy: u64,
+    pub dram_bytes: u64,
+    pub instructions: u64,
+    pub on_host: bool,
+    pub bit_exact: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub backend: String,
+    pub model: String,
+    pub macs_per_cycle: u64,
+    pub clock_mhz: f64,
+    pub total_cycles: u64,
+    pub total_macs: u64,
+    pub utilization: f64,
+    pub stall_cycles: u64,
+    pub dram_bytes: u64,
+    /// Weights, PBUF records, the input image and the embedding, each moved once.
+    pub dram_min_bytes: u64,
+    pub images_per_s: f64,
+    pub bit_exact: bool,
+    pub mismatched_layers: Vec<String>,
+    pub cosine: f64,
+    pub host_ops: Vec<String>,
+    pub embedding: Vec<f32>,
+    pub embedding_q15: Vec<i16>,
+    pub layers: Vec<LayerRow>,
+}
+
+impl Report {
+    /// Totals from per-layer stats (all zero for an untimed backend).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        backend: &str,
+        model: &str,
+        macs_per_cycle: u64,
+        clock_mhz: f64,
+        stats: &[LayerStats],
+        mismatched: Vec<String>,
+        dram_min_bytes: u64,
+        cosine: f64,
+        embedding_q15: Vec<i16>,
+    ) -> Report {
+        let util = |macs: u64, cycles: u64| {
+            if cycles == 0 {
+                0.0
+            } else {
+                macs as f64 / (cycles as f64 * macs_per_cycle as f64)
+            }
+        };
+        let layers: Vec<LayerRow> = stats
+            .iter()
+            .map(|s| LayerRow {
+                name: s.name.clone(),
+                cycles: s.cycles,
+                macs: s.macs,
+                utilization: util(s.macs, s.cycles),
+                stall_cycles: s.stall_cycles,
+                compute_busy: s.compute_busy,
+                dram_bytes: s.dram_bytes_read + s.dram_bytes_written,
+                instructions: s.instructions,
+                on_host: s.on_host,
+                bit_exact: !mismatched.contains(&s.name),
+            })
+            .collect();
+        let total_cycles: u64 = layers.iter().map(|l| l.cycles).sum();
+        let total_macs: u64 = layers.iter().map(|l| l.macs).sum();
+        Report {
+            backend: backend.into(),
+            model: model.into(),
+            macs_per_cycle,
+            clock_mhz,
+            total_cycles,
+            total_macs,
+            utilization: util(total_macs, total_cycles),
+            stall_cycles: layers.iter().map(|l| l.stall_cycles).sum(),
+            dram_bytes: layers.iter().map(|l| l.dram_bytes).sum(),
+            dram_min_bytes,
+            images_per_s: if total_cycles == 0 {
+                0.0
+            } else {
+                clock_mhz * 1e6 / total_cycles as f64
+            },
+            bit_exact: mismatched.is_empty(),
+            mismatched_layers: mismatched,
+            cosine,
+            host_ops: HOST_OPS.iter().map(|s| s.to_string()).collect(),
+            embedding: embedding_q15.iter().map(|&v| v as f32 / 32768.0).collect(),
+            embedding_q15,
+            layers,
+        }
+    }
+
+    pub fn timed(&self) -> bool {
+        self.total_cycles > 0
+    }
+
+    /// The per-layer table with totals, for a terminal.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:<56} {:>9} {:>12} {:>6} {:>8} {:>10} {:>5}",
+            "layer", "cycles", "MACs", "util", "stall", "DRAM B", "exact"
+        );
+        for l in &self.layers {
+            let _ = writeln!(
+                s,
+                "{:<56} {:>9} {:>12} {:>6.3} {:>8} {:>10} {:>5}",
+                l.name,
+                l.cycles,
+                l.macs,
+                l.utilization,
+                l.stall_cycles,
+                l.dram_bytes,
+                if l.bit_exact { "yes" } else { "NO" }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{:<56} {:>9} {:>12} {:>6.3} {:>8} {:>10}",
+            "total",
+            self.total_cycles,
+            self.total_macs,
+            self.utilization,
+            self.stall_cycles,
+            self.dram_bytes
+        );
+        let _ = writeln!(
+            s,
+            "DRAM traffic {:.2} MB = {:.2}× the minimum {:.2} MB (weights, records, input, output once)",
+            self.dram_bytes as f64 / 1e6,
+            self.dram_bytes as f64 / self.dram_min_bytes.max(1) as f64,
+            self.dram_min_bytes as f64 / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "{:.1} images/s at {} MHz ({} MACs/cycle, PE utilisation {:.3})",
+            self.images_per_s, self.clock_mhz, self.macs_per_cycle, self.utilization
+        );
+        s
+    }
+
+    /// The per-layer table as CSV.
+    pub fn csv(&self) -> String {
+        let mut s = String::from(
+            "layer,cycles,macs,utilization,stall_cycles,compute_busy,dram_bytes,instructions,on_host,bit_exact\n",
+        );
+        for l in &self.layers {
+            let _ = writeln!(
+                s,
+                "{},{},{},{:.4},{},{},{},{},{},{}",
+                l.name,
+                l.cycles,
+                l.macs,
+                l.utilization,
+                l.stall_cycles,
+                l.compute_busy,
+                l.dram_bytes,
+                l.instructions,
+                l.on_host,
+                l.bit_exact
+            );
+        }
+        s
+    }
+}
