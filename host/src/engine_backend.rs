@@ -182,14 +182,38 @@ impl EngineBackend {
         &self.cfg
     }
 
-    /// Runs `plan` from its first op; `tensors` must hold the input.
-    fn execute(&mut self, plan: &Plan, tensors: &mut [Vec<i8>]) -> Result<Vec<LayerStats>> {
+    /// The DRAM image of `plan` with `input` in place.
+    pub fn initial_dram(plan: &Plan, input: &[i8]) -> Dram {
         let mut dram = Dram::new(plan.dram_bytes);
         for (addr, bytes) in &plan.image {
             dram.write(*addr as u64, bytes);
         }
         let li = &plan.tensors[plan.input];
-        dram.write(li.base as u64, &li.pack(&tensors[plan.input]));
+        dram.write(li.base as u64, &li.pack(input));
+        dram
+    }
+
+    /// DRAM after running the first `limit` ops (all when unset): for tracing one op.
+    pub fn dram_after(&mut self, plan: &Plan, input: &[i8]) -> Result<Dram> {
+        let mut tensors = vec![Vec::new(); plan.tensors.len()];
+        tensors[plan.input] = input.to_vec();
+        let mut dram = Self::initial_dram(plan, input);
+        self.run_ops(plan, &mut dram, &mut tensors)?;
+        Ok(dram)
+    }
+
+    /// Runs `plan` from its first op; `tensors` must hold the input.
+    fn execute(&mut self, plan: &Plan, tensors: &mut [Vec<i8>]) -> Result<Vec<LayerStats>> {
+        let mut dram = Self::initial_dram(plan, &tensors[plan.input]);
+        self.run_ops(plan, &mut dram, tensors)
+    }
+
+    fn run_ops(
+        &mut self,
+        plan: &Plan,
+        dram: &mut Dram,
+        tensors: &mut [Vec<i8>],
+    ) -> Result<Vec<LayerStats>> {
         let n = self.limit.unwrap_or(plan.ops.len()).min(plan.ops.len());
         let bar = if self.progress {
             let bar = ProgressBar::new(n as u64);
@@ -208,7 +232,7 @@ impl EngineBackend {
             bar.set_message(op.name.clone());
             let cost = self
                 .machine
-                .run(&mut dram, op.addr, op.program.len() as u32)
+                .run(dram, op.addr, op.program.len() as u32)
                 .with_context(|| format!("layer {} on {}", op.name, self.machine.name()))?;
             let lo = &plan.tensors[op.output];
             tensors[op.output] = lo.unpack(dram.read(lo.base as u64, lo.bytes()));

@@ -24,6 +24,7 @@ use contract::isa::{
     INSTR_BYTES, PBUF_RECORD_BYTES, POOL_MAX_CHUNKS,
 };
 use contract::EngineConfig;
+use std::ops::Range;
 
 /// Where one tensor lives in DRAM: `chunks` groups of G channels, each a zero-bordered
 /// `(h + 2·pad) × (w + 2·pad)` plane of G-byte entries.
@@ -264,6 +265,63 @@ impl Halves {
     }
 }
 
+/// Per-pass constant data of a conv (weights or PBUF records) and where it goes on chip:
+/// resident (every pass at its own place, loaded once) when all passes fit the buffer,
+/// otherwise streamed per tile into alternating halves.
+struct Stream {
+    blob: u32,
+    /// Buffer entries and DRAM bytes per pass.
+    entries: usize,
+    bytes: usize,
+    resident: bool,
+    halves: Halves,
+    /// Where the most recent tile's first pass went.
+    last: usize,
+}
+
+impl Stream {
+    fn new(blob: u32, entries: usize, entry_bytes: usize, buffer: usize, passes: usize) -> Self {
+        Stream {
+            blob,
+            entries,
+            bytes: entries * entry_bytes,
+            resident: passes * entries <= buffer,
+            halves: Halves::new(buffer),
+            last: 0,
+        }
+    }
+
+    fn fits(&self, passes: usize) -> bool {
+        self.resident || passes * self.entries <= self.halves.half
+    }
+
+    /// The load a tile of `passes` needs, if any: `(DRAM, buffer address, entries)`.
+    fn next(&mut self, passes: Range<usize>, first_row: bool) -> Option<(u32, usize, usize)> {
+        let n = passes.len() * self.entries;
+        let dram = self.blob + (passes.start * self.bytes) as u32;
+        if self.resident {
+            self.last = passes.start * self.entries;
+            first_row.then_some((dram, self.last, n))
+        } else {
+            self.last = self.halves.take(n, "").expect("checked by fits");
+            Some((dram, self.last, n))
+        }
+    }
+
+    /// Buffer address of the most recently placed tile.
+    fn base(&self) -> usize {
+        self.last
+    }
+}
+
+/// Where a tile's inputs sit on chip.
+#[derive(Clone, Copy, Debug)]
+struct ActTile {
+    act: Tile,
+    wbuf: usize,
+    pbuf: usize,
+}
+
 /// Builds one op's program: steps of (loads, compute, store) with the store of step n−1
 /// placed after the compute of step n.
 struct Builder<'a> {
@@ -273,8 +331,6 @@ struct Builder<'a> {
     program: Vec<Instr>,
     pending_store: Option<Store>,
     abuf: Halves,
-    wbuf: Halves,
-    pbuf: Halves,
     obuf: Halves,
     /// Constant data this op loads, by blob index; addresses patched in `compile`.
     blobs: Vec<Vec<u8>>,
@@ -297,8 +353,6 @@ impl<'a> Builder<'a> {
             program: Vec::new(),
             pending_store: None,
             abuf: Halves::new(cfg.abuf_entries),
-            wbuf: Halves::new(cfg.wbuf_entries),
-            pbuf: Halves::new(cfg.pbuf_entries),
             obuf: Halves::new(cfg.obuf_entries),
             blobs: Vec::new(),
         }
@@ -413,80 +467,200 @@ impl<'a> Builder<'a> {
         }
         let weights = self.conv_weights(c, cin_g, chunks, &passes);
         let params = self.conv_params(c, &passes);
-        // Weights and records stay on chip for the whole op when they fit; otherwise each
-        // pass streams its own into alternating halves.
-        let resident_w = passes.len() * steps <= self.cfg.wbuf_entries;
-        let resident_p = passes.len() * cols <= self.cfg.pbuf_entries;
-        let wblob = self.blob(weights);
-        let pblob = self.blob(params);
-        let wbytes = (steps * cols * g) as u32;
-        let pbytes = (cols * PBUF_RECORD_BYTES) as u32;
-        ensure!(
-            steps <= self.cfg.wbuf_entries / 2 || resident_w,
-            "one pass needs {steps} WBUF entries, more than half the WBUF ({})",
-            self.cfg.wbuf_entries / 2
+        // Per pass: `steps` WBUF entries and `cols` PBUF records. They stay on chip for the
+        // whole op when all passes fit the buffer (loaded with the first row of tiles);
+        // otherwise every tile streams its own into alternating halves.
+        let mut wgt = Stream::new(
+            self.blob(weights),
+            steps,
+            cols * g,
+            self.cfg.wbuf_entries,
+            passes.len(),
+        );
+        let mut rec = Stream::new(
+            self.blob(params),
+            cols,
+            PBUF_RECORD_BYTES,
+            self.cfg.pbuf_entries,
+            passes.len(),
         );
 
         let off = li.pad - p; // border columns/rows beyond what this conv pads
         let rows_in = (r - 1) * s + k;
-        for oy0 in (0..oh).step_by(r) {
-            let valid = r.min(oh - oy0);
-            let y0 = oy0 * s + off;
-            let rows = ((valid - 1) * s + k).min(li.hp() - y0);
-            // The act tile of the current group (all chunks for a dense conv).
-            let mut loaded: Option<(usize, Tile)> = None;
-            for (n, &(grp, oc0, ncols)) in passes.iter().enumerate() {
-                let tile = match loaded {
-                    Some((lg, t)) if lg == grp => t,
-                    _ => {
-                        let t = self.load_rows(&li, grp * chunks, chunks, y0, rows, rows_in)?;
-                        loaded = Some((grp, t));
-                        t
-                    }
-                };
-                let wbuf = if resident_w {
-                    let at = n * steps;
-                    if oy0 == 0 {
-                        self.load_wgt(wblob + n as u32 * wbytes, at, steps);
-                    }
-                    at
-                } else {
-                    let at = self.wbuf.take(steps, "a pass's weights")?;
-                    self.load_wgt(wblob + n as u32 * wbytes, at, steps);
-                    at
-                };
-                let pbuf = if resident_p {
-                    let at = n * cols;
-                    if oy0 == 0 {
-                        self.load_param(pblob + n as u32 * pbytes, at, cols);
-                    }
-                    at
-                } else {
-                    let at = self.pbuf.take(cols, "a pass's records")?;
-                    self.load_param(pblob + n as u32 * pbytes, at, cols);
-                    at
-                };
-                let out_chunks = ncols.div_ceil(g);
-                let obuf = self.obuf.take(cols.div_ceil(g) * ow, "a pass's outputs")?;
-                let conv = Conv {
-                    wait: Wait::DMA,
-                    abuf: u16_of(tile.abuf + off, "ABUF address")?,
-                    wbuf: wbuf as u16,
-                    obuf: obuf as u16,
-                    pbuf: pbuf as u16,
+        let col_chunks = cols.div_ceil(g);
+        // Tiles: runs of consecutive passes whose act rows (their groups' chunks), outputs,
+        // weights and records fit half of each buffer. The last pass's CONV writes all
+        // `col_chunks` chunks, possibly past the tile's channels (columns beyond a small
+        // group), so that spill is reserved too. At most a quarter of a row of passes per
+        // tile, so the first tile's loads (not overlapped) stay short.
+        let act_need = |p0: usize, p1: usize| {
+            let groups = passes[p1 - 1].0 - passes[p0].0 + 1;
+            groups * chunks * rows_in * li.wp()
+        };
+        let out_need =
+            |p0: usize, p1: usize| ((passes[p1 - 1].1 - passes[p0].1) / g + col_chunks) * ow;
+        let (abuf_half, obuf_half) = (self.cfg.abuf_entries / 2, self.cfg.obuf_entries / 2);
+        let fits = |p0: usize, p1: usize| {
+            act_need(p0, p1) <= abuf_half
+                && out_need(p0, p1) <= obuf_half
+                && wgt.fits(p1 - p0)
+                && rec.fits(p1 - p0)
+        };
+        let cap = passes.len().div_ceil(4).max(1);
+        let mut tiles = Vec::new();
+        let mut p0 = 0;
+        while p0 < passes.len() {
+            ensure!(
+                fits(p0, p0 + 1),
+                "one pass needs {} ABUF entries of input rows, {} OBUF entries of outputs and \
+                 {steps} WBUF entries; half of each buffer (double buffering) is {abuf_half}, \
+                 {obuf_half} and {}",
+                act_need(p0, p0 + 1),
+                out_need(p0, p0 + 1),
+                self.cfg.wbuf_entries / 2
+            );
+            let mut p1 = p0 + 1;
+            while p1 < passes.len() && p1 - p0 < cap && fits(p0, p1 + 1) {
+                p1 += 1;
+            }
+            tiles.push(p0..p1);
+            p0 = p1;
+        }
+        let schedule: Vec<(usize, Range<usize>)> = (0..oh)
+            .step_by(r)
+            .flat_map(|oy0| tiles.iter().map(move |t| (oy0, t.clone())))
+            .collect();
+        // One tile's loads: its act rows (unless the previous tile's are the same), weights
+        // and records. Returns the act rows' place.
+        let mut load = |b: &mut Self,
+                        (oy0, t): &(usize, Range<usize>),
+                        prev: Option<(&(usize, Range<usize>), ActTile)>|
+         -> Result<ActTile> {
+            let (gf, gl) = (passes[t.start].0, passes[t.end - 1].0);
+            let act = match prev {
+                Some(((py, pt), a))
+                    if py == oy0 && passes[pt.start].0 == gf && passes[pt.end - 1].0 == gl =>
+                {
+                    a.act
+                }
+                _ => {
+                    let valid = r.min(oh - oy0);
+                    let y0 = oy0 * s + off;
+                    let rows = ((valid - 1) * s + k).min(li.hp() - y0);
+                    b.load_rows(&li, gf * chunks, (gl - gf + 1) * chunks, y0, rows, rows_in)?
+                }
+            };
+            let first_row = *oy0 == 0;
+            if let Some((dram, at, n)) = wgt.next(t.clone(), first_row) {
+                b.load_wgt(dram, at, n);
+            }
+            if let Some((dram, at, n)) = rec.next(t.clone(), first_row) {
+                b.load_param(dram, at, n);
+            }
+            Ok(ActTile {
+                act,
+                wbuf: wgt.base(),
+                pbuf: rec.base(),
+            })
+        };
+
+        let mut here = load(self, &schedule[0], None)?;
+        let mut pending_store: Option<Store> = None;
+        for (n, (oy0, tile)) in schedule.iter().enumerate() {
+            let obuf = self
+                .obuf
+                .take(out_need(tile.start, tile.end), "a tile's outputs")?;
+            let oc0 = passes[tile.start].1;
+            let mut convs = Vec::with_capacity(tile.len());
+            for (i, pass) in tile.clone().enumerate() {
+                let (grp, oc, _) = passes[pass];
+                let act = here.act;
+                // This group's chunks within the tile's act rows.
+                let abuf = act.abuf + (grp - passes[tile.start].0) * chunks * act.chunk_pitch + off;
+                convs.push(Instr::Conv(Conv {
+                    // The tile's loads, and the store that last read this OBUF half.
+                    wait: if i == 0 { Wait::DMA } else { Wait::NONE },
+                    abuf: u16_of(abuf, "ABUF address")?,
+                    wbuf: (here.wbuf + i * steps) as u16,
+                    obuf: (obuf + (oc - oc0) / g * ow) as u16,
+                    pbuf: (here.pbuf + i * cols) as u16,
                     out_w: ow as u16,
                     chunks: chunks as u16,
                     kernel: k as u8,
                     stride: s as u8,
-                    row_pitch: tile.row_pitch as u16,
-                    chunk_pitch: u16_of(tile.chunk_pitch, "chunk pitch")?,
+                    row_pitch: act.row_pitch as u16,
+                    chunk_pitch: u16_of(act.chunk_pitch, "chunk pitch")?,
                     obuf_stride: ow as u16,
-                };
-                let store = Self::store(&lo, obuf, oc0 / g, oy0, valid, out_chunks);
-                self.compute(Instr::Conv(conv), store);
+                }));
+            }
+            // Behind the tile's first CONV: the previous tile's store and the next tile's
+            // loads, into the halves the tile before last has finished with, spread among
+            // the tile's other CONVs.
+            self.program.push(convs[0]);
+            let mark = self.program.len();
+            if let Some(st) = pending_store.take() {
+                self.program.push(Instr::Store(st));
+            }
+            let next = match schedule.get(n + 1) {
+                Some(t) => Some(load(self, t, Some((&schedule[n], here)))?),
+                None => None,
+            };
+            let dma = self.program.split_off(mark);
+            self.interleave(convs[0], &convs[1..], dma);
+            let (_, last_oc, last_cols) = passes[tile.end - 1];
+            let valid = r.min(oh - oy0);
+            let runs = (last_oc + last_cols - oc0).div_ceil(g);
+            pending_store = Some(Self::store(&lo, obuf, oc0 / g, *oy0, valid, runs));
+            if let Some(t) = next {
+                here = t;
             }
         }
+        self.pending_store = pending_store;
         Ok(())
+    }
+
+    /// Appends `compute` (all without wait flags) and the independent `dma` instructions in
+    /// the order the two units would free up, by the cycle model's durations: the
+    /// controller issues in order, so a DMA instruction placed too early holds up the CONVs
+    /// behind it, and one placed too late leaves the DMA idle.
+    fn interleave(&mut self, running: Instr, compute: &[Instr], dma: Vec<Instr>) {
+        let mut t_compute = self.duration(&running);
+        let mut t_dma = 0;
+        let (mut c, mut d) = (compute.iter().peekable(), dma.into_iter().peekable());
+        while c.peek().is_some() || d.peek().is_some() {
+            let take_dma = match (c.peek(), d.peek()) {
+                (Some(_), Some(_)) => t_dma <= t_compute,
+                (None, _) => true,
+                _ => false,
+            };
+            if take_dma {
+                let i = d.next().unwrap();
+                t_dma += self.duration(&i);
+                self.program.push(i);
+            } else {
+                let i = *c.next().unwrap();
+                t_compute += self.duration(&i);
+                self.program.push(i);
+            }
+        }
+    }
+
+    /// Estimated busy cycles of an instruction's unit (no stalls).
+    fn duration(&self, i: &Instr) -> u64 {
+        if let Some(c) = sim::timing::compute_cycles(self.cfg, i) {
+            return c;
+        }
+        match sim::timing::dma_beats(self.cfg, i) {
+            Some(b) => {
+                let latency = if b.write {
+                    0
+                } else {
+                    self.cfg.dram_latency as u64
+                };
+                b.setup + b.words.len() as u64 + latency + 1
+            }
+            None => 0,
+        }
     }
 
     fn load_wgt(&mut self, dram: u32, wbuf: usize, entries: usize) {
