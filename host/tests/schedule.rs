@@ -1,0 +1,249 @@
+//! The scheduler against the int8 reference on the cycle model: random VarGNet-shaped
+//! blocks (grouped k×k conv, pointwise conv, SE squeeze/excite, residual add) on the tiny
+//! preset, where tiles, double buffering and OBUF spills are exercised hardest; then the
+//! whole VarGFaceNet on the default preset.
+
+use contract::arith::{AddParams, Requant};
+use contract::EngineConfig;
+use host::backend::Backend;
+use host::engine_backend::{EngineBackend, SimMachine};
+use host::qmodel::{QConv, QEwise, QModel, QOp, QPool, QTensorInfo};
+use proptest::prelude::*;
+use sim::MemoryModel;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn i8(&mut self) -> i8 {
+        self.next() as i8
+    }
+    fn requant(&mut self, fan_in: usize) -> Requant {
+        let slope = (self.next() % 100) as f64 / 100.0;
+        let bias = (self.next() % 2000) as i32 - 1000;
+        Requant::from_real(bias, 1.5 / (fan_in as f64 * 40.0), slope)
+    }
+}
+
+/// A model under construction: tensors and ops appended in order.
+struct Net {
+    m: QModel,
+    rng: Rng,
+}
+
+impl Net {
+    fn new(seed: u64, c: usize, h: usize, w: usize) -> Net {
+        let mut n = Net {
+            m: QModel {
+                name: "block".into(),
+                tensors: Vec::new(),
+                ops: Vec::new(),
+                input: 0,
+                embedding: 0,
+            },
+            rng: Rng(seed | 1),
+        };
+        n.tensor(c, h, w);
+        n
+    }
+
+    fn tensor(&mut self, channels: usize, height: usize, width: usize) -> usize {
+        let id = self.m.tensors.len();
+        self.m.tensors.push(QTensorInfo {
+            name: format!("t{id}"),
+            channels,
+            height,
+            width,
+            scale: 1.0,
+        });
+        id
+    }
+
+    fn conv(&mut self, input: usize, out: usize, k: usize, s: usize, groups: usize) -> usize {
+        let t = self.m.tensors[input].clone();
+        let pad = k / 2;
+        let (h, w) = (
+            (t.height + 2 * pad - k) / s + 1,
+            (t.width + 2 * pad - k) / s + 1,
+        );
+        let output = self.tensor(out, h, w);
+        let fan_in = t.channels / groups * k * k;
+        let conv = QConv {
+            name: format!("conv{output}"),
+            input,
+            output,
+            kernel: k,
+            stride: s,
+            pad,
+            groups,
+            weights: (0..out * fan_in).map(|_| self.rng.i8()).collect(),
+            requant: (0..out).map(|_| self.rng.requant(fan_in)).collect(),
+        };
+        self.m.ops.push(QOp::Conv(conv));
+        output
+    }
+
+    fn pool(&mut self, input: usize) -> usize {
+        let t = self.m.tensors[input].clone();
+        let output = self.tensor(t.channels, 1, 1);
+        let hw = t.height * t.width;
+        let requant = (0..t.channels)
+            .map(|_| Requant::from_real(0, 1.0 / hw as f64, 1.0))
+            .collect();
+        self.m.ops.push(QOp::Pool(QPool {
+            name: format!("pool{output}"),
+            input,
+            output,
+            requant,
+        }));
+        output
+    }
+
+    fn ewise(&mut self, a: usize, gate: Option<usize>, b: Option<usize>) -> usize {
+        let t = self.m.tensors[a].clone();
+        let output = self.tensor(t.channels, t.height, t.width);
+        let (add, _) = AddParams::from_scales(0.02, 0.03);
+        let requant = (0..t.channels).map(|_| self.rng.requant(4)).collect();
+        self.m.ops.push(QOp::Ewise(QEwise {
+            name: format!("ewise{output}"),
+            a,
+            gate,
+            b,
+            output,
+            add,
+            requant,
+        }));
+        output
+    }
+
+    /// Runs on the cycle model and checks every tensor against the reference.
+    fn check(mut self, cfg: &EngineConfig, stall: u32) {
+        let last = self.m.tensors.len() - 1;
+        self.m.embedding = last;
+        let input: Vec<i8> = (0..self.m.tensors[0].len())
+            .map(|_| self.rng.i8())
+            .collect();
+        let memory = MemoryModel {
+            stall_per_65536: stall,
+            seed: 7,
+        };
+        let machine = SimMachine::new(cfg, memory).unwrap();
+        let mut backend = EngineBackend::new(cfg.clone(), Box::new(machine));
+        let run = backend.run(&self.m, &input).unwrap();
+        let expected = host::reference::forward(&self.m, &input);
+        for op in &self.m.ops {
+            assert_eq!(
+                run.tensors[op.output()],
+                expected[op.output()],
+                "{} differs",
+                op.name()
+            );
+        }
+        for layer in &run.layers {
+            assert!(layer.cycles > 0 && layer.compute_busy <= layer.cycles);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A normal block: grouped k×k (8 or 16 outputs per group), pointwise back, SE with a
+    /// squeeze width that is not a multiple of G, gate and residual add in one EWISE.
+    #[test]
+    fn normal_block(chunks in 1usize..4, h in 1usize..9, w in 1usize..12,
+                    k in prop::sample::select(vec![1usize, 3, 5]), expand in 1usize..3,
+                    stall in prop::sample::select(vec![0u32, 9000]), seed in any::<u64>()) {
+        let c = chunks * 8;
+        let mut n = Net::new(seed, c, h, w);
+        let dw = n.conv(0, c * expand, k, 1, chunks);
+        let pw = n.conv(dw, c, 1, 1, 1);
+        let sq = n.pool(pw);
+        let fc1 = n.conv(sq, (c / 4).max(1), 1, 1, 1);
+        let fc2 = n.conv(fc1, c, 1, 1, 1);
+        n.ewise(pw, Some(fc2), Some(0));
+        n.check(&EngineConfig::tiny(), stall);
+    }
+
+    /// A down-sampling block: two stride-2 branches from one input, their sum, and a
+    /// 3-channel head conv in front (input padded to a whole chunk).
+    #[test]
+    fn down_sampling_block(h in 2usize..12, w in 2usize..14, seed in any::<u64>()) {
+        let mut n = Net::new(seed, 3, h, w);
+        let head = n.conv(0, 16, 3, 1, 1);
+        let b1 = n.conv(head, 32, 3, 2, 2);
+        let b2 = n.conv(head, 32, 3, 2, 2);
+        let p1 = n.conv(b1, 16, 1, 1, 1);
+        let p2 = n.conv(b2, 16, 1, 1, 1);
+        n.ewise(p1, None, Some(p2));
+        n.check(&EngineConfig::tiny(), 0);
+    }
+}
+
+/// The embedding block's shapes: a 7×7 grouped conv down to 1×1 with 8 outputs per group,
+/// then dense layers on 1×1 maps.
+#[test]
+fn embedding_block() {
+    let mut n = Net::new(3, 32, 7, 7);
+    let e = n.conv(0, 64, 1, 1, 1);
+    let mut net = n;
+    let t = net.m.tensors[e].clone();
+    let out = net.tensor(64, 1, 1);
+    let fan_in = 8 * 49;
+    let conv = QConv {
+        name: "dw7".into(),
+        input: e,
+        output: out,
+        kernel: 7,
+        stride: 1,
+        pad: 0,
+        groups: t.channels / 8,
+        weights: (0..64 * fan_in).map(|_| net.rng.i8()).collect(),
+        requant: (0..64).map(|_| net.rng.requant(fan_in)).collect(),
+    };
+    net.m.ops.push(QOp::Conv(conv));
+    let pw = net.conv(out, 40, 1, 1, 1);
+    net.conv(pw, 24, 1, 1, 1);
+    net.check(&EngineConfig::tiny(), 0);
+}
+
+/// The whole network on the default preset: every layer bit-exact, through the CLI.
+#[test]
+fn vargfacenet_on_the_cycle_model() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
+        .args(["infer", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["backend"], "sim");
+    assert_eq!(v["bit_exact"], true);
+    assert_eq!(v["total_macs"], 517_068_320u64);
+    let util = v["utilization"].as_f64().unwrap();
+    assert!(util > 0.0 && util <= 1.0, "utilization {util}");
+    let layers = v["layers"].as_array().unwrap();
+    assert!(layers.iter().all(|l| l["cycles"].as_u64().unwrap() > 0));
+    let total: u64 = layers.iter().map(|l| l["cycles"].as_u64().unwrap()).sum();
+    assert_eq!(v["total_cycles"], total);
+    // The minimum traffic counts every weight once; the engine cannot move less.
+    assert!(v["dram_bytes"].as_u64() >= v["dram_min_bytes"].as_u64());
+}
+
+/// A config whose buffers cannot hold a layer's tile: one line naming the layer.
+#[test]
+fn untileable_layer_is_a_clear_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
+        .args(["infer", "--preset", "tiny"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("layer "), "{err}");
+    assert!(err.contains("half of each buffer"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
