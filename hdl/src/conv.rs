@@ -2,18 +2,22 @@
 //! (ABUF address + step tags) and the column-0 weight address stream; the engine skews them
 //! by one register per row/column.
 //!
-//! Timing (cycles after the issue edge): `setup = C + 2` (PBUF records of the C columns
-//! shift into the PPU parameter chain while `steps = chunks·k²` is computed), then
-//! `out_w · P` run cycles with period `P = max(steps, R, C − G + 1)` per output column
-//! (`P ≥ R`: one PPU per column serves the R rows of an output pixel; `P > C − G`: two
-//! columns writing the same OBUF lane never collide), then `drain = R + C + 2`.
+//! Timing (`sim::timing::conv_cycles`): no setup — the issue edge latches `steps =
+//! chunks·k²` and the period, and the first step is read the next cycle. Output column `x`
+//! starts `x·P` cycles in, `P = max(steps, R, C − G + 1)` (`P ≥ R`: one PPU per column
+//! serves the R rows of an output pixel; `P > C − G`: two columns writing the same OBUF
+//! lane never collide); after the last step of the last column the pipeline drains in
+//! `R + C + 1` cycles (ABUF read 1, skew R − 1 + C − 1, PE 1, PPU + OBUF write 1). So the
+//! unit is busy `(out_w − 1)·P + steps + R + C + 1` cycles.
+//!
+//! The PPU parameters of column group `g` (G records, one PBUF read) are read in the
+//! `g`-th run cycle and reach the columns two cycles later, before any result does.
 use contract::EngineConfig;
 use rust_hdl::prelude::*;
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
 pub enum ConvState {
     Idle,
-    Setup,
     Run,
     Drain,
 }
@@ -24,9 +28,10 @@ pub struct ConvSeq {
     pub start: Signal<In, Bit>,
     pub instr: Signal<In, Bits<256>>,
     pub busy: Signal<Out, Bit>,
-    // PBUF read (setup) and parameter-chain shift
+    // PBUF read (G records per read) and the column group its data belongs to
     pub pb_addr: Signal<Out, Bits<16>>,
-    pub p_shift: Signal<Out, Bit>,
+    pub p_load: Signal<Out, Bit>,
+    pub p_grp: Signal<Out, Bits<16>>,
     // row-0 / column-0 streams
     pub a_addr: Signal<Out, Bits<16>>,
     pub valid: Signal<Out, Bit>,
@@ -40,8 +45,9 @@ pub struct ConvSeq {
     state: DFF<ConvState>,
     ins: DFF<Bits<256>>,
     cnt: DFF<Bits<16>>,
+    pg: DFF<Bits<16>>,
     rd: DFF<Bit>,
-    kk: DFF<Bits<32>>,
+    rdg: DFF<Bits<16>>,
     steps: DFF<Bits<32>>,
     period: DFF<Bits<32>>,
     pc: DFF<Bits<32>>,
@@ -64,8 +70,10 @@ pub struct ConvSeq {
     k: Signal<Local, Bits<16>>,
     s: Signal<Local, Bits<16>>,
     nxt: Signal<Local, Bits<16>>,
-    cols: Constant<Bits<16>>,
-    setup_len: Constant<Bits<16>>,
+    n_k: Signal<Local, Bits<16>>,
+    n_kk: Signal<Local, Bits<32>>,
+    n_steps: Signal<Local, Bits<32>>,
+    groups: Constant<Bits<16>>,
     drain_len: Constant<Bits<16>>,
     min_period: Constant<Bits<32>>,
     one16: Constant<Bits<16>>,
@@ -81,7 +89,8 @@ impl ConvSeq {
             instr: Default::default(),
             busy: Default::default(),
             pb_addr: Default::default(),
-            p_shift: Default::default(),
+            p_load: Default::default(),
+            p_grp: Default::default(),
             a_addr: Default::default(),
             valid: Default::default(),
             first: Default::default(),
@@ -93,8 +102,9 @@ impl ConvSeq {
             state: Default::default(),
             ins: Default::default(),
             cnt: Default::default(),
+            pg: Default::default(),
             rd: Default::default(),
-            kk: Default::default(),
+            rdg: Default::default(),
             steps: Default::default(),
             period: Default::default(),
             pc: Default::default(),
@@ -117,21 +127,23 @@ impl ConvSeq {
             k: Default::default(),
             s: Default::default(),
             nxt: Default::default(),
-            cols: Constant::new(c.into()),
-            setup_len: Constant::new((c + 2).into()),
-            drain_len: Constant::new((r + c + 2).into()),
+            n_k: Default::default(),
+            n_kk: Default::default(),
+            n_steps: Default::default(),
+            groups: Constant::new((c / g).into()),
+            drain_len: Constant::new((r + c + 1).into()),
             min_period: Constant::new(r.max(c - g + 1).into()),
             one16: Constant::new(1u64.into()),
             one32: Constant::new(1u64.into()),
         }
     }
 
-    /// Cycles from the issue edge until `busy` falls, for the cycle-accurate model.
+    /// Cycles the unit is busy after the issue edge (equals `sim::timing::conv_cycles`).
     pub fn cycles(cfg: &EngineConfig, out_w: u64, chunks: u64, kernel: u64) -> u64 {
         let (r, c, g) = (cfg.rows as u64, cfg.cols as u64, cfg.group_width as u64);
         let steps = chunks * kernel * kernel;
         let period = steps.max(r).max(c - g + 1);
-        (c + 2) + out_w * period + (r + c + 2)
+        (out_w - 1) * period + steps + r + c + 1
     }
 }
 
@@ -139,8 +151,8 @@ impl Logic for ConvSeq {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, state, ins, cnt, rd, kk, steps, period, pc, x, j, ky, kx, xbase, jbase,
-            kybase, addr
+            self, clock, state, ins, cnt, pg, rd, rdg, steps, period, pc, x, j, ky, kx, xbase,
+            jbase, kybase, addr
         );
         // CONV fields (contract::isa)
         self.abuf.next = self.ins.q.val().get_bits::<16>(32);
@@ -159,9 +171,11 @@ impl Logic for ConvSeq {
             self.row_off.next = self.rp.val() << 1;
         }
         self.busy.next = self.state.q.val() != ConvState::Idle;
-        self.pb_addr.next = self.pbuf.val() + self.cnt.q.val();
+        self.pb_addr.next = self.pbuf.val() + (self.pg.q.val() << 3);
         self.rd.d.next = false;
-        self.p_shift.next = self.rd.q.val();
+        self.rdg.d.next = self.pg.q.val();
+        self.p_load.next = self.rd.q.val();
+        self.p_grp.next = self.rdg.q.val();
         self.a_addr.next = self.addr.q.val();
         self.w_addr.next = self.wbuf.val() + bit_cast::<16, 32>(self.pc.q.val());
         self.xa.next = self.obuf.val() + self.x.q.val();
@@ -169,34 +183,35 @@ impl Logic for ConvSeq {
         self.first.next = self.pc.q.val() == 0;
         self.last.next = self.pc.q.val() + self.one32.val() == self.steps.q.val();
         self.nxt.next = self.xbase.q.val() + self.s.val();
+        // steps and period of the instruction being issued (latched at the issue edge)
+        self.n_k.next = bit_cast::<16, 8>(self.instr.val().get_bits::<8>(176));
+        self.n_kk.next = self.n_k.val() * self.n_k.val();
+        self.n_steps.next =
+            self.instr.val().get_bits::<16>(112) * bit_cast::<16, 32>(self.n_kk.val());
+        // one PBUF read (G records) per column group, from the first busy cycle
+        if (self.state.q.val() != ConvState::Idle) && (self.pg.q.val() < self.groups.val()) {
+            self.rd.d.next = true;
+            self.pg.d.next = self.pg.q.val() + self.one16.val();
+        }
         match self.state.q.val() {
             ConvState::Idle => {
                 if self.start.val() {
                     self.ins.d.next = self.instr.val();
-                    self.cnt.d.next = 0.into();
-                    self.state.d.next = ConvState::Setup;
-                }
-            }
-            ConvState::Setup => {
-                // read PBUF[pbuf + cnt] for cnt < C; its data shifts in one cycle later
-                self.rd.d.next = self.cnt.q.val() < self.cols.val();
-                self.cnt.d.next = self.cnt.q.val() + self.one16.val();
-                self.kk.d.next = self.k.val() * self.k.val();
-                self.steps.d.next = self.chunks.val() * bit_cast::<16, 32>(self.kk.q.val());
-                self.period.d.next = self.steps.q.val();
-                if self.steps.q.val() < self.min_period.val() {
-                    self.period.d.next = self.min_period.val();
-                }
-                self.pc.d.next = 0.into();
-                self.x.d.next = 0.into();
-                self.j.d.next = 0.into();
-                self.ky.d.next = 0.into();
-                self.kx.d.next = 0.into();
-                self.xbase.d.next = self.abuf.val();
-                self.jbase.d.next = self.abuf.val();
-                self.kybase.d.next = self.abuf.val();
-                self.addr.d.next = self.abuf.val();
-                if self.cnt.q.val() + self.one16.val() == self.setup_len.val() {
+                    self.steps.d.next = self.n_steps.val();
+                    self.period.d.next = self.n_steps.val();
+                    if self.n_steps.val() < self.min_period.val() {
+                        self.period.d.next = self.min_period.val();
+                    }
+                    self.pg.d.next = 0.into();
+                    self.pc.d.next = 0.into();
+                    self.x.d.next = 0.into();
+                    self.j.d.next = 0.into();
+                    self.ky.d.next = 0.into();
+                    self.kx.d.next = 0.into();
+                    self.xbase.d.next = self.instr.val().get_bits::<16>(32);
+                    self.jbase.d.next = self.instr.val().get_bits::<16>(32);
+                    self.kybase.d.next = self.instr.val().get_bits::<16>(32);
+                    self.addr.d.next = self.instr.val().get_bits::<16>(32);
                     self.state.d.next = ConvState::Run;
                 }
             }
@@ -222,7 +237,13 @@ impl Logic for ConvSeq {
                         }
                     }
                 }
-                if self.pc.q.val() + self.one32.val() == self.period.q.val() {
+                if (self.x.q.val() + self.one16.val() == self.out_w.val())
+                    && (self.pc.q.val() + self.one32.val() == self.steps.q.val())
+                {
+                    // the last step of the last column: drain
+                    self.cnt.d.next = 0.into();
+                    self.state.d.next = ConvState::Drain;
+                } else if self.pc.q.val() + self.one32.val() == self.period.q.val() {
                     self.pc.d.next = 0.into();
                     self.x.d.next = self.x.q.val() + self.one16.val();
                     self.j.d.next = 0.into();
@@ -232,10 +253,6 @@ impl Logic for ConvSeq {
                     self.jbase.d.next = self.nxt.val();
                     self.kybase.d.next = self.nxt.val();
                     self.addr.d.next = self.nxt.val();
-                    if self.x.q.val() + self.one16.val() == self.out_w.val() {
-                        self.cnt.d.next = 0.into();
-                        self.state.d.next = ConvState::Drain;
-                    }
                 } else {
                     self.pc.d.next = self.pc.q.val() + self.one32.val();
                 }

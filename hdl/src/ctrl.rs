@@ -44,6 +44,13 @@ pub struct Controller<const BUS: usize> {
     pub dma_busy: Signal<In, Bit>,
     pub comp_start: Signal<Out, Bit>,
     pub comp_busy: Signal<In, Bit>,
+    // observation (performance counters, lockstep harness): `issue` pulses in the cycle
+    // instruction `pc` issues (END included); `running` spans the start cycle to the stop
+    // cycle; `stalled` marks a running cycle spent waiting (port not ready, unit busy)
+    pub issue: Signal<Out, Bit>,
+    pub pc_out: Signal<Out, Bits<32>>,
+    pub running: Signal<Out, Bit>,
+    pub stalled: Signal<Out, Bit>,
     state: DFF<CtrlState>,
     pc: DFF<Bits<32>>,
     pc_addr: DFF<Bits<32>>,
@@ -96,6 +103,10 @@ impl<const BUS: usize> Controller<BUS> {
             dma_busy: Default::default(),
             comp_start: Default::default(),
             comp_busy: Default::default(),
+            issue: Default::default(),
+            pc_out: Default::default(),
+            running: Default::default(),
+            stalled: Default::default(),
             state: Default::default(),
             pc: Default::default(),
             pc_addr: Default::default(),
@@ -136,7 +147,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
         self.op.next = self.ins.q.val().get_bits::<4>(0);
         self.wait_dma.next = self.ins.q.val().get_bit(4);
         self.wait_comp.next = self.ins.q.val().get_bit(5);
-        // opcodes 1, 2, 3, 5 go to the DMA; 4, 6, 7 to compute (6 and 7 are not built yet)
+        // opcodes 1, 2, 3, 5 go to the DMA; 4, 6, 7 to compute
         self.is_dma.next = (self.op.val() == 1)
             || (self.op.val() == 2)
             || (self.op.val() == 3)
@@ -149,6 +160,10 @@ impl<const BUS: usize> Logic for Controller<BUS> {
         self.shamt.next = (self.pc_addr.q.val() & self.low_mask.val()) << 3;
         self.status.next = self.st_busy.val();
         self.err_index.next = self.err.q.val();
+        self.issue.next = false;
+        self.pc_out.next = self.pc.q.val();
+        self.running.next = false;
+        self.stalled.next = false;
         match self.state.q.val() {
             CtrlState::Idle => {
                 self.status.next = self.st_idle.val();
@@ -159,7 +174,9 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                     self.err.d.next = self.pc.q.val();
                     self.state.d.next = CtrlState::Error;
                 } else {
+                    self.running.next = true;
                     self.ins_req_valid.next = self.beats_req.q.val() < self.beats.val();
+                    self.stalled.next = self.ins_req_valid.val() && !self.ins_req_ready.val();
                     if self.ins_req_valid.val() && self.ins_req_ready.val() {
                         self.beats_req.d.next = self.beats_req.q.val() + 1;
                         self.fetch_addr.d.next = self.fetch_addr.q.val() + self.bus_bytes.val();
@@ -181,6 +198,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                 }
             }
             CtrlState::Decode => {
+                self.running.next = true;
                 if self.check.legal.val()
                     && (self.is_dma.val() || self.is_comp.val() || (self.op.val() == 0))
                 {
@@ -191,8 +209,12 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                 }
             }
             CtrlState::Issue => {
+                self.running.next = true;
+                self.stalled.next = true;
                 if self.op.val() == 0 {
                     if !self.dma_busy.val() && !self.comp_busy.val() {
+                        self.issue.next = true;
+                        self.stalled.next = false;
                         self.state.d.next = CtrlState::Done;
                     }
                 } else if (self.is_dma.val()
@@ -202,6 +224,8 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                         && !self.comp_busy.val()
                         && !(self.wait_dma.val() && self.dma_busy.val()))
                 {
+                    self.issue.next = true;
+                    self.stalled.next = false;
                     self.dma_start.next = self.is_dma.val();
                     self.comp_start.next = self.is_comp.val();
                     self.pc.d.next = self.pc.q.val() + 1;
@@ -224,10 +248,23 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             }
         }
         if self.start.val() {
+            // the first fetch request goes out in the start cycle itself (cycle 0)
+            self.running.next = true;
+            self.issue.next = false;
+            self.dma_start.next = false;
+            self.comp_start.next = false;
             self.pc.d.next = 0.into();
             self.pc_addr.d.next = self.prog_addr.val();
             self.fetch_addr.d.next = self.prog_addr.val() & self.word_mask.val();
+            self.ins_req_addr.next = self.prog_addr.val() & self.word_mask.val();
+            self.ins_req_valid.next = self.prog_len.val().any();
+            self.stalled.next = self.ins_req_valid.val() && !self.ins_req_ready.val();
             self.beats_req.d.next = 0.into();
+            if self.ins_req_valid.val() && self.ins_req_ready.val() {
+                self.beats_req.d.next = 1.into();
+                self.fetch_addr.d.next =
+                    (self.prog_addr.val() & self.word_mask.val()) + self.bus_bytes.val();
+            }
             self.beats_rsp.d.next = 0.into();
             self.err.d.next = 0.into();
             self.state.d.next = CtrlState::Fetch;

@@ -1,12 +1,14 @@
-//! The DMA: LOAD_ACT / LOAD_WGT / LOAD_PARAM / STORE over a valid/ready memory port.
+//! The DMA: LOAD_ACT / LOAD_WGT / LOAD_PARAM / STORE over a valid/ready memory port, **one
+//! bus request per B-byte word** a transfer touches (`sim::timing::dma_beats`): each row
+//! (LOAD_ACT), run (STORE) or whole transfer (LOAD_WGT, LOAD_PARAM) is a burst of the words
+//! it touches; partial words are read whole and written with per-byte strobes.
 //!
-//! Every transfer moves G-byte *units* (an ABUF/OBUF entry, one WBUF column slice, half a
-//! PBUF record), one bus request per unit: the bus word holding the unit, selected (reads)
-//! or strobed (writes) by the unit's offset in the word. A request is presented while
-//! `mem_req_valid`, and moves on only when `mem_req_ready` is high in the same cycle, so
-//! the memory side can stall it at any cycle. Read responses come back in order, one per
-//! request, and are never back-pressured; a second [`Walker`] replays the request
-//! sequence to place them.
+//! A request is presented while `mem_req_valid` and moves on only when `mem_req_ready` is
+//! high in the same cycle. Read responses come back in order and are never back-pressured;
+//! a second [`Walker`] replays the request sequence to place each word: the buffers take a
+//! whole word per cycle (`bankram`), described by `wr_base` / `wr_lo` / `wr_hi`.
+//!
+//! DRAM addresses and strides must be multiples of 8 (G): an entry never straddles a word.
 use crate::walker::Walker;
 use rust_hdl::prelude::*;
 
@@ -32,43 +34,50 @@ pub struct Dma<const BUS: usize, const STRB: usize> {
     pub mem_req_wstrb: Signal<Out, Bits<STRB>>,
     pub mem_rsp_valid: Signal<In, Bit>,
     pub mem_rsp_data: Signal<In, Bits<BUS>>,
-    // buffer write side (loads): `buf_sel` is the opcode, `buf_lane` the WBUF column or
-    // PBUF half
-    pub buf_we: Signal<Out, Bit>,
-    pub buf_sel: Signal<Out, Bits<4>>,
-    pub buf_addr: Signal<Out, Bits<16>>,
-    pub buf_lane: Signal<Out, Bits<16>>,
-    pub buf_data: Signal<Out, Bits<64>>,
-    // OBUF read side (STORE): `ob_bank` selects the bank of the data arriving this cycle
-    pub ob_addr: Signal<Out, Bits<16>>,
+    // buffer write side (loads): one word per cycle; `wr_op` is the opcode
+    pub wr_en: Signal<Out, Bit>,
+    pub wr_op: Signal<Out, Bits<4>>,
+    pub wr_base: Signal<Out, Bits<32>>,
+    pub wr_lo: Signal<Out, Bits<8>>,
+    pub wr_hi: Signal<Out, Bits<8>>,
+    pub wr_data: Signal<Out, Bits<BUS>>,
+    // LOAD_WGT: WBUF entry and column of word position 0 (column < C; the entry is one
+    // less than the first when the transfer starts mid-word)
+    pub wg_e0: Signal<Out, Bits<16>>,
+    pub wg_c0: Signal<Out, Bits<16>>,
+    // OBUF read side (STORE): the word's base entry; `ob_bank` selects the bank of the data
+    // arriving this cycle
+    pub ob_base: Signal<Out, Bits<16>>,
     pub ob_bank: Signal<Out, Bits<16>>,
-    pub ob_data: Signal<In, Bits<64>>,
+    pub ob_data: Signal<In, Bits<BUS>>,
     req: Walker,
     rsp: Walker,
     op: DFF<Bits<4>>,
+    e0: DFF<Bits<16>>,
+    c0: DFF<Bits<16>>,
     cur_valid: DFF<Bit>,
     cur_addr: DFF<Bits<32>>,
-    cur_buf: DFF<Bits<16>>,
+    cur_base: DFF<Bits<16>>,
     cur_bank: DFF<Bits<16>>,
+    cur_lo: DFF<Bits<8>>,
+    cur_hi: DFF<Bits<8>>,
     advance: Signal<Local, Bit>,
     is_store: Signal<Local, Bit>,
     new_op: Signal<Local, Bits<4>>,
-    shamt: Signal<Local, Bits<32>>,
-    wshamt: Signal<Local, Bits<32>>,
+    p0: Signal<Local, Bits<16>>,
+    c0n: Signal<Local, Bits<16>>,
     // configuration
-    word_mask: Constant<Bits<32>>,
     low_mask: Constant<Bits<32>>,
-    wgt_entry_bytes: Constant<Bits<32>>,
+    wgt_entry_bytes: Constant<Bits<16>>,
     cols: Constant<Bits<16>>,
-    rec_bytes: Constant<Bits<32>>,
-    rec_units: Constant<Bits<16>>,
-    unit_strb: Constant<Bits<STRB>>,
+    units: Constant<Bits<16>>,
+    last_pos: Constant<Bits<8>>,
+    ones: Constant<Bits<STRB>>,
     op_act: Constant<Bits<4>>,
     op_wgt: Constant<Bits<4>>,
     op_par: Constant<Bits<4>>,
     op_store: Constant<Bits<4>>,
     one16: Constant<Bits<16>>,
-    zero16: Constant<Bits<16>>,
     zero32: Constant<Bits<32>>,
 }
 
@@ -76,6 +85,10 @@ impl<const BUS: usize, const STRB: usize> Dma<BUS, STRB> {
     pub fn new(cols: usize) -> Self {
         assert_eq!(BUS, 8 * STRB);
         assert!(STRB >= 8 && STRB.is_power_of_two());
+        assert!(
+            STRB / 8 <= cols,
+            "a bus word must not hold two slices of one WBUF column"
+        );
         let bus = STRB as u64;
         Self {
             clock: Default::default(),
@@ -90,39 +103,44 @@ impl<const BUS: usize, const STRB: usize> Dma<BUS, STRB> {
             mem_req_wstrb: Default::default(),
             mem_rsp_valid: Default::default(),
             mem_rsp_data: Default::default(),
-            buf_we: Default::default(),
-            buf_sel: Default::default(),
-            buf_addr: Default::default(),
-            buf_lane: Default::default(),
-            buf_data: Default::default(),
-            ob_addr: Default::default(),
+            wr_en: Default::default(),
+            wr_op: Default::default(),
+            wr_base: Default::default(),
+            wr_lo: Default::default(),
+            wr_hi: Default::default(),
+            wr_data: Default::default(),
+            wg_e0: Default::default(),
+            wg_c0: Default::default(),
+            ob_base: Default::default(),
             ob_bank: Default::default(),
             ob_data: Default::default(),
-            req: Walker::new(8),
-            rsp: Walker::new(8),
+            req: Walker::new(bus),
+            rsp: Walker::new(bus),
             op: Default::default(),
+            e0: Default::default(),
+            c0: Default::default(),
             cur_valid: Default::default(),
             cur_addr: Default::default(),
-            cur_buf: Default::default(),
+            cur_base: Default::default(),
             cur_bank: Default::default(),
+            cur_lo: Default::default(),
+            cur_hi: Default::default(),
             advance: Default::default(),
             is_store: Default::default(),
             new_op: Default::default(),
-            shamt: Default::default(),
-            wshamt: Default::default(),
-            word_mask: Constant::new((!(bus - 1) & 0xffff_ffff).into()),
+            p0: Default::default(),
+            c0n: Default::default(),
             low_mask: Constant::new((bus - 1).into()),
             wgt_entry_bytes: Constant::new((cols as u64 * 8).into()),
             cols: Constant::new((cols as u64).into()),
-            rec_bytes: Constant::new(16u64.into()),
-            rec_units: Constant::new(2u64.into()),
-            unit_strb: Constant::new(0xffu64.into()),
+            units: Constant::new((bus / 8).into()),
+            last_pos: Constant::new((bus / 8 - 1).into()),
+            ones: Constant::new(Bits::<STRB>::mask()),
             op_act: Constant::new(OP_LOAD_ACT.into()),
             op_wgt: Constant::new(OP_LOAD_WGT.into()),
             op_par: Constant::new(OP_LOAD_PARAM.into()),
             op_store: Constant::new(OP_STORE.into()),
             one16: Constant::new(1u64.into()),
-            zero16: Constant::new(0u64.into()),
             zero32: Constant::new(0u64.into()),
         }
     }
@@ -131,7 +149,9 @@ impl<const BUS: usize, const STRB: usize> Dma<BUS, STRB> {
 impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, op, cur_valid, cur_addr, cur_buf, cur_bank);
+        dff_setup!(
+            self, clock, op, e0, c0, cur_valid, cur_addr, cur_base, cur_bank, cur_lo, cur_hi
+        );
         self.req.clock.next = self.clock.val();
         self.rsp.clock.next = self.clock.val();
         // ---- start: both walkers get the same walk (fields per contract::isa) ----
@@ -139,53 +159,45 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
         self.req.dram.next = self.instr.val().get_bits::<32>(32);
         self.req.so.next = self.zero32.val();
         self.req.si.next = self.zero32.val();
-        self.req.bbase.next = self.zero16.val();
-        self.req.bo.next = self.zero16.val();
-        self.req.bi.next = self.one16.val();
-        self.req.be.next = self.zero16.val();
+        self.req.bo.next = self.zero32.val();
+        self.req.bi.next = self.zero32.val();
         self.req.n_o.next = self.one16.val();
         self.req.n_i.next = self.one16.val();
-        self.req.n_e.next = self.one16.val();
+        // LOAD_ACT: rows × row_entries entries, DRAM stride dram_stride, ABUF rows contiguous
+        self.req.len.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(128)) << 3;
+        self.req.bbase.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(96));
         if self.new_op.val() == self.op_act.val() {
             self.req.si.next = self.instr.val().get_bits::<32>(64);
-            self.req.bbase.next = self.instr.val().get_bits::<16>(96);
-            self.req.bi.next = self.instr.val().get_bits::<16>(128);
-            self.req.be.next = self.one16.val();
+            self.req.bi.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(128));
             self.req.n_i.next = self.instr.val().get_bits::<16>(112);
-            self.req.n_e.next = self.instr.val().get_bits::<16>(128);
         }
         if self.new_op.val() == self.op_wgt.val() {
-            self.req.si.next = self.wgt_entry_bytes.val();
-            self.req.bbase.next = self.instr.val().get_bits::<16>(64);
-            self.req.n_i.next = self.instr.val().get_bits::<16>(80);
-            self.req.n_e.next = self.cols.val();
+            self.req.len.next = self.instr.val().get_bits::<16>(80) * self.wgt_entry_bytes.val();
+            self.req.bbase.next = self.zero32.val();
         }
         if self.new_op.val() == self.op_par.val() {
-            self.req.si.next = self.rec_bytes.val();
-            self.req.bbase.next = self.instr.val().get_bits::<16>(64);
-            self.req.n_i.next = self.instr.val().get_bits::<16>(80);
-            self.req.n_e.next = self.rec_units.val();
+            self.req.len.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(80)) << 4;
+            self.req.bbase.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(64)) << 1;
         }
         if self.new_op.val() == self.op_store.val() {
+            // banks (outer, bank_stride) × runs (inner, run_stride) of run_entries entries
             self.req.so.next = self.instr.val().get_bits::<32>(64);
             self.req.si.next = self.instr.val().get_bits::<32>(96);
-            self.req.bbase.next = self.instr.val().get_bits::<16>(128);
-            self.req.bi.next = self.instr.val().get_bits::<16>(144);
-            self.req.be.next = self.one16.val();
+            self.req.len.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(160)) << 3;
+            self.req.bbase.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(128));
+            self.req.bi.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(144));
             self.req.n_o.next = bit_cast::<16, 8>(self.instr.val().get_bits::<8>(192));
             self.req.n_i.next = self.instr.val().get_bits::<16>(176);
-            self.req.n_e.next = self.instr.val().get_bits::<16>(160);
         }
         self.rsp.dram.next = self.req.dram.val();
         self.rsp.so.next = self.req.so.val();
         self.rsp.si.next = self.req.si.val();
+        self.rsp.len.next = self.req.len.val();
         self.rsp.bbase.next = self.req.bbase.val();
         self.rsp.bo.next = self.req.bo.val();
         self.rsp.bi.next = self.req.bi.val();
-        self.rsp.be.next = self.req.be.val();
         self.rsp.n_o.next = self.req.n_o.val();
         self.rsp.n_i.next = self.req.n_i.val();
-        self.rsp.n_e.next = self.req.n_e.val();
         self.req.load.next = self.start.val();
         self.rsp.load.next = self.start.val() && (self.new_op.val() != self.op_store.val());
         if self.start.val() {
@@ -193,41 +205,65 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
         }
         self.is_store.next = self.op.q.val() == self.op_store.val();
 
-        // ---- loads: one read request per unit ----
+        // ---- LOAD_WGT: entry/column of word position 0, stepped with the responses ----
+        self.p0.next = bit_cast::<16, 32>((self.req.dram.val() & self.low_mask.val()) >> 3);
+        self.c0n.next = self.c0.q.val() + self.units.val();
+        if self.start.val() {
+            self.e0.d.next = self.instr.val().get_bits::<16>(64);
+            self.c0.d.next = 0.into();
+            if self.p0.val().any() {
+                self.e0.d.next = self.instr.val().get_bits::<16>(64) - self.one16.val();
+                self.c0.d.next = self.cols.val() - self.p0.val();
+            }
+        } else if self.mem_rsp_valid.val() && self.rsp.active.val() {
+            self.c0.d.next = self.c0n.val();
+            if self.c0n.val() >= self.cols.val() {
+                self.c0.d.next = self.c0n.val() - self.cols.val();
+                self.e0.d.next = self.e0.q.val() + self.one16.val();
+            }
+        }
+        self.wg_e0.next = self.e0.q.val();
+        self.wg_c0.next = self.c0.q.val();
+
+        // ---- loads: one read request per word ----
         self.mem_req_valid.next = self.req.active.val() && !self.is_store.val();
         self.mem_req_write.next = false;
-        self.mem_req_addr.next = self.req.addr.val() & self.word_mask.val();
+        self.mem_req_addr.next = self.req.addr.val();
         self.mem_req_wdata.next = 0.into();
         self.mem_req_wstrb.next = 0.into();
         self.req.step.next = self.req.active.val() && self.mem_req_ready.val();
-        // responses, in order: place the unit at the replayed address
+        // responses, in order: the replaying walker says where the word goes
         self.rsp.step.next = self.mem_rsp_valid.val();
-        self.shamt.next = (self.rsp.addr.val() & self.low_mask.val()) << 3;
-        self.buf_we.next = self.mem_rsp_valid.val() && self.rsp.active.val();
-        self.buf_sel.next = self.op.q.val();
-        self.buf_addr.next = self.rsp.baddr.val();
-        self.buf_lane.next = self.rsp.e_idx.val();
-        self.buf_data.next = bit_cast::<64, BUS>(self.mem_rsp_data.val() >> self.shamt.val());
+        self.wr_en.next = self.mem_rsp_valid.val() && self.rsp.active.val();
+        self.wr_op.next = self.op.q.val();
+        self.wr_base.next = self.rsp.ubase.val();
+        self.wr_lo.next = self.rsp.lo.val();
+        self.wr_hi.next = self.rsp.hi.val();
+        self.wr_data.next = self.mem_rsp_data.val();
 
-        // ---- STORE: the request register holds the unit read from OBUF last cycle; while
+        // ---- STORE: the request register holds the word read from OBUF last cycle; while
         // it is stalled the same OBUF address is presented again, so the data stays valid ----
         self.advance.next = !self.cur_valid.q.val() || self.mem_req_ready.val();
-        self.ob_addr.next = self.cur_buf.q.val();
+        self.ob_base.next = self.cur_base.q.val();
         self.ob_bank.next = self.cur_bank.q.val();
-        self.wshamt.next = (self.cur_addr.q.val() & self.low_mask.val()) << 3;
         if self.is_store.val() {
             self.req.step.next = self.advance.val() && self.req.active.val();
             self.mem_req_valid.next = self.cur_valid.q.val();
             self.mem_req_write.next = true;
-            self.mem_req_addr.next = self.cur_addr.q.val() & self.word_mask.val();
-            self.mem_req_wdata.next = bit_cast::<BUS, 64>(self.ob_data.val()) << self.wshamt.val();
-            self.mem_req_wstrb.next = self.unit_strb.val() << (self.wshamt.val() >> 3);
+            self.mem_req_addr.next = self.cur_addr.q.val();
+            self.mem_req_wdata.next = self.ob_data.val();
+            self.mem_req_wstrb.next = (self.ones.val()
+                << (bit_cast::<32, 8>(self.cur_lo.q.val()) << 3))
+                & (self.ones.val()
+                    >> (bit_cast::<32, 8>(self.last_pos.val() - self.cur_hi.q.val()) << 3));
             if self.advance.val() {
-                self.ob_addr.next = self.req.baddr.val();
+                self.ob_base.next = bit_cast::<16, 32>(self.req.ubase.val());
                 self.cur_valid.d.next = self.req.active.val();
                 self.cur_addr.d.next = self.req.addr.val();
-                self.cur_buf.d.next = self.req.baddr.val();
+                self.cur_base.d.next = bit_cast::<16, 32>(self.req.ubase.val());
                 self.cur_bank.d.next = self.req.o_idx.val();
+                self.cur_lo.d.next = self.req.lo.val();
+                self.cur_hi.d.next = self.req.hi.val();
             }
         }
         self.busy.next = self.req.active.val() || self.rsp.active.val() || self.cur_valid.q.val();

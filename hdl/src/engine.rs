@@ -1,20 +1,23 @@
 //! The engine top: controller, DMA, CONV sequencer, buffers, the R×C array and the C
 //! post-processing units, wired per docs/engine.md.
 //!
-//! Buffers (all [`SdpRam`], registered read): ABUF = R banks of G-byte entries (DMA writes
-//! every bank); WBUF = C column banks of G bytes (column `c` holds bytes `cG..cG+G` of a
-//! WBUF entry); PBUF = two 64-bit halves of the 16-byte record; OBUF = R banks × G byte
-//! lanes, one RAM per lane so that columns finishing in the same cycle can write different
-//! entries of a bank.
+//! Buffers (registered reads; the DMA side moves one B-byte bus word per cycle, see
+//! [`crate::bankram`]): ABUF = R banks of G-byte entries (DMA writes every bank, B/G
+//! entries per cycle); WBUF = C column banks of G bytes (column `c` holds bytes `cG..cG+G`
+//! of a WBUF entry; a bus word writes up to B/G columns); PBUF = 8 record banks, read 8
+//! consecutive records at a time; OBUF = R banks × G byte lanes, one RAM per lane so that
+//! columns finishing in the same cycle can write different entries of a bank, each lane
+//! read B/G entries at a time by STORE.
 //!
 //! Skew: row `r` reads its ABUF bank `r` cycles after row 0 (one address register per row,
 //! adding `stride·row_pitch`), column `c` reads its WBUF bank `c` cycles after column 0.
 use crate::array::{vec_of, PeArray};
+use crate::bankram::{Interleave8, PbufRam, WideReadLane, WideWriteRam};
 use crate::conv::ConvSeq;
 use crate::ctrl::Controller;
 use crate::dma::{Dma, OP_LOAD_ACT, OP_LOAD_PARAM, OP_LOAD_WGT};
-use crate::pack::Pack8;
 use crate::pe::{ENTRY_BITS, LANES};
+use crate::perf::Perf;
 use crate::ppu::Ppu;
 use crate::ram::SdpRam;
 use contract::EngineConfig;
@@ -44,17 +47,44 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     pub mem_req_wstrb: Signal<Out, Bits<STRB>>,
     pub mem_rsp_valid: Signal<In, Bit>,
     pub mem_rsp_data: Signal<In, Bits<BUS>>,
+    // observation: `issue` pulses in the cycle instruction `issue_index` issues; the units'
+    // busy flags (an instruction's last busy cycle is its completion)
+    pub issue: Signal<Out, Bit>,
+    pub issue_index: Signal<Out, Bits<32>>,
+    pub dma_busy: Signal<Out, Bit>,
+    pub comp_busy: Signal<Out, Bit>,
+    // performance counters of the current / last run (`sim::Counters`)
+    pub perf_ctrl_busy: Signal<Out, Bits<64>>,
+    pub perf_ctrl_stall: Signal<Out, Bits<64>>,
+    pub perf_dma_busy: Signal<Out, Bits<64>>,
+    pub perf_dma_stall: Signal<Out, Bits<64>>,
+    pub perf_dma_idle: Signal<Out, Bits<64>>,
+    pub perf_comp_busy: Signal<Out, Bits<64>>,
+    pub perf_comp_idle: Signal<Out, Bits<64>>,
+    pub perf_instructions: Signal<Out, Bits<64>>,
+    pub perf_macs: Signal<Out, Bits<64>>,
+    pub perf_rd_bytes: Signal<Out, Bits<64>>,
+    pub perf_wr_bytes: Signal<Out, Bits<64>>,
+    pub perf_ins_bytes: Signal<Out, Bits<64>>,
     ctrl: Controller<BUS>,
+    perf: Perf,
     dma: Dma<BUS, STRB>,
     conv: ConvSeq,
     array: PeArray,
     ppu: Vec<Ppu>,
-    abuf: Vec<SdpRam<ENTRY_BITS>>,
+    abuf: Vec<WideWriteRam<BUS>>,
     wbuf: Vec<SdpRam<ENTRY_BITS>>,
-    pb_lo: SdpRam<64>,
-    pb_hi: SdpRam<64>,
-    obuf: Vec<SdpRam<8>>,
-    pack: Vec<Pack8>,
+    pbuf: PbufRam<BUS>,
+    obuf: Vec<WideReadLane<STRB>>,
+    pack: Vec<Interleave8<BUS, STRB>>,
+    // LOAD_WGT: word position and WBUF entry of column c
+    wpos: Vec<Signal<Local, Bits<32>>>,
+    went: Vec<Signal<Local, Bits<16>>>,
+    wword: Vec<Signal<Local, Bits<BUS>>>,
+    wlo: Signal<Local, Bits<32>>,
+    whi: Signal<Local, Bits<32>>,
+    wc0: Signal<Local, Bits<32>>,
+    col32: Vec<Constant<Bits<32>>>,
     // row r ≥ 1 address/tag skew registers (index r − 1)
     ast_addr: Vec<DFF<Bits<16>>>,
     ast_valid: Vec<DFF<Bit>>,
@@ -68,7 +98,7 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     in_xa: Vec<DFF<Bits<16>>>,
     // column c ≥ 1 WBUF address skew (index c − 1)
     wst: Vec<DFF<Bits<16>>>,
-    // PPU parameters of column c: PBUF record halves
+    // PPU parameters of column c: PBUF record halves, loaded per column group
     plo: Vec<DFF<Bits<64>>>,
     phi: Vec<DFF<Bits<64>>>,
     goff: Vec<Signal<Local, Bits<16>>>,
@@ -79,6 +109,9 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     op_wgt: Constant<Bits<4>>,
     op_par: Constant<Bits<4>>,
     zero16: Constant<Bits<16>>,
+    one16: Constant<Bits<16>>,
+    cols32: Constant<Bits<32>>,
+    units32: Constant<Bits<32>>,
     _rows: usize,
     _cols: usize,
 }
@@ -87,6 +120,7 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
     pub fn new(cfg: &EngineConfig) -> Self {
         assert_eq!(cfg.group_width, LANES, "the RTL is built for G = {LANES}");
         assert_eq!(cfg.dram_bus_bytes, STRB);
+        assert!(STRB / LANES <= cfg.cols, "the RTL needs B/G <= C");
         let (r, c) = (cfg.rows, cfg.cols);
         let consts = |n: usize| -> Vec<Constant<Bits<16>>> {
             (0..n).map(|i| Constant::new((i as u64).into())).collect()
@@ -111,19 +145,44 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             mem_req_wstrb: Default::default(),
             mem_rsp_valid: Default::default(),
             mem_rsp_data: Default::default(),
+            issue: Default::default(),
+            issue_index: Default::default(),
+            dma_busy: Default::default(),
+            comp_busy: Default::default(),
+            perf_ctrl_busy: Default::default(),
+            perf_ctrl_stall: Default::default(),
+            perf_dma_busy: Default::default(),
+            perf_dma_stall: Default::default(),
+            perf_dma_idle: Default::default(),
+            perf_comp_busy: Default::default(),
+            perf_comp_idle: Default::default(),
+            perf_instructions: Default::default(),
+            perf_macs: Default::default(),
+            perf_rd_bytes: Default::default(),
+            perf_wr_bytes: Default::default(),
+            perf_ins_bytes: Default::default(),
             ctrl: Controller::new(cfg),
+            perf: Perf::new(cfg.macs_per_cycle() as u64, STRB as u64),
             dma: Dma::new(c),
             conv: ConvSeq::new(cfg),
             array: PeArray::new(r, c),
             ppu: vec_of(c),
-            abuf: (0..r).map(|_| SdpRam::new(cfg.abuf_entries)).collect(),
+            abuf: (0..r)
+                .map(|_| WideWriteRam::new(cfg.abuf_entries))
+                .collect(),
             wbuf: (0..c).map(|_| SdpRam::new(cfg.wbuf_entries)).collect(),
-            pb_lo: SdpRam::new(cfg.pbuf_entries),
-            pb_hi: SdpRam::new(cfg.pbuf_entries),
+            pbuf: PbufRam::new(cfg.pbuf_entries),
             obuf: (0..r * LANES)
-                .map(|_| SdpRam::new(cfg.obuf_entries))
+                .map(|_| WideReadLane::new(cfg.obuf_entries))
                 .collect(),
             pack: vec_of(r),
+            wpos: vec_of(c),
+            went: vec_of(c),
+            wword: vec_of(c),
+            wlo: Default::default(),
+            whi: Default::default(),
+            wc0: Default::default(),
+            col32: (0..c).map(|i| Constant::new((i as u64).into())).collect(),
             ast_addr: vec_of(r - 1),
             ast_valid: vec_of(r - 1),
             ast_first: vec_of(r - 1),
@@ -144,6 +203,9 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             op_wgt: Constant::new(OP_LOAD_WGT.into()),
             op_par: Constant::new(OP_LOAD_PARAM.into()),
             zero16: Constant::new(0u64.into()),
+            one16: Constant::new(1u64.into()),
+            cols32: Constant::new((c as u64).into()),
+            units32: Constant::new(((STRB / LANES) as u64).into()),
             _rows: r,
             _cols: c,
         }
@@ -158,8 +220,8 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.dma.clock.next = self.clock.val();
         self.conv.clock.next = self.clock.val();
         self.array.clock.next = self.clock.val();
-        self.pb_lo.clock.next = self.clock.val();
-        self.pb_hi.clock.next = self.clock.val();
+        self.perf.clock.next = self.clock.val();
+        self.pbuf.clock.next = self.clock.val();
         for c in 0..self._cols {
             self.ppu[c].clock.next = self.clock.val();
             self.wbuf[c].clock.next = self.clock.val();
@@ -216,43 +278,51 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.dma.mem_rsp_data.next = self.mem_rsp_data.val();
         for r in 0..self._rows {
             self.abuf[r].wr_en.next =
-                self.dma.buf_we.val() && (self.dma.buf_sel.val() == self.op_act.val());
-            self.abuf[r].wr_addr.next = self.dma.buf_addr.val();
-            self.abuf[r].wr_data.next = self.dma.buf_data.val();
+                self.dma.wr_en.val() && (self.dma.wr_op.val() == self.op_act.val());
+            self.abuf[r].wr_base.next = bit_cast::<16, 32>(self.dma.wr_base.val());
+            self.abuf[r].wr_lo.next = self.dma.wr_lo.val();
+            self.abuf[r].wr_hi.next = self.dma.wr_hi.val();
+            self.abuf[r].wr_data.next = self.dma.wr_data.val();
         }
+        // LOAD_WGT: column c takes word position (c − c0) mod C, of entry e0 or e0 + 1
+        self.wlo.next = bit_cast::<32, 8>(self.dma.wr_lo.val());
+        self.whi.next = bit_cast::<32, 8>(self.dma.wr_hi.val());
+        self.wc0.next = bit_cast::<32, 16>(self.dma.wg_c0.val());
         for c in 0..self._cols {
-            self.wbuf[c].wr_en.next = self.dma.buf_we.val()
-                && (self.dma.buf_sel.val() == self.op_wgt.val())
-                && (self.dma.buf_lane.val() == self.col16[c].val());
-            self.wbuf[c].wr_addr.next = self.dma.buf_addr.val();
-            self.wbuf[c].wr_data.next = self.dma.buf_data.val();
+            self.wpos[c].next = self.col32[c].val() - self.wc0.val();
+            self.went[c].next = self.dma.wg_e0.val();
+            if self.col32[c].val() < self.wc0.val() {
+                self.wpos[c].next = self.col32[c].val() + self.cols32.val() - self.wc0.val();
+                self.went[c].next = self.dma.wg_e0.val() + self.one16.val();
+            }
+            self.wword[c].next = self.dma.wr_data.val() >> (self.wpos[c].val() << 6);
+            self.wbuf[c].wr_en.next = self.dma.wr_en.val()
+                && (self.dma.wr_op.val() == self.op_wgt.val())
+                && (self.wpos[c].val() < self.units32.val())
+                && (self.wpos[c].val() >= self.wlo.val())
+                && (self.wpos[c].val() <= self.whi.val());
+            self.wbuf[c].wr_addr.next = self.went[c].val();
+            self.wbuf[c].wr_data.next = self.wword[c].val().get_bits::<64>(0);
         }
-        self.pb_lo.wr_en.next = self.dma.buf_we.val()
-            && (self.dma.buf_sel.val() == self.op_par.val())
-            && (self.dma.buf_lane.val() == self.col16[0].val());
-        self.pb_hi.wr_en.next = self.dma.buf_we.val()
-            && (self.dma.buf_sel.val() == self.op_par.val())
-            && (self.dma.buf_lane.val() == self.col16[1].val());
-        self.pb_lo.wr_addr.next = self.dma.buf_addr.val();
-        self.pb_hi.wr_addr.next = self.dma.buf_addr.val();
-        self.pb_lo.wr_data.next = self.dma.buf_data.val();
-        self.pb_hi.wr_data.next = self.dma.buf_data.val();
+        self.pbuf.wr_en.next = self.dma.wr_en.val() && (self.dma.wr_op.val() == self.op_par.val());
+        self.pbuf.wr_base.next = self.dma.wr_base.val();
+        self.pbuf.wr_lo.next = self.dma.wr_lo.val();
+        self.pbuf.wr_hi.next = self.dma.wr_hi.val();
+        self.pbuf.wr_data.next = self.dma.wr_data.val();
 
-        // ---- CONV: PBUF records shift into the per-column parameter chain ----
-        self.pb_lo.rd_addr.next = self.conv.pb_addr.val();
-        self.pb_hi.rd_addr.next = self.conv.pb_addr.val();
+        // ---- CONV: column group g's G PBUF records load its PPU parameters ----
+        self.pbuf.rd_addr.next = self.conv.pb_addr.val();
         for c in 0..self._cols {
             self.plo[c].d.next = self.plo[c].q.val();
             self.phi[c].d.next = self.phi[c].q.val();
         }
-        if self.conv.p_shift.val() {
-            for cl in (self._cols - 1)..self._cols {
-                self.plo[cl].d.next = self.pb_lo.rd_data.val();
-                self.phi[cl].d.next = self.pb_hi.rd_data.val();
-            }
-            for c in 0..(self._cols - 1) {
-                self.plo[c].d.next = self.plo[c + 1].q.val();
-                self.phi[c].d.next = self.phi[c + 1].q.val();
+        for gi in 0..(self._cols / 8) {
+            if self.conv.p_load.val() && (self.conv.p_grp.val() == self.col16[gi].val()) {
+                for l in 0..8 {
+                    self.plo[gi * 8 + l].d.next = self.pbuf.rd_data.val().get_bits::<64>(128 * l);
+                    self.phi[gi * 8 + l].d.next =
+                        self.pbuf.rd_data.val().get_bits::<64>(128 * l + 64);
+                }
             }
         }
         // ---- activation skew: row r reads its bank r cycles after row 0 ----
@@ -336,9 +406,9 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
                 }
             }
         }
-        // ---- OBUF read for STORE: every bank at the DMA's address, muxed by its bank ----
+        // ---- OBUF read for STORE: every lane at the DMA's word base, muxed by its bank ----
         for k in 0..self.obuf.len() {
-            self.obuf[k].rd_addr.next = self.dma.ob_addr.val();
+            self.obuf[k].rd_base.next = self.dma.ob_base.val();
         }
         for r in 0..self._rows {
             self.pack[r].lane0.next = self.obuf[r * 8].rd_data.val();
@@ -350,12 +420,45 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.pack[r].lane6.next = self.obuf[r * 8 + 6].rd_data.val();
             self.pack[r].lane7.next = self.obuf[r * 8 + 7].rd_data.val();
         }
-        self.dma.ob_data.next = self.pack[0].entry.val();
+        self.dma.ob_data.next = self.pack[0].word.val();
         for r in 0..self._rows {
             if self.dma.ob_bank.val() == self.row16[r].val() {
-                self.dma.ob_data.next = self.pack[r].entry.val();
+                self.dma.ob_data.next = self.pack[r].word.val();
             }
         }
+
+        // ---- observation and performance counters ----
+        self.issue.next = self.ctrl.issue.val();
+        self.issue_index.next = self.ctrl.pc_out.val();
+        self.dma_busy.next = self.dma.busy.val();
+        self.comp_busy.next = self.conv.busy.val();
+        self.perf.start.next = self.start.val();
+        self.perf.running.next = self.ctrl.running.val();
+        self.perf.ctrl_stalled.next = self.ctrl.stalled.val();
+        self.perf.dma_active.next = self.dma.busy.val();
+        self.perf.dma_stalled.next = self.dma.mem_req_valid.val() && !self.mem_req_ready.val();
+        self.perf.comp_active.next = self.conv.busy.val();
+        self.perf.issue.next = self.ctrl.issue.val();
+        self.perf.mac_step.next = self.conv.valid.val();
+        self.perf.rd_beat.next = self.dma.mem_req_valid.val()
+            && self.mem_req_ready.val()
+            && !self.dma.mem_req_write.val();
+        self.perf.wr_beat.next = self.dma.mem_req_valid.val()
+            && self.mem_req_ready.val()
+            && self.dma.mem_req_write.val();
+        self.perf.ins_beat.next = self.ctrl.ins_req_valid.val() && self.ins_req_ready.val();
+        self.perf_ctrl_busy.next = self.perf.ctrl_busy.val();
+        self.perf_ctrl_stall.next = self.perf.ctrl_stall.val();
+        self.perf_dma_busy.next = self.perf.dma_busy.val();
+        self.perf_dma_stall.next = self.perf.dma_stall.val();
+        self.perf_dma_idle.next = self.perf.dma_idle.val();
+        self.perf_comp_busy.next = self.perf.comp_busy.val();
+        self.perf_comp_idle.next = self.perf.comp_idle.val();
+        self.perf_instructions.next = self.perf.instructions.val();
+        self.perf_macs.next = self.perf.macs.val();
+        self.perf_rd_bytes.next = self.perf.rd_bytes.val();
+        self.perf_wr_bytes.next = self.perf.wr_bytes.val();
+        self.perf_ins_bytes.next = self.perf.ins_bytes.val();
     }
 }
 

@@ -3,6 +3,7 @@
 //! One file per level of the datapath: [`pe`] → [`array`] → [`engine`], with the
 //! controller ([`ctrl`]), the DMA ([`dma`]) and the CONV sequencer ([`conv`]) beside it.
 pub mod array;
+pub mod bankram;
 pub mod check;
 pub mod pe;
 pub mod ppu;
@@ -14,5 +15,5 @@ pub mod ctrl;
 pub mod dma;
 pub mod emit;
 pub mod engine;
-pub mod pack;
+pub mod perf;
 pub mod walker;

@@ -1,10 +1,13 @@
-//! A three-level address walker (outer `o < n_o`, middle `i < n_i`, inner `e < n_e`) that
-//! every DMA transfer is an instance of. It yields a DRAM byte address and a buffer entry
-//! address per G-byte unit; the DMA runs one copy for requests and one for responses, so
-//! in-order responses need no tag FIFO however long the memory latency is.
+//! The DMA's address walker: a transfer is `n_o × n_i` contiguous *segments* (outer
+//! `o < n_o`, inner `i < n_i`) of `len` bytes each, segment `(o, i)` starting at DRAM byte
+//! `dram + o·so + i·si` and buffer unit `bbase + o·bo + i·bi`. The walker yields one
+//! B-byte bus word per step — every word a segment touches, in address order, each segment
+//! its own burst (exactly `sim::timing::dma_beats`) — with the 8-byte unit positions
+//! `lo..=hi` the segment covers in that word and `ubase`, the buffer unit that word
+//! position 0 corresponds to (it may precede the segment's first unit; wrapping).
 //!
-//! DRAM address = `dram + o·so + i·si + e·G`, buffer = `buf + o·bo + i·bi + e·be`; the
-//! walker only adds (no multipliers).
+//! The DMA runs one copy for requests and one for responses, so in-order responses need
+//! no tag FIFO however long the memory latency is. Adders only (no multipliers).
 use rust_hdl::prelude::*;
 
 #[derive(LogicBlock)]
@@ -15,84 +18,112 @@ pub struct Walker {
     pub dram: Signal<In, Bits<32>>,
     pub so: Signal<In, Bits<32>>,
     pub si: Signal<In, Bits<32>>,
-    pub bbase: Signal<In, Bits<16>>,
-    pub bo: Signal<In, Bits<16>>,
-    pub bi: Signal<In, Bits<16>>,
-    pub be: Signal<In, Bits<16>>,
+    pub len: Signal<In, Bits<32>>,
+    pub bbase: Signal<In, Bits<32>>,
+    pub bo: Signal<In, Bits<32>>,
+    pub bi: Signal<In, Bits<32>>,
     pub n_o: Signal<In, Bits<16>>,
     pub n_i: Signal<In, Bits<16>>,
-    pub n_e: Signal<In, Bits<16>>,
-    // advance to the next unit
+    // advance to the next word
     pub step: Signal<In, Bit>,
-    // the current unit
+    // the current word
     pub active: Signal<Out, Bit>,
     pub addr: Signal<Out, Bits<32>>,
-    pub baddr: Signal<Out, Bits<16>>,
+    pub lo: Signal<Out, Bits<8>>,
+    pub hi: Signal<Out, Bits<8>>,
+    pub ubase: Signal<Out, Bits<32>>,
     pub o_idx: Signal<Out, Bits<16>>,
-    pub e_idx: Signal<Out, Bits<16>>,
     active_r: DFF<Bit>,
     o: DFF<Bits<16>>,
     i: DFF<Bits<16>>,
-    e: DFF<Bits<16>>,
     d_o: DFF<Bits<32>>,
     d_i: DFF<Bits<32>>,
+    b_o: DFF<Bits<32>>,
+    b_i: DFF<Bits<32>>,
     cur: DFF<Bits<32>>,
-    b_o: DFF<Bits<16>>,
-    b_i: DFF<Bits<16>>,
-    b: DFF<Bits<16>>,
+    last: DFF<Bits<32>>,
+    seg_lo: DFF<Bits<8>>,
+    seg_hi: DFF<Bits<8>>,
+    first: DFF<Bit>,
+    ub: DFF<Bits<32>>,
     so_r: DFF<Bits<32>>,
     si_r: DFF<Bits<32>>,
-    bo_r: DFF<Bits<16>>,
-    bi_r: DFF<Bits<16>>,
-    be_r: DFF<Bits<16>>,
+    len_r: DFF<Bits<32>>,
+    bo_r: DFF<Bits<32>>,
+    bi_r: DFF<Bits<32>>,
     no_r: DFF<Bits<16>>,
     ni_r: DFF<Bits<16>>,
-    ne_r: DFF<Bits<16>>,
-    unit: Constant<Bits<32>>,
-    one: Constant<Bits<16>>,
+    ns: Signal<Local, Bits<32>>,
+    nb: Signal<Local, Bits<32>>,
+    nend: Signal<Local, Bits<32>>,
+    nlo: Signal<Local, Bits<8>>,
+    len_now: Signal<Local, Bits<32>>,
+    new_seg: Signal<Local, Bit>,
+    word: Constant<Bits<32>>,
+    units: Constant<Bits<32>>,
+    last_pos: Constant<Bits<8>>,
+    word_mask: Constant<Bits<32>>,
+    low_mask: Constant<Bits<32>>,
+    one16: Constant<Bits<16>>,
+    one32: Constant<Bits<32>>,
 }
 
 impl Walker {
-    pub fn new(unit_bytes: u64) -> Self {
+    /// `bus_bytes` = B (a power of two ≥ 8); units are 8 bytes.
+    pub fn new(bus_bytes: u64) -> Self {
+        assert!(bus_bytes.is_power_of_two() && bus_bytes >= 8);
         Self {
             clock: Default::default(),
             load: Default::default(),
             dram: Default::default(),
             so: Default::default(),
             si: Default::default(),
+            len: Default::default(),
             bbase: Default::default(),
             bo: Default::default(),
             bi: Default::default(),
-            be: Default::default(),
             n_o: Default::default(),
             n_i: Default::default(),
-            n_e: Default::default(),
             step: Default::default(),
             active: Default::default(),
             addr: Default::default(),
-            baddr: Default::default(),
+            lo: Default::default(),
+            hi: Default::default(),
+            ubase: Default::default(),
             o_idx: Default::default(),
-            e_idx: Default::default(),
             active_r: Default::default(),
             o: Default::default(),
             i: Default::default(),
-            e: Default::default(),
             d_o: Default::default(),
             d_i: Default::default(),
-            cur: Default::default(),
             b_o: Default::default(),
             b_i: Default::default(),
-            b: Default::default(),
+            cur: Default::default(),
+            last: Default::default(),
+            seg_lo: Default::default(),
+            seg_hi: Default::default(),
+            first: Default::default(),
+            ub: Default::default(),
             so_r: Default::default(),
             si_r: Default::default(),
+            len_r: Default::default(),
             bo_r: Default::default(),
             bi_r: Default::default(),
-            be_r: Default::default(),
             no_r: Default::default(),
             ni_r: Default::default(),
-            ne_r: Default::default(),
-            unit: Constant::new(unit_bytes.into()),
-            one: Constant::new(1u64.into()),
+            ns: Default::default(),
+            nb: Default::default(),
+            nend: Default::default(),
+            nlo: Default::default(),
+            len_now: Default::default(),
+            new_seg: Default::default(),
+            word: Constant::new(bus_bytes.into()),
+            units: Constant::new((bus_bytes / 8).into()),
+            last_pos: Constant::new((bus_bytes / 8 - 1).into()),
+            word_mask: Constant::new((!(bus_bytes - 1) & 0xffff_ffff).into()),
+            low_mask: Constant::new((bus_bytes - 1).into()),
+            one16: Constant::new(1u64.into()),
+            one32: Constant::new(1u64.into()),
         }
     }
 }
@@ -101,61 +132,78 @@ impl Logic for Walker {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, active_r, o, i, e, d_o, d_i, cur, b_o, b_i, b, so_r, si_r, bo_r, bi_r,
-            be_r, no_r, ni_r, ne_r
+            self, clock, active_r, o, i, d_o, d_i, b_o, b_i, cur, last, seg_lo, seg_hi, first, ub,
+            so_r, si_r, len_r, bo_r, bi_r, no_r, ni_r
         );
+        self.ns.next = self.dram.val();
+        self.nb.next = self.bbase.val();
+        self.len_now.next = self.len_r.q.val();
+        self.new_seg.next = false;
         if self.load.val() {
+            self.new_seg.next = true;
+            self.len_now.next = self.len.val();
             self.active_r.d.next = true;
             self.o.d.next = 0.into();
             self.i.d.next = 0.into();
-            self.e.d.next = 0.into();
             self.d_o.d.next = self.dram.val();
             self.d_i.d.next = self.dram.val();
-            self.cur.d.next = self.dram.val();
             self.b_o.d.next = self.bbase.val();
             self.b_i.d.next = self.bbase.val();
-            self.b.d.next = self.bbase.val();
             self.so_r.d.next = self.so.val();
             self.si_r.d.next = self.si.val();
+            self.len_r.d.next = self.len.val();
             self.bo_r.d.next = self.bo.val();
             self.bi_r.d.next = self.bi.val();
-            self.be_r.d.next = self.be.val();
             self.no_r.d.next = self.n_o.val();
             self.ni_r.d.next = self.n_i.val();
-            self.ne_r.d.next = self.n_e.val();
         } else if self.step.val() && self.active_r.q.val() {
-            if self.e.q.val() + self.one.val() < self.ne_r.q.val() {
-                self.e.d.next = self.e.q.val() + self.one.val();
-                self.cur.d.next = self.cur.q.val() + self.unit.val();
-                self.b.d.next = self.b.q.val() + self.be_r.q.val();
+            if self.cur.q.val() != self.last.q.val() {
+                self.cur.d.next = self.cur.q.val() + self.word.val();
+                self.ub.d.next = self.ub.q.val() + self.units.val();
+                self.first.d.next = false;
+            } else if self.i.q.val() + self.one16.val() < self.ni_r.q.val() {
+                self.i.d.next = self.i.q.val() + self.one16.val();
+                self.d_i.d.next = self.d_i.q.val() + self.si_r.q.val();
+                self.b_i.d.next = self.b_i.q.val() + self.bi_r.q.val();
+                self.ns.next = self.d_i.q.val() + self.si_r.q.val();
+                self.nb.next = self.b_i.q.val() + self.bi_r.q.val();
+                self.new_seg.next = true;
+            } else if self.o.q.val() + self.one16.val() < self.no_r.q.val() {
+                self.o.d.next = self.o.q.val() + self.one16.val();
+                self.i.d.next = 0.into();
+                self.d_o.d.next = self.d_o.q.val() + self.so_r.q.val();
+                self.d_i.d.next = self.d_o.q.val() + self.so_r.q.val();
+                self.b_o.d.next = self.b_o.q.val() + self.bo_r.q.val();
+                self.b_i.d.next = self.b_o.q.val() + self.bo_r.q.val();
+                self.ns.next = self.d_o.q.val() + self.so_r.q.val();
+                self.nb.next = self.b_o.q.val() + self.bo_r.q.val();
+                self.new_seg.next = true;
             } else {
-                self.e.d.next = 0.into();
-                if self.i.q.val() + self.one.val() < self.ni_r.q.val() {
-                    self.i.d.next = self.i.q.val() + self.one.val();
-                    self.d_i.d.next = self.d_i.q.val() + self.si_r.q.val();
-                    self.cur.d.next = self.d_i.q.val() + self.si_r.q.val();
-                    self.b_i.d.next = self.b_i.q.val() + self.bi_r.q.val();
-                    self.b.d.next = self.b_i.q.val() + self.bi_r.q.val();
-                } else {
-                    self.i.d.next = 0.into();
-                    if self.o.q.val() + self.one.val() < self.no_r.q.val() {
-                        self.o.d.next = self.o.q.val() + self.one.val();
-                        self.d_o.d.next = self.d_o.q.val() + self.so_r.q.val();
-                        self.d_i.d.next = self.d_o.q.val() + self.so_r.q.val();
-                        self.cur.d.next = self.d_o.q.val() + self.so_r.q.val();
-                        self.b_o.d.next = self.b_o.q.val() + self.bo_r.q.val();
-                        self.b_i.d.next = self.b_o.q.val() + self.bo_r.q.val();
-                        self.b.d.next = self.b_o.q.val() + self.bo_r.q.val();
-                    } else {
-                        self.active_r.d.next = false;
-                    }
-                }
+                self.active_r.d.next = false;
             }
+        }
+        // a new segment: its first and last words, the positions it covers in them
+        self.nend.next = self.ns.val() + self.len_now.val() - self.one32.val();
+        self.nlo.next = bit_cast::<8, 32>((self.ns.val() & self.low_mask.val()) >> 3);
+        if self.new_seg.val() {
+            self.cur.d.next = self.ns.val() & self.word_mask.val();
+            self.last.d.next = self.nend.val() & self.word_mask.val();
+            self.seg_lo.d.next = self.nlo.val();
+            self.seg_hi.d.next = bit_cast::<8, 32>((self.nend.val() & self.low_mask.val()) >> 3);
+            self.ub.d.next = self.nb.val() - bit_cast::<32, 8>(self.nlo.val());
+            self.first.d.next = true;
         }
         self.active.next = self.active_r.q.val();
         self.addr.next = self.cur.q.val();
-        self.baddr.next = self.b.q.val();
+        self.lo.next = 0.into();
+        if self.first.q.val() {
+            self.lo.next = self.seg_lo.q.val();
+        }
+        self.hi.next = self.last_pos.val();
+        if self.cur.q.val() == self.last.q.val() {
+            self.hi.next = self.seg_hi.q.val();
+        }
+        self.ubase.next = self.ub.q.val();
         self.o_idx.next = self.o.q.val();
-        self.e_idx.next = self.e.q.val();
     }
 }

@@ -20,6 +20,10 @@ struct Pins {
     uint32_t mem_req_valid, mem_req_write, mem_req_addr;
     uint32_t mem_req_wdata[32];
     uint32_t mem_req_wstrb[4];
+    // observation: issue pulse + index, unit busy flags, performance counters (u64 as
+    // two u32 words, in the order of PERF below)
+    uint32_t issue, issue_index, dma_busy, comp_busy;
+    uint32_t perf[24];
 };
 
 // Port widths vary with dram_bus_bytes; Verilator picks CData/SData/IData/QData/VlWide.
@@ -85,6 +89,22 @@ void vg_eval(void* p, Pins* s) {
     get(t->mem_req_wdata, s->mem_req_wdata);
     std::memset(s->mem_req_wstrb, 0, sizeof(s->mem_req_wstrb));
     get(t->mem_req_wstrb, s->mem_req_wstrb);
+    s->issue = t->issue;
+    s->issue_index = t->issue_index;
+    s->dma_busy = t->dma_busy;
+    s->comp_busy = t->comp_busy;
+    get(t->perf_ctrl_busy, &s->perf[0]);
+    get(t->perf_ctrl_stall, &s->perf[2]);
+    get(t->perf_dma_busy, &s->perf[4]);
+    get(t->perf_dma_stall, &s->perf[6]);
+    get(t->perf_dma_idle, &s->perf[8]);
+    get(t->perf_comp_busy, &s->perf[10]);
+    get(t->perf_comp_idle, &s->perf[12]);
+    get(t->perf_instructions, &s->perf[14]);
+    get(t->perf_macs, &s->perf[16]);
+    get(t->perf_rd_bytes, &s->perf[18]);
+    get(t->perf_wr_bytes, &s->perf[20]);
+    get(t->perf_ins_bytes, &s->perf[22]);
 }
 
 // One rising edge (inputs as last driven by vg_eval).

@@ -60,6 +60,19 @@ pub struct Counters {
     pub instr_read_bytes: u64,
 }
 
+/// One bus write the DMA made (recorded when tracing is on): the cycle it was accepted,
+/// the word's byte address, the byte strobes (bit `i` = byte `i` of the word) and the
+/// strobed bytes (`data[i]` for every set bit, others zero).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WriteBeat {
+    pub cycle: u64,
+    /// The STORE that made it.
+    pub index: u32,
+    pub addr: u64,
+    pub strobe: u128,
+    pub data: Vec<u8>,
+}
+
 /// When one instruction went through the engine (cycles from the start of the run).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct InstrTrace {
@@ -81,6 +94,8 @@ pub struct RunResult {
     pub counters: Counters,
     /// Filled when tracing is on (`Engine::set_trace`).
     pub trace: Vec<InstrTrace>,
+    /// Every data-port write, in order (tracing only).
+    pub writes: Vec<WriteBeat>,
     /// Races between concurrently running DMA and compute instructions: where the model and
     /// the RTL may legitimately differ. Empty for a correctly scheduled program.
     pub hazards: Vec<Hazard>,
@@ -115,6 +130,8 @@ struct DmaJob {
     received: usize,
     trace: Option<usize>,
     footprint: Vec<Access>,
+    /// STORE with tracing: each word's strobes and bytes.
+    payload: Vec<(u128, Vec<u8>)>,
 }
 
 struct ComputeJob {
@@ -189,6 +206,7 @@ impl Engine {
             cycles: run.cycle,
             counters: run.counters,
             trace: run.trace,
+            writes: run.writes,
             hazards: run.hazards,
         }
     }
@@ -207,6 +225,7 @@ struct Run {
     dport: MemPort,
     counters: Counters,
     trace: Vec<InstrTrace>,
+    writes: Vec<WriteBeat>,
     hazards: Vec<Hazard>,
 }
 
@@ -229,6 +248,7 @@ impl Run {
             dport: MemPort::new(latency, e.memory.data_port()),
             counters: Counters::default(),
             trace: Vec::new(),
+            writes: Vec::new(),
             hazards: Vec::new(),
         }
     }
@@ -265,6 +285,15 @@ impl Run {
                     if job.write {
                         if let Some(addr) = err {
                             dma_error = Some(Self::error(job.index, ErrorCause::BusError { addr }));
+                        }
+                        if let Some((strobe, data)) = job.payload.get(job.sent) {
+                            self.writes.push(WriteBeat {
+                                cycle: now,
+                                index: job.index,
+                                addr: word * bus,
+                                strobe: *strobe,
+                                data: data.clone(),
+                            });
                         }
                         self.counters.dram_write_bytes += bus;
                     } else {
@@ -414,6 +443,10 @@ impl Run {
             Unit::Controller => return Err(Halt(Status::Done)),
             Unit::Dma => {
                 let beats = timing::dma_beats(&e.cfg, &instr).expect("DMA instruction");
+                let payload = match (&instr, e.trace) {
+                    (Instr::Store(st), true) => store_payload(&e.cfg, &e.buffers, st),
+                    _ => Vec::new(),
+                };
                 self.dma = Some(DmaJob {
                     index: self.index,
                     words: beats.words,
@@ -423,6 +456,7 @@ impl Run {
                     received: 0,
                     trace: slot,
                     footprint: fp,
+                    payload,
                 });
             }
             Unit::Compute => {
@@ -445,4 +479,35 @@ impl Run {
         };
         Ok(())
     }
+}
+
+/// The strobes and bytes of each bus word a STORE writes, in `timing::dma_beats` order
+/// (bank-major, then run; each run its own burst): the data as OBUF holds it at issue.
+fn store_payload(
+    cfg: &EngineConfig,
+    buffers: &Buffers,
+    i: &contract::isa::Store,
+) -> Vec<(u128, Vec<u8>)> {
+    let (g, bus) = (cfg.group_width as u64, cfg.dram_bus_bytes as u64);
+    let mut out = Vec::new();
+    for r in 0..i.banks as u64 {
+        for q in 0..i.runs as u64 {
+            let start = i.dram as u64 + r * i.bank_stride as u64 + q * i.run_stride as u64;
+            let len = i.run_entries as u64 * g;
+            let src = (i.obuf as u64 + q * i.obuf_stride as u64) * g;
+            let bank = &buffers.obuf[r as usize];
+            for word in start / bus..=(start + len - 1) / bus {
+                let (mut strobe, mut data) = (0u128, vec![0u8; bus as usize]);
+                for b in 0..bus {
+                    let addr = word * bus + b;
+                    if addr >= start && addr < start + len {
+                        strobe |= 1 << b;
+                        data[b as usize] = bank[(src + addr - start) as usize] as u8;
+                    }
+                }
+                out.push((strobe, data));
+            }
+        }
+    }
+    out
 }

@@ -20,6 +20,14 @@ use crate::dram::Dram;
 /// ones run on the caller's thread (thread hand-off costs more than they do).
 const PARALLEL_CONV_MACS: u64 = 1 << 20;
 
+/// A PBUF record as the hardware holds it before any LOAD_PARAM wrote it.
+pub const ZERO_RECORD: Requant = Requant {
+    bias: 0,
+    mult_pos: 0,
+    mult_neg: 0,
+    shift: 0,
+};
+
 /// The on-chip buffers. Every DMA write goes to all ABUF banks at the same address, so the
 /// banks always hold the same data: the model keeps one copy (`abuf`) that every bank reads.
 #[derive(Clone, Debug)]
@@ -49,7 +57,8 @@ impl Buffers {
             cols: cfg.cols,
             abuf: vec![0; cfg.abuf_entries * g],
             wbuf: vec![0; cfg.wbuf_entries * cfg.wbuf_entry_bytes()],
-            pbuf: vec![Requant::IDENTITY; cfg.pbuf_entries],
+            // BRAM powers up as zero: an all-zero record (every value requantises to 0).
+            pbuf: vec![ZERO_RECORD; cfg.pbuf_entries],
             obuf: vec![vec![0; cfg.obuf_entries * g]; cfg.rows],
             pool_sums: vec![0; POOL_MAX_CHUNKS * g],
             gate_rom: (0..=255u8).map(|x| sigmoid_gate(x as i8)).collect(),
@@ -309,6 +318,7 @@ mod tests {
         for c in 0..8 {
             b.wbuf[c * 8] = c as i8;
         }
+        b.pbuf.fill(Requant::IDENTITY); // the power-up records map everything to 0
         b.execute(
             &mut Dram::default(),
             &Instr::Conv(Conv {

@@ -21,6 +21,8 @@ pub mod timing;
 pub mod verilator;
 
 pub use dram::{Dram, MemoryModel, ReadyGen};
-pub use engine::{Counters, Engine, ErrorCause, InstrTrace, RunResult, Status, UnitCycles};
+pub use engine::{
+    Counters, Engine, ErrorCause, InstrTrace, RunResult, Status, UnitCycles, WriteBeat,
+};
 pub use func::Buffers;
 pub use hazard::Hazard;

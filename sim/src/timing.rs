@@ -16,14 +16,14 @@ use contract::EngineConfig;
 /// earliest issue is the following cycle.
 pub const DECODE_CYCLES: u64 = 1;
 
-/// CONV address-generator start plus the one-cycle ABUF/WBUF read latency before the first
-/// step enters PE(0, 0).
-pub const CONV_SETUP: u64 = 2;
+/// CONV set-up: none. The issue edge latches `steps = chunks·k²` and the period, and the
+/// first step's ABUF/WBUF read is presented in the first busy cycle.
+pub const CONV_SETUP: u64 = 0;
 
-/// CONV drain beyond the array skew: the last step leaves PE(R−1, C−1) R + C − 2 cycles after
-/// entering PE(0, 0); then requantisation (2 pipeline stages) and the OBUF write (1), and the
-/// skew of the rows leaving — written as `R + C + CONV_DRAIN_EXTRA` in total.
-pub const CONV_DRAIN_EXTRA: u64 = 2;
+/// CONV drain beyond the array skew: after the last step's buffer read, one cycle of read
+/// latency, R − 1 + C − 1 cycles of skew to PE(R−1, C−1), one PE cycle and one PPU +
+/// OBUF-write cycle — `R + C + CONV_DRAIN_EXTRA` in total.
+pub const CONV_DRAIN_EXTRA: u64 = 1;
 
 /// EWISE pipeline: ABUF read (1), gate multiply / weighted add (1), requantise + OBUF write
 /// (1). One entry per cycle enters; the last leaves this many cycles later.
@@ -39,12 +39,25 @@ pub const LOAD_SETUP: u64 = 0;
 /// DMA cycles between issue and the first write request: the OBUF read latency.
 pub const STORE_SETUP: u64 = 1;
 
-/// CONV: `CONV_SETUP + out_w·chunks·k² + R + C + CONV_DRAIN_EXTRA`. Assumes post-processing
-/// keeps up with one output column per `chunks·k²` cycles (the accumulators are double
-/// buffered), which holds whenever `chunks·k² ≥ R`; to reconcile with the RTL if it does not.
+/// The period of a CONV, in cycles per output column: `P = max(chunks·k², R, C − G + 1)`.
+/// `P ≥ R` because each column has one post-processing unit for its R rows; `P > C − G`
+/// so that two columns never write the same OBUF byte lane in one cycle (columns `c` and
+/// `c + G` share lane `c mod G`). Steps beyond `chunks·k²` are bubbles.
+pub fn conv_period(cfg: &EngineConfig, i: &Conv) -> u64 {
+    let steps = i.chunks as u64 * (i.kernel as u64).pow(2);
+    let (r, c, g) = (cfg.rows as u64, cfg.cols as u64, cfg.group_width as u64);
+    steps.max(r).max(c - g + 1)
+}
+
+/// CONV: `CONV_SETUP + (out_w − 1)·P + chunks·k² + R + C + CONV_DRAIN_EXTRA` — output
+/// column `x` starts `x·P` cycles in, and the last one drains after its last step.
 pub fn conv_cycles(cfg: &EngineConfig, i: &Conv) -> u64 {
-    let steps = i.out_w as u64 * i.chunks as u64 * (i.kernel as u64).pow(2);
-    CONV_SETUP + steps + (cfg.rows + cfg.cols) as u64 + CONV_DRAIN_EXTRA
+    let steps = i.chunks as u64 * (i.kernel as u64).pow(2);
+    CONV_SETUP
+        + (i.out_w as u64 - 1) * conv_period(cfg, i)
+        + steps
+        + (cfg.rows + cfg.cols) as u64
+        + CONV_DRAIN_EXTRA
 }
 
 /// EWISE: one entry (all R banks in parallel) per cycle plus the pipeline latency.
@@ -158,7 +171,25 @@ mod tests {
             stride: 1,
             ..Conv::default()
         };
-        assert_eq!(conv_cycles(&cfg, &conv), 2 + 56 * 9 + 7 + 16 + 2);
+        // P = max(9, R 7, C − G + 1 = 9) = 9: 55·9 + 9 + 7 + 16 + 1.
+        assert_eq!(conv_cycles(&cfg, &conv), 55 * 9 + 9 + 7 + 16 + 1);
+        // A 1×1 single-chunk conv is held to the OBUF lane constraint: P = 9, not 1.
+        let pw1 = Conv { kernel: 1, ..conv };
+        assert_eq!(conv_period(&cfg, &pw1), 9);
+        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 9 + 1 + 7 + 16 + 1);
+        // Pointwise over 10 chunks: P = 10.
+        let pw10 = Conv {
+            kernel: 1,
+            chunks: 10,
+            ..conv
+        };
+        assert_eq!(conv_cycles(&cfg, &pw10), 55 * 10 + 10 + 7 + 16 + 1);
+        // tiny (R 2, C 8, G 8): P = max(1, 2, 1) = 2 for a 1×1 conv.
+        let tiny = EngineConfig::tiny();
+        assert_eq!(
+            conv_cycles(&tiny, &Conv { out_w: 3, ..pw1 }),
+            2 * 2 + 1 + 2 + 8 + 1
+        );
         assert_eq!(conv_macs(&cfg, &conv), 896 * 56 * 9);
         assert_eq!(fetch_words(&cfg, 64), vec![2]);
         assert_eq!(fetch_words(&EngineConfig::tiny(), 64), vec![8, 9, 10, 11]);

@@ -10,6 +10,8 @@
 //! `prog_len`; `status` is 0 idle, 1 busy, 2 done, 3 error (`err_index` = instruction).
 
 use crate::dram::{Dram, MemoryModel, ReadyGen};
+use crate::engine::{Counters, UnitCycles, WriteBeat};
+use contract::isa::{Unit, INSTR_BYTES};
 use contract::EngineConfig;
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -107,7 +109,7 @@ fn verilator_version() -> Result<String, HarnessError> {
 }
 
 /// Bump when the build commands below change (part of the cache key).
-const RECIPE: &str = "verilator-cc+gxx-shared v2";
+const RECIPE: &str = "verilator-cc+gxx-shared v3";
 
 /// Serialises builds inside one process (parallel tests would otherwise build the same
 /// library twice on a 2-core machine).
@@ -208,6 +210,44 @@ struct Pins {
     mem_req_addr: u32,
     mem_req_wdata: [u32; 32],
     mem_req_wstrb: [u32; 4],
+    issue: u32,
+    issue_index: u32,
+    dma_busy: u32,
+    comp_busy: u32,
+    perf: [u32; 24],
+}
+
+impl Pins {
+    fn perf(&self, i: usize) -> u64 {
+        self.perf[2 * i] as u64 | (self.perf[2 * i + 1] as u64) << 32
+    }
+
+    /// The RTL's performance counters as the model's `Counters` (the controller is never
+    /// idle while running; the compute unit never stalls).
+    fn counters(&self) -> Counters {
+        Counters {
+            controller: UnitCycles {
+                busy: self.perf(0),
+                stall: self.perf(1),
+                idle: 0,
+            },
+            dma: UnitCycles {
+                busy: self.perf(2),
+                stall: self.perf(3),
+                idle: self.perf(4),
+            },
+            compute: UnitCycles {
+                busy: self.perf(5),
+                stall: 0,
+                idle: self.perf(6),
+            },
+            instructions: self.perf(7),
+            macs: self.perf(8),
+            dram_read_bytes: self.perf(9),
+            dram_write_bytes: self.perf(10),
+            instr_read_bytes: self.perf(11),
+        }
+    }
 }
 
 impl Default for Pins {
@@ -262,16 +302,32 @@ pub enum HwStatus {
     Watchdog,
 }
 
+/// When the RTL issued and finished one instruction (its unit's last busy cycle; the
+/// issue cycle for END). `complete` is `None` if the run stopped first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HwTrace {
+    pub index: u32,
+    pub issue: u64,
+    pub complete: Option<u64>,
+}
+
 #[derive(Clone, Debug)]
 pub struct HwRun {
     pub status: HwStatus,
-    /// Cycle (from 0 = the `start` cycle) in which `status` first read DONE/ERROR.
+    /// Cycle (from 0 = the `start` cycle) in which `status` first read DONE/ERROR; equal
+    /// to the model's `RunResult::cycles`.
     pub cycles: u64,
     pub dram: Dram,
     /// Accepted requests: instruction port, data-port reads, data-port writes.
     pub instr_beats: u64,
     pub read_beats: u64,
     pub write_beats: u64,
+    /// Every issued instruction, in issue order (from the `issue` / `issue_index` pins).
+    pub trace: Vec<HwTrace>,
+    /// Every accepted data-port write (`index`: the instruction the DMA was running).
+    pub writes: Vec<WriteBeat>,
+    /// The RTL's performance counters when the run stopped.
+    pub counters: Counters,
 }
 
 /// Options of one run: memory model and watchdog.
@@ -366,6 +422,19 @@ impl VerilatedEngine {
             ..Pins::default()
         };
         let (mut ib, mut rb, mut wb) = (0u64, 0u64, 0u64);
+        let mut trace: Vec<HwTrace> = Vec::new();
+        let mut writes: Vec<WriteBeat> = Vec::new();
+        // per unit: the trace slot of the instruction it runs, and its busy flag last cycle
+        let (mut dma_slot, mut comp_slot): (Option<usize>, Option<usize>) = (None, None);
+        let (mut dma_was, mut comp_was) = (false, false);
+        let unit_of = |dram: &Dram, index: u32| -> Option<Unit> {
+            let at = prog_addr as u64 + index as u64 * INSTR_BYTES as u64;
+            if at + INSTR_BYTES as u64 > dram.len() as u64 {
+                return None;
+            }
+            let b: &[u8; INSTR_BYTES] = dram.read(at, INSTR_BYTES).try_into().ok()?;
+            contract::isa::Instr::from_bytes(b).ok().map(|i| i.unit())
+        };
         let read_word = |dram: &Dram, addr: u64| -> Result<Vec<u32>, u64> {
             let word = addr / bus as u64;
             if !dram.word_in_range(word, bus) {
@@ -399,6 +468,35 @@ impl VerilatedEngine {
                 pins.mem_rsp_valid = 1;
             }
             unsafe { (self.eval)(h, &mut pins) };
+            // completions: a unit's busy flag falling ends its instruction last cycle
+            let (dma_now, comp_now) = (pins.dma_busy != 0, pins.comp_busy != 0);
+            if dma_was && !dma_now {
+                if let Some(t) = dma_slot.take() {
+                    trace[t].complete = Some(now - 1);
+                }
+            }
+            if comp_was && !comp_now {
+                if let Some(t) = comp_slot.take() {
+                    trace[t].complete = Some(now - 1);
+                }
+            }
+            (dma_was, comp_was) = (dma_now, comp_now);
+            if pins.issue != 0 {
+                trace.push(HwTrace {
+                    index: pins.issue_index,
+                    issue: now,
+                    complete: None,
+                });
+                let slot = Some(trace.len() - 1);
+                match unit_of(&dram, pins.issue_index) {
+                    Some(Unit::Dma) => dma_slot = slot,
+                    Some(Unit::Compute) => comp_slot = slot,
+                    _ => {
+                        let last = trace.len() - 1;
+                        trace[last].complete = Some(now);
+                    }
+                }
+            }
             match pins.status {
                 2 => {
                     status = HwStatus::Done;
@@ -437,11 +535,22 @@ impl VerilatedEngine {
                     }
                     let base = (word * bus as u64) as usize;
                     let bytes = dram.bytes_mut();
+                    let (mut strobe, mut data) = (0u128, vec![0u8; bus]);
                     for i in 0..bus {
                         if (pins.mem_req_wstrb[i / 32] >> (i % 32)) & 1 == 1 {
-                            bytes[base + i] = (pins.mem_req_wdata[i / 4] >> (8 * (i % 4))) as u8;
+                            let b = (pins.mem_req_wdata[i / 4] >> (8 * (i % 4))) as u8;
+                            bytes[base + i] = b;
+                            strobe |= 1 << i;
+                            data[i] = b;
                         }
                     }
+                    writes.push(WriteBeat {
+                        cycle: now,
+                        index: dma_slot.map_or(u32::MAX, |t| trace[t].index),
+                        addr: word * bus as u64,
+                        strobe,
+                        data,
+                    });
                 } else {
                     rb += 1;
                     match read_word(&dram, addr) {
@@ -464,6 +573,9 @@ impl VerilatedEngine {
             instr_beats: ib,
             read_beats: rb,
             write_beats: wb,
+            trace,
+            writes,
+            counters: pins.counters(),
         }
     }
 }

@@ -70,25 +70,25 @@ fn load_then_end() {
 
 #[test]
 fn conv_duration_and_wait_flags() {
-    // CONV = setup 2 + 1 step + R 2 + C 8 + 2 = 15 cycles: issued 9, busy 10–24.
+    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 1 = 12 cycles: issued 9, busy 10–21.
     let r = run(&[conv(Wait::NONE), END]);
-    assert_eq!(issue_complete(&r), vec![(0, 9, 24), (10, 25, 25)]);
+    assert_eq!(issue_complete(&r), vec![(0, 9, 21), (10, 22, 22)]);
     assert_eq!(r.counters.macs, 2 * 8 * 8);
-    assert_eq!(r.counters.compute.busy, 15);
+    assert_eq!(r.counters.compute.busy, 12);
 
     // LOAD_WGT without wait_compute overlaps the CONV: issued as soon as decoded (19).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::NONE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 9, 24), (10, 19, 31), (20, 32, 32)]
+        vec![(0, 9, 21), (10, 19, 31), (20, 32, 32)]
     );
-    // With wait_compute it waits for the CONV to finish (idle in 25).
+    // With wait_compute it waits for the CONV to finish (idle in 22).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::COMPUTE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 9, 24), (10, 25, 37), (26, 38, 38)]
+        vec![(0, 9, 21), (10, 22, 34), (23, 35, 35)]
     );
-    assert_eq!(r.cycles, 39);
+    assert_eq!(r.cycles, 36);
 }
 
 #[test]

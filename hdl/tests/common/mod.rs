@@ -4,7 +4,7 @@
 use contract::arith::{dot_accumulate, Requant};
 use contract::isa::{self, Conv, End, Instr, LoadAct, LoadParam, LoadWgt, Store, Wait};
 use contract::EngineConfig;
-use sim::verilator::{HwRun, RunOptions, VerilatedEngine};
+use sim::verilator::{HwRun, HwStatus, RunOptions, VerilatedEngine};
 use sim::Dram;
 use std::sync::{Mutex, OnceLock};
 
@@ -232,4 +232,107 @@ impl GroupConvProblem {
             .collect();
         (run, out)
     }
+}
+
+/// Runs `program` (at DRAM 0) on the cycle model and on the Verilated RTL with the same
+/// memory model and compares them cycle for cycle: status and total cycles, every
+/// instruction's issue and completion cycle, every data-port write (cycle, word, strobes,
+/// bytes), the final DRAM and the performance counters. `Err` names the first divergence.
+pub fn lockstep(
+    cfg: &EngineConfig,
+    dram: &Dram,
+    program: &[Instr],
+    memory: sim::MemoryModel,
+    latency: u64,
+) -> Result<sim::RunResult, String> {
+    let mut mcfg = cfg.clone();
+    mcfg.dram_latency = latency as usize;
+    let mut model = sim::Engine::new(mcfg).map_err(|e| e.to_string())?;
+    *model.dram_mut() = dram.clone();
+    model.set_memory_model(memory);
+    model.set_trace(true);
+    let m = model.run(0, 2_000_000);
+    let opts = RunOptions {
+        latency: Some(latency),
+        memory,
+        watchdog: 2_000_000,
+    };
+    let hw = engine(cfg).run(dram.clone(), 0, program.len() as u32, &opts);
+    let name = |i: u32| {
+        program
+            .get(i as usize)
+            .map_or("?".to_string(), |p| format!("{i} ({})", p.name()))
+    };
+    // instructions, in issue order
+    for (n, t) in m.trace.iter().enumerate() {
+        let Some(h) = hw.trace.get(n) else {
+            return Err(format!(
+                "instruction {}: the model issues it in cycle {}, the RTL never does (RTL stopped: {:?} after {} cycles)",
+                name(t.index), t.issue, hw.status, hw.cycles
+            ));
+        };
+        if h.index != t.index || h.issue != t.issue || h.complete != Some(t.complete) {
+            return Err(format!(
+                "instruction {}: model issue {} complete {}, RTL instruction {} issue {} complete {:?}",
+                name(t.index),
+                t.issue,
+                t.complete,
+                name(h.index),
+                h.issue,
+                h.complete
+            ));
+        }
+    }
+    if hw.trace.len() > m.trace.len() {
+        let h = &hw.trace[m.trace.len()];
+        return Err(format!(
+            "instruction {}: the RTL issues it in cycle {}, the model never does",
+            name(h.index),
+            h.issue
+        ));
+    }
+    for (n, w) in m.writes.iter().enumerate() {
+        match hw.writes.get(n) {
+            Some(h) if h == w => {}
+            Some(h) => {
+                return Err(format!(
+                    "DRAM write {n} (instruction {}): model cycle {} addr {:#x} strobe {:#x} data {:?}, RTL cycle {} addr {:#x} strobe {:#x} data {:?}",
+                    name(w.index), w.cycle, w.addr, w.strobe, w.data, h.cycle, h.addr, h.strobe, h.data
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "DRAM write {n} (instruction {}) in cycle {}: missing in the RTL",
+                    name(w.index),
+                    w.cycle
+                ))
+            }
+        }
+    }
+    if hw.writes.len() > m.writes.len() {
+        let h = &hw.writes[m.writes.len()];
+        return Err(format!(
+            "the RTL writes {:#x} in cycle {} (instruction {}); the model does not",
+            h.addr,
+            h.cycle,
+            name(h.index)
+        ));
+    }
+    let status_ok = matches!((&m.status, &hw.status), (sim::Status::Done, HwStatus::Done));
+    if !status_ok || m.cycles != hw.cycles {
+        return Err(format!(
+            "end: model {:?} after {} cycles, RTL {:?} after {} cycles",
+            m.status, m.cycles, hw.status, hw.cycles
+        ));
+    }
+    if model.dram().bytes() != hw.dram.bytes() {
+        return Err("final DRAM differs (every write matched: a model bug)".into());
+    }
+    if m.counters != hw.counters {
+        return Err(format!(
+            "counters: model {:?}\n RTL {:?}",
+            m.counters, hw.counters
+        ));
+    }
+    Ok(m)
 }

@@ -1,0 +1,334 @@
+//! The RTL and the cycle model in lockstep (tiny preset): random programs of loads, CONVs
+//! (kernels 1/3/7, strides 1/2), EWISE, POOL and STOREs with random wait flags, under
+//! random DRAM stalls and latencies, must agree on every instruction's issue and
+//! completion cycle, every DRAM write, the final DRAM and the performance counters.
+mod common;
+use common::{lockstep, Rng};
+use contract::arith::Requant;
+use contract::isa::{
+    self, Conv, End, Ewise, Instr, LoadAct, LoadParam, LoadWgt, Pool, Store, Wait,
+};
+use contract::EngineConfig;
+use proptest::prelude::*;
+use sim::{Dram, MemoryModel};
+
+const DATA: u64 = 0x1000;
+const DATA_LEN: u64 = 0x4000;
+const OUT: u64 = 0x6000;
+const OUT_LEN: u64 = 0x2000;
+
+fn wait(rng: &mut Rng) -> Wait {
+    Wait {
+        dma: rng.next() % 3 == 0,
+        compute: rng.next() % 3 == 0,
+    }
+}
+
+/// An 8-aligned DRAM address in `[base, base + len − span)`.
+fn dram_at(rng: &mut Rng, base: u64, len: u64, span: u64) -> u32 {
+    let room = (len - span.min(len)) / 8;
+    (base + 8 * (rng.next() % room.max(1))) as u32
+}
+
+fn random_instr(cfg: &EngineConfig, rng: &mut Rng, with_vector: bool) -> Instr {
+    let (r, g) = (cfg.rows as u64, cfg.group_width as u64);
+    let mut pick = |lo: u64, hi: u64| rng.range(lo as i64, hi as i64) as u64;
+    let kinds = if with_vector { 9 } else { 7 };
+    match pick(0, kinds - 1) {
+        0 => {
+            let rows = pick(1, 4);
+            let row_entries = pick(1, 20);
+            let stride = 8 * pick(row_entries, row_entries + 6);
+            let span = (rows - 1) * stride + row_entries * g;
+            Instr::LoadAct(LoadAct {
+                wait: Wait::NONE,
+                dram: dram_at(&mut Rng(pick(1, u64::MAX)), DATA, DATA_LEN, span),
+                dram_stride: stride as u32,
+                abuf: pick(0, cfg.abuf_entries as u64 - rows * row_entries) as u16,
+                rows: rows as u16,
+                row_entries: row_entries as u16,
+            })
+        }
+        1 => {
+            let entries = pick(1, 12);
+            Instr::LoadWgt(LoadWgt {
+                wait: Wait::NONE,
+                dram: dram_at(
+                    &mut Rng(pick(1, u64::MAX)),
+                    DATA,
+                    DATA_LEN,
+                    entries * cfg.wbuf_entry_bytes() as u64,
+                ),
+                wbuf: pick(0, cfg.wbuf_entries as u64 - entries) as u16,
+                entries: entries as u16,
+            })
+        }
+        2 => {
+            let channels = pick(1, 24);
+            Instr::LoadParam(LoadParam {
+                wait: Wait::NONE,
+                dram: dram_at(
+                    &mut Rng(pick(1, u64::MAX)),
+                    DATA + DATA_LEN,
+                    0x800,
+                    channels * 16,
+                ),
+                pbuf: pick(0, 64 - channels.min(63)) as u16,
+                channels: channels as u16,
+            })
+        }
+        3 | 4 => {
+            let k = [1u64, 3, 7][pick(0, 2) as usize];
+            let s = pick(1, 2);
+            let chunks = if k == 1 { pick(1, 4) } else { pick(1, 2) };
+            let out_w = pick(1, 8);
+            let row_pitch = (out_w - 1) * s + k + pick(0, 3);
+            let rows_needed = (r - 1) * s + k;
+            let chunk_pitch = rows_needed * row_pitch + pick(0, 5);
+            Instr::Conv(Conv {
+                wait: Wait::NONE,
+                abuf: pick(0, 200) as u16,
+                wbuf: pick(0, 40) as u16,
+                obuf: pick(0, 200) as u16,
+                pbuf: pick(0, 40) as u16,
+                out_w: out_w as u16,
+                chunks: chunks as u16,
+                kernel: k as u8,
+                stride: s as u8,
+                row_pitch: row_pitch as u16,
+                chunk_pitch: chunk_pitch as u16,
+                obuf_stride: (out_w + pick(0, 4)) as u16,
+            })
+        }
+        5 | 6 => {
+            let banks = pick(1, r);
+            let runs = pick(1, 3);
+            let run_entries = pick(1, 12);
+            let run_stride = 8 * pick(run_entries, run_entries + 4);
+            let bank_stride = runs * run_stride + 8 * pick(0, 4);
+            let span = (banks - 1) * bank_stride + (runs - 1) * run_stride + run_entries * g;
+            Instr::Store(Store {
+                wait: Wait::NONE,
+                dram: dram_at(&mut Rng(pick(1, u64::MAX)), OUT, OUT_LEN, span),
+                bank_stride: bank_stride as u32,
+                run_stride: run_stride as u32,
+                obuf: pick(0, 200) as u16,
+                obuf_stride: (run_entries + pick(0, 4)) as u16,
+                run_entries: run_entries as u16,
+                runs: runs as u16,
+                banks: banks as u8,
+            })
+        }
+        7 => {
+            let chunks = pick(1, 3);
+            let width = pick(1, 8);
+            let row_pitch = width + pick(0, 3);
+            Instr::Ewise(Ewise {
+                wait: Wait::NONE,
+                a: pick(0, 300) as u16,
+                b: pick(0, 300) as u16,
+                gate: pick(0, 300) as u16,
+                obuf: pick(0, 200) as u16,
+                pbuf: pick(0, 40) as u16,
+                chunks: chunks as u16,
+                width: width as u16,
+                row_pitch: row_pitch as u16,
+                chunk_pitch: (r * row_pitch + pick(0, 3)) as u16,
+                obuf_stride: (width + pick(0, 3)) as u16,
+                use_b: pick(0, 1) == 1,
+                use_gate: pick(0, 1) == 1,
+                ka: pick(0, 1 << 15) as i16,
+                kb: pick(0, 1 << 16) as u16 as i16,
+            })
+        }
+        _ => {
+            let chunks = pick(1, 3);
+            let width = pick(1, 8);
+            let row_pitch = width + pick(0, 3);
+            Instr::Pool(Pool {
+                wait: Wait::NONE,
+                abuf: pick(0, 300) as u16,
+                chunks: chunks as u16,
+                width: width as u16,
+                banks: pick(1, r) as u8,
+                row_pitch: row_pitch as u16,
+                chunk_pitch: (r * row_pitch + pick(0, 3)) as u16,
+                first: pick(0, 2) == 0,
+                last: pick(0, 1) == 1,
+                pbuf: pick(0, 40) as u16,
+                obuf: pick(0, 200) as u16,
+            })
+        }
+    }
+}
+
+fn with_wait(i: Instr, w: Wait) -> Instr {
+    match i {
+        Instr::End(mut x) => {
+            x.wait = w;
+            Instr::End(x)
+        }
+        Instr::LoadAct(mut x) => {
+            x.wait = w;
+            Instr::LoadAct(x)
+        }
+        Instr::LoadWgt(mut x) => {
+            x.wait = w;
+            Instr::LoadWgt(x)
+        }
+        Instr::LoadParam(mut x) => {
+            x.wait = w;
+            Instr::LoadParam(x)
+        }
+        Instr::Conv(mut x) => {
+            x.wait = w;
+            Instr::Conv(x)
+        }
+        Instr::Store(mut x) => {
+            x.wait = w;
+            Instr::Store(x)
+        }
+        Instr::Ewise(mut x) => {
+            x.wait = w;
+            Instr::Ewise(x)
+        }
+        Instr::Pool(mut x) => {
+            x.wait = w;
+            Instr::Pool(x)
+        }
+    }
+}
+
+/// A valid random program: parameters, weights and activations first (so CONV results
+/// are not all zero), then `n` random instructions, then END.
+fn random_program(cfg: &EngineConfig, seed: u64, n: usize, with_vector: bool) -> Vec<Instr> {
+    let mut rng = Rng(seed | 1);
+    let mut p = vec![
+        Instr::LoadParam(LoadParam {
+            wait: Wait::NONE,
+            dram: (DATA + DATA_LEN) as u32,
+            pbuf: 0,
+            channels: 64,
+        }),
+        Instr::LoadWgt(LoadWgt {
+            wait: Wait::NONE,
+            dram: DATA as u32,
+            wbuf: 0,
+            entries: 64,
+        }),
+        Instr::LoadAct(LoadAct {
+            wait: Wait::NONE,
+            dram: (DATA + 0x800) as u32,
+            dram_stride: 8 * 64,
+            abuf: 0,
+            rows: 8,
+            row_entries: 64,
+        }),
+    ];
+    while p.len() < n + 3 {
+        let i = random_instr(cfg, &mut rng, with_vector);
+        if i.validate(cfg).is_ok() {
+            let w = wait(&mut rng);
+            p.push(with_wait(i, w));
+        }
+    }
+    p.push(Instr::End(End { wait: Wait::NONE }));
+    p
+}
+
+/// DRAM: the program at 0, random data, 64 well-conditioned requantisers, zero output.
+fn dram_for(program: &[Instr], seed: u64) -> Dram {
+    let mut rng = Rng(seed ^ 0x5555_5555 | 1);
+    let mut d = Dram::new((OUT + OUT_LEN + 256) as usize);
+    d.write(0, &isa::encode_program(program));
+    let data: Vec<u8> = (0..DATA_LEN).map(|_| rng.next() as u8).collect();
+    d.write(DATA, &data);
+    let rq: Vec<u8> = (0..64)
+        .flat_map(|_| {
+            isa::encode_requant(&Requant {
+                bias: rng.range(-(1 << 12), 1 << 12) as i32,
+                mult_pos: rng.range(1 << 29, (1 << 30) - 1) as i32,
+                mult_neg: rng.range(-(1 << 30), 1 << 30) as i32,
+                shift: rng.range(20, 40) as u8,
+            })
+        })
+        .collect();
+    d.write(DATA + DATA_LEN, &rq);
+    d
+}
+
+/// Makes a program race-free: every instruction the model reports in a DMA/compute race
+/// gets both wait flags (the test is about timing, not about racy programs).
+fn race_free(
+    cfg: &EngineConfig,
+    mut program: Vec<Instr>,
+    seed: u64,
+    memory: MemoryModel,
+    latency: u64,
+) -> Vec<Instr> {
+    let mut cfg = cfg.clone();
+    cfg.dram_latency = latency as usize;
+    for _ in 0..program.len() {
+        let mut e = sim::Engine::new(cfg.clone()).unwrap();
+        *e.dram_mut() = dram_for(&program, seed);
+        e.set_memory_model(memory);
+        let r = e.run(0, 2_000_000);
+        let Some(h) = r.hazards.first() else {
+            return program;
+        };
+        let i = h.issued as usize;
+        program[i] = with_wait(program[i], Wait::BOTH);
+    }
+    program
+}
+
+fn check(seed: u64, n: usize, stall: u32, latency: u64, with_vector: bool) {
+    let cfg = EngineConfig::tiny();
+    let memory = MemoryModel {
+        stall_per_65536: stall,
+        seed,
+    };
+    let program = random_program(&cfg, seed, n, with_vector);
+    let program = race_free(&cfg, program, seed, memory, latency);
+    let dram = dram_for(&program, seed);
+    let res = lockstep(&cfg, &dram, &program, memory, latency);
+    if let Ok(m) = &res {
+        eprintln!(
+            "seed {seed}: {} instrs, {} writes, {} cycles, macs {}",
+            m.trace.len(),
+            m.writes.len(),
+            m.cycles,
+            m.counters.macs
+        );
+    }
+    if let Err(e) = res {
+        let listing: Vec<String> = program
+            .iter()
+            .enumerate()
+            .map(|(n, i)| format!("  {n}: {i:?}"))
+            .collect();
+        panic!(
+            "seed {seed} stall {stall}/65536 latency {latency}: {e}\nprogram:\n{}",
+            listing.join("\n")
+        );
+    }
+}
+
+#[test]
+fn load_conv_store_in_lockstep() {
+    check(1, 6, 0, 4, false);
+    check(2, 8, 20000, 7, false);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn random_programs_in_lockstep(
+        seed in any::<u64>(),
+        n in 1usize..10,
+        stall in prop_oneof![Just(0u32), 0u32..30000],
+        latency in 1u64..10,
+    ) {
+        check(seed, n, stall, latency, false);
+    }
+}
