@@ -12,3 +12,4 @@ pub mod reference;
 pub mod report;
 pub mod schedule;
 pub mod summary;
+pub mod sweep;

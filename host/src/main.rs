@@ -39,6 +39,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Design-space sweep: full VarGFaceNet on the cycle model for a grid of engine
+    /// configs (in parallel), each design emitted, paired with synthesis resources.
+    Sweep {
+        #[arg(long, default_value = "vargfacenet")]
+        model: String,
+        /// Config the grid varies (buffer sizes, latency, G).
+        #[arg(long, default_value = "default")]
+        preset: String,
+        #[arg(long, value_delimiter = ',', default_value = "4,7,14")]
+        rows: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "8,16,32")]
+        cols: Vec<usize>,
+        /// DRAM bus widths in bytes.
+        #[arg(long, value_delimiter = ',', default_value = "16,32,64")]
+        bus: Vec<usize>,
+        #[arg(long, default_value_t = 200.0)]
+        clock_mhz: f64,
+        /// Output directory: sweep.csv, sweep.svg, and per point its config, RTL and
+        /// synthesis report.
+        #[arg(long, default_value = "build/sweep")]
+        out: PathBuf,
+        /// Also run scripts/synth-xilinx on every point (slow: minutes per point).
+        #[arg(long)]
+        synth: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Run one inference on the engine, check every layer against the int8 reference and
     /// report where the cycles go.
     Infer {
@@ -96,6 +123,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", summary_table(&model));
             }
+        }
+        Command::Sweep {
+            model,
+            preset,
+            rows,
+            cols,
+            bus,
+            clock_mhz,
+            out,
+            synth,
+            seed,
+        } => {
+            let base = EngineConfig::preset(&preset)?;
+            let configs = host::sweep::grid(&base, &rows, &cols, &bus);
+            sweep(&model, &configs, clock_mhz, &out, synth, seed)?
         }
         Command::Infer {
             model,
@@ -263,6 +305,94 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
             report.mismatched_layers[0]
         );
     }
+    Ok(())
+}
+
+fn sweep(
+    model: &str,
+    configs: &[EngineConfig],
+    clock_mhz: f64,
+    out: &std::path::Path,
+    synth: bool,
+    seed: u64,
+) -> anyhow::Result<()> {
+    use host::sweep;
+    let p = prepare(model, None, seed)?;
+    let q = &p.qmodel;
+    let input = quantize_tensor(&synthetic_input(seed).data, q.tensors[q.input].scale);
+    // Emit every design (in parallel): its RTL is what the point's resources describe.
+    use rayon::prelude::*;
+    let emitted: Vec<Option<String>> = configs
+        .par_iter()
+        .map(|cfg| {
+            let dir = out.join(sweep::point_name(cfg));
+            std::fs::create_dir_all(&dir).ok();
+            std::fs::write(dir.join("config.toml"), cfg.to_toml()).ok();
+            hdl::emit::emit_verilog(cfg, &dir.join("rtl"))
+                .err()
+                .map(|e| format!("emit: {e:#}"))
+        })
+        .collect();
+    eprintln!(
+        "sweep: {} configs emitted to {}; running {model} on the cycle model",
+        configs.len(),
+        out.display()
+    );
+    let mut points = sweep::run(q, &input, configs, clock_mhz);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/synth-xilinx");
+    for (point, emit_error) in points.iter_mut().zip(emitted) {
+        let dir = out.join(&point.name);
+        if point.error.is_none() {
+            point.error = emit_error;
+        }
+        if synth && point.error.is_none() {
+            eprintln!("sweep: synthesising {}", point.name);
+            let status = std::process::Command::new(&script)
+                .arg(dir.join("config.toml"))
+                .args(["--top", "engine", "--out"])
+                .arg(dir.join("synth"))
+                .stdout(std::process::Stdio::null())
+                .status()
+                .with_context(|| format!("running {}", script.display()))?;
+            if !status.success() {
+                point.error = Some(format!(
+                    "synthesis failed ({status}), see {}",
+                    dir.join("synth").display()
+                ));
+            }
+        }
+        point.resources = sweep::read_resources(&dir.join("synth"));
+    }
+    sweep::mark_pareto(&mut points);
+    std::fs::write(out.join("sweep.csv"), sweep::csv(&points))?;
+    std::fs::write(out.join("sweep.svg"), sweep::svg(&points))?;
+    println!(
+        "{:<16} {:>6} {:>9} {:>6} {:>10} {:>9} {:>6} {:>6}",
+        "point", "MAC/c", "cycles", "util", "DRAM MB", "img/s", "DSP", "pareto"
+    );
+    for p in &points {
+        match &p.error {
+            Some(e) => println!("{:<16} error: {e}", p.name),
+            None => println!(
+                "{:<16} {:>6} {:>9} {:>6.3} {:>10.2} {:>9.1} {:>6} {:>6}",
+                p.name,
+                p.macs_per_cycle,
+                p.cycles,
+                p.utilization,
+                p.dram_bytes as f64 / 1e6,
+                p.images_per_s,
+                p.resources
+                    .as_ref()
+                    .map_or("-".into(), |r| r.dsp.to_string()),
+                if p.pareto { "*" } else { "" }
+            ),
+        }
+    }
+    println!(
+        "wrote {} and {}",
+        out.join("sweep.csv").display(),
+        out.join("sweep.svg").display()
+    );
     Ok(())
 }
 

@@ -1,0 +1,259 @@
+//! Design-space sweep: for a grid of engine configs, the full model on the cycle model
+//! (cycles, utilisation, DRAM traffic, images/s), paired with synthesis resources when
+//! `scripts/synth-xilinx` has been run for the point; CSV and an SVG plot with the Pareto
+//! front (most images/s for the fewest DSPs, or PE lanes when there is no synthesis).
+
+use crate::backend::Backend;
+use crate::engine_backend::{EngineBackend, SimMachine};
+use crate::qmodel::QModel;
+use contract::EngineConfig;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+use std::path::Path;
+
+/// The grid: every combination of the listed array shapes and bus widths, the other
+/// parameters as in `base`.
+pub fn grid(
+    base: &EngineConfig,
+    rows: &[usize],
+    cols: &[usize],
+    bus: &[usize],
+) -> Vec<EngineConfig> {
+    let mut out = Vec::new();
+    for &r in rows {
+        for &c in cols {
+            for &b in bus {
+                out.push(EngineConfig {
+                    rows: r,
+                    cols: c,
+                    dram_bus_bytes: b,
+                    ..base.clone()
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A point's name, also its directory under the sweep's output: `g8-r7-c16-b32`.
+pub fn point_name(cfg: &EngineConfig) -> String {
+    format!(
+        "g{}-r{}-c{}-b{}",
+        cfg.group_width, cfg.rows, cfg.cols, cfg.dram_bus_bytes
+    )
+}
+
+/// Resource counts as `scripts/synth-xilinx` writes them (`resources.json`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Resources {
+    pub lut: u64,
+    pub ff: u64,
+    pub dsp: u64,
+    pub bram36_equiv: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Point {
+    pub name: String,
+    pub config: EngineConfig,
+    pub macs_per_cycle: usize,
+    /// Set when the model could not be placed or run on this config.
+    pub error: Option<String>,
+    pub cycles: u64,
+    pub utilization: f64,
+    pub dram_bytes: u64,
+    pub images_per_s: f64,
+    pub bit_exact: bool,
+    pub resources: Option<Resources>,
+    pub pareto: bool,
+}
+
+/// Runs `model` on every config in parallel (rayon, one point per core).
+pub fn run(model: &QModel, input: &[i8], configs: &[EngineConfig], clock_mhz: f64) -> Vec<Point> {
+    let expected = crate::reference::forward(model, input);
+    configs
+        .par_iter()
+        .map(|cfg| {
+            let mut p = Point {
+                name: point_name(cfg),
+                config: cfg.clone(),
+                macs_per_cycle: cfg.macs_per_cycle(),
+                error: None,
+                cycles: 0,
+                utilization: 0.0,
+                dram_bytes: 0,
+                images_per_s: 0.0,
+                bit_exact: false,
+                resources: None,
+                pareto: false,
+            };
+            let run = SimMachine::new(cfg, Default::default())
+                .and_then(|m| EngineBackend::new(cfg.clone(), Box::new(m)).run(model, input));
+            match run {
+                Err(e) => p.error = Some(format!("{e:#}")),
+                Ok(run) => {
+                    p.cycles = run.layers.iter().map(|l| l.cycles).sum();
+                    let macs: u64 = run.layers.iter().map(|l| l.macs).sum();
+                    p.utilization = macs as f64 / (p.cycles as f64 * p.macs_per_cycle as f64);
+                    p.dram_bytes = run
+                        .layers
+                        .iter()
+                        .map(|l| l.dram_bytes_read + l.dram_bytes_written)
+                        .sum();
+                    p.images_per_s = clock_mhz * 1e6 / p.cycles as f64;
+                    p.bit_exact = model
+                        .ops
+                        .iter()
+                        .all(|op| run.tensors[op.output()] == expected[op.output()]);
+                }
+            }
+            p
+        })
+        .collect()
+}
+
+/// The cost axis of a point: synthesised DSPs when known, else PE lanes (MACs/cycle).
+fn cost(p: &Point, synthesized: bool) -> f64 {
+    match (&p.resources, synthesized) {
+        (Some(r), true) => r.dsp as f64,
+        _ => p.macs_per_cycle as f64,
+    }
+}
+
+/// Whether every point that ran has resources (then the plot's cost axis is DSPs).
+pub fn all_synthesized(points: &[Point]) -> bool {
+    points
+        .iter()
+        .filter(|p| p.error.is_none())
+        .all(|p| p.resources.is_some())
+}
+
+/// Marks the points no other point beats on both axes (more images/s at no more cost).
+pub fn mark_pareto(points: &mut [Point]) {
+    let synthesized = all_synthesized(points);
+    let ok: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (cost(p, synthesized), p.images_per_s))
+        .collect();
+    for (i, p) in points.iter_mut().enumerate() {
+        if p.error.is_some() {
+            continue;
+        }
+        let (c, v) = ok[i];
+        p.pareto = !ok
+            .iter()
+            .enumerate()
+            .any(|(j, &(cj, vj))| j != i && cj <= c && vj >= v && (cj < c || vj > v) && vj > 0.0);
+    }
+}
+
+pub fn csv(points: &[Point]) -> String {
+    let mut s = String::from(
+        "name,rows,cols,group_width,dram_bus_bytes,macs_per_cycle,cycles,utilization,dram_bytes,images_per_s,bit_exact,lut,ff,dsp,bram36,pareto,error\n",
+    );
+    for p in points {
+        let r = p.resources.clone();
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{:.4},{},{:.1},{},{},{},{},{},{},{}",
+            p.name,
+            p.config.rows,
+            p.config.cols,
+            p.config.group_width,
+            p.config.dram_bus_bytes,
+            p.macs_per_cycle,
+            p.cycles,
+            p.utilization,
+            p.dram_bytes,
+            p.images_per_s,
+            p.bit_exact,
+            opt(r.as_ref().map(|r| r.lut.to_string())),
+            opt(r.as_ref().map(|r| r.ff.to_string())),
+            opt(r.as_ref().map(|r| r.dsp.to_string())),
+            opt(r.as_ref().map(|r| r.bram36_equiv.to_string())),
+            p.pareto,
+            p.error.as_deref().unwrap_or("").replace(',', ";")
+        );
+    }
+    s
+}
+
+/// A scatter of images/s against cost, Pareto points filled and joined by a line.
+pub fn svg(points: &[Point]) -> String {
+    let synthesized = all_synthesized(points);
+    let ran: Vec<&Point> = points.iter().filter(|p| p.error.is_none()).collect();
+    let (w, h, m) = (720.0, 480.0, 70.0);
+    let xmax = ran.iter().map(|p| cost(p, synthesized)).fold(1.0, f64::max) * 1.1;
+    let ymax = ran.iter().map(|p| p.images_per_s).fold(1.0, f64::max) * 1.1;
+    let x = |v: f64| m + v / xmax * (w - 2.0 * m);
+    let y = |v: f64| h - m - v / ymax * (h - 2.0 * m);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <line x1=\"{m}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"black\"/>\n\
+         <line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{b}\" stroke=\"black\"/>\n",
+        b = h - m,
+        r = w - m
+    );
+    for i in 0..=5 {
+        let (vx, vy) = (xmax * i as f64 / 5.0, ymax * i as f64 / 5.0);
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{vx:.0}</text>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{vy:.0}</text>",
+            x(vx),
+            h - m + 18.0,
+            m - 6.0,
+            y(vy) + 4.0
+        );
+    }
+    let xlabel = if synthesized {
+        "DSP slices (yosys synth_xilinx)"
+    } else {
+        "PE lanes = MACs/cycle (no synthesis results)"
+    };
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{xlabel}</text>\n\
+         <text x=\"18\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {})\">images/s (VarGFaceNet, cycle model)</text>",
+        w / 2.0,
+        h - 20.0,
+        h / 2.0,
+        h / 2.0
+    );
+    let mut front: Vec<&&Point> = ran.iter().filter(|p| p.pareto).collect();
+    front.sort_by(|a, b| cost(a, synthesized).total_cmp(&cost(b, synthesized)));
+    let path: Vec<String> = front
+        .iter()
+        .map(|p| format!("{:.1},{:.1}", x(cost(p, synthesized)), y(p.images_per_s)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"#c00\"/>",
+        path.join(" ")
+    );
+    for p in &ran {
+        let (px, py) = (x(cost(p, synthesized)), y(p.images_per_s));
+        let fill = if p.pareto { "#c00" } else { "white" };
+        let _ = writeln!(
+            s,
+            "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"4\" fill=\"{fill}\" stroke=\"#c00\"><title>{} util {:.3}</title></circle>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\">{}</text>",
+            p.name,
+            p.utilization,
+            px + 6.0,
+            py - 4.0,
+            p.name
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Reads `resources.json` from `dir` when a synthesis run left one there.
+pub fn read_resources(dir: &Path) -> Option<Resources> {
+    let text = std::fs::read_to_string(dir.join("resources.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
