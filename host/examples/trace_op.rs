@@ -1,6 +1,6 @@
 //! The instruction trace of one op's program on the cycle model: when each instruction was
 //! fetched, issued and finished. `cargo run --release -p host --example trace_op -- LAYER
-//! [PRESET]` (LAYER: a substring of the op name, e.g. `body_layer.2.norm_blocks_layer.0.part_1.dw_conv`).
+//! [PRESET]` (one program per op; LAYER: a substring of the op name, e.g. `body_layer.2.norm_blocks_layer.0.part_1.dw_conv`).
 
 use host::engine_backend::{EngineBackend, SimMachine};
 use host::pipeline::prepare;
@@ -17,7 +17,7 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .position(|op| op.name().contains(layer))
         .ok_or_else(|| anyhow::anyhow!("no op matches '{layer}'"))?;
-    let plan = compile(q, &cfg)?;
+    let plan = compile(q, &cfg, true)?;
     // Run the ops before it, then trace it.
     let input = host::quant::quantize_tensor(
         &host::float_ref::synthetic_input(1).data,
@@ -28,12 +28,13 @@ fn main() -> anyhow::Result<()> {
         Box::new(SimMachine::new(&cfg, Default::default())?),
     );
     backend.limit = Some(index);
+    backend.per_op = true;
     let dram = backend.dram_after(&plan, &input)?;
     let op = &plan.ops[index];
     let mut engine = sim::Engine::new(cfg)?;
     *engine.dram_mut() = dram;
     engine.set_trace(true);
-    let r = engine.run(op.addr as u64, 100_000_000);
+    let r = engine.run(plan.programs[op.program].addr as u64, 100_000_000);
     println!(
         "{}: {:?}, {} cycles, {} MACs",
         op.name, r.status, r.cycles, op.macs

@@ -11,7 +11,7 @@ pub struct LayerStats {
     pub name: String,
     pub macs: u64,
     pub cycles: u64,
-    /// Cycles the data port held the DMA up (memory back-pressure).
+    /// Cycles of the layer the PE array sat idle (waiting for data or instructions).
     pub stall_cycles: u64,
     /// Cycles the PE array (compute unit) was busy.
     pub compute_busy: u64,

@@ -6,6 +6,7 @@ use crate::backend::{Backend, BackendRun, LayerStats};
 use crate::qmodel::QModel;
 use crate::schedule::{compile, Plan};
 use anyhow::{bail, Context, Result};
+use contract::isa::Instr;
 use contract::EngineConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use sim::verilator::{HwStatus, RunOptions, VerilatedEngine};
@@ -15,20 +16,20 @@ use std::path::Path;
 /// The watchdog of one op's program: far above any op of VarGFaceNet (≈ 10⁵ cycles).
 pub const OP_WATCHDOG_CYCLES: u64 = 50_000_000;
 
-/// What one program run cost.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ProgramCost {
+/// What one program run reports.
+#[derive(Clone, Debug, Default)]
+pub struct ProgramRun {
     pub cycles: u64,
-    pub compute_busy: u64,
+    /// The cycle each instruction issued, by index (when the machine traces issues).
+    pub issue: Option<Vec<u64>>,
+    /// Cycles the data port held the DMA up (memory back-pressure).
     pub dma_stall: u64,
-    pub dram_read: u64,
-    pub dram_written: u64,
 }
 
 /// An engine that runs one program over a DRAM image.
 pub trait Machine {
     fn name(&self) -> &'static str;
-    fn run(&mut self, dram: &mut Dram, addr: u32, len: u32) -> Result<ProgramCost>;
+    fn run(&mut self, dram: &mut Dram, addr: u32, len: u32) -> Result<ProgramRun>;
 }
 
 /// The cycle-accurate Rust model.
@@ -40,6 +41,7 @@ impl SimMachine {
     pub fn new(cfg: &EngineConfig, memory: MemoryModel) -> Result<Self> {
         let mut engine = sim::Engine::new(cfg.clone())?;
         engine.set_memory_model(memory);
+        engine.set_trace(true);
         Ok(SimMachine { engine })
     }
 }
@@ -48,7 +50,7 @@ impl Machine for SimMachine {
     fn name(&self) -> &'static str {
         "sim"
     }
-    fn run(&mut self, dram: &mut Dram, addr: u32, _len: u32) -> Result<ProgramCost> {
+    fn run(&mut self, dram: &mut Dram, addr: u32, len: u32) -> Result<ProgramRun> {
         std::mem::swap(self.engine.dram_mut(), dram);
         let r = self.engine.run(addr as u64, OP_WATCHDOG_CYCLES);
         std::mem::swap(self.engine.dram_mut(), dram);
@@ -65,13 +67,14 @@ impl Machine for SimMachine {
                 r.hazards.len()
             );
         }
-        let c = r.counters;
-        Ok(ProgramCost {
+        let mut issue = vec![0; len as usize];
+        for t in &r.trace {
+            issue[t.index as usize] = t.issue;
+        }
+        Ok(ProgramRun {
             cycles: r.cycles,
-            compute_busy: c.compute.busy,
-            dma_stall: c.dma.stall,
-            dram_read: c.dram_read_bytes,
-            dram_written: c.dram_write_bytes,
+            issue: Some(issue),
+            dma_stall: r.counters.dma.stall,
         })
     }
 }
@@ -80,7 +83,6 @@ impl Machine for SimMachine {
 pub struct VerilatorMachine {
     engine: VerilatedEngine,
     options: RunOptions,
-    bus_bytes: u64,
 }
 
 impl VerilatorMachine {
@@ -127,7 +129,6 @@ impl VerilatorMachine {
                 memory,
                 watchdog: OP_WATCHDOG_CYCLES,
             },
-            bus_bytes: cfg.dram_bus_bytes as u64,
         })
     }
 }
@@ -136,7 +137,7 @@ impl Machine for VerilatorMachine {
     fn name(&self) -> &'static str {
         "verilator"
     }
-    fn run(&mut self, dram: &mut Dram, addr: u32, len: u32) -> Result<ProgramCost> {
+    fn run(&mut self, dram: &mut Dram, addr: u32, len: u32) -> Result<ProgramRun> {
         let r = self
             .engine
             .run(std::mem::take(dram), addr, len, &self.options);
@@ -147,24 +148,23 @@ impl Machine for VerilatorMachine {
             HwStatus::BusError { addr } => bail!("RTL bus error at {addr:#x}"),
             HwStatus::Watchdog => bail!("no DONE within {OP_WATCHDOG_CYCLES} cycles (watchdog)"),
         }
-        Ok(ProgramCost {
-            // The harness counts from the start cycle to the one status reads DONE; the
-            // model counts cycles including the stopping one.
+        Ok(ProgramRun {
             cycles: r.cycles,
-            compute_busy: 0,
+            issue: None,
             dma_stall: 0,
-            dram_read: r.read_beats * self.bus_bytes,
-            dram_written: r.write_beats * self.bus_bytes,
         })
     }
 }
 
-/// Runs a model op by op on a [`Machine`].
+/// Runs a compiled model's programs on a [`Machine`], one after another over one DRAM
+/// image; every op's output is read back from DRAM for checking.
 pub struct EngineBackend {
     cfg: EngineConfig,
     machine: Box<dyn Machine>,
     pub progress: bool,
-    /// Ops to run (a prefix of the model), for tests and debugging; `None` = all.
+    /// One program per op (no overlap between ops) instead of one for the whole model.
+    pub per_op: bool,
+    /// Ops to run (a prefix of the model, whole programs), for tracing; `None` = all.
     pub limit: Option<usize>,
 }
 
@@ -174,6 +174,7 @@ impl EngineBackend {
             cfg,
             machine,
             progress: false,
+            per_op: false,
             limit: None,
         }
     }
@@ -193,30 +194,29 @@ impl EngineBackend {
         dram
     }
 
-    /// DRAM after running the first `limit` ops (all when unset): for tracing one op.
+    /// DRAM after running the programs that hold the first `limit` ops.
     pub fn dram_after(&mut self, plan: &Plan, input: &[i8]) -> Result<Dram> {
         let mut tensors = vec![Vec::new(); plan.tensors.len()];
         tensors[plan.input] = input.to_vec();
         let mut dram = Self::initial_dram(plan, input);
-        self.run_ops(plan, &mut dram, &mut tensors)?;
+        self.run_programs(plan, &mut dram, &mut tensors)?;
         Ok(dram)
     }
 
-    /// Runs `plan` from its first op; `tensors` must hold the input.
-    fn execute(&mut self, plan: &Plan, tensors: &mut [Vec<i8>]) -> Result<Vec<LayerStats>> {
-        let mut dram = Self::initial_dram(plan, &tensors[plan.input]);
-        self.run_ops(plan, &mut dram, tensors)
-    }
-
-    fn run_ops(
+    fn run_programs(
         &mut self,
         plan: &Plan,
         dram: &mut Dram,
         tensors: &mut [Vec<i8>],
     ) -> Result<Vec<LayerStats>> {
-        let n = self.limit.unwrap_or(plan.ops.len()).min(plan.ops.len());
-        let bar = if self.progress {
-            let bar = ProgressBar::new(n as u64);
+        let limit = self.limit.unwrap_or(plan.ops.len());
+        let programs: Vec<_> = plan
+            .programs
+            .iter()
+            .filter(|p| p.ops.start < limit)
+            .collect();
+        let bar = if self.progress && programs.len() > 1 {
+            let bar = ProgressBar::new(programs.len() as u64);
             bar.set_style(
                 ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} {msg}")
                     .expect("static template")
@@ -227,31 +227,76 @@ impl EngineBackend {
         } else {
             ProgressBar::hidden()
         };
-        let mut layers = Vec::with_capacity(n);
-        for op in &plan.ops[..n] {
-            bar.set_message(op.name.clone());
-            let cost = self
+        let mut layers = Vec::with_capacity(plan.ops.len());
+        for program in programs {
+            let ops = &plan.ops[program.ops.clone()];
+            bar.set_message(ops[0].name.clone());
+            let run = self
                 .machine
-                .run(dram, op.addr, op.program.len() as u32)
-                .with_context(|| format!("layer {} on {}", op.name, self.machine.name()))?;
-            let lo = &plan.tensors[op.output];
-            tensors[op.output] = lo.unpack(dram.read(lo.base as u64, lo.bytes()));
-            layers.push(LayerStats {
-                name: op.name.clone(),
-                macs: op.macs,
-                cycles: cost.cycles,
-                stall_cycles: cost.dma_stall,
-                compute_busy: cost.compute_busy,
-                dram_bytes_read: cost.dram_read,
-                dram_bytes_written: cost.dram_written,
-                instructions: op.program.len() as u64,
-                on_host: false,
-            });
+                .run(dram, program.addr, program.instrs.len() as u32)
+                .with_context(|| format!("layer {} on {}", ops[0].name, self.machine.name()))?;
+            // An op's cycles: from its first compute instruction's issue to the next op's.
+            let start = |i: usize| -> Result<u64> {
+                if i == 0 {
+                    return Ok(0);
+                }
+                match &run.issue {
+                    Some(issue) => Ok(issue[ops[i].first_compute]),
+                    None => bail!(
+                        "{} does not trace instruction issues, so a program of several ops \
+                         cannot be split into layers: run with one program per op",
+                        self.machine.name()
+                    ),
+                }
+            };
+            for (i, op) in ops.iter().enumerate() {
+                let end = if i + 1 == ops.len() {
+                    run.cycles
+                } else {
+                    start(i + 1)?
+                };
+                let cycles = end - start(i)?;
+                let instrs = &program.instrs[op.instrs.clone()];
+                let (busy, read, written) = static_costs(&self.cfg, instrs);
+                let lo = &plan.tensors[op.output];
+                tensors[op.output] = lo.unpack(dram.read(lo.base as u64, lo.bytes()));
+                layers.push(LayerStats {
+                    name: op.name.clone(),
+                    macs: op.macs,
+                    cycles,
+                    stall_cycles: cycles.saturating_sub(busy),
+                    compute_busy: busy,
+                    dram_bytes_read: read,
+                    dram_bytes_written: written,
+                    instructions: instrs.len() as u64,
+                    on_host: false,
+                });
+            }
             bar.inc(1);
         }
         bar.finish_and_clear();
         Ok(layers)
     }
+}
+
+/// What a run of instructions costs regardless of timing: compute-unit cycles and bus
+/// bytes read and written.
+fn static_costs(cfg: &EngineConfig, instrs: &[Instr]) -> (u64, u64, u64) {
+    let (mut busy, mut read, mut written) = (0, 0, 0);
+    for i in instrs {
+        if let Some(c) = sim::timing::compute_cycles(cfg, i) {
+            busy += c;
+        }
+        if let Some(b) = sim::timing::dma_beats(cfg, i) {
+            let bytes = (b.words.len() * cfg.dram_bus_bytes) as u64;
+            if b.write {
+                written += bytes;
+            } else {
+                read += bytes;
+            }
+        }
+    }
+    (busy, read, written)
 }
 
 impl Backend for EngineBackend {
@@ -267,10 +312,11 @@ impl Backend for EngineBackend {
             input.len(),
             model.name
         );
-        let plan = compile(model, &self.cfg)?;
+        let plan = compile(model, &self.cfg, self.per_op)?;
         let mut tensors = vec![Vec::new(); model.tensors.len()];
         tensors[model.input] = input.to_vec();
-        let layers = self.execute(&plan, &mut tensors)?;
+        let mut dram = Self::initial_dram(&plan, input);
+        let layers = self.run_programs(&plan, &mut dram, &mut tensors)?;
         Ok(BackendRun { tensors, layers })
     }
 }

@@ -94,6 +94,10 @@ enum Command {
         /// Write the per-layer table as CSV.
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// One engine program per op (each starts with idle units) instead of one program
+        /// for the whole model.
+        #[arg(long)]
+        per_op: bool,
         /// Raw little-endian f32 image, 3×112×112 in CHW order; default: a synthetic image.
         #[arg(long)]
         input: Option<PathBuf>,
@@ -148,6 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dram_stall,
             clock_mhz,
             csv,
+            per_op,
             input,
             params,
             seed,
@@ -169,6 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 memory,
                 clock_mhz,
                 csv,
+                per_op,
                 input,
                 params,
                 seed,
@@ -188,6 +194,7 @@ struct InferOptions {
     memory: MemoryModel,
     clock_mhz: f64,
     csv: Option<PathBuf>,
+    per_op: bool,
     input: Option<PathBuf>,
     params: Option<PathBuf>,
     seed: u64,
@@ -203,6 +210,7 @@ fn backend_by_name(o: &InferOptions) -> anyhow::Result<Box<dyn Backend>> {
     };
     let mut b = EngineBackend::new(o.cfg.clone(), machine);
     b.progress = !o.json;
+    b.per_op = o.per_op;
     Ok(Box::new(b))
 }
 
@@ -243,7 +251,7 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     let q = &p.qmodel;
     // Compile first: a shape the engine cannot take is reported before any build.
     if o.backend != "reference" {
-        host::schedule::compile(q, &o.cfg)?;
+        host::schedule::compile(q, &o.cfg, o.per_op)?;
     }
     let mut backend = backend_by_name(o)?;
     let float_embedding = float_ref::forward(&p.model, &p.params, &image)?;

@@ -8,20 +8,24 @@
 //! - **Tiles.** A conv runs R output rows at a time (the R array rows) with the whole padded
 //!   width; a *pass* is one CONV over C output channels (one group's slice for a grouped
 //!   conv). POOL and EWISE walk the same row tiles.
-//! - **Overlap.** Each op is one program of *steps* (loads, one compute instruction, a
-//!   store). Loads for step n+1 and the store of step n−1 are placed after step n's compute
-//!   instruction, into the other half of the double-buffered ABUF/WBUF/PBUF/OBUF, so the DMA
-//!   works while the array computes. Every compute instruction waits for the DMA (its own
-//!   loads, and the store that last read its OBUF half); the compute unit runs in order, so a
-//!   load placed after compute instruction n never overwrites data an earlier one still reads.
-//!   The cycle model's race detector checks this on every run.
+//! - **Overlap.** Every op is a run of tiles; each tile loads into the other half of the
+//!   double-buffered ABUF/WBUF/PBUF/OBUF. A tile's first compute instruction waits for the
+//!   DMA (its loads, and the store that last read its OBUF half); behind it go the previous
+//!   tile's store and the next tile's loads, spread among the tile's other compute
+//!   instructions. The compute unit runs in order, so a load placed after a tile's first
+//!   compute instruction never overwrites data an earlier tile still reads. Across ops, the
+//!   next op's weights and records load behind the previous op's last tile; only its act
+//!   rows wait for the previous op's last store. The cycle model's race detector checks all
+//!   of this on every run.
+//! - **Programs.** The whole model is one program by default (ops overlap); `per_op` gives
+//!   one program per op (each starts and ends with empty units) for debugging.
 
 use crate::qmodel::{QConv, QEwise, QModel, QOp, QPool, TensorId};
 use anyhow::{bail, ensure, Result};
 use contract::arith::Requant;
 use contract::isa::{
     encode_requant, Conv, End, Ewise, Instr, LoadAct, LoadParam, LoadWgt, Pool, Store, Wait,
-    INSTR_BYTES, PBUF_RECORD_BYTES, POOL_MAX_CHUNKS,
+    PBUF_RECORD_BYTES, POOL_MAX_CHUNKS,
 };
 use contract::EngineConfig;
 use std::ops::Range;
@@ -94,17 +98,31 @@ impl Layout {
     }
 }
 
-/// One op's program and where it sits in DRAM.
+/// One op of the compiled model: where its instructions are.
 #[derive(Clone, Debug)]
-pub struct OpProgram {
+pub struct OpInfo {
     pub name: String,
     pub output: TensorId,
-    pub addr: u32,
-    pub program: Vec<Instr>,
     pub macs: u64,
+    /// The program holding the op, and the index of the op's first compute instruction
+    /// in it: cycles are attributed to an op from that instruction's issue to the next
+    /// op's (the array is what the schedule keeps busy).
+    pub program: usize,
+    pub first_compute: usize,
+    /// The op's instructions: `program[instrs]`.
+    pub instrs: Range<usize>,
 }
 
-/// A model compiled for one engine config: the DRAM image and one program per op.
+/// One engine program and where it sits in DRAM.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub addr: u32,
+    pub instrs: Vec<Instr>,
+    /// The ops it runs, as indices into `Plan::ops`.
+    pub ops: Range<usize>,
+}
+
+/// A model compiled for one engine config: the DRAM image and the programs.
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub cfg: EngineConfig,
@@ -113,29 +131,17 @@ pub struct Plan {
     pub dram_bytes: usize,
     /// Constant DRAM contents (weights, PBUF records, programs): `(address, bytes)`.
     pub image: Vec<(u32, Vec<u8>)>,
-    pub ops: Vec<OpProgram>,
+    pub programs: Vec<Program>,
+    pub ops: Vec<OpInfo>,
 }
 
-impl Plan {
-    /// Total bytes of constant data (weights and PBUF records), programs excluded.
-    pub fn parameter_bytes(&self) -> usize {
-        let programs: usize = self.ops.iter().map(|o| o.program.len() * INSTR_BYTES).sum();
-        self.image.iter().map(|(_, b)| b.len()).sum::<usize>() - programs
-    }
-}
-
-/// Compiles `model` for `cfg`; an op the engine cannot take is an error naming the op.
-pub fn compile(model: &QModel, cfg: &EngineConfig) -> Result<Plan> {
+/// Compiles `model` for `cfg` into one program (`per_op`: one per op); an op the engine
+/// cannot take is an error naming the op.
+pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan> {
     cfg.validate()?;
     let g = cfg.group_width;
     let pads = plan_pads(model);
-    let mut next = 0usize;
-    let mut alloc = |bytes: usize| {
-        // Bus-word aligned, so no two tensors share a word.
-        let base = next;
-        next += bytes.div_ceil(64) * 64;
-        base
-    };
+    let mut dram = Alloc::default();
     let tensors: Vec<Layout> = model
         .tensors
         .iter()
@@ -150,68 +156,75 @@ pub fn compile(model: &QModel, cfg: &EngineConfig) -> Result<Plan> {
                 pad,
                 g,
             };
-            l.base = alloc(l.bytes()) as u32;
+            l.base = dram.take(l.bytes());
             l
         })
         .collect();
-    let mut image = Vec::new();
+    let mut b = Builder::new(cfg, &tensors, model, dram);
     let mut ops = Vec::new();
-    for op in &model.ops {
-        let mut b = Builder::new(cfg, &tensors, model);
+    let mut programs = Vec::new();
+    let mut first_op = 0;
+    for (n, op) in model.ops.iter().enumerate() {
+        let start = b.program.len();
+        b.first_compute = None;
         match op {
             QOp::Conv(c) => b.conv(c),
             QOp::Pool(p) => b.pool(p),
             QOp::Ewise(e) => b.ewise(e),
         }
         .map_err(|e| e.context(format!("layer {}", op.name())))?;
-        let (mut program, blobs) = b.finish();
-        for (index, bytes) in blobs.into_iter().enumerate() {
-            let base = alloc(bytes.len());
-            patch(&mut program, index, base as u32);
-            image.push((base as u32, bytes));
-        }
-        let encoded = contract::isa::encode_program(&program);
-        let addr = alloc(encoded.len()) as u32;
-        image.push((addr, encoded));
-        ops.push(OpProgram {
+        ops.push(OpInfo {
             name: op.name().to_string(),
             output: op.output(),
-            addr,
-            program,
             macs: model.macs(op),
+            program: programs.len(),
+            first_compute: b.first_compute.expect("every op computes"),
+            instrs: start..b.program.len(),
         });
+        if per_op || n + 1 == model.ops.len() {
+            let instrs = b.finish_program();
+            ops.last_mut().unwrap().instrs.end = instrs.len();
+            let encoded = contract::isa::encode_program(&instrs);
+            let addr = b.dram.take(encoded.len());
+            b.image.push((addr, encoded));
+            programs.push(Program {
+                addr,
+                instrs,
+                ops: first_op..n + 1,
+            });
+            first_op = n + 1;
+        }
     }
     ensure!(
-        next <= u32::MAX as usize,
-        "the model needs {next} bytes of DRAM, more than the 32-bit address space"
+        b.dram.next <= u32::MAX as usize,
+        "the model needs {} bytes of DRAM, more than the 32-bit address space",
+        b.dram.next
     );
+    let (dram_bytes, image) = (b.dram.next, b.image);
     Ok(Plan {
         cfg: cfg.clone(),
         tensors,
         input: model.input,
-        dram_bytes: next,
+        dram_bytes,
         image,
+        programs,
         ops,
     })
 }
 
-/// Turns the blob-relative addresses of blob `blob` into DRAM addresses.
-fn patch(program: &mut [Instr], blob: usize, base: u32) {
-    for i in program.iter_mut() {
-        let dram = match i {
-            Instr::LoadWgt(l) => &mut l.dram,
-            Instr::LoadParam(l) => &mut l.dram,
-            _ => continue,
-        };
-        if (*dram >> BLOB_SHIFT) as usize == blob + 1 {
-            *dram = base + (*dram & BLOB_OFFSET_MASK);
-        }
-    }
+/// DRAM allocation: bump pointer, 64-byte aligned so no two regions share a bus word.
+#[derive(Default)]
+struct Alloc {
+    next: usize,
 }
 
-/// Blob-relative addresses carry `blob index + 1` in their top bits until [`patch`].
-const BLOB_SHIFT: u32 = 26;
-const BLOB_OFFSET_MASK: u32 = (1 << BLOB_SHIFT) - 1;
+impl Alloc {
+    fn take(&mut self, bytes: usize) -> u32 {
+        let base = self.next;
+        self.next += bytes.div_ceil(64) * 64;
+        base as u32
+    }
+}
 
 /// The border each tensor needs: its widest consumer's conv padding; EWISE operands share
 /// one border (the instruction has one set of pitches).
@@ -266,51 +279,60 @@ impl Halves {
 }
 
 /// Per-pass constant data of a conv (weights or PBUF records) and where it goes on chip:
-/// resident (every pass at its own place, loaded once) when all passes fit the buffer,
-/// otherwise streamed per tile into alternating halves.
+/// resident in one half (every pass at its own place, loaded with the first row of tiles)
+/// when all passes fit it, otherwise streamed per tile into alternating halves.
 struct Stream {
     blob: u32,
     /// Buffer entries and DRAM bytes per pass.
     entries: usize,
     bytes: usize,
-    resident: bool,
-    halves: Halves,
+    /// The resident half's base.
+    resident: Option<usize>,
     /// Where the most recent tile's first pass went.
     last: usize,
 }
 
 impl Stream {
-    fn new(blob: u32, entries: usize, entry_bytes: usize, buffer: usize, passes: usize) -> Self {
+    fn new(
+        blob: u32,
+        entries: usize,
+        entry_bytes: usize,
+        halves: &mut Halves,
+        passes: usize,
+    ) -> Self {
+        let resident = (passes * entries <= halves.half).then(|| halves.take(0, "").unwrap());
         Stream {
             blob,
             entries,
             bytes: entries * entry_bytes,
-            resident: passes * entries <= buffer,
-            halves: Halves::new(buffer),
+            resident,
             last: 0,
         }
     }
 
-    fn fits(&self, passes: usize) -> bool {
-        self.resident || passes * self.entries <= self.halves.half
+    fn fits(&self, passes: usize, halves: &Halves) -> bool {
+        self.resident.is_some() || passes * self.entries <= halves.half
     }
 
     /// The load a tile of `passes` needs, if any: `(DRAM, buffer address, entries)`.
-    fn next(&mut self, passes: Range<usize>, first_row: bool) -> Option<(u32, usize, usize)> {
+    fn next(
+        &mut self,
+        passes: Range<usize>,
+        first_row: bool,
+        halves: &mut Halves,
+    ) -> Option<(u32, usize, usize)> {
         let n = passes.len() * self.entries;
         let dram = self.blob + (passes.start * self.bytes) as u32;
-        if self.resident {
-            self.last = passes.start * self.entries;
-            first_row.then_some((dram, self.last, n))
-        } else {
-            self.last = self.halves.take(n, "").expect("checked by fits");
-            Some((dram, self.last, n))
+        match self.resident {
+            Some(base) => {
+                self.last = base + passes.start * self.entries;
+                first_row.then_some((dram, self.last, n))
+            }
+            None => {
+                self.last = halves.take(n, "").expect("checked by fits");
+                Some((dram, self.last, n))
+            }
         }
-    }
-
-    /// Buffer address of the most recently placed tile.
-    fn base(&self) -> usize {
-        self.last
     }
 }
 
@@ -322,20 +344,6 @@ struct ActTile {
     pbuf: usize,
 }
 
-/// Builds one op's program: steps of (loads, compute, store) with the store of step n−1
-/// placed after the compute of step n.
-struct Builder<'a> {
-    cfg: &'a EngineConfig,
-    tensors: &'a [Layout],
-    model: &'a QModel,
-    program: Vec<Instr>,
-    pending_store: Option<Store>,
-    abuf: Halves,
-    obuf: Halves,
-    /// Constant data this op loads, by blob index; addresses patched in `compile`.
-    blobs: Vec<Vec<u8>>,
-}
-
 /// A tile of act rows in ABUF: where it starts and how to walk it.
 #[derive(Clone, Copy, Debug)]
 struct Tile {
@@ -344,29 +352,63 @@ struct Tile {
     chunk_pitch: usize,
 }
 
+/// The instructions of the current tile not yet placed: the running first compute
+/// instruction, the tile's other compute instructions, and the DMA work behind them.
+struct Tail {
+    running: Instr,
+    compute: Vec<Instr>,
+    dma: Vec<Instr>,
+}
+
+/// Builds the programs: tiles of every op in order, with the buffer halves alternating
+/// across op boundaries.
+struct Builder<'a> {
+    cfg: &'a EngineConfig,
+    tensors: &'a [Layout],
+    model: &'a QModel,
+    dram: Alloc,
+    /// Constant DRAM contents: `(address, bytes)`.
+    image: Vec<(u32, Vec<u8>)>,
+    program: Vec<Instr>,
+    pending_store: Option<Store>,
+    tail: Option<Tail>,
+    /// Index of the current op's first compute instruction.
+    first_compute: Option<usize>,
+    abuf: Halves,
+    wbuf: Halves,
+    pbuf: Halves,
+    obuf: Halves,
+}
+
 impl<'a> Builder<'a> {
-    fn new(cfg: &'a EngineConfig, tensors: &'a [Layout], model: &'a QModel) -> Self {
+    fn new(cfg: &'a EngineConfig, tensors: &'a [Layout], model: &'a QModel, dram: Alloc) -> Self {
         Builder {
             cfg,
             tensors,
             model,
+            dram,
+            image: Vec::new(),
             program: Vec::new(),
             pending_store: None,
+            tail: None,
+            first_compute: None,
             abuf: Halves::new(cfg.abuf_entries),
+            wbuf: Halves::new(cfg.wbuf_entries),
+            pbuf: Halves::new(cfg.pbuf_entries),
             obuf: Halves::new(cfg.obuf_entries),
-            blobs: Vec::new(),
         }
     }
 
-    /// Registers constant bytes; returns the tagged address loads use until `patch`.
+    /// Places constant bytes in DRAM; returns their address.
     fn blob(&mut self, bytes: Vec<u8>) -> u32 {
-        self.blobs.push(bytes);
-        (self.blobs.len() as u32) << BLOB_SHIFT
+        let addr = self.dram.take(bytes.len());
+        self.image.push((addr, bytes));
+        addr
     }
 
     /// Full padded rows `y0 .. y0 + rows` (padded coordinates) of `chunks` chunks from
-    /// `first`, in one LOAD_ACT; `reserve` entries are set aside per chunk row so reads of
-    /// rows past the loaded ones stay inside the half.
+    /// `first`, in one LOAD_ACT into the next ABUF half; reads up to `reserve_rows` rows past
+    /// the last chunk's start stay inside the half.
     fn load_rows(
         &mut self,
         t: &Layout,
@@ -376,43 +418,100 @@ impl<'a> Builder<'a> {
         rows: usize,
         reserve_rows: usize,
     ) -> Result<Tile> {
-        let wp = t.wp();
-        // The last chunk's CONV reads reach `reserve_rows` rows past its start.
-        let need = ((chunks - 1) * rows + reserve_rows.max(rows)) * wp;
+        let need = ((chunks - 1) * rows + reserve_rows.max(rows)) * t.wp();
         let abuf = self.abuf.take(need, "an activation tile")?;
+        Ok(self.load_rows_at(t, abuf, first, chunks, y0, rows))
+    }
+
+    /// Like `load_rows` into a given ABUF base (EWISE packs a, b and the gate in one half).
+    fn load_rows_at(
+        &mut self,
+        t: &Layout,
+        abuf: usize,
+        first: usize,
+        chunks: usize,
+        y0: usize,
+        rows: usize,
+    ) -> Tile {
+        let wp = t.wp();
         self.program.push(Instr::LoadAct(LoadAct {
             wait: Wait::NONE,
             dram: t.addr(first, y0, 0),
             dram_stride: t.chunk_bytes(),
             abuf: abuf as u16,
             rows: chunks as u16,
-            row_entries: u16_of(rows * wp, "a tile row")?,
+            row_entries: (rows * wp) as u16,
         }));
-        Ok(Tile {
+        Tile {
             abuf,
             row_pitch: wp,
             chunk_pitch: rows * wp,
-        })
-    }
-
-    /// Emits a compute instruction: it waits for the DMA (its loads; the store that last
-    /// read its OBUF half), then the previous step's store follows it.
-    fn compute(&mut self, instr: Instr, store: Store) {
-        self.program.push(instr);
-        if let Some(s) = self.pending_store.take() {
-            self.program.push(Instr::Store(s));
         }
-        self.pending_store = Some(store);
     }
 
-    /// The program (last store, END) and the constant blobs it loads, by blob index.
-    fn finish(mut self) -> (Vec<Instr>, Vec<Vec<u8>>) {
+    /// Starts an op. `independent` emits its first tile's loads that read no tensor
+    /// (weights, records): they go behind the previous op's last tile. Then that tile is
+    /// placed and its store issued once it has computed, so the op's act loads see it.
+    fn begin_op(&mut self, independent: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+        let mark = self.program.len();
+        independent(self)?;
+        let loads = self.program.split_off(mark);
+        match &mut self.tail {
+            Some(t) => t.dma.extend(loads),
+            None => self.program.extend(loads),
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// Places the pending tile and its store (after the compute unit is idle).
+    fn flush(&mut self) {
+        if let Some(t) = self.tail.take() {
+            self.interleave(t.running, &t.compute, t.dma);
+        }
         if let Some(mut s) = self.pending_store.take() {
             s.wait = Wait::COMPUTE;
             self.program.push(Instr::Store(s));
         }
+    }
+
+    /// Emits a tile: its first compute instruction waits for the DMA (the tile's loads, the
+    /// store that last read its OBUF half); behind it the previous tile's store and what
+    /// `background` emits (the next tile's loads), to be spread among the tile's other
+    /// compute instructions. The tile's own store is held until the next tile or op.
+    fn tile<T>(
+        &mut self,
+        compute: Vec<Instr>,
+        store: Option<Store>,
+        background: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        if let Some(t) = self.tail.take() {
+            self.interleave(t.running, &t.compute, t.dma);
+        }
+        let mut first = compute[0];
+        set_wait(&mut first, Wait::DMA);
+        self.first_compute.get_or_insert(self.program.len());
+        self.program.push(first);
+        let mark = self.program.len();
+        if let Some(s) = self.pending_store.take() {
+            self.program.push(Instr::Store(s));
+        }
+        let result = background(self)?;
+        let dma = self.program.split_off(mark);
+        self.tail = Some(Tail {
+            running: first,
+            compute: compute[1..].to_vec(),
+            dma,
+        });
+        self.pending_store = store;
+        Ok(result)
+    }
+
+    /// Ends the current program: the last tile, its store, END.
+    fn finish_program(&mut self) -> Vec<Instr> {
+        self.flush();
         self.program.push(Instr::End(End { wait: Wait::BOTH }));
-        (self.program, self.blobs)
+        std::mem::take(&mut self.program)
     }
 
     /// Store of `banks` valid rows × `runs` chunks × `width` entries from OBUF `obuf`
@@ -467,23 +566,10 @@ impl<'a> Builder<'a> {
         }
         let weights = self.conv_weights(c, cin_g, chunks, &passes);
         let params = self.conv_params(c, &passes);
-        // Per pass: `steps` WBUF entries and `cols` PBUF records. They stay on chip for the
-        // whole op when all passes fit the buffer (loaded with the first row of tiles);
-        // otherwise every tile streams its own into alternating halves.
-        let mut wgt = Stream::new(
-            self.blob(weights),
-            steps,
-            cols * g,
-            self.cfg.wbuf_entries,
-            passes.len(),
-        );
-        let mut rec = Stream::new(
-            self.blob(params),
-            cols,
-            PBUF_RECORD_BYTES,
-            self.cfg.pbuf_entries,
-            passes.len(),
-        );
+        let (wblob, pblob) = (self.blob(weights), self.blob(params));
+        // Per pass: `steps` WBUF entries and `cols` PBUF records.
+        let mut wgt = Stream::new(wblob, steps, cols * g, &mut self.wbuf, passes.len());
+        let mut rec = Stream::new(pblob, cols, PBUF_RECORD_BYTES, &mut self.pbuf, passes.len());
 
         let off = li.pad - p; // border columns/rows beyond what this conv pads
         let rows_in = (r - 1) * s + k;
@@ -499,12 +585,12 @@ impl<'a> Builder<'a> {
         };
         let out_need =
             |p0: usize, p1: usize| ((passes[p1 - 1].1 - passes[p0].1) / g + col_chunks) * ow;
-        let (abuf_half, obuf_half) = (self.cfg.abuf_entries / 2, self.cfg.obuf_entries / 2);
+        let (abuf_half, obuf_half) = (self.abuf.half, self.obuf.half);
         let fits = |p0: usize, p1: usize| {
             act_need(p0, p1) <= abuf_half
                 && out_need(p0, p1) <= obuf_half
-                && wgt.fits(p1 - p0)
-                && rec.fits(p1 - p0)
+                && wgt.fits(p1 - p0, &self.wbuf)
+                && rec.fits(p1 - p0, &self.pbuf)
         };
         let cap = passes.len().div_ceil(4).max(1);
         let mut tiles = Vec::new();
@@ -517,7 +603,7 @@ impl<'a> Builder<'a> {
                  {obuf_half} and {}",
                 act_need(p0, p0 + 1),
                 out_need(p0, p0 + 1),
-                self.cfg.wbuf_entries / 2
+                self.wbuf.half
             );
             let mut p1 = p0 + 1;
             while p1 < passes.len() && p1 - p0 < cap && fits(p0, p1 + 1) {
@@ -530,42 +616,41 @@ impl<'a> Builder<'a> {
             .step_by(r)
             .flat_map(|oy0| tiles.iter().map(move |t| (oy0, t.clone())))
             .collect();
-        // One tile's loads: its act rows (unless the previous tile's are the same), weights
-        // and records. Returns the act rows' place.
-        let mut load = |b: &mut Self,
-                        (oy0, t): &(usize, Range<usize>),
-                        prev: Option<(&(usize, Range<usize>), ActTile)>|
-         -> Result<ActTile> {
-            let (gf, gl) = (passes[t.start].0, passes[t.end - 1].0);
-            let act = match prev {
-                Some(((py, pt), a))
-                    if py == oy0 && passes[pt.start].0 == gf && passes[pt.end - 1].0 == gl =>
-                {
-                    a.act
-                }
-                _ => {
-                    let valid = r.min(oh - oy0);
-                    let y0 = oy0 * s + off;
-                    let rows = ((valid - 1) * s + k).min(li.hp() - y0);
-                    b.load_rows(&li, gf * chunks, (gl - gf + 1) * chunks, y0, rows, rows_in)?
-                }
-            };
-            let first_row = *oy0 == 0;
-            if let Some((dram, at, n)) = wgt.next(t.clone(), first_row) {
+        // A tile's weights and records (they read no tensor).
+        let mut consts = |b: &mut Self, (oy0, t): &(usize, Range<usize>)| {
+            if let Some((dram, at, n)) = wgt.next(t.clone(), *oy0 == 0, &mut b.wbuf) {
                 b.load_wgt(dram, at, n);
             }
-            if let Some((dram, at, n)) = rec.next(t.clone(), first_row) {
+            if let Some((dram, at, n)) = rec.next(t.clone(), *oy0 == 0, &mut b.pbuf) {
                 b.load_param(dram, at, n);
             }
-            Ok(ActTile {
-                act,
-                wbuf: wgt.base(),
-                pbuf: rec.base(),
-            })
+            (wgt.last, rec.last)
         };
+        // A tile's act rows: its row range and groups. Consecutive tiles with the same rows
+        // share them; the next distinct rows load behind the first tile that no longer
+        // needs the other ABUF half, so a long load overlaps a whole run of tiles.
+        let key = |(oy0, t): &(usize, Range<usize>)| (*oy0, passes[t.start].0, passes[t.end - 1].0);
+        let act = |b: &mut Self, (oy0, gf, gl): (usize, usize, usize)| -> Result<Tile> {
+            let valid = r.min(oh - oy0);
+            let y0 = oy0 * s + off;
+            let rows = ((valid - 1) * s + k).min(li.hp() - y0);
+            b.load_rows(&li, gf * chunks, (gl - gf + 1) * chunks, y0, rows, rows_in)
+        };
+        let next_distinct =
+            |n: usize| (n + 1..schedule.len()).find(|&m| key(&schedule[m]) != key(&schedule[n]));
 
-        let mut here = load(self, &schedule[0], None)?;
-        let mut pending_store: Option<Store> = None;
+        let mut first_consts = (0, 0);
+        self.begin_op(|b| {
+            first_consts = consts(b, &schedule[0]);
+            Ok(())
+        })?;
+        let mut here = ActTile {
+            act: act(self, key(&schedule[0]))?,
+            wbuf: first_consts.0,
+            pbuf: first_consts.1,
+        };
+        // The next distinct act rows, once loaded: (first tile using them, place).
+        let mut ahead: Option<(usize, Tile)> = None;
         for (n, (oy0, tile)) in schedule.iter().enumerate() {
             let obuf = self
                 .obuf
@@ -574,12 +659,11 @@ impl<'a> Builder<'a> {
             let mut convs = Vec::with_capacity(tile.len());
             for (i, pass) in tile.clone().enumerate() {
                 let (grp, oc, _) = passes[pass];
-                let act = here.act;
+                let a = here.act;
                 // This group's chunks within the tile's act rows.
-                let abuf = act.abuf + (grp - passes[tile.start].0) * chunks * act.chunk_pitch + off;
+                let abuf = a.abuf + (grp - passes[tile.start].0) * chunks * a.chunk_pitch + off;
                 convs.push(Instr::Conv(Conv {
-                    // The tile's loads, and the store that last read this OBUF half.
-                    wait: if i == 0 { Wait::DMA } else { Wait::NONE },
+                    wait: Wait::NONE,
                     abuf: u16_of(abuf, "ABUF address")?,
                     wbuf: (here.wbuf + i * steps) as u16,
                     obuf: (obuf + (oc - oc0) / g * ow) as u16,
@@ -588,34 +672,33 @@ impl<'a> Builder<'a> {
                     chunks: chunks as u16,
                     kernel: k as u8,
                     stride: s as u8,
-                    row_pitch: act.row_pitch as u16,
-                    chunk_pitch: u16_of(act.chunk_pitch, "chunk pitch")?,
+                    row_pitch: a.row_pitch as u16,
+                    chunk_pitch: u16_of(a.chunk_pitch, "chunk pitch")?,
                     obuf_stride: ow as u16,
                 }));
             }
-            // Behind the tile's first CONV: the previous tile's store and the next tile's
-            // loads, into the halves the tile before last has finished with, spread among
-            // the tile's other CONVs.
-            self.program.push(convs[0]);
-            let mark = self.program.len();
-            if let Some(st) = pending_store.take() {
-                self.program.push(Instr::Store(st));
-            }
-            let next = match schedule.get(n + 1) {
-                Some(t) => Some(load(self, t, Some((&schedule[n], here)))?),
-                None => None,
-            };
-            let dma = self.program.split_off(mark);
-            self.interleave(convs[0], &convs[1..], dma);
             let (_, last_oc, last_cols) = passes[tile.end - 1];
             let valid = r.min(oh - oy0);
             let runs = (last_oc + last_cols - oc0).div_ceil(g);
-            pending_store = Some(Self::store(&lo, obuf, oc0 / g, *oy0, valid, runs));
-            if let Some(t) = next {
-                here = t;
+            let store = Self::store(&lo, obuf, oc0 / g, *oy0, valid, runs);
+            let next = self.tile(convs, Some(store), |b| {
+                if let Some(m) = next_distinct(n) {
+                    if ahead.is_none_or(|(at, _)| at != m) {
+                        ahead = Some((m, act(b, key(&schedule[m]))?));
+                    }
+                }
+                Ok(schedule.get(n + 1).map(|t| consts(b, t)))
+            })?;
+            if let Some((wbuf, pbuf)) = next {
+                here.wbuf = wbuf;
+                here.pbuf = pbuf;
+                if let Some((m, a)) = ahead {
+                    if m == n + 1 {
+                        here.act = a;
+                    }
+                }
             }
         }
-        self.pending_store = pending_store;
         Ok(())
     }
 
@@ -729,28 +812,26 @@ impl<'a> Builder<'a> {
         out
     }
 
-    /// Records for every channel of a tensor, padded to whole chunks with the identity.
-    fn channel_params(&mut self, requant: &[Requant], chunks: usize) -> Result<u32> {
+    /// Records for every channel of a tensor (padded to whole chunks with the identity),
+    /// loaded into the next PBUF half; returns its base.
+    fn channel_params(&mut self, requant: &[Requant], chunks: usize) -> Result<usize> {
         let g = self.cfg.group_width;
-        ensure!(
-            chunks * g <= self.cfg.pbuf_entries,
-            "{} channels of records do not fit the PBUF ({} entries)",
-            chunks * g,
-            self.cfg.pbuf_entries
-        );
         let mut bytes = Vec::with_capacity(chunks * g * PBUF_RECORD_BYTES);
         for ch in 0..chunks * g {
             bytes.extend_from_slice(&encode_requant(
                 requant.get(ch).unwrap_or(&Requant::IDENTITY),
             ));
         }
-        Ok(self.blob(bytes))
+        let dram = self.blob(bytes);
+        let at = self.pbuf.take(chunks * g, "one record per channel")?;
+        self.load_param(dram, at, chunks * g);
+        Ok(at)
     }
 
     /// Global average pool: row tiles of every chunk, summed by POOLs (`first` … `last`);
     /// the sums leave through OBUF bank 0 as one 1×1 tensor.
     fn pool(&mut self, p: &QPool) -> Result<()> {
-        let (g, r) = (self.cfg.group_width, self.cfg.rows);
+        let r = self.cfg.rows;
         let (li, lo) = (self.tensors[p.input], self.tensors[p.output]);
         ensure!(
             li.chunks <= POOL_MAX_CHUNKS,
@@ -762,39 +843,49 @@ impl<'a> Builder<'a> {
             lo.h == 1 && lo.w == 1 && lo.pad == 0,
             "the pooled tensor must be 1×1 without a border"
         );
-        let pblob = self.channel_params(&p.requant, li.chunks)?;
-        self.load_param(pblob, 0, li.chunks * g);
-        let tiles: Vec<usize> = (0..li.h).step_by(r).collect();
+        let mut pbuf = 0;
+        self.begin_op(|b| {
+            pbuf = b.channel_params(&p.requant, li.chunks)?;
+            Ok(())
+        })?;
         let obuf = self.obuf.take(li.chunks, "the pooled vector")?;
+        let tiles: Vec<usize> = (0..li.h).step_by(r).collect();
+        let load =
+            |b: &mut Self, y: usize| b.load_rows(&li, 0, li.chunks, y + li.pad, r.min(li.h - y), r);
+        let mut here = load(self, tiles[0])?;
         for (n, &y) in tiles.iter().enumerate() {
-            let banks = r.min(li.h - y);
-            let tile = self.load_rows(&li, 0, li.chunks, y + li.pad, banks, r)?;
             let last = n + 1 == tiles.len();
-            self.program.push(Instr::Pool(Pool {
-                wait: Wait::DMA,
-                abuf: u16_of(tile.abuf + li.pad, "ABUF address")?,
+            let pool = Instr::Pool(Pool {
+                wait: Wait::NONE,
+                abuf: u16_of(here.abuf + li.pad, "ABUF address")?,
                 chunks: li.chunks as u16,
                 width: li.w as u16,
-                banks: banks as u8,
-                row_pitch: tile.row_pitch as u16,
-                chunk_pitch: u16_of(tile.chunk_pitch, "chunk pitch")?,
+                banks: r.min(li.h - y) as u8,
+                row_pitch: here.row_pitch as u16,
+                chunk_pitch: u16_of(here.chunk_pitch, "chunk pitch")?,
                 first: n == 0,
                 last,
-                pbuf: 0,
+                pbuf: pbuf as u16,
                 obuf: obuf as u16,
-            }));
+            });
+            let store = last.then(|| Store {
+                wait: Wait::NONE,
+                dram: lo.addr(0, 0, 0),
+                bank_stride: 0,
+                run_stride: 0,
+                obuf: obuf as u16,
+                obuf_stride: 0,
+                run_entries: li.chunks as u16,
+                runs: 1,
+                banks: 1,
+            });
+            let next = self.tile(vec![pool], store, |b| {
+                tiles.get(n + 1).map(|&y| load(b, y)).transpose()
+            })?;
+            if let Some(t) = next {
+                here = t;
+            }
         }
-        self.pending_store = Some(Store {
-            wait: Wait::NONE,
-            dram: lo.addr(0, 0, 0),
-            bank_stride: 0,
-            run_stride: 0,
-            obuf: obuf as u16,
-            obuf_stride: 0,
-            run_entries: li.chunks as u16,
-            runs: 1,
-            banks: 1,
-        });
         Ok(())
     }
 
@@ -822,98 +913,92 @@ impl<'a> Builder<'a> {
             );
         }
         u16_of(la.w, "width")?;
-        let pbuf_base = if lb.is_some() {
-            let pblob = self.channel_params(&e.requant, la.chunks)?;
-            self.load_param(pblob, 0, la.chunks * g);
-            Some(0)
-        } else {
-            None
-        };
-        // The largest chunk set whose a and b row tiles fit half the ABUF together.
+        let mut pbuf = 0;
+        self.begin_op(|b| {
+            if lb.is_some() {
+                pbuf = b.channel_params(&e.requant, la.chunks)?;
+            }
+            Ok(())
+        })?;
+        // The largest chunk set whose a and b row tiles (and gate) fit half the ABUF.
         let operands = 1 + lb.is_some() as usize;
         let per_chunk = operands * r * la.wp() + lgate.is_some() as usize;
-        let nch = (self.cfg.abuf_entries / 2 / per_chunk).min(la.chunks);
+        let nch = (self.abuf.half / per_chunk).min(la.chunks);
         ensure!(
             nch >= 1,
-            "one chunk of {r} rows needs {per_chunk} ABUF entries, more than half the ABUF"
+            "one chunk of {r} rows needs {per_chunk} ABUF entries, more than half the ABUF ({})",
+            self.abuf.half
         );
-        for y in (0..la.h).step_by(r) {
-            let banks = r.min(la.h - y);
-            for j0 in (0..la.chunks).step_by(nch) {
-                let n = nch.min(la.chunks - j0);
-                let base = self.abuf.take(n * per_chunk, "an EWISE tile")?;
-                let a = self.load_rows_at(&la, base, j0, n, y + la.pad, banks);
-                let b = match lb {
-                    Some(lb) => {
-                        self.load_rows_at(&lb, base + n * r * la.wp(), j0, n, y + lb.pad, banks)
-                    }
-                    None => a,
-                };
-                let gate = match lgate {
-                    Some(lg) => {
-                        let at = base + operands * n * r * la.wp();
-                        self.program.push(Instr::LoadAct(LoadAct {
-                            wait: Wait::NONE,
-                            dram: lg.addr(j0, 0, 0),
-                            dram_stride: 0,
-                            abuf: at as u16,
-                            rows: 1,
-                            row_entries: n as u16,
-                        }));
-                        at
-                    }
-                    None => 0,
-                };
-                let obuf = self.obuf.take(n * la.w, "an EWISE tile's outputs")?;
-                let add = e.add;
-                let instr = Ewise {
-                    wait: Wait::DMA,
-                    a: u16_of(a.abuf + la.pad, "ABUF address")?,
-                    b: u16_of(b.abuf + la.pad, "ABUF address")?,
-                    gate: gate as u16,
-                    obuf: obuf as u16,
-                    pbuf: pbuf_base.map_or(0, |p: usize| p + j0 * g) as u16,
-                    chunks: n as u16,
-                    width: la.w as u16,
-                    row_pitch: a.row_pitch as u16,
-                    chunk_pitch: u16_of(a.chunk_pitch, "chunk pitch")?,
-                    obuf_stride: la.w as u16,
-                    use_b: lb.is_some(),
-                    use_gate: lgate.is_some(),
-                    ka: add.ka,
-                    kb: add.kb,
-                };
-                let store = Self::store(&lo, obuf, j0, y, banks, n);
-                self.compute(Instr::Ewise(instr), store);
+        let steps: Vec<(usize, usize)> = (0..la.h)
+            .step_by(r)
+            .flat_map(|y| (0..la.chunks).step_by(nch).map(move |j0| (y, j0)))
+            .collect();
+        // One step's a and b rows and gate values, packed in one ABUF half.
+        let load = |b: &mut Self, (y, j0): (usize, usize)| -> Result<(Tile, Tile, usize)> {
+            let (banks, n) = (r.min(la.h - y), nch.min(la.chunks - j0));
+            let base = b.abuf.take(n * per_chunk, "an EWISE tile")?;
+            let ta = b.load_rows_at(&la, base, j0, n, y + la.pad, banks);
+            let tb = match lb {
+                Some(lb) => b.load_rows_at(&lb, base + n * r * la.wp(), j0, n, y + lb.pad, banks),
+                None => ta,
+            };
+            let gate = match lgate {
+                Some(lg) => {
+                    let at = base + operands * n * r * la.wp();
+                    b.program.push(Instr::LoadAct(LoadAct {
+                        wait: Wait::NONE,
+                        dram: lg.addr(j0, 0, 0),
+                        dram_stride: 0,
+                        abuf: at as u16,
+                        rows: 1,
+                        row_entries: n as u16,
+                    }));
+                    at
+                }
+                None => 0,
+            };
+            Ok((ta, tb, gate))
+        };
+        let mut here = load(self, steps[0])?;
+        for (i, &(y, j0)) in steps.iter().enumerate() {
+            let (banks, n) = (r.min(la.h - y), nch.min(la.chunks - j0));
+            let (a, b, gate) = here;
+            let obuf = self.obuf.take(n * la.w, "an EWISE tile's outputs")?;
+            let instr = Instr::Ewise(Ewise {
+                wait: Wait::NONE,
+                a: u16_of(a.abuf + la.pad, "ABUF address")?,
+                b: u16_of(b.abuf + la.pad, "ABUF address")?,
+                gate: gate as u16,
+                obuf: obuf as u16,
+                pbuf: (pbuf + j0 * g) as u16,
+                chunks: n as u16,
+                width: la.w as u16,
+                row_pitch: a.row_pitch as u16,
+                chunk_pitch: u16_of(a.chunk_pitch, "chunk pitch")?,
+                obuf_stride: la.w as u16,
+                use_b: lb.is_some(),
+                use_gate: lgate.is_some(),
+                ka: e.add.ka,
+                kb: e.add.kb,
+            });
+            let store = Self::store(&lo, obuf, j0, y, banks, n);
+            let next = self.tile(vec![instr], Some(store), |bd| {
+                steps.get(i + 1).map(|&st| load(bd, st)).transpose()
+            })?;
+            if let Some(t) = next {
+                here = t;
             }
         }
         Ok(())
     }
+}
 
-    /// Like `load_rows` into a given ABUF base (EWISE packs a, b and the gate in one half).
-    fn load_rows_at(
-        &mut self,
-        t: &Layout,
-        abuf: usize,
-        first: usize,
-        chunks: usize,
-        y0: usize,
-        rows: usize,
-    ) -> Tile {
-        let wp = t.wp();
-        self.program.push(Instr::LoadAct(LoadAct {
-            wait: Wait::NONE,
-            dram: t.addr(first, y0, 0),
-            dram_stride: t.chunk_bytes(),
-            abuf: abuf as u16,
-            rows: chunks as u16,
-            row_entries: (rows * wp) as u16,
-        }));
-        Tile {
-            abuf,
-            row_pitch: wp,
-            chunk_pitch: rows * wp,
-        }
+fn set_wait(i: &mut Instr, wait: Wait) {
+    match i {
+        Instr::Conv(c) => c.wait = wait,
+        Instr::Ewise(e) => e.wait = wait,
+        Instr::Pool(p) => p.wait = wait,
+        _ => unreachable!("only compute instructions start a tile"),
     }
 }
 
