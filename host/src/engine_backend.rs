@@ -148,10 +148,14 @@ impl Machine for VerilatorMachine {
             HwStatus::BusError { addr } => bail!("RTL bus error at {addr:#x}"),
             HwStatus::Watchdog => bail!("no DONE within {OP_WATCHDOG_CYCLES} cycles (watchdog)"),
         }
+        let mut issue = vec![0; len as usize];
+        for t in &r.trace {
+            issue[t.index as usize] = t.issue;
+        }
         Ok(ProgramRun {
             cycles: r.cycles,
-            issue: None,
-            dma_stall: 0,
+            issue: Some(issue),
+            dma_stall: r.counters.dma.stall,
         })
     }
 }
@@ -256,8 +260,9 @@ impl EngineBackend {
                     start(i + 1)?
                 };
                 let cycles = end - start(i)?;
-                let instrs = &program.instrs[op.instrs.clone()];
-                let (busy, read, written) = static_costs(&self.cfg, instrs);
+                let (busy, read, written) =
+                    static_costs(&self.cfg, program.instrs_of(program.ops.start + i));
+                let count = program.instrs_of(program.ops.start + i).count();
                 let lo = &plan.tensors[op.output];
                 tensors[op.output] = lo.unpack(dram.read(lo.base as u64, lo.bytes()));
                 layers.push(LayerStats {
@@ -268,7 +273,7 @@ impl EngineBackend {
                     compute_busy: busy,
                     dram_bytes_read: read,
                     dram_bytes_written: written,
-                    instructions: instrs.len() as u64,
+                    instructions: count as u64,
                     on_host: false,
                 });
             }
@@ -281,7 +286,10 @@ impl EngineBackend {
 
 /// What a run of instructions costs regardless of timing: compute-unit cycles and bus
 /// bytes read and written.
-fn static_costs(cfg: &EngineConfig, instrs: &[Instr]) -> (u64, u64, u64) {
+fn static_costs<'a>(
+    cfg: &EngineConfig,
+    instrs: impl Iterator<Item = &'a Instr>,
+) -> (u64, u64, u64) {
     let (mut busy, mut read, mut written) = (0, 0, 0);
     for i in instrs {
         if let Some(c) = sim::timing::compute_cycles(cfg, i) {

@@ -24,7 +24,7 @@ use crate::qmodel::{QConv, QEwise, QModel, QOp, QPool, TensorId};
 use anyhow::{bail, ensure, Result};
 use contract::arith::Requant;
 use contract::isa::{
-    encode_requant, Conv, End, Ewise, Instr, LoadAct, LoadParam, LoadWgt, Pool, Store, Wait,
+    encode_requant, Conv, End, Ewise, Instr, LoadAct, LoadParam, LoadWgt, Pool, Store, Unit, Wait,
     PBUF_RECORD_BYTES, POOL_MAX_CHUNKS,
 };
 use contract::EngineConfig;
@@ -109,8 +109,6 @@ pub struct OpInfo {
     /// op's (the array is what the schedule keeps busy).
     pub program: usize,
     pub first_compute: usize,
-    /// The op's instructions: `program[instrs]`.
-    pub instrs: Range<usize>,
 }
 
 /// One engine program and where it sits in DRAM.
@@ -118,8 +116,22 @@ pub struct OpInfo {
 pub struct Program {
     pub addr: u32,
     pub instrs: Vec<Instr>,
+    /// The op (index into `Plan::ops`) each instruction works for: a tile's loads may sit
+    /// among the previous op's instructions.
+    pub owner: Vec<usize>,
     /// The ops it runs, as indices into `Plan::ops`.
     pub ops: Range<usize>,
+}
+
+impl Program {
+    /// The instructions that work for op `op`.
+    pub fn instrs_of(&self, op: usize) -> impl Iterator<Item = &Instr> {
+        self.instrs
+            .iter()
+            .zip(&self.owner)
+            .filter(move |(_, &o)| o == op)
+            .map(|(i, _)| i)
+    }
 }
 
 /// A model compiled for one engine config: the DRAM image and the programs.
@@ -165,8 +177,7 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan>
     let mut programs = Vec::new();
     let mut first_op = 0;
     for (n, op) in model.ops.iter().enumerate() {
-        let start = b.program.len();
-        b.first_compute = None;
+        b.op = n;
         match op {
             QOp::Conv(c) => b.conv(c),
             QOp::Pool(p) => b.pool(p),
@@ -178,18 +189,22 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan>
             output: op.output(),
             macs: model.macs(op),
             program: programs.len(),
-            first_compute: b.first_compute.expect("every op computes"),
-            instrs: start..b.program.len(),
+            first_compute: 0,
         });
         if per_op || n + 1 == model.ops.len() {
-            let instrs = b.finish_program();
-            ops.last_mut().unwrap().instrs.end = instrs.len();
+            let (instrs, owner) = b.finish_program();
+            for (i, info) in ops.iter_mut().enumerate().skip(first_op) {
+                info.first_compute = (0..instrs.len())
+                    .find(|&j| owner[j] == i && instrs[j].unit() == Unit::Compute)
+                    .expect("every op computes");
+            }
             let encoded = contract::isa::encode_program(&instrs);
             let addr = b.dram.take(encoded.len());
             b.image.push((addr, encoded));
             programs.push(Program {
                 addr,
                 instrs,
+                owner,
                 ops: first_op..n + 1,
             });
             first_op = n + 1;
@@ -356,8 +371,8 @@ struct Tile {
 /// instruction, the tile's other compute instructions, and the DMA work behind them.
 struct Tail {
     running: Instr,
-    compute: Vec<Instr>,
-    dma: Vec<Instr>,
+    compute: Vec<(Instr, usize)>,
+    dma: Vec<(Instr, usize)>,
 }
 
 /// Builds the programs: tiles of every op in order, with the buffer halves alternating
@@ -370,10 +385,12 @@ struct Builder<'a> {
     /// Constant DRAM contents: `(address, bytes)`.
     image: Vec<(u32, Vec<u8>)>,
     program: Vec<Instr>,
-    pending_store: Option<Store>,
+    /// The op each instruction of `program` works for.
+    owner: Vec<usize>,
+    /// The op being lowered.
+    op: usize,
+    pending_store: Option<(Store, usize)>,
     tail: Option<Tail>,
-    /// Index of the current op's first compute instruction.
-    first_compute: Option<usize>,
     abuf: Halves,
     wbuf: Halves,
     pbuf: Halves,
@@ -389,13 +406,36 @@ impl<'a> Builder<'a> {
             dram,
             image: Vec::new(),
             program: Vec::new(),
+            owner: Vec::new(),
+            op: 0,
             pending_store: None,
             tail: None,
-            first_compute: None,
             abuf: Halves::new(cfg.abuf_entries),
             wbuf: Halves::new(cfg.wbuf_entries),
             pbuf: Halves::new(cfg.pbuf_entries),
             obuf: Halves::new(cfg.obuf_entries),
+        }
+    }
+
+    fn push(&mut self, i: Instr) {
+        self.program.push(i);
+        self.owner.push(self.op);
+    }
+
+    /// The instructions from `mark` on, taken off the program with their owners.
+    fn split_off(&mut self, mark: usize) -> Vec<(Instr, usize)> {
+        let owners = self.owner.split_off(mark);
+        self.program
+            .split_off(mark)
+            .into_iter()
+            .zip(owners)
+            .collect()
+    }
+
+    fn extend(&mut self, instrs: Vec<(Instr, usize)>) {
+        for (i, o) in instrs {
+            self.program.push(i);
+            self.owner.push(o);
         }
     }
 
@@ -434,7 +474,7 @@ impl<'a> Builder<'a> {
         rows: usize,
     ) -> Tile {
         let wp = t.wp();
-        self.program.push(Instr::LoadAct(LoadAct {
+        self.push(Instr::LoadAct(LoadAct {
             wait: Wait::NONE,
             dram: t.addr(first, y0, 0),
             dram_stride: t.chunk_bytes(),
@@ -455,10 +495,10 @@ impl<'a> Builder<'a> {
     fn begin_op(&mut self, independent: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
         let mark = self.program.len();
         independent(self)?;
-        let loads = self.program.split_off(mark);
+        let loads = self.split_off(mark);
         match &mut self.tail {
             Some(t) => t.dma.extend(loads),
-            None => self.program.extend(loads),
+            None => self.extend(loads),
         }
         self.flush();
         Ok(())
@@ -469,9 +509,10 @@ impl<'a> Builder<'a> {
         if let Some(t) = self.tail.take() {
             self.interleave(t.running, &t.compute, t.dma);
         }
-        if let Some(mut s) = self.pending_store.take() {
+        if let Some((mut s, owner)) = self.pending_store.take() {
             s.wait = Wait::COMPUTE;
             self.program.push(Instr::Store(s));
+            self.owner.push(owner);
         }
     }
 
@@ -490,28 +531,31 @@ impl<'a> Builder<'a> {
         }
         let mut first = compute[0];
         set_wait(&mut first, Wait::DMA);
-        self.first_compute.get_or_insert(self.program.len());
-        self.program.push(first);
+        self.push(first);
         let mark = self.program.len();
-        if let Some(s) = self.pending_store.take() {
+        if let Some((s, owner)) = self.pending_store.take() {
             self.program.push(Instr::Store(s));
+            self.owner.push(owner);
         }
         let result = background(self)?;
-        let dma = self.program.split_off(mark);
+        let dma = self.split_off(mark);
         self.tail = Some(Tail {
             running: first,
-            compute: compute[1..].to_vec(),
+            compute: compute[1..].iter().map(|&i| (i, self.op)).collect(),
             dma,
         });
-        self.pending_store = store;
+        self.pending_store = store.map(|s| (s, self.op));
         Ok(result)
     }
 
-    /// Ends the current program: the last tile, its store, END.
-    fn finish_program(&mut self) -> Vec<Instr> {
+    /// Ends the current program: the last tile, its store, END; with each one's op.
+    fn finish_program(&mut self) -> (Vec<Instr>, Vec<usize>) {
         self.flush();
-        self.program.push(Instr::End(End { wait: Wait::BOTH }));
-        std::mem::take(&mut self.program)
+        self.push(Instr::End(End { wait: Wait::BOTH }));
+        (
+            std::mem::take(&mut self.program),
+            std::mem::take(&mut self.owner),
+        )
     }
 
     /// Store of `banks` valid rows × `runs` chunks × `width` entries from OBUF `obuf`
@@ -706,7 +750,7 @@ impl<'a> Builder<'a> {
     /// the order the two units would free up, by the cycle model's durations: the
     /// controller issues in order, so a DMA instruction placed too early holds up the CONVs
     /// behind it, and one placed too late leaves the DMA idle.
-    fn interleave(&mut self, running: Instr, compute: &[Instr], dma: Vec<Instr>) {
+    fn interleave(&mut self, running: Instr, compute: &[(Instr, usize)], dma: Vec<(Instr, usize)>) {
         let mut t_compute = self.duration(&running);
         let mut t_dma = 0;
         let (mut c, mut d) = (compute.iter().peekable(), dma.into_iter().peekable());
@@ -716,15 +760,17 @@ impl<'a> Builder<'a> {
                 (None, _) => true,
                 _ => false,
             };
-            if take_dma {
-                let i = d.next().unwrap();
+            let (i, owner) = if take_dma {
+                let (i, o) = d.next().unwrap();
                 t_dma += self.duration(&i);
-                self.program.push(i);
+                (i, o)
             } else {
-                let i = *c.next().unwrap();
+                let (i, o) = *c.next().unwrap();
                 t_compute += self.duration(&i);
-                self.program.push(i);
-            }
+                (i, o)
+            };
+            self.program.push(i);
+            self.owner.push(owner);
         }
     }
 
@@ -747,7 +793,7 @@ impl<'a> Builder<'a> {
     }
 
     fn load_wgt(&mut self, dram: u32, wbuf: usize, entries: usize) {
-        self.program.push(Instr::LoadWgt(LoadWgt {
+        self.push(Instr::LoadWgt(LoadWgt {
             wait: Wait::NONE,
             dram,
             wbuf: wbuf as u16,
@@ -756,7 +802,7 @@ impl<'a> Builder<'a> {
     }
 
     fn load_param(&mut self, dram: u32, pbuf: usize, channels: usize) {
-        self.program.push(Instr::LoadParam(LoadParam {
+        self.push(Instr::LoadParam(LoadParam {
             wait: Wait::NONE,
             dram,
             pbuf: pbuf as u16,
@@ -945,7 +991,7 @@ impl<'a> Builder<'a> {
             let gate = match lgate {
                 Some(lg) => {
                     let at = base + operands * n * r * la.wp();
-                    b.program.push(Instr::LoadAct(LoadAct {
+                    b.push(Instr::LoadAct(LoadAct {
                         wait: Wait::NONE,
                         dram: lg.addr(j0, 0, 0),
                         dram_stride: 0,
