@@ -490,8 +490,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Starts an op. `independent` emits its first tile's loads that read no tensor
-    /// (weights, records): they go behind the previous op's last tile. Then that tile is
-    /// placed and its store issued once it has computed, so the op's act loads see it.
+    /// (weights, records): they go behind the previous op's last tile.
     fn begin_op(&mut self, independent: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
         let mark = self.program.len();
         independent(self)?;
@@ -500,8 +499,33 @@ impl<'a> Builder<'a> {
             Some(t) => t.dma.extend(loads),
             None => self.extend(loads),
         }
-        self.flush();
         Ok(())
+    }
+
+    /// The op's first act loads (what `load` emits). When they read nothing the previous
+    /// op's last store writes (e.g. the first rows, stored long ago), they too go behind
+    /// that op's last tile; otherwise after its store, which waits for its last compute.
+    fn first_loads<T>(&mut self, load: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let mark = self.program.len();
+        let result = load(self)?;
+        let loads = self.split_off(mark);
+        let depends = match &self.pending_store {
+            Some((s, _)) => loads
+                .iter()
+                .any(|(l, _)| overlaps(self.cfg, l, &Instr::Store(*s))),
+            None => false,
+        };
+        match &mut self.tail {
+            Some(t) if !depends => {
+                t.dma.extend(loads);
+                self.flush();
+            }
+            _ => {
+                self.flush();
+                self.extend(loads);
+            }
+        }
+        Ok(result)
     }
 
     /// Places the pending tile and its store (after the compute unit is idle).
@@ -689,7 +713,7 @@ impl<'a> Builder<'a> {
             Ok(())
         })?;
         let mut here = ActTile {
-            act: act(self, key(&schedule[0]))?,
+            act: self.first_loads(|b| act(b, key(&schedule[0])))?,
             wbuf: first_consts.0,
             pbuf: first_consts.1,
         };
@@ -898,7 +922,7 @@ impl<'a> Builder<'a> {
         let tiles: Vec<usize> = (0..li.h).step_by(r).collect();
         let load =
             |b: &mut Self, y: usize| b.load_rows(&li, 0, li.chunks, y + li.pad, r.min(li.h - y), r);
-        let mut here = load(self, tiles[0])?;
+        let mut here = self.first_loads(|b| load(b, tiles[0]))?;
         for (n, &y) in tiles.iter().enumerate() {
             let last = n + 1 == tiles.len();
             let pool = Instr::Pool(Pool {
@@ -1005,7 +1029,7 @@ impl<'a> Builder<'a> {
             };
             Ok((ta, tb, gate))
         };
-        let mut here = load(self, steps[0])?;
+        let mut here = self.first_loads(|b| load(b, steps[0]))?;
         for (i, &(y, j0)) in steps.iter().enumerate() {
             let (banks, n) = (r.min(la.h - y), nch.min(la.chunks - j0));
             let (a, b, gate) = here;
@@ -1037,6 +1061,35 @@ impl<'a> Builder<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether two DMA instructions touch a common DRAM byte.
+fn overlaps(cfg: &EngineConfig, a: &Instr, b: &Instr) -> bool {
+    let extents = |i: &Instr| -> Vec<(u64, u64)> {
+        let g = cfg.group_width as u64;
+        match i {
+            Instr::LoadAct(l) => (0..l.rows as u64)
+                .map(|r| {
+                    let start = l.dram as u64 + r * l.dram_stride as u64;
+                    (start, start + l.row_entries as u64 * g)
+                })
+                .collect(),
+            Instr::Store(s) => (0..s.banks as u64)
+                .flat_map(|r| {
+                    (0..s.runs as u64).map(move |q| {
+                        let start =
+                            s.dram as u64 + r * s.bank_stride as u64 + q * s.run_stride as u64;
+                        (start, start + s.run_entries as u64 * g)
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let eb = extents(b);
+    extents(a)
+        .iter()
+        .any(|&(s0, e0)| eb.iter().any(|&(s1, e1)| s0 < e1 && s1 < e0))
 }
 
 fn set_wait(i: &mut Instr, wait: Wait) {

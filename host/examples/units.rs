@@ -1,0 +1,89 @@
+//! Where the engine's units spend a full VarGFaceNet inference (one program, default
+//! preset): busy, stalled and idle cycles of the controller, the DMA and the PE array.
+//! `cargo run --release -p host --example units [PRESET]`
+use host::engine_backend::EngineBackend;
+use host::pipeline::prepare;
+use host::schedule::compile;
+fn main() -> anyhow::Result<()> {
+    let name = std::env::args().nth(1).unwrap_or_else(|| "default".into());
+    let cfg = contract::EngineConfig::preset(&name)?;
+    let p = prepare("vargfacenet", None, 1)?;
+    let q = &p.qmodel;
+    let plan = compile(q, &cfg, false)?;
+    let input = host::quant::quantize_tensor(
+        &host::float_ref::synthetic_input(1).data,
+        q.tensors[q.input].scale,
+    );
+    let mut engine = sim::Engine::new(cfg)?;
+    *engine.dram_mut() = EngineBackend::initial_dram(&plan, &input);
+    engine.set_trace(true);
+    let r = engine.run(plan.programs[0].addr as u64, 100_000_000);
+    let c = r.counters;
+    println!("{} cycles, {} instructions", r.cycles, c.instructions);
+    for (unit, u) in [
+        ("controller", c.controller),
+        ("dma", c.dma),
+        ("compute", c.compute),
+    ] {
+        println!(
+            "{unit:<10} busy {:>8} ({:.3})  stall {:>8}  idle {:>8}",
+            u.busy,
+            u.busy as f64 / r.cycles as f64,
+            u.stall,
+            u.idle
+        );
+    }
+    println!(
+        "DRAM read {} B, written {} B, instructions {} B",
+        c.dram_read_bytes, c.dram_write_bytes, c.instr_read_bytes
+    );
+    if std::env::var_os("PER_OP").is_some() {
+        // Per op: cycles against its DMA work (beats + read latency per load) and compute.
+        let prog = &plan.programs[0];
+        let mut issue = vec![0u64; prog.instrs.len()];
+        for t in &r.trace {
+            issue[t.index as usize] = t.issue;
+        }
+        let mut rows = Vec::new();
+        for (n, op) in plan.ops.iter().enumerate() {
+            let start = issue[op.first_compute];
+            let end = plan
+                .ops
+                .get(n + 1)
+                .map_or(r.cycles, |o| issue[o.first_compute]);
+            let (mut dma, mut comp) = (0u64, 0u64);
+            for i in prog.instrs_of(n) {
+                if let Some(c) = sim::timing::compute_cycles(&plan.cfg, i) {
+                    comp += c;
+                }
+                if let Some(b) = sim::timing::dma_beats(&plan.cfg, i) {
+                    dma += b.words.len() as u64
+                        + b.setup
+                        + if b.write {
+                            0
+                        } else {
+                            plan.cfg.dram_latency as u64 + 1
+                        };
+                }
+            }
+            let cyc = end - start;
+            rows.push((
+                cyc.saturating_sub(dma.max(comp)),
+                op.name.clone(),
+                cyc,
+                dma,
+                comp,
+            ));
+        }
+        rows.sort();
+        let total: u64 = rows.iter().map(|r| r.0).sum();
+        println!("serialisation loss (cycles - max(dma, compute)) total {total}");
+        for r in rows.iter().rev().take(25) {
+            println!(
+                "{:>7} {:<56} cyc {:>7} dma {:>7} comp {:>7}",
+                r.0, r.1, r.2, r.3, r.4
+            );
+        }
+    }
+    Ok(())
+}
