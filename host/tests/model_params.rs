@@ -126,21 +126,3 @@ fn load_errors_name_the_tensor() {
     let err = Params::load(&m, std::path::Path::new("/nonexistent/x.safetensors")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/x.safetensors"));
 }
-
-/// `cargo test -p host --release --test model_params -- --ignored --nocapture`
-#[test]
-#[ignore = "timing; run in release"]
-fn full_forward_timing() {
-    let m = Model::vargfacenet(Variant::Seed);
-    let p = Params::init(&m, 1);
-    let x = synthetic_input(3);
-    forward(&m, &p, &x).unwrap(); // warm up the thread pool
-    let runs = 5;
-    let t0 = std::time::Instant::now();
-    for _ in 0..runs {
-        forward(&m, &p, &x).unwrap();
-    }
-    let per = t0.elapsed() / runs;
-    eprintln!("full VarGFaceNet float forward: {per:?} per image");
-    assert!(per.as_secs_f64() < 2.0);
-}
