@@ -3,6 +3,7 @@
 //! One file per level of the datapath: [`pe`] → [`array`] → [`engine`], with the
 //! controller ([`ctrl`]), the DMA ([`dma`]) and the CONV sequencer ([`conv`]) beside it.
 pub mod array;
+pub mod axi;
 pub mod bankram;
 pub mod check;
 pub mod pe;

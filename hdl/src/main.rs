@@ -1,4 +1,4 @@
-//! `hdl emit verilog [--preset NAME | --config FILE] [--out DIR]`: writes `engine.v` (top
+//! `hdl emit verilog [--preset NAME | --config FILE] [--out DIR] [--axi]`: writes `engine.v` (top
 //! module `top`) and `manifest.json` (the EngineConfig and `contract::isa::ISA_VERSION`).
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -36,6 +36,10 @@ enum Emit {
         /// Output directory.
         #[arg(long, default_value = "build/rtl")]
         out: PathBuf,
+        /// Also write the AXI wrapper `vargnet_axi` (vargnet_axi.v, axi_regs.json; the
+        /// manifest then names it as top). See docs/fpga.md.
+        #[arg(long)]
+        axi: bool,
     },
 }
 
@@ -55,13 +59,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     preset,
                     config,
                     out,
+                    axi,
                 },
         } => {
             let cfg =
                 contract::EngineConfig::from_preset_or_file(preset.as_deref(), config.as_deref())?;
             cfg.validate()?;
             let t0 = std::time::Instant::now();
-            let files = hdl::emit::emit_verilog(&cfg, &out)
+            let files = if axi {
+                hdl::axi::emit_axi(&cfg, &out)
+            } else {
+                hdl::emit::emit_verilog(&cfg, &out)
+            }
                 .with_context(|| format!("emitting Verilog to {}", out.display()))?;
             for f in files {
                 println!("{}", f.display());
