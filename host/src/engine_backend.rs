@@ -22,8 +22,8 @@ pub struct ProgramRun {
     pub cycles: u64,
     /// The cycle each instruction issued, by index (when the machine traces issues).
     pub issue: Option<Vec<u64>>,
-    /// Cycles the data port held the DMA up (memory back-pressure).
-    pub dma_stall: u64,
+    /// Data-port bytes moved, by the machine's own counters.
+    pub dram_bytes: u64,
 }
 
 /// An engine that runs one program over a DRAM image.
@@ -74,7 +74,7 @@ impl Machine for SimMachine {
         Ok(ProgramRun {
             cycles: r.cycles,
             issue: Some(issue),
-            dma_stall: r.counters.dma.stall,
+            dram_bytes: r.counters.dram_read_bytes + r.counters.dram_write_bytes,
         })
     }
 }
@@ -155,7 +155,7 @@ impl Machine for VerilatorMachine {
         Ok(ProgramRun {
             cycles: r.cycles,
             issue: Some(issue),
-            dma_stall: r.counters.dma.stall,
+            dram_bytes: r.counters.dram_read_bytes + r.counters.dram_write_bytes,
         })
     }
 }
@@ -231,7 +231,7 @@ impl EngineBackend {
         } else {
             ProgressBar::hidden()
         };
-        let mut layers = Vec::with_capacity(plan.ops.len());
+        let mut layers: Vec<LayerStats> = Vec::with_capacity(plan.ops.len());
         for program in programs {
             let ops = &plan.ops[program.ops.clone()];
             bar.set_message(ops[0].name.clone());
@@ -276,6 +276,20 @@ impl EngineBackend {
                     instructions: count as u64,
                     on_host: false,
                 });
+            }
+            // The per-layer bytes come from the program; the machine's counters must agree.
+            let counted: u64 = layers[layers.len() - ops.len()..]
+                .iter()
+                .map(|l| l.dram_bytes_read + l.dram_bytes_written)
+                .sum();
+            if counted != run.dram_bytes {
+                bail!(
+                    "{} moved {} DRAM bytes running {}..{}, the program says {counted}",
+                    self.machine.name(),
+                    run.dram_bytes,
+                    ops[0].name,
+                    ops[ops.len() - 1].name
+                );
             }
             bar.inc(1);
         }
