@@ -714,6 +714,17 @@ impl AxiSim {
     }
 }
 
+/// Offset of a register generated from an engine output (perf counters), by name.
+fn engine_reg(cfg: &EngineConfig, name: &str) -> u32 {
+    let v = hdl::emit::verilog(cfg).unwrap();
+    let extra = hdl::axi::extra_outputs(&hdl::axi::top_ports(&v).unwrap()).unwrap();
+    hdl::axi::registers(cfg, &extra)
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no register {name}: does `top` still have that output?"))
+        .offset
+}
+
 fn out_bytes(d: &Dram, n: usize) -> Vec<i8> {
     d.read(OUT_BASE, n).iter().map(|&b| b as i8).collect()
 }
@@ -796,6 +807,18 @@ fn conv_over_axi_is_bit_exact_and_counts_beats_like_the_bare_engine() {
             assert_eq!(sim.read(WR_BEATS) as u64, bare.write_beats);
             let cyc = sim.read(CYCLES) as u64;
             assert!(cyc >= bare.cycles, "CYCLES {cyc} < bare {}", bare.cycles);
+            // the engine's own counters (registers generated from its perf outputs) agree
+            // with the wrapper's beat counts and the program
+            let bus = cfg.dram_bus_bytes as u64;
+            for (name, want) in [
+                ("PERF_INSTRUCTIONS_0", prog.len() as u64),
+                ("PERF_INS_BYTES_0", bare.instr_beats * bus),
+                ("PERF_RD_BYTES_0", bare.read_beats * bus),
+                ("PERF_WR_BYTES_0", bare.write_beats * bus),
+            ] {
+                assert_eq!(sim.read(engine_reg(&cfg, name)) as u64, want, "{name}");
+            }
+            assert_eq!(sim.read(engine_reg(&cfg, "PERF_MACS_1")), 0);
         }
         sim.assert_clean();
     }
