@@ -256,7 +256,9 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     let mut backend = backend_by_name(o)?;
     let float_embedding = float_ref::forward(&p.model, &p.params, &image)?;
     let qinput = quantize_tensor(&image.data, q.tensors[q.input].scale);
+    let t0 = std::time::Instant::now();
     let run = backend.run(q, &qinput)?;
+    let backend_seconds = t0.elapsed().as_secs_f64();
     let reference = host::reference::forward(q, &qinput);
     let mismatches: Vec<String> = q
         .ops
@@ -279,6 +281,7 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
         minimum_dram_bytes(q),
         cosine,
         embedding,
+        backend_seconds,
     );
     if let Some(path) = &o.csv {
         std::fs::write(path, report.csv())

@@ -37,6 +37,9 @@ pub struct Report {
     /// Weights, PBUF records, the input image and the embedding, each moved once.
     pub dram_min_bytes: u64,
     pub images_per_s: f64,
+    /// Wall time of the backend's run (compilation and DRAM set-up included; parameter
+    /// generation, calibration and the references excluded).
+    pub backend_seconds: f64,
     pub bit_exact: bool,
     pub mismatched_layers: Vec<String>,
     pub cosine: f64,
@@ -59,6 +62,7 @@ impl Report {
         dram_min_bytes: u64,
         cosine: f64,
         embedding_q15: Vec<i16>,
+        backend_seconds: f64,
     ) -> Report {
         let util = |macs: u64, cycles: u64| {
             if cycles == 0 {
@@ -100,6 +104,7 @@ impl Report {
             } else {
                 clock_mhz * 1e6 / total_cycles as f64
             },
+            backend_seconds,
             bit_exact: mismatched.is_empty(),
             mismatched_layers: mismatched,
             cosine,
@@ -154,8 +159,13 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "{:.1} images/s at {} MHz ({} MACs/cycle, PE utilisation {:.3})",
-            self.images_per_s, self.clock_mhz, self.macs_per_cycle, self.utilization
+            "{:.1} images/s at {} MHz ({} MACs/cycle, PE utilisation {:.3}); {} run took {:.1} s",
+            self.images_per_s,
+            self.clock_mhz,
+            self.macs_per_cycle,
+            self.utilization,
+            self.backend,
+            self.backend_seconds
         );
         s
     }
