@@ -86,40 +86,12 @@ pub struct VerilatorMachine {
 }
 
 impl VerilatorMachine {
-    /// Emits the Verilog for `cfg` (or takes it from `rtl_dir`, whose manifest must match
-    /// `cfg`) and builds it (cached).
-    pub fn new(cfg: &EngineConfig, memory: MemoryModel, rtl_dir: Option<&Path>) -> Result<Self> {
-        let verilog = match rtl_dir {
+    /// Builds (cached) the Verilog for `cfg`: `verilog` (see [`read_rtl`]) or, when
+    /// `None`, emitted in-process.
+    pub fn new(cfg: &EngineConfig, memory: MemoryModel, verilog: Option<String>) -> Result<Self> {
+        let verilog = match verilog {
+            Some(v) => v,
             None => hdl::emit::verilog(cfg)?,
-            Some(dir) => {
-                let path = dir.join(hdl::emit::MANIFEST_FILE);
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading the RTL manifest {}", path.display()))?;
-                let m: hdl::emit::Manifest = serde_json::from_str(&text)
-                    .with_context(|| format!("parsing {}", path.display()))?;
-                if m.isa_version != contract::isa::ISA_VERSION {
-                    bail!(
-                        "RTL in {} implements ISA v{}, this host speaks v{}: emit it again",
-                        dir.display(),
-                        m.isa_version,
-                        contract::isa::ISA_VERSION
-                    );
-                }
-                if &m.config != cfg {
-                    bail!(
-                        "RTL in {} was emitted for a different engine config than the one \
-                         selected (e.g. {}×{} PEs there, {}×{} here): emit it again or pass \
-                         its config",
-                        dir.display(),
-                        m.config.rows,
-                        m.config.cols,
-                        cfg.rows,
-                        cfg.cols
-                    );
-                }
-                let v = dir.join(&m.verilog);
-                std::fs::read_to_string(&v).with_context(|| format!("reading {}", v.display()))?
-            }
         };
         let engine = VerilatedEngine::build(cfg, &verilog)?;
         Ok(VerilatorMachine {
@@ -158,6 +130,39 @@ impl Machine for VerilatorMachine {
             dram_bytes: r.counters.dram_read_bytes + r.counters.dram_write_bytes,
         })
     }
+}
+
+/// The Verilog in `dir` (written by `hdl emit verilog`), if its manifest matches `cfg` and
+/// this host's ISA version.
+pub fn read_rtl(dir: &Path, cfg: &EngineConfig) -> Result<String> {
+    let path = dir.join(hdl::emit::MANIFEST_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the RTL manifest {}", path.display()))?;
+    let m: hdl::emit::Manifest =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if m.isa_version != contract::isa::ISA_VERSION {
+        bail!(
+            "RTL in {} implements ISA v{}, this host speaks v{}: emit it again",
+            dir.display(),
+            m.isa_version,
+            contract::isa::ISA_VERSION
+        );
+    }
+    if &m.config != cfg {
+        bail!(
+            "RTL in {} was emitted for a different engine config ({}×{} PEs, {}-byte bus) than \
+             the one selected ({}×{}, {}-byte): emit it again or pass its config",
+            dir.display(),
+            m.config.rows,
+            m.config.cols,
+            m.config.dram_bus_bytes,
+            cfg.rows,
+            cfg.cols,
+            cfg.dram_bus_bytes
+        );
+    }
+    let v = dir.join(&m.verilog);
+    std::fs::read_to_string(&v).with_context(|| format!("reading {}", v.display()))
 }
 
 /// Runs a compiled model's programs on a [`Machine`], one after another over one DRAM

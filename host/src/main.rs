@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use contract::EngineConfig;
 use host::backend::{Backend, Reference};
-use host::engine_backend::{EngineBackend, Machine, SimMachine, VerilatorMachine};
+use host::engine_backend::{read_rtl, EngineBackend, Machine, SimMachine, VerilatorMachine};
 use host::float_ref::{self, synthetic_input, Tensor};
 use host::model::Model;
 use host::pipeline::prepare;
@@ -205,7 +205,10 @@ fn backend_by_name(o: &InferOptions) -> anyhow::Result<Box<dyn Backend>> {
     let machine: Box<dyn Machine> = match o.backend.as_str() {
         "reference" => return Ok(Box::new(Reference)),
         "sim" => Box::new(SimMachine::new(&o.cfg, o.memory)?),
-        "verilator" => Box::new(VerilatorMachine::new(&o.cfg, o.memory, o.rtl.as_deref())?),
+        "verilator" => {
+            let verilog = o.rtl.as_deref().map(|d| read_rtl(d, &o.cfg)).transpose()?;
+            Box::new(VerilatorMachine::new(&o.cfg, o.memory, verilog)?)
+        }
         other => bail!("unknown backend '{other}': choose sim, verilator or reference"),
     };
     let mut b = EngineBackend::new(o.cfg.clone(), machine);
@@ -242,7 +245,11 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
             o.backend
         );
     }
-    // Check the cheap things (names, input file) before the slow calibration and builds.
+    // Check the cheap things (names, input file, RTL manifest) before the slow calibration
+    // and builds.
+    if let Some(dir) = &o.rtl {
+        read_rtl(dir, &o.cfg)?;
+    }
     let image = match &o.input {
         Some(path) => read_image(path, &Model::from_name(&o.model)?)?,
         None => synthetic_input(o.seed),

@@ -67,3 +67,23 @@ fn infer_reference_report() {
     let cosine = v["cosine"].as_f64().unwrap();
     assert!(cosine > 0.9, "cosine {cosine}");
 }
+
+/// An RTL build emitted for another config is refused before anything slow runs.
+#[test]
+fn mismatched_rtl_manifest_is_refused() {
+    let dir = std::env::temp_dir().join(format!("host-rtl-{}", std::process::id()));
+    hdl::emit::emit_verilog(&contract::EngineConfig::tiny(), &dir).unwrap();
+    let (ok, _, err) = host(&[
+        "infer",
+        "--backend",
+        "verilator",
+        "--rtl",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("different engine config"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (ok, _, err) = host(&["infer", "--backend", "verilator", "--rtl", "/nonexistent"]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/manifest.json"), "{err}");
+}
