@@ -43,16 +43,22 @@ impl Backend for Reference {
         "reference"
     }
     fn run(&mut self, model: &QModel, input: &[i8]) -> anyhow::Result<BackendRun> {
-        let expected = model.tensors[model.input].len();
-        anyhow::ensure!(
-            input.len() == expected,
-            "input has {} values, model '{}' expects {expected}",
-            input.len(),
-            model.name
-        );
+        check_input(model, input)?;
         Ok(BackendRun {
             tensors: crate::reference::forward(model, input),
             layers: Vec::new(),
         })
     }
+}
+
+/// The input must have exactly the model input's size.
+pub fn check_input(model: &QModel, input: &[i8]) -> anyhow::Result<()> {
+    let expected = model.tensors[model.input].len();
+    anyhow::ensure!(
+        input.len() == expected,
+        "input has {} values, model '{}' expects {expected}",
+        input.len(),
+        model.name
+    );
+    Ok(())
 }

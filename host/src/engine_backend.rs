@@ -26,6 +26,26 @@ pub struct ProgramRun {
     pub dram_bytes: u64,
 }
 
+impl ProgramRun {
+    /// From a run's cycles, its `(index, issue cycle)` trace and its counters.
+    fn new(
+        cycles: u64,
+        len: u32,
+        issues: impl Iterator<Item = (u32, u64)>,
+        counters: &sim::Counters,
+    ) -> Self {
+        let mut issue = vec![0; len as usize];
+        for (index, cycle) in issues {
+            issue[index as usize] = cycle;
+        }
+        ProgramRun {
+            cycles,
+            issue: Some(issue),
+            dram_bytes: counters.dram_read_bytes + counters.dram_write_bytes,
+        }
+    }
+}
+
 /// An engine that runs one program over a DRAM image.
 pub trait Machine {
     fn name(&self) -> &'static str;
@@ -67,15 +87,12 @@ impl Machine for SimMachine {
                 r.hazards.len()
             );
         }
-        let mut issue = vec![0; len as usize];
-        for t in &r.trace {
-            issue[t.index as usize] = t.issue;
-        }
-        Ok(ProgramRun {
-            cycles: r.cycles,
-            issue: Some(issue),
-            dram_bytes: r.counters.dram_read_bytes + r.counters.dram_write_bytes,
-        })
+        Ok(ProgramRun::new(
+            r.cycles,
+            len,
+            r.trace.iter().map(|t| (t.index, t.issue)),
+            &r.counters,
+        ))
     }
 }
 
@@ -120,15 +137,12 @@ impl Machine for VerilatorMachine {
             HwStatus::BusError { addr } => bail!("RTL bus error at {addr:#x}"),
             HwStatus::Watchdog => bail!("no DONE within {OP_WATCHDOG_CYCLES} cycles (watchdog)"),
         }
-        let mut issue = vec![0; len as usize];
-        for t in &r.trace {
-            issue[t.index as usize] = t.issue;
-        }
-        Ok(ProgramRun {
-            cycles: r.cycles,
-            issue: Some(issue),
-            dram_bytes: r.counters.dram_read_bytes + r.counters.dram_write_bytes,
-        })
+        Ok(ProgramRun::new(
+            r.cycles,
+            len,
+            r.trace.iter().map(|t| (t.index, t.issue)),
+            &r.counters,
+        ))
     }
 }
 
@@ -332,13 +346,7 @@ impl Backend for EngineBackend {
     }
 
     fn run(&mut self, model: &QModel, input: &[i8]) -> Result<BackendRun> {
-        let expected = model.tensors[model.input].len();
-        anyhow::ensure!(
-            input.len() == expected,
-            "input has {} values, model '{}' expects {expected}",
-            input.len(),
-            model.name
-        );
+        crate::backend::check_input(model, input)?;
         let plan = compile(model, &self.cfg, self.per_op)?;
         let mut tensors = vec![Vec::new(); model.tensors.len()];
         tensors[model.input] = input.to_vec();

@@ -5,7 +5,7 @@
 //!   with the float model.
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use contract::EngineConfig;
 use host::backend::{Backend, Reference};
 use host::engine_backend::{read_rtl, EngineBackend, Machine, SimMachine, VerilatorMachine};
@@ -68,47 +68,7 @@ enum Command {
     },
     /// Run one inference on the engine, check every layer against the int8 reference and
     /// report where the cycles go.
-    Infer {
-        #[arg(long, default_value = "vargfacenet")]
-        model: String,
-        /// sim (cycle-accurate model), verilator (the emitted RTL) or reference (functional
-        /// int8 model, no timing).
-        #[arg(long, default_value = "sim")]
-        backend: String,
-        /// Engine preset (tiny, default) ...
-        #[arg(long, default_value = "default", conflicts_with = "config")]
-        preset: String,
-        /// ... or an EngineConfig file (TOML or JSON).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// For --backend verilator: a directory written by `hdl emit verilog` (its manifest
-        /// must match the config); default: emit the RTL in-process.
-        #[arg(long)]
-        rtl: Option<PathBuf>,
-        /// Probability of a DRAM stall cycle (0..1) on both memory ports.
-        #[arg(long, default_value_t = 0.0)]
-        dram_stall: f64,
-        /// Assumed clock for images per second.
-        #[arg(long, default_value_t = 200.0)]
-        clock_mhz: f64,
-        /// Write the per-layer table as CSV.
-        #[arg(long)]
-        csv: Option<PathBuf>,
-        /// One engine program per op (each starts with idle units) instead of one program
-        /// for the whole model.
-        #[arg(long)]
-        per_op: bool,
-        /// Raw little-endian f32 image, 3×112×112 in CHW order; default: a synthetic image.
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// Parameters as safetensors (PyTorch state_dict names); default: generated from --seed.
-        #[arg(long)]
-        params: Option<PathBuf>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long)]
-        json: bool,
-    },
+    Infer(InferOptions),
 }
 
 fn main() {
@@ -143,75 +103,69 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let configs = host::sweep::grid(&base, &rows, &cols, &bus);
             sweep(&model, &configs, clock_mhz, &out, synth, seed)?
         }
-        Command::Infer {
-            model,
-            backend,
-            preset,
-            config,
-            rtl,
-            dram_stall,
-            clock_mhz,
-            csv,
-            per_op,
-            input,
-            params,
-            seed,
-            json,
-        } => {
-            let cfg = EngineConfig::from_preset_or_file(Some(&preset), config.as_deref())?;
-            if !(0.0..1.0).contains(&dram_stall) {
-                bail!("--dram-stall {dram_stall}: give a probability in [0, 1)");
-            }
-            let memory = MemoryModel {
-                stall_per_65536: (dram_stall * 65536.0) as u32,
-                seed,
-            };
-            let opts = InferOptions {
-                model,
-                backend,
-                cfg,
-                rtl,
-                memory,
-                clock_mhz,
-                csv,
-                per_op,
-                input,
-                params,
-                seed,
-                json,
-            };
-            infer(&opts)?
-        }
+        Command::Infer(opts) => infer(&opts)?,
     }
     Ok(())
 }
 
+#[derive(Args)]
 struct InferOptions {
+    #[arg(long, default_value = "vargfacenet")]
     model: String,
+    /// sim (cycle-accurate model), verilator (the emitted RTL) or reference (functional
+    /// int8 model, no timing).
+    #[arg(long, default_value = "sim")]
     backend: String,
-    cfg: EngineConfig,
+    /// Engine preset (tiny, default) ...
+    #[arg(long, default_value = "default", conflicts_with = "config")]
+    preset: String,
+    /// ... or an EngineConfig file (TOML or JSON).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// For --backend verilator: a directory written by `hdl emit verilog` (its manifest
+    /// must match the config); default: emit the RTL in-process.
+    #[arg(long)]
     rtl: Option<PathBuf>,
-    memory: MemoryModel,
+    /// Probability of a DRAM stall cycle (0..1) on both memory ports.
+    #[arg(long, default_value_t = 0.0)]
+    dram_stall: f64,
+    /// Assumed clock for images per second.
+    #[arg(long, default_value_t = 200.0)]
     clock_mhz: f64,
+    /// Write the per-layer table as CSV.
+    #[arg(long)]
     csv: Option<PathBuf>,
+    /// One engine program per op (each starts with idle units) instead of one program
+    /// for the whole model.
+    #[arg(long)]
     per_op: bool,
+    /// Raw little-endian f32 image, 3×112×112 in CHW order; default: a synthetic image.
+    #[arg(long)]
     input: Option<PathBuf>,
+    /// Parameters as safetensors (PyTorch state_dict names); default: generated from --seed.
+    #[arg(long)]
     params: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[arg(long)]
     json: bool,
 }
 
-fn backend_by_name(o: &InferOptions) -> anyhow::Result<Box<dyn Backend>> {
+fn backend_by_name(o: &InferOptions, cfg: &EngineConfig) -> anyhow::Result<Box<dyn Backend>> {
+    let memory = MemoryModel {
+        stall_per_65536: (o.dram_stall * 65536.0) as u32,
+        seed: o.seed,
+    };
     let machine: Box<dyn Machine> = match o.backend.as_str() {
         "reference" => return Ok(Box::new(Reference)),
-        "sim" => Box::new(SimMachine::new(&o.cfg, o.memory)?),
+        "sim" => Box::new(SimMachine::new(cfg, memory)?),
         "verilator" => {
-            let verilog = o.rtl.as_deref().map(|d| read_rtl(d, &o.cfg)).transpose()?;
-            Box::new(VerilatorMachine::new(&o.cfg, o.memory, verilog)?)
+            let verilog = o.rtl.as_deref().map(|d| read_rtl(d, cfg)).transpose()?;
+            Box::new(VerilatorMachine::new(cfg, memory, verilog)?)
         }
         other => bail!("unknown backend '{other}': choose sim, verilator or reference"),
     };
-    let mut b = EngineBackend::new(o.cfg.clone(), machine);
+    let mut b = EngineBackend::new(cfg.clone(), machine);
     b.progress = !o.json;
     b.per_op = o.per_op;
     Ok(Box::new(b))
@@ -245,10 +199,17 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
             o.backend
         );
     }
-    // Check the cheap things (names, input file, RTL manifest) before the slow calibration
-    // and builds.
+    // Check the cheap things (names, config, input file, RTL manifest) before the slow
+    // calibration and builds.
+    let cfg = EngineConfig::from_preset_or_file(Some(&o.preset), o.config.as_deref())?;
+    if !(0.0..1.0).contains(&o.dram_stall) {
+        bail!(
+            "--dram-stall {}: give a probability in [0, 1)",
+            o.dram_stall
+        );
+    }
     if let Some(dir) = &o.rtl {
-        read_rtl(dir, &o.cfg)?;
+        read_rtl(dir, &cfg)?;
     }
     let image = match &o.input {
         Some(path) => read_image(path, &Model::from_name(&o.model)?)?,
@@ -258,9 +219,9 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     let q = &p.qmodel;
     // Compile first: a shape the engine cannot take is reported before any build.
     if o.backend != "reference" {
-        host::schedule::compile(q, &o.cfg, o.per_op)?;
+        host::schedule::compile(q, &cfg, o.per_op)?;
     }
-    let mut backend = backend_by_name(o)?;
+    let mut backend = backend_by_name(o, &cfg)?;
     let float_embedding = float_ref::forward(&p.model, &p.params, &image)?;
     let qinput = quantize_tensor(&image.data, q.tensors[q.input].scale);
     let t0 = std::time::Instant::now();
@@ -281,7 +242,7 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     let report = Report::new(
         backend.name(),
         &o.model,
-        o.cfg.macs_per_cycle() as u64,
+        cfg.macs_per_cycle() as u64,
         o.clock_mhz,
         &run.layers,
         mismatches,
