@@ -132,19 +132,20 @@ pub fn all_synthesized(points: &[Point]) -> bool {
 /// Marks the points no other point beats on both axes (more images/s at no more cost).
 pub fn mark_pareto(points: &mut [Point]) {
     let synthesized = all_synthesized(points);
-    let ok: Vec<(f64, f64)> = points
+    // Points that ran, as (cost, images/s); failed points neither join nor dominate.
+    let ran: Vec<Option<(f64, f64)>> = points
         .iter()
-        .map(|p| (cost(p, synthesized), p.images_per_s))
+        .map(|p| {
+            p.error
+                .is_none()
+                .then(|| (cost(p, synthesized), p.images_per_s))
+        })
         .collect();
     for (i, p) in points.iter_mut().enumerate() {
-        if p.error.is_some() {
-            continue;
-        }
-        let (c, v) = ok[i];
-        p.pareto = !ok
-            .iter()
-            .enumerate()
-            .any(|(j, &(cj, vj))| j != i && cj <= c && vj >= v && (cj < c || vj > v) && vj > 0.0);
+        let Some((c, v)) = ran[i] else { continue };
+        p.pareto = !ran.iter().enumerate().any(|(j, other)| {
+            other.is_some_and(|(cj, vj)| j != i && cj <= c && vj >= v && (cj < c || vj > v))
+        });
     }
 }
 
@@ -256,4 +257,61 @@ pub fn svg(points: &[Point]) -> String {
 pub fn read_resources(dir: &Path) -> Option<Resources> {
     let text = std::fs::read_to_string(dir.join("resources.json")).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(lanes: usize, images_per_s: f64, dsp: Option<u64>) -> Point {
+        Point {
+            name: format!("p{lanes}-{images_per_s}"),
+            config: EngineConfig::default(),
+            macs_per_cycle: lanes,
+            error: None,
+            cycles: 1,
+            utilization: 0.5,
+            dram_bytes: 0,
+            images_per_s,
+            bit_exact: true,
+            resources: dsp.map(|dsp| Resources {
+                dsp,
+                ..Resources::default()
+            }),
+            pareto: false,
+        }
+    }
+
+    #[test]
+    fn pareto_front_is_the_undominated_points() {
+        // (lanes, images/s): (256, 70) beaten by (256, 80); (896, 150) beaten by (512, 160).
+        let mut pts = vec![
+            point(256, 70.0, None),
+            point(256, 80.0, None),
+            point(512, 160.0, None),
+            point(896, 150.0, None),
+            point(896, 200.0, None),
+        ];
+        mark_pareto(&mut pts);
+        let front: Vec<bool> = pts.iter().map(|p| p.pareto).collect();
+        assert_eq!(front, [false, true, true, false, true]);
+        let csv = csv(&pts);
+        assert_eq!(csv.lines().count(), 6);
+        assert!(svg(&pts).contains("PE lanes"));
+    }
+
+    #[test]
+    fn synthesised_points_are_ranked_by_dsps() {
+        // More lanes but fewer DSPs: the DSP count decides once every point has one.
+        let mut pts = vec![point(896, 200.0, Some(900)), point(512, 190.0, Some(1000))];
+        mark_pareto(&mut pts);
+        assert_eq!((pts[0].pareto, pts[1].pareto), (true, false));
+        assert!(svg(&pts).contains("DSP slices"));
+        // A failed point is never on the front.
+        let mut failed = point(128, 999.0, None);
+        failed.error = Some("layer x: does not fit".into());
+        let mut pts = vec![failed, point(512, 190.0, None)];
+        mark_pareto(&mut pts);
+        assert!(!pts[0].pareto && pts[1].pareto);
+    }
 }
