@@ -152,7 +152,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             || (self.op.val() == 2)
             || (self.op.val() == 3)
             || (self.op.val() == 5);
-        self.is_comp.next = self.op.val() == 4;
+        self.is_comp.next = (self.op.val() == 4) || (self.op.val() == 6) || (self.op.val() == 7);
         self.ins_req_valid.next = false;
         self.ins_req_addr.next = self.fetch_addr.q.val();
         self.dma_start.next = false;

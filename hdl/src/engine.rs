@@ -20,6 +20,7 @@ use crate::pe::{ENTRY_BITS, LANES};
 use crate::perf::Perf;
 use crate::ppu::Ppu;
 use crate::ram::SdpRam;
+use crate::vector::{PoolAdd, VecLanes, VecSeq};
 use contract::EngineConfig;
 use rust_hdl::prelude::*;
 
@@ -70,6 +71,25 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     perf: Perf,
     dma: Dma<BUS, STRB>,
     conv: ConvSeq,
+    vec: VecSeq,
+    lanes: Vec<VecLanes>,
+    padd: Vec<PoolAdd>,
+    sum_mem: SdpRam<256>,
+    gate_reg: DFF<Bits<64>>,
+    recs_reg: DFF<Bits<1024>>,
+    a_hold: Vec<DFF<Bits<64>>>,
+    base_reg: DFF<Bits<256>>,
+    acc_reg: DFF<Bits<256>>,
+    live: DFF<Bits<256>>,
+    emit_q: DFF<Bit>,
+    pool_q: DFF<Bit>,
+    xa_q: DFF<Bits<16>>,
+    vaddr: Vec<Signal<Local, Bits<16>>>,
+    is_conv: Signal<Local, Bit>,
+    live_j: Signal<Local, Bit>,
+    live_sh: Signal<Local, Bits<256>>,
+    pool_out: Signal<Local, Bits<256>>,
+    one256: Constant<Bits<256>>,
     array: PeArray,
     ppu: Vec<Ppu>,
     abuf: Vec<WideWriteRam<BUS>>,
@@ -108,6 +128,7 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     op_act: Constant<Bits<4>>,
     op_wgt: Constant<Bits<4>>,
     op_par: Constant<Bits<4>>,
+    op_conv: Constant<Bits<4>>,
     zero16: Constant<Bits<16>>,
     one16: Constant<Bits<16>>,
     cols32: Constant<Bits<32>>,
@@ -165,6 +186,25 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             perf: Perf::new(cfg.macs_per_cycle() as u64, STRB as u64),
             dma: Dma::new(c),
             conv: ConvSeq::new(cfg),
+            vec: Default::default(),
+            lanes: vec_of(r),
+            padd: vec_of(r),
+            sum_mem: SdpRam::new(contract::isa::POOL_MAX_CHUNKS),
+            gate_reg: Default::default(),
+            recs_reg: Default::default(),
+            a_hold: vec_of(r),
+            base_reg: Default::default(),
+            acc_reg: Default::default(),
+            live: Default::default(),
+            emit_q: Default::default(),
+            pool_q: Default::default(),
+            xa_q: Default::default(),
+            vaddr: vec_of(r),
+            is_conv: Default::default(),
+            live_j: Default::default(),
+            live_sh: Default::default(),
+            pool_out: Default::default(),
+            one256: Constant::new(1u64.into()),
             array: PeArray::new(r, c),
             ppu: vec_of(c),
             abuf: (0..r)
@@ -202,6 +242,7 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             op_act: Constant::new(OP_LOAD_ACT.into()),
             op_wgt: Constant::new(OP_LOAD_WGT.into()),
             op_par: Constant::new(OP_LOAD_PARAM.into()),
+            op_conv: Constant::new(4u64.into()),
             zero16: Constant::new(0u64.into()),
             one16: Constant::new(1u64.into()),
             cols32: Constant::new((c as u64).into()),
@@ -221,6 +262,16 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.conv.clock.next = self.clock.val();
         self.array.clock.next = self.clock.val();
         self.perf.clock.next = self.clock.val();
+        self.vec.clock.next = self.clock.val();
+        self.sum_mem.clock.next = self.clock.val();
+        self.gate_reg.clock.next = self.clock.val();
+        self.recs_reg.clock.next = self.clock.val();
+        self.base_reg.clock.next = self.clock.val();
+        self.acc_reg.clock.next = self.clock.val();
+        self.live.clock.next = self.clock.val();
+        self.emit_q.clock.next = self.clock.val();
+        self.pool_q.clock.next = self.clock.val();
+        self.xa_q.clock.next = self.clock.val();
         self.pbuf.clock.next = self.clock.val();
         for c in 0..self._cols {
             self.ppu[c].clock.next = self.clock.val();
@@ -232,6 +283,8 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.wst[c - 1].clock.next = self.clock.val();
         }
         for r in 0..self._rows {
+            self.lanes[r].clock.next = self.clock.val();
+            self.a_hold[r].clock.next = self.clock.val();
             self.abuf[r].clock.next = self.clock.val();
             self.in_valid[r].clock.next = self.clock.val();
             self.in_first[r].clock.next = self.clock.val();
@@ -263,9 +316,12 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.dma.start.next = self.ctrl.dma_start.val();
         self.dma.instr.next = self.ctrl.instr.val();
         self.ctrl.dma_busy.next = self.dma.busy.val();
-        self.conv.start.next = self.ctrl.comp_start.val();
+        self.is_conv.next = self.ctrl.instr.val().get_bits::<4>(0) == self.op_conv.val();
+        self.conv.start.next = self.ctrl.comp_start.val() && self.is_conv.val();
         self.conv.instr.next = self.ctrl.instr.val();
-        self.ctrl.comp_busy.next = self.conv.busy.val();
+        self.vec.start.next = self.ctrl.comp_start.val() && !self.is_conv.val();
+        self.vec.instr.next = self.ctrl.instr.val();
+        self.ctrl.comp_busy.next = self.conv.busy.val() || self.vec.busy.val();
 
         // ---- DMA and the data port ----
         self.mem_req_valid.next = self.dma.mem_req_valid.val();
@@ -312,6 +368,9 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
 
         // ---- CONV: column group g's G PBUF records load its PPU parameters ----
         self.pbuf.rd_addr.next = self.conv.pb_addr.val();
+        if self.vec.busy.val() {
+            self.pbuf.rd_addr.next = self.vec.pb_addr.val();
+        }
         for c in 0..self._cols {
             self.plo[c].d.next = self.plo[c].q.val();
             self.phi[c].d.next = self.phi[c].q.val();
@@ -352,6 +411,88 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.in_last[r].d.next = self.ast_last[r - 1].q.val();
             self.in_xa[r].d.next = self.ast_xa[r - 1].q.val();
         }
+        // ---- vector unit (EWISE, POOL): every bank reads base + r·row_pitch, no skew ----
+        self.vaddr[0].next = self.vec.rd_addr.val();
+        for r in 1..self._rows {
+            self.vaddr[r].next = self.vaddr[r - 1].val() + self.vec.rp.val();
+        }
+        if self.vec.busy.val() {
+            for r in 0..self._rows {
+                self.abuf[r].rd_addr.next = self.vaddr[r].val();
+            }
+        }
+        self.gate_reg.d.next = self.gate_reg.q.val();
+        if self.vec.d_pro.val() {
+            self.gate_reg.d.next = self.abuf[0].rd_data.val();
+        }
+        self.recs_reg.d.next = self.recs_reg.q.val();
+        if self.vec.d_pro.val() {
+            self.recs_reg.d.next = self.pbuf.rd_data.val();
+        }
+        // POOL: running sums of chunk j (sum_mem, `live` marks chunks written since `first`)
+        self.sum_mem.rd_addr.next = self.vec.sum_addr.val();
+        self.live_sh.next = self.live.q.val() >> bit_cast::<256, 16>(self.vec.d_j.val());
+        self.live_j.next = self.live_sh.val().get_bit(0);
+        self.base_reg.d.next = self.base_reg.q.val();
+        if self.vec.d_pro.val() {
+            self.base_reg.d.next = 0.into();
+            if self.live_j.val() {
+                self.base_reg.d.next = self.sum_mem.rd_data.val();
+            }
+        }
+        self.padd[0].sum_in.next = self.acc_reg.q.val();
+        if self.vec.d_first_x.val() {
+            self.padd[0].sum_in.next = self.base_reg.q.val();
+        }
+        for r in 1..self._rows {
+            self.padd[r].sum_in.next = self.padd[r - 1].sum_out.val();
+        }
+        for r in 0..self._rows {
+            self.padd[r].a.next = self.abuf[r].rd_data.val();
+            self.padd[r].en.next =
+                self.vec.d_a.val() && (self.row16[r].val() < self.vec.banks.val());
+        }
+        for rl in (self._rows - 1)..self._rows {
+            self.pool_out.next = self.padd[rl].sum_out.val();
+        }
+        self.acc_reg.d.next = self.acc_reg.q.val();
+        self.sum_mem.wr_en.next = false;
+        self.sum_mem.wr_addr.next = self.vec.d_j.val();
+        self.sum_mem.wr_data.next = self.pool_out.val();
+        self.live.d.next = self.live.q.val();
+        if self.vec.is_pool.val() && self.vec.d_a.val() {
+            self.acc_reg.d.next = self.pool_out.val();
+            if self.vec.d_last_x.val() {
+                self.sum_mem.wr_en.next = true;
+                self.live.d.next = self.live.q.val()
+                    | (self.one256.val() << bit_cast::<256, 16>(self.vec.d_j.val()));
+            }
+        }
+        if self.vec.clear.val() {
+            self.live.d.next = 0.into();
+        }
+        for r in 0..self._rows {
+            self.a_hold[r].d.next = self.a_hold[r].q.val();
+            if self.vec.d_a.val() {
+                self.a_hold[r].d.next = self.abuf[r].rd_data.val();
+            }
+            self.lanes[r].pool.next = self.vec.is_pool.val();
+            self.lanes[r].use_gate.next = self.vec.use_gate.val();
+            self.lanes[r].use_b.next = self.vec.use_b.val();
+            self.lanes[r].a.next = self.abuf[r].rd_data.val();
+            if self.vec.use_b.val() {
+                self.lanes[r].a.next = self.a_hold[r].q.val();
+            }
+            self.lanes[r].b.next = self.abuf[r].rd_data.val();
+            self.lanes[r].gate.next = self.gate_reg.q.val();
+            self.lanes[r].sums.next = self.pool_out.val();
+            self.lanes[r].recs.next = self.recs_reg.q.val();
+            self.lanes[r].ka.next = self.vec.ka.val();
+            self.lanes[r].kb.next = self.vec.kb.val();
+        }
+        self.emit_q.d.next = self.vec.d_emit.val();
+        self.pool_q.d.next = self.vec.is_pool.val();
+        self.xa_q.d.next = self.vec.d_xa.val();
         for r in 0..self._rows {
             self.array.a_in[r].next = self.abuf[r].rd_data.val();
             self.array.valid_in[r].next = self.in_valid[r].q.val();
@@ -406,6 +547,18 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
                 }
             }
         }
+        // vector results: EWISE writes every bank, POOL (last) bank 0; all G lanes
+        if self.emit_q.q.val() {
+            for r in 0..self._rows {
+                for l in 0..8 {
+                    if !self.pool_q.q.val() || (self.row16[r].val() == self.zero16.val()) {
+                        self.obuf[r * 8 + l].wr_en.next = true;
+                    }
+                    self.obuf[r * 8 + l].wr_addr.next = self.xa_q.q.val();
+                    self.obuf[r * 8 + l].wr_data.next = self.lanes[r].q.val().get_bits::<8>(8 * l);
+                }
+            }
+        }
         // ---- OBUF read for STORE: every lane at the DMA's word base, muxed by its bank ----
         for k in 0..self.obuf.len() {
             self.obuf[k].rd_base.next = self.dma.ob_base.val();
@@ -431,13 +584,13 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.issue.next = self.ctrl.issue.val();
         self.issue_index.next = self.ctrl.pc_out.val();
         self.dma_busy.next = self.dma.busy.val();
-        self.comp_busy.next = self.conv.busy.val();
+        self.comp_busy.next = self.conv.busy.val() || self.vec.busy.val();
         self.perf.start.next = self.start.val();
         self.perf.running.next = self.ctrl.running.val();
         self.perf.ctrl_stalled.next = self.ctrl.stalled.val();
         self.perf.dma_active.next = self.dma.busy.val();
         self.perf.dma_stalled.next = self.dma.mem_req_valid.val() && !self.mem_req_ready.val();
-        self.perf.comp_active.next = self.conv.busy.val();
+        self.perf.comp_active.next = self.conv.busy.val() || self.vec.busy.val();
         self.perf.issue.next = self.ctrl.issue.val();
         self.perf.mac_step.next = self.conv.valid.val();
         self.perf.rd_beat.next = self.dma.mem_req_valid.val()

@@ -17,4 +17,5 @@ pub mod dma;
 pub mod emit;
 pub mod engine;
 pub mod perf;
+pub mod vector;
 pub mod walker;

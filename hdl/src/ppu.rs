@@ -32,7 +32,8 @@ impl Logic for Ppu {
                 bias: self.bias.val().to_u64() as u32 as i32,
                 mult_pos: self.mult_pos.val().to_u64() as u32 as i32,
                 mult_neg: self.mult_neg.val().to_u64() as u32 as i32,
-                shift: (self.shift.val().to_u64() & 63) as u8,
+                // a record's shift saturates to MAX_SHIFT (contract::isa::decode_requant)
+                shift: (self.shift.val().to_u64() as u8).min(contract::arith::MAX_SHIFT),
             };
             let q = rq.apply(to_i64(self.acc.val()) as i32);
             self.q.next = (q as u8 as u64).into();
@@ -54,12 +55,9 @@ impl Logic for Ppu {
 wire signed [32:0] x = {acc[31], acc} + {bias[31], bias};
 wire signed [31:0] m = x[32] ? mult_neg : mult_pos;
 wire signed [65:0] p = x * m;
-wire [5:0] s = shift[5:0];
+wire [5:0] s = (shift > 8'd62) ? 6'd62 : shift[5:0];  // saturates to MAX_SHIFT
 wire signed [65:0] rnd = (s == 6'd0) ? 66'sd0 : (66'sd1 <<< (s - 6'd1));
 wire signed [65:0] y = (p + rnd) >>> s;
-/* verilator lint_off UNUSEDSIGNAL */
-wire unused_ok = &{1'b0, shift[7:6]};
-/* verilator lint_on UNUSEDSIGNAL */
 always @(posedge clock) begin
    valid_out <= valid;
    row_out <= row_in;

@@ -25,13 +25,17 @@ pub const CONV_SETUP: u64 = 0;
 /// OBUF-write cycle — `R + C + CONV_DRAIN_EXTRA` in total.
 pub const CONV_DRAIN_EXTRA: u64 = 1;
 
-/// EWISE pipeline: ABUF read (1), gate multiply / weighted add (1), requantise + OBUF write
-/// (1). One entry per cycle enters; the last leaves this many cycles later.
-pub const EWISE_LATENCY: u64 = 3;
+/// EWISE drain after its last ABUF read: read latency (1), then the lanes (gate multiply,
+/// weighted add, requantise) and the OBUF write (1).
+pub const EWISE_LATENCY: u64 = 2;
 
-/// POOL pipeline: ABUF read (1), bank adder tree + accumulate (1), requantise + OBUF write of
-/// the last chunk (1).
-pub const POOL_LATENCY: u64 = 3;
+/// POOL drain after its last ABUF read: read latency (1), bank adder chain + accumulate and
+/// (with `last`) requantise + OBUF write (1).
+pub const POOL_LATENCY: u64 = 2;
+
+/// Cycles per chunk before its columns: one cycle reading the chunk's G PBUF records (and
+/// EWISE's gate entry from ABUF bank 0, POOL's running sums).
+pub const VECTOR_CHUNK_SETUP: u64 = 1;
 
 /// DMA cycles between issue and the first read request (address set-up is done at issue).
 pub const LOAD_SETUP: u64 = 0;
@@ -60,14 +64,18 @@ pub fn conv_cycles(cfg: &EngineConfig, i: &Conv) -> u64 {
         + CONV_DRAIN_EXTRA
 }
 
-/// EWISE: one entry (all R banks in parallel) per cycle plus the pipeline latency.
+/// EWISE: per chunk `VECTOR_CHUNK_SETUP`, then one ABUF read cycle per column (all R
+/// banks in parallel) — two with `use_b`, since a and b share each bank's read port —
+/// plus `EWISE_LATENCY`.
 pub fn ewise_cycles(i: &Ewise) -> u64 {
-    i.chunks as u64 * i.width as u64 + EWISE_LATENCY
+    let per_x = 1 + i.use_b as u64;
+    i.chunks as u64 * (VECTOR_CHUNK_SETUP + i.width as u64 * per_x) + EWISE_LATENCY
 }
 
-/// POOL: one entry (all `banks` banks in parallel) per cycle plus the pipeline latency.
+/// POOL: per chunk `VECTOR_CHUNK_SETUP`, then one ABUF read cycle per column (all `banks`
+/// banks in parallel), plus `POOL_LATENCY`.
 pub fn pool_cycles(i: &Pool) -> u64 {
-    i.chunks as u64 * i.width as u64 + POOL_LATENCY
+    i.chunks as u64 * (VECTOR_CHUNK_SETUP + i.width as u64) + POOL_LATENCY
 }
 
 /// Duration of a compute instruction (`None` for DMA instructions and END).

@@ -1,0 +1,432 @@
+//! The vector unit's arithmetic (EWISE, POOL), as `Verilog::Custom` leaves whose Rust
+//! `update()` calls `contract::arith` (like `ppu.rs`):
+//!
+//! - [`VecLanes`]: one bank's G = 8 lanes, registered. EWISE: `v = a`; with `use_gate`
+//!   `v = se_scale(v, sigmoid_gate(gate))`; with `use_b`
+//!   `v = rec.apply(v·ka + b·kb)`. POOL (`pool`): `rec.apply(sum)`. `rec` of lane `l` is
+//!   record `l` of the PBUF read (`recs` bits `128·l..`).
+//! - [`PoolAdd`]: a link of the cross-bank adder chain, `sum_out = sum_in + (en ? a : 0)`
+//!   per lane (int32, wrapping), combinational.
+use contract::arith::{se_scale, sigmoid_gate, Requant};
+use rust_hdl::prelude::*;
+
+fn lane_i8<const N: usize>(b: &Bits<N>, l: usize) -> i8 {
+    b.get_bits::<8>(8 * l).to_u64() as u8 as i8
+}
+
+fn lane_i32<const N: usize>(b: &Bits<N>, l: usize) -> i32 {
+    b.get_bits::<32>(32 * l).to_u64() as u32 as i32
+}
+
+fn record(recs: &Bits<1024>, l: usize) -> Requant {
+    let lo = recs.get_bits::<64>(128 * l).to_u64();
+    let hi = recs.get_bits::<64>(128 * l + 64).to_u64();
+    Requant {
+        bias: lo as u32 as i32,
+        mult_pos: (lo >> 32) as u32 as i32,
+        mult_neg: hi as u32 as i32,
+        shift: ((hi >> 32) as u8).min(contract::arith::MAX_SHIFT),
+    }
+}
+
+/// The Verilog of `Requant::apply` on a 32-bit signed wire `x` with the record at bit `at`
+/// of `rec`, producing an 8-bit `{p}q` (the shift saturates to MAX_SHIFT like
+/// `decode_requant`).
+pub fn requant_verilog(p: &str, x: &str, rec: &str, at: usize) -> String {
+    format!(
+        "wire signed [31:0] {p}b = {rec}[{}:{at}];\n\
+         wire signed [31:0] {p}mp = {rec}[{}:{}];\n\
+         wire signed [31:0] {p}mn = {rec}[{}:{}];\n\
+         wire [7:0] {p}sh = {rec}[{}:{}];\n\
+         wire [5:0] {p}s = ({p}sh > 8'd62) ? 6'd62 : {p}sh[5:0];\n\
+         wire signed [32:0] {p}x = {{{x}[31], {x}}} + {{{p}b[31], {p}b}};\n\
+         wire signed [31:0] {p}m = {p}x[32] ? {p}mn : {p}mp;\n\
+         wire signed [65:0] {p}p = {p}x * {p}m;\n\
+         wire signed [65:0] {p}rnd = ({p}s == 6'd0) ? 66'sd0 : (66'sd1 <<< ({p}s - 6'd1));\n\
+         wire signed [65:0] {p}y = ({p}p + {p}rnd) >>> {p}s;\n\
+         wire [7:0] {p}q = ({p}y > 66'sd127) ? 8'h7f : ({p}y < -66'sd128) ? 8'h80 : {p}y[7:0];\n",
+        at + 31,
+        at + 63,
+        at + 32,
+        at + 95,
+        at + 64,
+        at + 103,
+        at + 96,
+    )
+}
+
+#[derive(LogicBlock, Default)]
+pub struct VecLanes {
+    pub clock: Signal<In, Clock>,
+    pub pool: Signal<In, Bit>,
+    pub use_gate: Signal<In, Bit>,
+    pub use_b: Signal<In, Bit>,
+    pub a: Signal<In, Bits<64>>,
+    pub b: Signal<In, Bits<64>>,
+    pub gate: Signal<In, Bits<64>>,
+    pub sums: Signal<In, Bits<256>>,
+    pub recs: Signal<In, Bits<1024>>,
+    pub ka: Signal<In, Bits<16>>,
+    pub kb: Signal<In, Bits<16>>,
+    pub q: Signal<Out, Bits<64>>,
+}
+
+impl Logic for VecLanes {
+    fn update(&mut self) {
+        if self.clock.pos_edge() {
+            let ka = self.ka.val().to_u64() as u16 as i16 as i32;
+            let kb = self.kb.val().to_u64() as u16 as i16 as i32;
+            let mut out = 0u64;
+            for l in 0..8 {
+                let rec = record(&self.recs.val(), l);
+                let v = if self.pool.val() {
+                    rec.apply(lane_i32(&self.sums.val(), l))
+                } else {
+                    let mut v = lane_i8(&self.a.val(), l);
+                    if self.use_gate.val() {
+                        v = se_scale(v, sigmoid_gate(lane_i8(&self.gate.val(), l)));
+                    }
+                    if self.use_b.val() {
+                        let b = lane_i8(&self.b.val(), l) as i32;
+                        v = rec.apply(v as i32 * ka + b * kb);
+                    }
+                    v
+                };
+                out |= (v as u8 as u64) << (8 * l);
+            }
+            self.q.next = out.into();
+        }
+    }
+    fn connect(&mut self) {
+        self.q.connect();
+    }
+    fn hdl(&self) -> Verilog {
+        let mut v = String::from(
+            "// sigmoid_gate(x) = round(256·sigmoid(x/16)), the contract's table\n\
+             function [8:0] sig(input [7:0] x);\n   case (x)\n",
+        );
+        for x in 0..=255u8 {
+            v.push_str(&format!(
+                "      8'd{x}: sig = 9'd{};\n",
+                sigmoid_gate(x as i8)
+            ));
+        }
+        v.push_str("      default: sig = 9'd0;\n   endcase\nendfunction\n");
+        v.push_str("wire signed [15:0] ska = ka;\nwire signed [15:0] skb = kb;\n");
+        for l in 0..8 {
+            v.push_str(&format!(
+                "wire signed [7:0] a{l} = a[{h}:{lo}];\n\
+                 wire signed [7:0] b{l} = b[{h}:{lo}];\n\
+                 wire [8:0] g{l} = sig(gate[{h}:{lo}]);\n\
+                 wire signed [17:0] gp{l} = a{l} * $signed({{1'b0, g{l}}});\n\
+                 wire signed [17:0] gr{l} = (gp{l} + 18'sd128) >>> 8;\n\
+                 wire signed [7:0] gs{l} = (gr{l} > 18'sd127) ? 8'sd127 : (gr{l} < -18'sd128) ? -8'sd128 : gr{l}[7:0];\n\
+                 wire signed [7:0] v{l} = use_gate ? gs{l} : a{l};\n\
+                 wire signed [31:0] ab{l} = v{l} * ska + b{l} * skb;\n\
+                 wire signed [31:0] x{l} = pool ? sums[{sh}:{sl}] : ab{l};\n",
+                h = 8 * l + 7,
+                lo = 8 * l,
+                sh = 32 * l + 31,
+                sl = 32 * l,
+            ));
+            v.push_str(&requant_verilog(
+                &format!("r{l}_"),
+                &format!("x{l}"),
+                "recs",
+                128 * l,
+            ));
+        }
+        v.push_str("always @(posedge clock) begin\n");
+        for l in 0..8 {
+            v.push_str(&format!(
+                "   q[{h}:{lo}] <= (pool || use_b) ? r{l}_q : v{l};\n",
+                h = 8 * l + 7,
+                lo = 8 * l
+            ));
+        }
+        v.push_str("end\n");
+        Verilog::Custom(v)
+    }
+}
+
+#[derive(LogicBlock, Default)]
+pub struct PoolAdd {
+    pub en: Signal<In, Bit>,
+    pub a: Signal<In, Bits<64>>,
+    pub sum_in: Signal<In, Bits<256>>,
+    pub sum_out: Signal<Out, Bits<256>>,
+}
+
+impl Logic for PoolAdd {
+    fn update(&mut self) {
+        let mut out = self.sum_in.val();
+        if self.en.val() {
+            for l in 0..8 {
+                let s =
+                    lane_i32(&self.sum_in.val(), l).wrapping_add(lane_i8(&self.a.val(), l) as i32);
+                for k in 0..32 {
+                    out = out.replace_bit(32 * l + k, (s as u32 >> k) & 1 == 1);
+                }
+            }
+        }
+        self.sum_out.next = out;
+    }
+    fn connect(&mut self) {
+        self.sum_out.connect();
+    }
+    fn hdl(&self) -> Verilog {
+        let mut v = String::from("always @(*) begin\n");
+        for l in 0..8 {
+            v.push_str(&format!(
+                "   sum_out[{sh}:{sl}] = sum_in[{sh}:{sl}] + (en ? {{{{24{{a[{h}]}}}}, a[{h}:{lo}]}} : 32'd0);\n",
+                sh = 32 * l + 31,
+                sl = 32 * l,
+                h = 8 * l + 7,
+                lo = 8 * l
+            ));
+        }
+        v.push_str("end\n");
+        Verilog::Custom(v)
+    }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
+pub enum VecState {
+    Idle,
+    Pro,
+    Run,
+    Drain,
+}
+
+/// The EWISE / POOL sequencer. Per chunk `j`: one prologue cycle (PBUF read of the chunk's
+/// G records, EWISE's gate entry from ABUF bank 0, POOL's running sums), then per column
+/// `x` one ABUF read cycle (`a`), or two with `use_b` (`a`, then `b`), every bank at
+/// `base + j·chunk_pitch + r·row_pitch + x`. After the last read the pipeline drains in 2
+/// cycles (ABUF read, lanes + OBUF write). So EWISE takes
+/// `chunks·(1 + width·(1 + use_b)) + 2` cycles and POOL `chunks·(1 + width) + 2`
+/// (`sim::timing::ewise_cycles`, `pool_cycles`).
+///
+/// Every `d_*` output is the tag of the read presented the cycle before: its data is on
+/// the RAM outputs now.
+#[derive(LogicBlock)]
+pub struct VecSeq {
+    pub clock: Signal<In, Clock>,
+    pub start: Signal<In, Bit>,
+    pub instr: Signal<In, Bits<256>>,
+    pub busy: Signal<Out, Bit>,
+    pub rd_addr: Signal<Out, Bits<16>>,
+    pub rp: Signal<Out, Bits<16>>,
+    pub pb_addr: Signal<Out, Bits<16>>,
+    pub sum_addr: Signal<Out, Bits<16>>,
+    pub clear: Signal<Out, Bit>,
+    pub is_pool: Signal<Out, Bit>,
+    pub use_gate: Signal<Out, Bit>,
+    pub use_b: Signal<Out, Bit>,
+    pub ka: Signal<Out, Bits<16>>,
+    pub kb: Signal<Out, Bits<16>>,
+    pub banks: Signal<Out, Bits<16>>,
+    pub d_pro: Signal<Out, Bit>,
+    pub d_a: Signal<Out, Bit>,
+    pub d_emit: Signal<Out, Bit>,
+    pub d_first_x: Signal<Out, Bit>,
+    pub d_last_x: Signal<Out, Bit>,
+    pub d_j: Signal<Out, Bits<16>>,
+    pub d_xa: Signal<Out, Bits<16>>,
+    state: DFF<VecState>,
+    ins: DFF<Bits<256>>,
+    j: DFF<Bits<16>>,
+    x: DFF<Bits<16>>,
+    ph: DFF<Bit>,
+    jbase: DFF<Bits<16>>,
+    obase: DFF<Bits<16>>,
+    cnt: DFF<Bits<16>>,
+    r_pro: DFF<Bit>,
+    r_a: DFF<Bit>,
+    r_emit: DFF<Bit>,
+    r_first_x: DFF<Bit>,
+    r_last_x: DFF<Bit>,
+    r_j: DFF<Bits<16>>,
+    r_xa: DFF<Bits<16>>,
+    pool: Signal<Local, Bit>,
+    ub: Signal<Local, Bit>,
+    chunks: Signal<Local, Bits<16>>,
+    width: Signal<Local, Bits<16>>,
+    cp: Signal<Local, Bits<16>>,
+    pbuf: Signal<Local, Bits<16>>,
+    obuf: Signal<Local, Bits<16>>,
+    last_x: Signal<Local, Bit>,
+    one16: Constant<Bits<16>>,
+    two16: Constant<Bits<16>>,
+}
+
+impl Default for VecSeq {
+    fn default() -> Self {
+        Self {
+            clock: Default::default(),
+            start: Default::default(),
+            instr: Default::default(),
+            busy: Default::default(),
+            rd_addr: Default::default(),
+            rp: Default::default(),
+            pb_addr: Default::default(),
+            sum_addr: Default::default(),
+            clear: Default::default(),
+            is_pool: Default::default(),
+            use_gate: Default::default(),
+            use_b: Default::default(),
+            ka: Default::default(),
+            kb: Default::default(),
+            banks: Default::default(),
+            d_pro: Default::default(),
+            d_a: Default::default(),
+            d_emit: Default::default(),
+            d_first_x: Default::default(),
+            d_last_x: Default::default(),
+            d_j: Default::default(),
+            d_xa: Default::default(),
+            state: Default::default(),
+            ins: Default::default(),
+            j: Default::default(),
+            x: Default::default(),
+            ph: Default::default(),
+            jbase: Default::default(),
+            obase: Default::default(),
+            cnt: Default::default(),
+            r_pro: Default::default(),
+            r_a: Default::default(),
+            r_emit: Default::default(),
+            r_first_x: Default::default(),
+            r_last_x: Default::default(),
+            r_j: Default::default(),
+            r_xa: Default::default(),
+            pool: Default::default(),
+            ub: Default::default(),
+            chunks: Default::default(),
+            width: Default::default(),
+            cp: Default::default(),
+            pbuf: Default::default(),
+            obuf: Default::default(),
+            last_x: Default::default(),
+            one16: Constant::new(1u64.into()),
+            two16: Constant::new(2u64.into()),
+        }
+    }
+}
+
+impl Logic for VecSeq {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self, clock, state, ins, j, x, ph, jbase, obase, cnt, r_pro, r_a, r_emit, r_first_x,
+            r_last_x, r_j, r_xa
+        );
+        // fields (contract::isa): EWISE op 6, POOL op 7
+        self.pool.next = self.ins.q.val().get_bit(0);
+        self.ub.next = self.ins.q.val().get_bit(6) && !self.pool.val();
+        self.use_gate.next = self.ins.q.val().get_bit(7) && !self.pool.val();
+        self.use_b.next = self.ub.val();
+        self.is_pool.next = self.pool.val();
+        self.ka.next = self.ins.q.val().get_bits::<16>(192);
+        self.kb.next = self.ins.q.val().get_bits::<16>(208);
+        self.banks.next = bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(144));
+        if self.pool.val() {
+            self.chunks.next = self.ins.q.val().get_bits::<16>(48);
+            self.width.next = self.ins.q.val().get_bits::<16>(64);
+            self.rp.next = self.ins.q.val().get_bits::<16>(80);
+            self.cp.next = self.ins.q.val().get_bits::<16>(96);
+            self.pbuf.next = self.ins.q.val().get_bits::<16>(112);
+            self.obuf.next = self.ins.q.val().get_bits::<16>(128);
+        } else {
+            self.chunks.next = self.ins.q.val().get_bits::<16>(112);
+            self.width.next = self.ins.q.val().get_bits::<16>(128);
+            self.rp.next = self.ins.q.val().get_bits::<16>(144);
+            self.cp.next = self.ins.q.val().get_bits::<16>(160);
+            self.pbuf.next = self.ins.q.val().get_bits::<16>(96);
+            self.obuf.next = self.ins.q.val().get_bits::<16>(80);
+        }
+        self.busy.next = self.state.q.val() != VecState::Idle;
+        self.clear.next = false;
+        self.pb_addr.next = self.pbuf.val() + (self.j.q.val() << 3);
+        self.sum_addr.next = self.j.q.val();
+        self.last_x.next = self.x.q.val() + self.one16.val() == self.width.val();
+        // a (phase 0) or b (phase 1) of column x; the gate of chunk j in the prologue
+        self.rd_addr.next =
+            self.ins.q.val().get_bits::<16>(32) + self.jbase.q.val() + self.x.q.val();
+        if self.ph.q.val() {
+            self.rd_addr.next =
+                self.ins.q.val().get_bits::<16>(48) + self.jbase.q.val() + self.x.q.val();
+        }
+        self.r_pro.d.next = false;
+        self.r_a.d.next = false;
+        self.r_emit.d.next = false;
+        self.r_first_x.d.next = self.x.q.val() == 0;
+        self.r_last_x.d.next = self.last_x.val();
+        self.r_j.d.next = self.j.q.val();
+        self.r_xa.d.next = self.obuf.val() + self.obase.q.val() + self.x.q.val();
+        if self.pool.val() {
+            self.r_xa.d.next = self.obuf.val() + self.j.q.val();
+        }
+        match self.state.q.val() {
+            VecState::Idle => {
+                if self.start.val() {
+                    self.ins.d.next = self.instr.val();
+                    self.clear.next = self.instr.val().get_bit(0) && self.instr.val().get_bit(6);
+                    self.j.d.next = 0.into();
+                    self.x.d.next = 0.into();
+                    self.ph.d.next = false;
+                    self.jbase.d.next = 0.into();
+                    self.obase.d.next = 0.into();
+                    self.state.d.next = VecState::Pro;
+                }
+            }
+            VecState::Pro => {
+                self.rd_addr.next = self.ins.q.val().get_bits::<16>(64) + self.j.q.val();
+                self.r_pro.d.next = true;
+                self.state.d.next = VecState::Run;
+            }
+            VecState::Run => {
+                self.r_a.d.next = !self.ph.q.val();
+                self.r_emit.d.next = self.ph.q.val() || !self.ub.val();
+                if self.pool.val() {
+                    self.r_emit.d.next = self.last_x.val() && self.ins.q.val().get_bit(7);
+                }
+                if self.ub.val() && !self.ph.q.val() {
+                    self.ph.d.next = true;
+                } else {
+                    self.ph.d.next = false;
+                    if !self.last_x.val() {
+                        self.x.d.next = self.x.q.val() + self.one16.val();
+                    } else {
+                        self.x.d.next = 0.into();
+                        if self.j.q.val() + self.one16.val() < self.chunks.val() {
+                            self.j.d.next = self.j.q.val() + self.one16.val();
+                            self.jbase.d.next = self.jbase.q.val() + self.cp.val();
+                            self.obase.d.next =
+                                self.obase.q.val() + self.ins.q.val().get_bits::<16>(176);
+                            self.state.d.next = VecState::Pro;
+                        } else {
+                            self.cnt.d.next = 0.into();
+                            self.state.d.next = VecState::Drain;
+                        }
+                    }
+                }
+            }
+            VecState::Drain => {
+                self.cnt.d.next = self.cnt.q.val() + self.one16.val();
+                if self.cnt.q.val() + self.one16.val() == self.two16.val() {
+                    self.state.d.next = VecState::Idle;
+                }
+            }
+            _ => {
+                self.state.d.next = VecState::Idle;
+            }
+        }
+        self.d_pro.next = self.r_pro.q.val();
+        self.d_a.next = self.r_a.q.val();
+        self.d_emit.next = self.r_emit.q.val();
+        self.d_first_x.next = self.r_first_x.q.val();
+        self.d_last_x.next = self.r_last_x.q.val();
+        self.d_j.next = self.r_j.q.val();
+        self.d_xa.next = self.r_xa.q.val();
+    }
+}
