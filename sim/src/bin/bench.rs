@@ -1,13 +1,21 @@
 //! Simulation-speed benchmark: a pointwise-conv layer the size of VarGFaceNet's busiest
-//! (56×56, 80 → 160 channels), repeated until about `--macs` MACs, run on the Rust model.
-//! Prints one JSON object.
+//! (56×56, 80 → 160 channels), repeated until about `--macs` MACs, run on the Rust model
+//! and on the Verilated RTL (same program, DRAM image and memory model). Prints one JSON
+//! object with both speeds, `speedup` (model over Verilator) and whether cycles, DRAM and
+//! counters are equal.
 //!
-//! `cargo run --release -p sim --bin bench -- [--preset default|tiny] [--macs 500e6]
-//!  [--stall 0.1] [--seed 1]`
+//! `cargo run --release -p sim --bin bench -- [--json] [--preset default|tiny] [--macs 100e6]
+//!  [--stall 0.1] [--seed 1] [--no-verilator] [--verilog DIR]`
+//!
+//! The RTL is emitted with `cargo run --release -p hdl -- emit verilog` into
+//! `$VARGNET_BUILD_DIR/rtl/<preset>` (or read from `--verilog DIR`), and Verilated into the
+//! cache of `sim::verilator` (the default preset's first build takes about a minute).
 
 use contract::isa::{Conv, End, Instr, LoadAct, LoadParam, LoadWgt, Store, Wait};
 use contract::{arith::Requant, isa::encode_requant, EngineConfig};
+use sim::verilator::{HwStatus, RunOptions, VerilatedEngine};
 use sim::{Engine, MemoryModel, Status};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The layer: H × W × CIN → COUT, 1×1, stride 1.
@@ -21,14 +29,18 @@ struct Args {
     macs: f64,
     stall: f64,
     seed: u64,
+    verilator: bool,
+    verilog: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         preset: "default".into(),
-        macs: 500e6,
+        macs: 100e6,
         stall: 0.0,
         seed: 1,
+        verilator: true,
+        verilog: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -38,6 +50,9 @@ fn parse_args() -> Result<Args, String> {
             "--macs" => args.macs = value()?.parse().map_err(|e| format!("--macs: {e}"))?,
             "--stall" => args.stall = value()?.parse().map_err(|e| format!("--stall: {e}"))?,
             "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--json" => {} // the output is always one JSON object
+            "--no-verilator" => args.verilator = false,
+            "--verilog" => args.verilog = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -130,6 +145,31 @@ fn program(cfg: &EngineConfig, tiles: usize, inp: u32, wgt: u32, par: u32, out: 
     p
 }
 
+/// The RTL's Verilog directory for `preset`: `--verilog DIR`, or emitted now by the `hdl`
+/// generator (through cargo, so it is always the current RTL).
+fn verilog_dir(args: &Args) -> Result<PathBuf, String> {
+    if let Some(dir) = &args.verilog {
+        return Ok(dir.clone());
+    }
+    let out = sim::verilator::build_root().join("rtl").join(&args.preset);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let status = std::process::Command::new(cargo)
+        .args(["run", "--release", "-q", "-p", "hdl", "--manifest-path"])
+        .arg(&manifest)
+        .args(["--", "emit", "verilog", "--preset", &args.preset, "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run cargo to emit the RTL: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "emitting the RTL failed ({status}); emit it yourself and pass --verilog DIR"
+        ));
+    }
+    Ok(out)
+}
+
 fn main() {
     let args = parse_args().unwrap_or_else(|e| {
         eprintln!("bench: {e}");
@@ -165,7 +205,8 @@ fn main() {
     dram.write(par as u64, &params);
     dram.write(inp as u64, &fill(CIN * H * W, 2));
     engine.load_program(prog as u64, &program);
-
+    let image = engine.dram().clone();
+    engine.set_trace(false);
     let start = Instant::now();
     let result = engine.run(prog as u64, u64::MAX);
     let wall = start.elapsed().as_secs_f64();
@@ -173,7 +214,42 @@ fn main() {
         eprintln!("bench: the program did not finish: {:?}", result.status);
         std::process::exit(1);
     }
-    let json = serde_json::json!({
+    let verilator = if args.verilator {
+        let fail = |e: String| -> ! {
+            eprintln!("bench: {e}");
+            std::process::exit(1)
+        };
+        let dir = verilog_dir(&args).unwrap_or_else(|e| fail(e));
+        let t = Instant::now();
+        let hw = VerilatedEngine::build_dir(&cfg, &dir).unwrap_or_else(|e| fail(e.to_string()));
+        let build_s = t.elapsed().as_secs_f64();
+        let opts = RunOptions {
+            latency: None,
+            memory: MemoryModel {
+                stall_per_65536: (args.stall.clamp(0.0, 1.0) * 65536.0).round() as u32,
+                seed: args.seed,
+            },
+            watchdog: result.cycles * 2 + 1000,
+        };
+        let t = Instant::now();
+        let run = hw.run(image, prog, program.len() as u32, &opts);
+        let hw_wall = t.elapsed().as_secs_f64();
+        if run.status != HwStatus::Done {
+            fail(format!("the RTL did not finish: {:?}", run.status));
+        }
+        Some(serde_json::json!({
+            "verilator_cycles": run.cycles,
+            "verilator_wall_s": hw_wall,
+            "verilator_cycles_per_s": run.cycles as f64 / hw_wall,
+            "verilator_build_or_load_s": build_s,
+            "cycles_equal": run.cycles == result.cycles,
+            "dram_equal": run.dram.bytes() == engine.dram().bytes(),
+            "counters_equal": run.counters == result.counters,
+        }))
+    } else {
+        None
+    };
+    let mut json = serde_json::json!({
         "preset": args.preset,
         "layer": format!("{H}x{W}x{CIN} -> {COUT}, 1x1"),
         "array": format!("{r}x{c}x{g}"),
@@ -188,10 +264,17 @@ fn main() {
         "sim_wall_s": wall,
         "sim_cycles_per_s": result.cycles as f64 / wall,
         "sim_macs_per_s": result.counters.macs as f64 / wall,
-        // The RTL engineer fills this in: the same program on the Verilator model, with
-        // "verilator_cycles" (must equal "sim_cycles") and "verilator_cycles_per_s".
-        "verilator": serde_json::Value::Null,
     });
+    if let (Some(v), Some(obj)) = (verilator, json.as_object_mut()) {
+        let hw_cps = v["verilator_cycles_per_s"].as_f64().unwrap_or(f64::NAN);
+        for (k, val) in v.as_object().into_iter().flatten() {
+            obj.insert(k.clone(), val.clone());
+        }
+        obj.insert(
+            "speedup".into(),
+            serde_json::json!(result.cycles as f64 / wall / hw_cps),
+        );
+    }
     println!(
         "{}",
         serde_json::to_string_pretty(&json).expect("plain JSON")
