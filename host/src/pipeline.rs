@@ -89,3 +89,102 @@ pub fn layer_cosines(p: &Prepared, image: &Tensor) -> anyhow::Result<Vec<(String
         })
         .collect())
 }
+
+/// How [`hybrid_forward`] computes one quantised op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpMode {
+    /// The float graph's nodes.
+    Float,
+    /// The float result rounded to the op's int8 output grid (activation quantisation only).
+    FakeQuant,
+    /// The int8 op (contract arithmetic) on its float inputs quantised at their scales.
+    Int8,
+}
+
+/// The float forward pass with some quantised ops replaced: op `i` (index into
+/// `qmodel.ops`) runs as `mode(i)` says, its output dequantised back into the float graph.
+/// Returns every float tensor (by `TensorId.0`). With every op `Int8` this is the int8
+/// reference up to the dequantise/requantise round trip between ops (exact: the values are
+/// on the grid). Used to attribute the int8 error to ops and op kinds.
+pub fn hybrid_forward(
+    p: &Prepared,
+    image: &Tensor,
+    mode: &dyn Fn(usize) -> OpMode,
+) -> anyhow::Result<Vec<Tensor>> {
+    use crate::model::Op;
+    use crate::qmodel::QOp;
+    let (m, q) = (&p.model, &p.qmodel);
+    let fid: Vec<crate::model::TensorId> = q
+        .tensors
+        .iter()
+        .map(|t| m.tensor_id(&t.name))
+        .collect::<Result<_, _>>()?;
+    // The SE gate tensor is named after the sigmoid but holds its input (the logits).
+    let logits_of: std::collections::HashMap<_, _> = m
+        .nodes
+        .iter()
+        .filter(|n| n.op == Op::Sigmoid)
+        .map(|n| (n.output, n.inputs[0]))
+        .collect();
+    let op_at: std::collections::HashMap<_, _> = q
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| (fid[op.output()], i))
+        .collect();
+    let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
+    let mut live: Vec<Option<Tensor>> = vec![None; m.tensors.len()];
+    live[m.input.0] = Some(image.clone());
+    for node in &m.nodes {
+        let ins: Vec<&Tensor> = node
+            .inputs
+            .iter()
+            .map(|t| live[t.0].as_ref().expect("topological order"))
+            .collect();
+        let mut y = crate::float_ref::eval_node(node, &ins, &p.params)?;
+        if let Some(&i) = op_at.get(&node.output) {
+            let op = &q.ops[i];
+            let out_scale = q.tensors[op.output()].scale;
+            let gate = logits_of.get(&node.output).copied();
+            match mode(i) {
+                OpMode::Float => {}
+                OpMode::FakeQuant => {
+                    let src = match gate {
+                        Some(l) => live[l.0].as_ref().unwrap(),
+                        None => &y,
+                    };
+                    let d: Vec<f32> = crate::quant::quantize_tensor(&src.data, out_scale)
+                        .iter()
+                        .map(|&v| v as f32 * out_scale)
+                        .map(|v| if gate.is_some() { sigmoid(v) } else { v })
+                        .collect();
+                    y = Tensor::new(y.shape, d);
+                }
+                OpMode::Int8 => {
+                    let inputs: Vec<usize> = match op {
+                        QOp::Conv(c) => vec![c.input],
+                        QOp::Pool(p) => vec![p.input],
+                        QOp::Ewise(e) => [Some(e.a), e.gate, e.b].into_iter().flatten().collect(),
+                    };
+                    let mut values = vec![Vec::new(); q.tensors.len()];
+                    for t in inputs {
+                        let f = logits_of.get(&fid[t]).copied().unwrap_or(fid[t]);
+                        let x = live[f.0].as_ref().expect("input computed");
+                        values[t] = crate::quant::quantize_tensor(&x.data, q.tensors[t].scale);
+                    }
+                    let d: Vec<f32> = crate::reference::run_op(q, op, &values)
+                        .iter()
+                        .map(|&v| v as f32 * out_scale)
+                        .map(|v| if gate.is_some() { sigmoid(v) } else { v })
+                        .collect();
+                    y = Tensor::new(y.shape, d);
+                }
+            }
+        }
+        live[node.output.0] = Some(y);
+    }
+    Ok(live
+        .into_iter()
+        .map(|t| t.expect("every tensor computed"))
+        .collect())
+}
