@@ -247,3 +247,32 @@ fn untileable_layer_is_a_clear_error() {
     assert!(err.contains("half of each buffer"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// The emitted RTL in Verilator runs the same whole-model program as the cycle model: the
+/// same embedding, bit-exact layers, and the same cycle count for every layer.
+#[test]
+fn vargfacenet_in_verilator_equals_the_cycle_model() {
+    let run = |backend: &str| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
+            .args(["infer", "--json", "--backend", backend])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{backend}: {err}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (sim, rtl) = (run("sim"), run("verilator"));
+    assert_eq!(rtl["backend"], "verilator");
+    assert_eq!(rtl["bit_exact"], true);
+    assert_eq!(rtl["embedding_q15"], sim["embedding_q15"]);
+    let (ls, lr) = (
+        sim["layers"].as_array().unwrap(),
+        rtl["layers"].as_array().unwrap(),
+    );
+    assert_eq!(ls.len(), lr.len());
+    for (s, r) in ls.iter().zip(lr) {
+        assert_eq!(s["cycles"], r["cycles"], "layer {}", s["name"]);
+        assert_eq!(s["dram_bytes"], r["dram_bytes"], "layer {}", s["name"]);
+    }
+    assert_eq!(rtl["total_cycles"], sim["total_cycles"]);
+}
