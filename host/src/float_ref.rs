@@ -96,10 +96,13 @@ impl Tensor {
     }
 }
 
-/// A deterministic, image-like input: 1×3×112×112, values in [-1, 1].
+/// A deterministic, image-like input: 1×3×112×112, values in [-1, 1).
 ///
 /// Smooth low-frequency waves and a few Gaussian blobs shared across channels (as colour
-/// channels are correlated), a per-channel tint, and faint pixel noise.
+/// channels are correlated), a per-channel tint, and faint pixel noise. Like a camera
+/// image it has 8-bit pixels: values are `(p − 128) / 128` for `p` in 0..=255 (the usual
+/// face-recognition normalisation), so the int8 input at scale 1/128
+/// ([`crate::quant::INPUT_SCALE`]) holds it exactly.
 pub fn synthetic_input(seed: u64) -> Tensor {
     synthetic_image(seed, Shape::new(3, 112, 112))
 }
@@ -153,7 +156,8 @@ pub fn synthetic_image(seed: u64, shape: Shape) -> Tensor {
         }
     }
     let peak = data.iter().fold(0.0f32, |a, &v| a.max(v.abs())).max(1e-6);
-    data.iter_mut().for_each(|v| *v /= peak);
+    data.iter_mut()
+        .for_each(|v| *v = (*v / peak * 128.0).round().clamp(-128.0, 127.0) / 128.0);
     Tensor::new(shape, data)
 }
 
@@ -638,6 +642,8 @@ mod tests {
         let a = synthetic_input(1);
         assert_eq!(a.shape, Shape::new(3, 112, 112));
         assert!(a.max_abs() <= 1.0 && a.max_abs() > 0.99);
+        // 8-bit pixels
+        assert!(a.data.iter().all(|v| (v * 128.0).fract() == 0.0));
         assert_eq!(a, synthetic_input(1));
         assert!(a.cosine(&synthetic_input(2)).abs() < 0.9);
         // smooth: neighbouring pixels differ far less than the signal's spread
