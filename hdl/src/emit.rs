@@ -25,6 +25,13 @@ pub fn check_supported(cfg: &EngineConfig) -> anyhow::Result<()> {
         cfg.group_width,
         crate::pe::LANES
     );
+    anyhow::ensure!(
+        cfg.dram_bus_bytes / cfg.group_width <= cfg.cols,
+        "dram_bus_bytes = {} with cols = {}: the RTL needs dram_bus_bytes / group_width <= cols \
+         (a bus word must not hold two slices of one WBUF column); raise cols or narrow the bus",
+        cfg.dram_bus_bytes,
+        cfg.cols
+    );
     Ok(())
 }
 

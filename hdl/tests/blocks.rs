@@ -66,3 +66,24 @@ fn engine_verilog_has_one_top_and_the_documented_pins() {
         assert!(v.contains(pin), "{pin}");
     }
 }
+
+#[test]
+fn observation_pins_and_rtl_limits() {
+    let v = hdl::emit::verilog(&contract::EngineConfig::tiny()).unwrap();
+    for pin in [
+        "issue_index",
+        "dma_busy",
+        "comp_busy",
+        "perf_macs",
+        "perf_ins_bytes",
+    ] {
+        assert!(v.contains(pin), "{pin}");
+    }
+    // a 128-byte bus holds 16 entries, more than the 8 WBUF columns of this config
+    let cfg = contract::EngineConfig {
+        dram_bus_bytes: 128,
+        ..contract::EngineConfig::tiny()
+    };
+    let e = hdl::emit::verilog(&cfg).unwrap_err().to_string();
+    assert!(e.contains("dram_bus_bytes / group_width <= cols"), "{e}");
+}

@@ -282,8 +282,23 @@ fn race_free(
     program
 }
 
+/// The tiny array with a 32-byte bus and three rows: four entries per bus word, so words
+/// are split across ABUF/OBUF sub-banks, WBUF columns and PBUF records, and 8-aligned
+/// transfers start and end mid-word (partial reads, strobed writes).
+fn wide_bus() -> EngineConfig {
+    EngineConfig {
+        rows: 3,
+        dram_bus_bytes: 32,
+        ..EngineConfig::tiny()
+    }
+}
+
 fn check(seed: u64, n: usize, stall: u32, latency: u64, with_vector: bool) {
-    let cfg = EngineConfig::tiny();
+    check_on(&EngineConfig::tiny(), seed, n, stall, latency, with_vector)
+}
+
+fn check_on(cfg: &EngineConfig, seed: u64, n: usize, stall: u32, latency: u64, with_vector: bool) {
+    let cfg = cfg.clone();
     let memory = MemoryModel {
         stall_per_65536: stall,
         seed,
@@ -308,7 +323,9 @@ fn check(seed: u64, n: usize, stall: u32, latency: u64, with_vector: bool) {
             .map(|(n, i)| format!("  {n}: {i:?}"))
             .collect();
         panic!(
-            "seed {seed} stall {stall}/65536 latency {latency}: {e}\nprogram:\n{}",
+            "R {} B {} seed {seed} stall {stall}/65536 latency {latency}: {e}\nprogram:\n{}",
+            cfg.rows,
+            cfg.dram_bus_bytes,
             listing.join("\n")
         );
     }
@@ -327,7 +344,7 @@ fn ewise_and_pool_in_lockstep() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]
     fn random_programs_in_lockstep(
         seed in any::<u64>(),
@@ -336,6 +353,16 @@ proptest! {
         latency in 1u64..10,
     ) {
         check(seed, n, stall, latency, true);
+    }
+
+    #[test]
+    fn random_programs_in_lockstep_on_a_32_byte_bus(
+        seed in any::<u64>(),
+        n in 1usize..10,
+        stall in prop_oneof![Just(0u32), 0u32..30000],
+        latency in 1u64..10,
+    ) {
+        check_on(&wide_bus(), seed, n, stall, latency, true);
     }
 }
 
