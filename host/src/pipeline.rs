@@ -148,19 +148,14 @@ pub fn hybrid_forward(
             let op = &q.ops[i];
             let out_scale = q.tensors[op.output()].scale;
             let gate = logits_of.get(&node.output).copied();
-            match mode(i) {
-                OpMode::Float => {}
+            let q8: Option<Vec<i8>> = match mode(i) {
+                OpMode::Float => None,
                 OpMode::FakeQuant => {
                     let src = match gate {
-                        Some(l) => live[l.0].as_ref().unwrap(),
+                        Some(l) => live[l.0].as_ref().expect("logits computed"),
                         None => &y,
                     };
-                    let d: Vec<f32> = crate::quant::quantize_tensor(&src.data, out_scale)
-                        .iter()
-                        .map(|&v| v as f32 * out_scale)
-                        .map(|v| if gate.is_some() { sigmoid(v) } else { v })
-                        .collect();
-                    y = Tensor::new(y.shape, d);
+                    Some(crate::quant::quantize_tensor(&src.data, out_scale))
                 }
                 OpMode::Int8 => {
                     let inputs: Vec<usize> = match op {
@@ -174,12 +169,18 @@ pub fn hybrid_forward(
                         let x = live[f.0].as_ref().expect("input computed");
                         values[t] = crate::quant::quantize_tensor(&x.data, q.tensors[t].scale);
                     }
-                    let d: Vec<f32> = crate::reference::run_op(q, op, &values)
-                        .iter()
-                        .map(|&v| v as f32 * out_scale)
-                        .map(|v| if gate.is_some() { sigmoid(v) } else { v })
-                        .collect();
-                    y = Tensor::new(y.shape, d);
+                    Some(crate::reference::run_op(q, op, &values))
+                }
+            };
+            if let Some(q8) = q8 {
+                let d: Vec<f32> = q8.iter().map(|&v| v as f32 * out_scale).collect();
+                match gate {
+                    // The logits (what the gate consumer reads) and the gate itself.
+                    Some(l) => {
+                        y = Tensor::new(y.shape, d.iter().map(|&v| sigmoid(v)).collect());
+                        live[l.0] = Some(Tensor::new(y.shape, d));
+                    }
+                    None => y = Tensor::new(y.shape, d),
                 }
             }
         }
