@@ -2,7 +2,7 @@
 //! of the test suite (about a minute, cached on disk): a grouped 3×3 CONV tile and a
 //! pointwise one against the contract::arith reference, both in lockstep with the model.
 mod common;
-use common::{engine, lockstep, GroupConvProblem};
+use common::{lockstep, GroupConvProblem};
 use contract::EngineConfig;
 use sim::verilator::{HwStatus, RunOptions};
 use sim::MemoryModel;
@@ -28,5 +28,4 @@ fn default_preset_convs_match_reference_and_model() {
             .unwrap_or_else(|e| panic!("chunks {chunks} k {k} s {s}: {e}"));
         assert_eq!(m.cycles, run.cycles);
     }
-    let _ = engine(&cfg);
 }
