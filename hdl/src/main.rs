@@ -71,7 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 hdl::emit::emit_verilog(&cfg, &out)
             }
-                .with_context(|| format!("emitting Verilog to {}", out.display()))?;
+            .with_context(|| format!("emitting Verilog to {}", out.display()))?;
             for f in files {
                 println!("{}", f.display());
             }
