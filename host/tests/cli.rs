@@ -63,9 +63,9 @@ fn infer_reference_report() {
     assert_eq!(v["backend"], "reference");
     assert_eq!(v["bit_exact"], true);
     assert_eq!(v["embedding"].as_array().unwrap().len(), 512);
-    // The measured value is 0.956 (README); this floor catches a broken quantiser.
+    // The project's requirement; measured 0.995 (host/tests/quant_accuracy.rs).
     let cosine = v["cosine"].as_f64().unwrap();
-    assert!(cosine > 0.9, "cosine {cosine}");
+    assert!(cosine >= 0.99, "cosine {cosine}");
 }
 
 /// An RTL build emitted for another config is refused before anything slow runs.

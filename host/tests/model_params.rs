@@ -47,7 +47,7 @@ fn activations_stay_of_order_one() {
     let other = forward(&m, &p, &synthetic_input(777)).unwrap();
     let cos = out.cosine(&other);
     eprintln!("cosine between two images' embeddings: {cos:.3}");
-    assert!(cos < 0.95, "{cos}");
+    assert!(cos < 0.9, "{cos}");
 }
 
 #[test]
