@@ -476,6 +476,7 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             if self.vec.d_a.val() {
                 self.a_hold[r].d.next = self.abuf[r].rd_data.val();
             }
+            self.lanes[r].en.next = self.vec.busy.val();
             self.lanes[r].pool.next = self.vec.is_pool.val();
             self.lanes[r].use_gate.next = self.vec.use_gate.val();
             self.lanes[r].use_b.next = self.vec.use_b.val();

@@ -35,8 +35,10 @@ impl Logic for Ppu {
                 // a record's shift saturates to MAX_SHIFT (contract::isa::decode_requant)
                 shift: (self.shift.val().to_u64() as u8).min(contract::arith::MAX_SHIFT),
             };
-            let q = rq.apply(to_i64(self.acc.val()) as i32);
-            self.q.next = (q as u8 as u64).into();
+            if self.valid.val() {
+                let q = rq.apply(to_i64(self.acc.val()) as i32);
+                self.q.next = (q as u8 as u64).into();
+            }
             self.valid_out.next = self.valid.val();
             self.row_out.next = self.row_in.val();
             self.xa_out.next = self.xa_in.val();
@@ -49,24 +51,16 @@ impl Logic for Ppu {
         self.xa_out.connect();
     }
     fn hdl(&self) -> Verilog {
-        Verilog::Custom(
-            "\
-// x = acc + bias fits 33 bits; |x·m| < 2^64 fits 66 bits with the rounding term.
-wire signed [32:0] x = {acc[31], acc} + {bias[31], bias};
-wire signed [31:0] m = x[32] ? mult_neg : mult_pos;
-wire signed [65:0] p = x * m;
-wire [5:0] s = (shift > 8'd62) ? 6'd62 : shift[5:0];  // saturates to MAX_SHIFT
-wire signed [65:0] rnd = (s == 6'd0) ? 66'sd0 : (66'sd1 <<< (s - 6'd1));
-wire signed [65:0] y = (p + rnd) >>> s;
+        Verilog::Custom(format!(
+            "{}\
 always @(posedge clock) begin
    valid_out <= valid;
    row_out <= row_in;
    xa_out <= xa_in;
-   if (y > 66'sd127) q <= 8'h7f;
-   else if (y < -66'sd128) q <= 8'h80;
-   else q <= y[7:0];
-end"
-            .into(),
-        )
+   // evaluated only for real results: simulators skip the 33x32 multiply otherwise
+   if (valid) q <= rq(acc, {{24'd0, shift, mult_neg, mult_pos, bias}});
+end",
+            crate::vector::REQUANT_FN
+        ))
     }
 }

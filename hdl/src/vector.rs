@@ -29,35 +29,37 @@ fn record(recs: &Bits<1024>, l: usize) -> Requant {
     }
 }
 
-/// The Verilog of `Requant::apply` on a 32-bit signed wire `x` with the record at bit `at`
-/// of `rec`, producing an 8-bit `{p}q` (the shift saturates to MAX_SHIFT like
-/// `decode_requant`).
-pub fn requant_verilog(p: &str, x: &str, rec: &str, at: usize) -> String {
-    format!(
-        "wire signed [31:0] {p}b = {rec}[{}:{at}];\n\
-         wire signed [31:0] {p}mp = {rec}[{}:{}];\n\
-         wire signed [31:0] {p}mn = {rec}[{}:{}];\n\
-         wire [7:0] {p}sh = {rec}[{}:{}];\n\
-         wire [5:0] {p}s = ({p}sh > 8'd62) ? 6'd62 : {p}sh[5:0];\n\
-         wire signed [32:0] {p}x = {{{x}[31], {x}}} + {{{p}b[31], {p}b}};\n\
-         wire signed [31:0] {p}m = {p}x[32] ? {p}mn : {p}mp;\n\
-         wire signed [65:0] {p}p = {p}x * {p}m;\n\
-         wire signed [65:0] {p}rnd = ({p}s == 6'd0) ? 66'sd0 : (66'sd1 <<< ({p}s - 6'd1));\n\
-         wire signed [65:0] {p}y = ({p}p + {p}rnd) >>> {p}s;\n\
-         wire [7:0] {p}q = ({p}y > 66'sd127) ? 8'h7f : ({p}y < -66'sd128) ? 8'h80 : {p}y[7:0];\n",
-        at + 31,
-        at + 63,
-        at + 32,
-        at + 95,
-        at + 64,
-        at + 103,
-        at + 96,
-    )
-}
+/// A Verilog function `rq(x, rec)`: `Requant::apply` of the 32-bit `x` with the 128-bit
+/// PBUF record `rec` (bias, mult_pos, mult_neg, shift; the shift saturates to MAX_SHIFT
+/// like `decode_requant`). A function, called from clocked code, so simulators evaluate
+/// it only on the enabled clock edges.
+pub const REQUANT_FN: &str = "\
+function [7:0] rq(input [31:0] xin, input [127:0] rec);
+   reg signed [32:0] x;
+   reg signed [31:0] m;
+   reg signed [65:0] p;
+   reg signed [65:0] rnd;
+   reg signed [65:0] y;
+   reg [7:0] sh;
+   reg [5:0] s;
+   begin
+      sh = rec[103:96];
+      s = (sh > 8'd62) ? 6'd62 : sh[5:0];
+      x = {xin[31], xin} + {rec[31], rec[31:0]};
+      m = x[32] ? rec[95:64] : rec[63:32];
+      p = x * m;
+      rnd = (s == 6'd0) ? 66'sd0 : (66'sd1 <<< (s - 6'd1));
+      y = (p + rnd) >>> s;
+      rq = (y > 66'sd127) ? 8'h7f : (y < -66'sd128) ? 8'h80 : y[7:0];
+   end
+endfunction
+";
 
 #[derive(LogicBlock, Default)]
 pub struct VecLanes {
     pub clock: Signal<In, Clock>,
+    /// `q` updates only on enabled edges (the vector unit is busy)
+    pub en: Signal<In, Bit>,
     pub pool: Signal<In, Bit>,
     pub use_gate: Signal<In, Bit>,
     pub use_b: Signal<In, Bit>,
@@ -73,7 +75,7 @@ pub struct VecLanes {
 
 impl Logic for VecLanes {
     fn update(&mut self) {
-        if self.clock.pos_edge() {
+        if self.clock.pos_edge() && self.en.val() {
             let ka = self.ka.val().to_u64() as u16 as i16 as i32;
             let kb = self.kb.val().to_u64() as u16 as i16 as i32;
             let mut out = 0u64;
@@ -112,39 +114,51 @@ impl Logic for VecLanes {
             ));
         }
         v.push_str("      default: sig = 9'd0;\n   endcase\nendfunction\n");
-        v.push_str("wire signed [15:0] ska = ka;\nwire signed [15:0] skb = kb;\n");
+        v.push_str(REQUANT_FN);
+        v.push_str(
+            "\
+function [7:0] lane(input [7:0] a8, input [7:0] b8, input [7:0] g8, input [31:0] sum,
+                    input [127:0] rec);
+   reg signed [7:0] av;
+   reg signed [7:0] bv;
+   reg signed [7:0] gs;
+   reg signed [7:0] v;
+   reg signed [17:0] gp;
+   reg signed [17:0] gr;
+   reg signed [31:0] x;
+   reg signed [15:0] ska;
+   reg signed [15:0] skb;
+   begin
+      av = a8;
+      bv = b8;
+      ska = ka;
+      skb = kb;
+      gp = av * $signed({1'b0, sig(g8)});
+      gr = (gp + 18'sd128) >>> 8;
+      gs = (gr > 18'sd127) ? 8'sd127 : (gr < -18'sd128) ? -8'sd128 : gr[7:0];
+      v = use_gate ? gs : av;
+      // (not `pool ? sum : ...`: the unsigned `sum` would make the products unsigned)
+      x = v * ska + bv * skb;
+      if (pool) x = sum;
+      lane = (pool || use_b) ? rq(x, rec) : v;
+   end
+endfunction
+always @(posedge clock) begin
+   if (en) begin
+",
+        );
         for l in 0..8 {
             v.push_str(&format!(
-                "wire signed [7:0] a{l} = a[{h}:{lo}];\n\
-                 wire signed [7:0] b{l} = b[{h}:{lo}];\n\
-                 wire [8:0] g{l} = sig(gate[{h}:{lo}]);\n\
-                 wire signed [17:0] gp{l} = a{l} * $signed({{1'b0, g{l}}});\n\
-                 wire signed [17:0] gr{l} = (gp{l} + 18'sd128) >>> 8;\n\
-                 wire signed [7:0] gs{l} = (gr{l} > 18'sd127) ? 8'sd127 : (gr{l} < -18'sd128) ? -8'sd128 : gr{l}[7:0];\n\
-                 wire signed [7:0] v{l} = use_gate ? gs{l} : a{l};\n\
-                 wire signed [31:0] ab{l} = v{l} * ska + b{l} * skb;\n\
-                 wire signed [31:0] x{l} = pool ? sums[{sh}:{sl}] : ab{l};\n",
+                "      q[{h}:{lo}] <= lane(a[{h}:{lo}], b[{h}:{lo}], gate[{h}:{lo}], sums[{sh}:{sl}], recs[{rh}:{rl}]);\n",
                 h = 8 * l + 7,
                 lo = 8 * l,
                 sh = 32 * l + 31,
                 sl = 32 * l,
-            ));
-            v.push_str(&requant_verilog(
-                &format!("r{l}_"),
-                &format!("x{l}"),
-                "recs",
-                128 * l,
+                rh = 128 * l + 127,
+                rl = 128 * l,
             ));
         }
-        v.push_str("always @(posedge clock) begin\n");
-        for l in 0..8 {
-            v.push_str(&format!(
-                "   q[{h}:{lo}] <= (pool || use_b) ? r{l}_q : v{l};\n",
-                h = 8 * l + 7,
-                lo = 8 * l
-            ));
-        }
-        v.push_str("end\n");
+        v.push_str("   end\nend\n");
         Verilog::Custom(v)
     }
 }
