@@ -2,7 +2,8 @@
 //! the float tensor (whole network int8: accumulated error), the cosine when only this op
 //! runs in int8 on quantised float inputs (its own error), and how much the final embedding
 //! loses when only this op is int8 (its contribution). Then per op kind.
-//! `cargo run --release -p host --example layer_error [-- MODEL [IMAGE_SEED]]`
+//! `cargo run --release -p host --example layer_error [-- MODEL [SEED]]` (the seed of the
+//! parameters, calibration and image, as `host infer --seed`).
 use host::pipeline::{hybrid_forward, OpMode};
 use host::qmodel::QOp;
 use std::collections::BTreeMap;
@@ -26,9 +27,9 @@ fn kind(op: &QOp) -> String {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let model = args.get(1).cloned().unwrap_or_else(|| "vargfacenet".into());
-    let image_seed: u64 = args.get(2).map_or(1, |s| s.parse().unwrap());
-    let p = host::pipeline::prepare(&model, None, 1)?;
-    let image = host::float_ref::synthetic_input(image_seed);
+    let seed: u64 = args.get(2).map_or(1, |s| s.parse().unwrap());
+    let p = host::pipeline::prepare(&model, None, seed)?;
+    let image = host::float_ref::synthetic_input(seed);
     let (m, q) = (&p.model, &p.qmodel);
     let emb = m.embedding();
     let float = hybrid_forward(&p, &image, &|_| OpMode::Float)?;
