@@ -7,7 +7,8 @@
 ##   aclk        <- PS pl_clk0 at 200 MHz (zynq_ultra_ps_e PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ 200)
 ##   aresetn     <- proc_sys_reset_0/peripheral_aresetn (synchronous to aclk)
 ##   s_axi_*     <- PS M_AXI_HPM0_FPD through an AXI SmartConnect (AXI4-Lite, 32-bit)
-##   m_axi_*     -> PS S_AXI_HP0_FPD (AXI4, 32-bit address, data width = 8*dram_bus_bytes = 256)
+##   m_axi_*     -> PS S_AXI_HP0_FPD (AXI4, 32-bit address; the default preset's 256-bit data goes
+##                  through a SmartConnect to the port's 128 bits)
 ##   irq         -> PS pl_ps_irq0[0]
 ## In a block design the PS IP already creates pl_clk0's clock; the clock below is for
 ## out-of-context synthesis/implementation of the wrapper alone (same period, same name).
