@@ -320,28 +320,34 @@ fn sweep(
     let mut points = sweep::run(q, &input, configs, clock_mhz);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/synth-xilinx");
     for (point, emit_error) in points.iter_mut().zip(emitted) {
-        let dir = out.join(&point.name);
         if point.error.is_none() {
             point.error = emit_error;
         }
-        if synth && point.error.is_none() {
-            eprintln!("sweep: synthesising {}", point.name);
-            let status = std::process::Command::new(&script)
-                .arg(dir.join("config.toml"))
-                .args(["--top", "engine", "--out"])
-                .arg(dir.join("synth"))
-                .stdout(std::process::Stdio::null())
-                .status()
-                .with_context(|| format!("running {}", script.display()))?;
-            if !status.success() {
-                point.error = Some(format!(
-                    "synthesis failed ({status}), see {}",
-                    dir.join("synth").display()
-                ));
-            }
-        }
-        point.resources = sweep::read_resources(&dir.join("synth"));
     }
+    // Synthesis runs one yosys per point, as many at once as rayon has threads (cores).
+    points
+        .par_iter_mut()
+        .try_for_each(|point| -> anyhow::Result<()> {
+            let dir = out.join(&point.name);
+            if synth && point.error.is_none() {
+                eprintln!("sweep: synthesising {}", point.name);
+                let status = std::process::Command::new(&script)
+                    .arg(dir.join("config.toml"))
+                    .args(["--top", "engine", "--out"])
+                    .arg(dir.join("synth"))
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .with_context(|| format!("running {}", script.display()))?;
+                if !status.success() {
+                    point.error = Some(format!(
+                        "synthesis failed ({status}), see {}",
+                        dir.join("synth").display()
+                    ));
+                }
+            }
+            point.resources = sweep::read_resources(&dir.join("synth"));
+            Ok(())
+        })?;
     sweep::mark_pareto(&mut points);
     std::fs::write(out.join("sweep.csv"), sweep::csv(&points))?;
     std::fs::write(out.join("sweep.svg"), sweep::svg(&points))?;
