@@ -51,6 +51,9 @@ pub struct Resources {
     pub ff: u64,
     pub dsp: u64,
     pub bram36_equiv: f64,
+    /// UltraRAM blocks (the default preset's buffers need them on the XCK26).
+    #[serde(default)]
+    pub uram: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -151,14 +154,14 @@ pub fn mark_pareto(points: &mut [Point]) {
 
 pub fn csv(points: &[Point]) -> String {
     let mut s = String::from(
-        "name,rows,cols,group_width,dram_bus_bytes,macs_per_cycle,cycles,utilization,dram_bytes,images_per_s,bit_exact,lut,ff,dsp,bram36,pareto,error\n",
+        "name,rows,cols,group_width,dram_bus_bytes,macs_per_cycle,cycles,utilization,dram_bytes,images_per_s,bit_exact,lut,ff,dsp,bram36,uram,pareto,error\n",
     );
     for p in points {
         let r = p.resources.clone();
         let opt = |v: Option<String>| v.unwrap_or_default();
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{:.4},{},{:.1},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{:.4},{},{:.1},{},{},{},{},{},{},{},{}",
             p.name,
             p.config.rows,
             p.config.cols,
@@ -174,6 +177,7 @@ pub fn csv(points: &[Point]) -> String {
             opt(r.as_ref().map(|r| r.ff.to_string())),
             opt(r.as_ref().map(|r| r.dsp.to_string())),
             opt(r.as_ref().map(|r| r.bram36_equiv.to_string())),
+            opt(r.as_ref().map(|r| r.uram.to_string())),
             p.pareto,
             p.error.as_deref().unwrap_or("").replace(',', ";")
         );
