@@ -42,6 +42,8 @@ pub struct Controller<const BUS: usize> {
     pub instr: Signal<Out, Bits<256>>,
     pub dma_start: Signal<Out, Bit>,
     pub dma_busy: Signal<In, Bit>,
+    /// The DMA cannot take another load yet (`Dma::qbusy`).
+    pub dma_qbusy: Signal<In, Bit>,
     pub comp_start: Signal<Out, Bit>,
     pub comp_busy: Signal<In, Bit>,
     // observation (performance counters, lockstep harness): `issue` pulses in the cycle
@@ -68,6 +70,8 @@ pub struct Controller<const BUS: usize> {
     shamt: Signal<Local, Bits<32>>,
     // configuration
     beats: Constant<Bits<8>>,
+    op_store: Constant<Bits<4>>,
+    dma_block: Signal<Local, Bit>,
     wide: Constant<Bit>,
     bus_bytes: Constant<Bits<32>>,
     bus_bits: Constant<Bits<16>>,
@@ -101,6 +105,7 @@ impl<const BUS: usize> Controller<BUS> {
             instr: Default::default(),
             dma_start: Default::default(),
             dma_busy: Default::default(),
+            dma_qbusy: Default::default(),
             comp_start: Default::default(),
             comp_busy: Default::default(),
             issue: Default::default(),
@@ -123,6 +128,8 @@ impl<const BUS: usize> Controller<BUS> {
             wait_comp: Default::default(),
             shamt: Default::default(),
             beats: Constant::new((if wide { 1 } else { 32 / b }).into()),
+            op_store: Constant::new(crate::dma::OP_STORE.into()),
+            dma_block: Default::default(),
             wide: Constant::new(wide),
             bus_bytes: Constant::new(b.into()),
             bus_bits: Constant::new((8 * b).into()),
@@ -164,6 +171,12 @@ impl<const BUS: usize> Logic for Controller<BUS> {
         self.pc_out.next = self.pc.q.val();
         self.running.next = false;
         self.stalled.next = false;
+        // a load may issue behind the previous load's responses; STORE and `wait_dma` need
+        // the DMA fully idle
+        self.dma_block.next = self.dma_qbusy.val();
+        if (self.op.val() == self.op_store.val()) || self.wait_dma.val() {
+            self.dma_block.next = self.dma_busy.val();
+        }
         match self.state.q.val() {
             CtrlState::Idle => {
                 self.status.next = self.st_idle.val();
@@ -218,7 +231,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                         self.state.d.next = CtrlState::Done;
                     }
                 } else if (self.is_dma.val()
-                    && !self.dma_busy.val()
+                    && !self.dma_block.val()
                     && !(self.wait_comp.val() && self.comp_busy.val()))
                     || (self.is_comp.val()
                         && !self.comp_busy.val()

@@ -24,7 +24,13 @@ pub struct Dma<const BUS: usize, const STRB: usize> {
     // from the controller
     pub start: Signal<In, Bit>,
     pub instr: Signal<In, Bits<256>>,
+    /// Any DMA work outstanding (requests, responses, a pending load, a STORE word).
     pub busy: Signal<Out, Bit>,
+    /// Cannot take another load: still issuing requests, or a load is pending behind the
+    /// response walker.
+    pub qbusy: Signal<Out, Bit>,
+    /// An instruction's last busy cycle was the previous cycle (loads end in order).
+    pub done: Signal<Out, Bit>,
     // memory port
     pub mem_req_valid: Signal<Out, Bit>,
     pub mem_req_ready: Signal<In, Bit>,
@@ -53,6 +59,26 @@ pub struct Dma<const BUS: usize, const STRB: usize> {
     req: Walker,
     rsp: Walker,
     op: DFF<Bits<4>>,
+    rsp_op: DFF<Bits<4>>,
+    // a load issued while the response walker still follows the previous one
+    pend_valid: DFF<Bit>,
+    pend_dram: DFF<Bits<32>>,
+    pend_si: DFF<Bits<32>>,
+    pend_len: DFF<Bits<32>>,
+    pend_bbase: DFF<Bits<32>>,
+    pend_bi: DFF<Bits<32>>,
+    pend_ni: DFF<Bits<16>>,
+    pend_op: DFF<Bits<4>>,
+    pend_e0: DFF<Bits<16>>,
+    pend_c0: DFF<Bits<16>>,
+    rsp_fin: DFF<Bit>,
+    rsp_end: Signal<Local, Bit>,
+    st_was: DFF<Bit>,
+    st_now: Signal<Local, Bit>,
+    new_e0: Signal<Local, Bits<16>>,
+    new_c0: Signal<Local, Bits<16>>,
+    load_new: Signal<Local, Bit>,
+    load_pend: Signal<Local, Bit>,
     e0: DFF<Bits<16>>,
     c0: DFF<Bits<16>>,
     cur_valid: DFF<Bit>,
@@ -95,6 +121,8 @@ impl<const BUS: usize, const STRB: usize> Dma<BUS, STRB> {
             start: Default::default(),
             instr: Default::default(),
             busy: Default::default(),
+            qbusy: Default::default(),
+            done: Default::default(),
             mem_req_valid: Default::default(),
             mem_req_ready: Default::default(),
             mem_req_write: Default::default(),
@@ -117,6 +145,25 @@ impl<const BUS: usize, const STRB: usize> Dma<BUS, STRB> {
             req: Walker::new(bus),
             rsp: Walker::new(bus),
             op: Default::default(),
+            rsp_op: Default::default(),
+            pend_valid: Default::default(),
+            pend_dram: Default::default(),
+            pend_si: Default::default(),
+            pend_len: Default::default(),
+            pend_bbase: Default::default(),
+            pend_bi: Default::default(),
+            pend_ni: Default::default(),
+            pend_op: Default::default(),
+            pend_e0: Default::default(),
+            pend_c0: Default::default(),
+            rsp_fin: Default::default(),
+            rsp_end: Default::default(),
+            st_was: Default::default(),
+            st_now: Default::default(),
+            new_e0: Default::default(),
+            new_c0: Default::default(),
+            load_new: Default::default(),
+            load_pend: Default::default(),
             e0: Default::default(),
             c0: Default::default(),
             cur_valid: Default::default(),
@@ -150,7 +197,9 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, op, e0, c0, cur_valid, cur_addr, cur_base, cur_bank, cur_lo, cur_hi
+            self, clock, op, rsp_op, pend_valid, pend_dram, pend_si, pend_len, pend_bbase, pend_bi,
+            pend_ni, pend_op, pend_e0, pend_c0, rsp_fin, st_was, e0, c0, cur_valid, cur_addr,
+            cur_base, cur_bank, cur_lo, cur_hi
         );
         self.req.clock.next = self.clock.val();
         self.rsp.clock.next = self.clock.val();
@@ -189,38 +238,76 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
             self.req.n_o.next = bit_cast::<16, 8>(self.instr.val().get_bits::<8>(192));
             self.req.n_i.next = self.instr.val().get_bits::<16>(176);
         }
+        // ---- LOAD_WGT: entry/column of word position 0 (stepped with the responses) ----
+        self.p0.next = bit_cast::<16, 32>((self.req.dram.val() & self.low_mask.val()) >> 3);
+        self.new_e0.next = self.instr.val().get_bits::<16>(64);
+        self.new_c0.next = 0.into();
+        if self.p0.val().any() {
+            self.new_e0.next = self.instr.val().get_bits::<16>(64) - self.one16.val();
+            self.new_c0.next = self.cols.val() - self.p0.val();
+        }
+        // ---- the response walker: a new load goes straight in when it is idle, else waits
+        // in the pending slot until it is (a load issues only with the slot empty) ----
+        self.load_new.next = self.start.val()
+            && (self.new_op.val() != self.op_store.val())
+            && !self.rsp.active.val();
+        // the last response of a load: the pending load takes over the walker at this edge
+        // (a response for it may arrive in the very next cycle)
+        self.rsp_end.next =
+            self.mem_rsp_valid.val() && self.rsp.active.val() && self.rsp.last_word.val();
+        self.load_pend.next =
+            self.pend_valid.q.val() && (!self.rsp.active.val() || self.rsp_end.val());
         self.rsp.dram.next = self.req.dram.val();
-        self.rsp.so.next = self.req.so.val();
+        self.rsp.so.next = self.zero32.val();
         self.rsp.si.next = self.req.si.val();
         self.rsp.len.next = self.req.len.val();
         self.rsp.bbase.next = self.req.bbase.val();
-        self.rsp.bo.next = self.req.bo.val();
+        self.rsp.bo.next = self.zero32.val();
         self.rsp.bi.next = self.req.bi.val();
-        self.rsp.n_o.next = self.req.n_o.val();
+        self.rsp.n_o.next = self.one16.val();
         self.rsp.n_i.next = self.req.n_i.val();
+        if self.load_pend.val() {
+            self.rsp.dram.next = self.pend_dram.q.val();
+            self.rsp.si.next = self.pend_si.q.val();
+            self.rsp.len.next = self.pend_len.q.val();
+            self.rsp.bbase.next = self.pend_bbase.q.val();
+            self.rsp.bi.next = self.pend_bi.q.val();
+            self.rsp.n_i.next = self.pend_ni.q.val();
+        }
         self.req.load.next = self.start.val();
-        self.rsp.load.next = self.start.val() && (self.new_op.val() != self.op_store.val());
+        self.rsp.load.next = self.load_new.val() || self.load_pend.val();
         if self.start.val() {
             self.op.d.next = self.new_op.val();
         }
         self.is_store.next = self.op.q.val() == self.op_store.val();
-
-        // ---- LOAD_WGT: entry/column of word position 0, stepped with the responses ----
-        self.p0.next = bit_cast::<16, 32>((self.req.dram.val() & self.low_mask.val()) >> 3);
         self.c0n.next = self.c0.q.val() + self.units.val();
-        if self.start.val() {
-            self.e0.d.next = self.instr.val().get_bits::<16>(64);
-            self.c0.d.next = 0.into();
-            if self.p0.val().any() {
-                self.e0.d.next = self.instr.val().get_bits::<16>(64) - self.one16.val();
-                self.c0.d.next = self.cols.val() - self.p0.val();
-            }
+        if self.load_new.val() {
+            self.rsp_op.d.next = self.new_op.val();
+            self.e0.d.next = self.new_e0.val();
+            self.c0.d.next = self.new_c0.val();
+        } else if self.load_pend.val() {
+            self.pend_valid.d.next = false;
+            self.rsp_op.d.next = self.pend_op.q.val();
+            self.e0.d.next = self.pend_e0.q.val();
+            self.c0.d.next = self.pend_c0.q.val();
         } else if self.mem_rsp_valid.val() && self.rsp.active.val() {
             self.c0.d.next = self.c0n.val();
             if self.c0n.val() >= self.cols.val() {
                 self.c0.d.next = self.c0n.val() - self.cols.val();
                 self.e0.d.next = self.e0.q.val() + self.one16.val();
             }
+        }
+        if self.start.val() && (self.new_op.val() != self.op_store.val()) && self.rsp.active.val() {
+            self.pend_valid.d.next = true;
+            self.pend_dram.d.next = self.req.dram.val();
+            self.pend_si.d.next = self.req.si.val();
+            self.pend_len.d.next = self.req.len.val();
+            self.pend_bbase.d.next = self.req.bbase.val();
+            self.pend_bi.d.next = self.req.bi.val();
+            self.pend_ni.d.next = self.req.n_i.val();
+            self.pend_op.d.next = self.new_op.val();
+            self.pend_e0.d.next = self.new_e0.val();
+            self.pend_c0.d.next = self.new_c0.val();
         }
         self.wg_e0.next = self.e0.q.val();
         self.wg_c0.next = self.c0.q.val();
@@ -235,7 +322,7 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
         // responses, in order: the replaying walker says where the word goes
         self.rsp.step.next = self.mem_rsp_valid.val();
         self.wr_en.next = self.mem_rsp_valid.val() && self.rsp.active.val();
-        self.wr_op.next = self.op.q.val();
+        self.wr_op.next = self.rsp_op.q.val();
         self.wr_base.next = self.rsp.ubase.val();
         self.wr_lo.next = self.rsp.lo.val();
         self.wr_hi.next = self.rsp.hi.val();
@@ -266,6 +353,16 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
                 self.cur_hi.d.next = self.req.hi.val();
             }
         }
-        self.busy.next = self.req.active.val() || self.rsp.active.val() || self.cur_valid.q.val();
+        self.busy.next = self.req.active.val()
+            || self.rsp.active.val()
+            || self.cur_valid.q.val()
+            || self.pend_valid.q.val();
+        self.qbusy.next =
+            self.req.active.val() || self.cur_valid.q.val() || self.pend_valid.q.val();
+        // completion: a load's last response, or the request side of a STORE going idle
+        self.st_now.next = self.is_store.val() && (self.req.active.val() || self.cur_valid.q.val());
+        self.rsp_fin.d.next = self.rsp_end.val();
+        self.st_was.d.next = self.st_now.val();
+        self.done.next = self.rsp_fin.q.val() || (self.st_was.q.val() && !self.st_now.val());
     }
 }

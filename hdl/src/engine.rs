@@ -54,6 +54,8 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     pub issue_index: Signal<Out, Bits<32>>,
     pub dma_busy: Signal<Out, Bit>,
     pub comp_busy: Signal<Out, Bit>,
+    /// A DMA instruction's last busy cycle was the previous cycle.
+    pub dma_done: Signal<Out, Bit>,
     // performance counters of the current / last run (`sim::Counters`)
     pub perf_ctrl_busy: Signal<Out, Bits<64>>,
     pub perf_ctrl_stall: Signal<Out, Bits<64>>,
@@ -170,6 +172,7 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             issue_index: Default::default(),
             dma_busy: Default::default(),
             comp_busy: Default::default(),
+            dma_done: Default::default(),
             perf_ctrl_busy: Default::default(),
             perf_ctrl_stall: Default::default(),
             perf_dma_busy: Default::default(),
@@ -316,6 +319,7 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.dma.start.next = self.ctrl.dma_start.val();
         self.dma.instr.next = self.ctrl.instr.val();
         self.ctrl.dma_busy.next = self.dma.busy.val();
+        self.ctrl.dma_qbusy.next = self.dma.qbusy.val();
         self.is_conv.next = self.ctrl.instr.val().get_bits::<4>(0) == self.op_conv.val();
         self.conv.start.next = self.ctrl.comp_start.val() && self.is_conv.val();
         self.conv.instr.next = self.ctrl.instr.val();
@@ -586,6 +590,7 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.issue_index.next = self.ctrl.pc_out.val();
         self.dma_busy.next = self.dma.busy.val();
         self.comp_busy.next = self.conv.busy.val() || self.vec.busy.val();
+        self.dma_done.next = self.dma.done.val();
         self.perf.start.next = self.start.val();
         self.perf.running.next = self.ctrl.running.val();
         self.perf.ctrl_stalled.next = self.ctrl.stalled.val();

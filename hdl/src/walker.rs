@@ -33,6 +33,8 @@ pub struct Walker {
     pub hi: Signal<Out, Bits<8>>,
     pub ubase: Signal<Out, Bits<32>>,
     pub o_idx: Signal<Out, Bits<16>>,
+    /// The current word is the walk's last one.
+    pub last_word: Signal<Out, Bit>,
     active_r: DFF<Bit>,
     o: DFF<Bits<16>>,
     i: DFF<Bits<16>>,
@@ -91,6 +93,7 @@ impl Walker {
             hi: Default::default(),
             ubase: Default::default(),
             o_idx: Default::default(),
+            last_word: Default::default(),
             active_r: Default::default(),
             o: Default::default(),
             i: Default::default(),
@@ -205,5 +208,9 @@ impl Logic for Walker {
         }
         self.ubase.next = self.ub.q.val();
         self.o_idx.next = self.o.q.val();
+        self.last_word.next = self.active_r.q.val()
+            && (self.cur.q.val() == self.last.q.val())
+            && !(self.i.q.val() + self.one16.val() < self.ni_r.q.val())
+            && !(self.o.q.val() + self.one16.val() < self.no_r.q.val());
     }
 }

@@ -22,7 +22,7 @@ struct Pins {
     uint32_t mem_req_wstrb[4];
     // observation: issue pulse + index, unit busy flags, performance counters (u64 as
     // two u32 words, in the order of PERF below)
-    uint32_t issue, issue_index, dma_busy, comp_busy;
+    uint32_t issue, issue_index, dma_busy, comp_busy, dma_done;
     uint32_t perf[24];
 };
 
@@ -93,6 +93,7 @@ void vg_eval(void* p, Pins* s) {
     s->issue_index = t->issue_index;
     s->dma_busy = t->dma_busy;
     s->comp_busy = t->comp_busy;
+    s->dma_done = t->dma_done;
     get(t->perf_ctrl_busy, &s->perf[0]);
     get(t->perf_ctrl_stall, &s->perf[2]);
     get(t->perf_dma_busy, &s->perf[4]);

@@ -5,6 +5,7 @@
 use contract::isa::{Instr, IsaError, Unit, INSTR_BYTES};
 use contract::{ConfigError, EngineConfig};
 use serde::Serialize;
+use std::collections::VecDeque;
 
 use crate::dram::{Dram, MemPort, MemoryModel};
 use crate::func::Buffers;
@@ -35,7 +36,7 @@ pub enum ErrorCause {
 /// Cycles a unit spent in each state; the three add up to the run's cycles.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct UnitCycles {
-    /// Working (for the DMA: issuing or waiting for responses; for the controller:
+    /// Working (for the DMA: any instruction issuing or waiting for responses; for the controller:
     /// fetching, decoding, issuing).
     pub busy: u64,
     /// Held up: the DMA or the fetch with a request and the port not ready; the controller
@@ -132,6 +133,16 @@ struct DmaJob {
     footprint: Vec<Access>,
     /// STORE with tracing: each word's strobes and bytes.
     payload: Vec<(u128, Vec<u8>)>,
+    /// A load whose responses the response walker follows (false: waiting in the
+    /// pending slot behind the previous load's responses).
+    rsp_loaded: bool,
+}
+
+impl DmaJob {
+    /// Still issuing requests (or in its set-up).
+    fn sending(&self) -> bool {
+        self.setup > 0 || self.sent < self.words.len()
+    }
 }
 
 struct ComputeJob {
@@ -219,8 +230,12 @@ struct Run {
     index: u32,
     fetch_start: u64,
     ctrl: Ctrl,
-    dma: Option<DmaJob>,
+    /// DMA instructions in flight, oldest first: at most one still sending, and at most
+    /// two loads with responses outstanding (the response walker's and the pending one).
+    dma: VecDeque<DmaJob>,
     compute: Option<ComputeJob>,
+    /// The response walker was busy at the start of this cycle.
+    rsp_busy: bool,
     iport: MemPort,
     dport: MemPort,
     counters: Counters,
@@ -242,8 +257,9 @@ impl Run {
                 sent: 0,
                 received: 0,
             },
-            dma: None,
+            dma: VecDeque::new(),
             compute: None,
+            rsp_busy: false,
             iport: MemPort::new(latency, e.memory.instr_port()),
             dport: MemPort::new(latency, e.memory.data_port()),
             counters: Counters::default(),
@@ -264,22 +280,54 @@ impl Run {
         let bus = e.cfg.dram_bus_bytes as u64;
         let iready = self.iport.tick();
         let dready = self.dport.tick();
-        let dma_idle = self.dma.is_none();
+        // The DMA's registered state at the start of the cycle: fully idle (`wait_dma`,
+        // STORE, END), free to take the next load (nothing sending, pending slot empty),
+        // response walker busy.
+        let dma_idle = self.dma.is_empty();
+        let dma_free = self.dma.iter().all(|j| !j.sending() && j.rsp_loaded);
+        let rsp_busy = self.dma.iter().any(|j| j.rsp_loaded && !j.write);
+        self.rsp_busy = rsp_busy;
         let compute_idle = self.compute.is_none();
 
-        // DMA: responses, then at most one request. A bus error stops the engine at the end
-        // of this cycle (the other units' counters still count it).
+        // DMA: responses (to the oldest load), then at most one request (by the newest job).
+        // A bus error stops the engine at the end of this cycle (the other units' counters
+        // still count it).
         let mut dma_error = None;
-        if let Some(job) = &mut self.dma {
+        if !self.dma.is_empty() {
             let response = self.dport.response(now);
-            if let Some(Some(addr)) = response {
-                dma_error = Some(Self::error(job.index, ErrorCause::BusError { addr }));
-                self.counters.dma.busy += 1;
-            } else if job.setup > 0 {
-                job.setup -= 1;
-                self.counters.dma.busy += 1;
-            } else if job.sent < job.words.len() {
-                if dready {
+            let mut counted = false;
+            let mut rsp_end = false;
+            if let Some(err) = response {
+                let job = self
+                    .dma
+                    .iter_mut()
+                    .find(|j| !j.write && j.received < j.words.len())
+                    .expect("a response belongs to an outstanding load");
+                match err {
+                    Some(addr) => {
+                        dma_error = Some(Self::error(job.index, ErrorCause::BusError { addr }));
+                        self.counters.dma.busy += 1;
+                        counted = true;
+                    }
+                    None => {
+                        job.received += 1;
+                        rsp_end = job.received == job.words.len();
+                    }
+                }
+            }
+            if !rsp_busy || rsp_end {
+                // the pending load moves into the response walker (at the edge ending the
+                // previous load's last response, or as soon as the walker is idle)
+                if let Some(j) = self.dma.iter_mut().find(|j| !j.rsp_loaded) {
+                    j.rsp_loaded = true;
+                }
+            }
+            if let Some(job) = self.dma.back_mut().filter(|j| j.sending()) {
+                if counted {
+                } else if job.setup > 0 {
+                    job.setup -= 1;
+                    self.counters.dma.busy += 1;
+                } else if dready {
                     let word = job.words[job.sent];
                     let err = (!e.dram.word_in_range(word, bus as usize)).then_some(word * bus);
                     if job.write {
@@ -305,20 +353,19 @@ impl Run {
                 } else {
                     self.counters.dma.stall += 1;
                 }
-            } else {
+            } else if !counted {
                 self.counters.dma.busy += 1;
             }
-            if response == Some(None) {
-                job.received += 1;
-            }
-            let done = job.setup == 0
-                && job.sent == job.words.len()
-                && (job.write || job.received == job.words.len());
-            if done {
+            // completions, in order (a STORE only ever runs alone)
+            while let Some(job) = self.dma.front() {
+                let done = !job.sending() && (job.write || job.received == job.words.len());
+                if !done {
+                    break;
+                }
                 if let Some(t) = job.trace {
                     self.trace[t].complete = now;
                 }
-                self.dma = None;
+                self.dma.pop_front();
             }
         } else {
             self.counters.dma.idle += 1;
@@ -394,7 +441,16 @@ impl Run {
                 let wait = instr.wait();
                 let ready = match instr.unit() {
                     Unit::Controller => dma_idle && compute_idle,
-                    Unit::Dma => dma_idle && (compute_idle || !wait.compute),
+                    // a load may start behind the previous load's responses; a STORE
+                    // and `wait_dma` need the DMA fully idle
+                    Unit::Dma => {
+                        let store = matches!(instr, Instr::Store(_));
+                        (if store || wait.dma {
+                            dma_idle
+                        } else {
+                            dma_free
+                        }) && (compute_idle || !wait.compute)
+                    }
                     Unit::Compute => compute_idle && (dma_idle || !wait.dma),
                 };
                 if !ready {
@@ -421,12 +477,16 @@ impl Run {
             self.trace.len() - 1
         });
         let fp = footprint(&e.cfg, &instr);
-        let running = match instr.unit() {
-            Unit::Dma => self.compute.as_ref().map(|j| (j.index, &j.footprint)),
-            Unit::Compute => self.dma.as_ref().map(|j| (j.index, &j.footprint)),
-            Unit::Controller => None,
+        let running: Vec<(u32, &Vec<Access>)> = match instr.unit() {
+            Unit::Dma => self
+                .compute
+                .iter()
+                .map(|j| (j.index, &j.footprint))
+                .collect(),
+            Unit::Compute => self.dma.iter().map(|j| (j.index, &j.footprint)).collect(),
+            Unit::Controller => Vec::new(),
         };
-        if let Some((running, other)) = running {
+        for (running, other) in running {
             if let Some(buffer) = conflict(other, &fp) {
                 self.hazards.push(Hazard {
                     running,
@@ -447,7 +507,9 @@ impl Run {
                     (Instr::Store(st), true) => store_payload(&e.cfg, &e.buffers, st),
                     _ => Vec::new(),
                 };
-                self.dma = Some(DmaJob {
+                // the response walker takes it at once if it was idle this cycle
+                let rsp_loaded = !self.rsp_busy;
+                self.dma.push_back(DmaJob {
                     index: self.index,
                     words: beats.words,
                     write: beats.write,
@@ -457,6 +519,7 @@ impl Run {
                     trace: slot,
                     footprint: fp,
                     payload,
+                    rsp_loaded,
                 });
             }
             Unit::Compute => {

@@ -7,6 +7,11 @@
 //!   controller) in cycle `c+D+1`. `D` is the instruction's duration.
 //! - The controller's issue decision in cycle `c` sees the units' busy flags as registered at
 //!   the start of cycle `c`.
+//! - Loads are pipelined: a LOAD_* without `wait_dma` issues once no request walk is running
+//!   and no load is pending, i.e. possibly while the previous load's responses are in flight
+//!   (its duration `D` still runs from its own issue to its own last response); a STORE or an
+//!   instruction with `wait_dma` waits for the DMA to be fully idle. The scheduler's
+//!   estimate (`dma_beats`) is unchanged: a load is still `setup + words` requests.
 
 use contract::isa::{Conv, Ewise, Instr, Pool, INSTR_BYTES, PBUF_RECORD_BYTES};
 use contract::EngineConfig;

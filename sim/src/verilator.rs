@@ -214,6 +214,7 @@ struct Pins {
     issue_index: u32,
     dma_busy: u32,
     comp_busy: u32,
+    dma_done: u32,
     perf: [u32; 24],
 }
 
@@ -425,8 +426,11 @@ impl VerilatedEngine {
         let mut trace: Vec<HwTrace> = Vec::new();
         let mut writes: Vec<WriteBeat> = Vec::new();
         // per unit: the trace slot of the instruction it runs, and its busy flag last cycle
-        let (mut dma_slot, mut comp_slot): (Option<usize>, Option<usize>) = (None, None);
-        let (mut dma_was, mut comp_was) = (false, false);
+        // DMA instructions end in issue order (`dma_done` pulses the cycle after each one's
+        // last busy cycle); the compute unit runs one at a time
+        let mut dma_slots: std::collections::VecDeque<usize> = Default::default();
+        let mut comp_slot: Option<usize> = None;
+        let mut comp_was = false;
         let unit_of = |dram: &Dram, index: u32| -> Option<Unit> {
             let at = prog_addr as u64 + index as u64 * INSTR_BYTES as u64;
             if at + INSTR_BYTES as u64 > dram.len() as u64 {
@@ -469,9 +473,9 @@ impl VerilatedEngine {
             }
             unsafe { (self.eval)(h, &mut pins) };
             // completions: a unit's busy flag falling ends its instruction last cycle
-            let (dma_now, comp_now) = (pins.dma_busy != 0, pins.comp_busy != 0);
-            if dma_was && !dma_now {
-                if let Some(t) = dma_slot.take() {
+            let comp_now = pins.comp_busy != 0;
+            if pins.dma_done != 0 {
+                if let Some(t) = dma_slots.pop_front() {
                     trace[t].complete = Some(now - 1);
                 }
             }
@@ -480,7 +484,7 @@ impl VerilatedEngine {
                     trace[t].complete = Some(now - 1);
                 }
             }
-            (dma_was, comp_was) = (dma_now, comp_now);
+            comp_was = comp_now;
             if pins.issue != 0 {
                 trace.push(HwTrace {
                     index: pins.issue_index,
@@ -489,7 +493,7 @@ impl VerilatedEngine {
                 });
                 let slot = Some(trace.len() - 1);
                 match unit_of(&dram, pins.issue_index) {
-                    Some(Unit::Dma) => dma_slot = slot,
+                    Some(Unit::Dma) => dma_slots.extend(slot),
                     Some(Unit::Compute) => comp_slot = slot,
                     _ => {
                         let last = trace.len() - 1;
@@ -546,7 +550,7 @@ impl VerilatedEngine {
                     }
                     writes.push(WriteBeat {
                         cycle: now,
-                        index: dma_slot.map_or(u32::MAX, |t| trace[t].index),
+                        index: dma_slots.back().map_or(u32::MAX, |&t| trace[t].index),
                         addr: word * bus as u64,
                         strobe,
                         data,
