@@ -7,12 +7,10 @@ use common::*;
 use contract::isa::{self, End, Instr, LoadWgt, Wait};
 use contract::EngineConfig;
 use hdl::axi::{ctrl, status};
-use sim::verilator::{build_root, RunOptions};
+use sim::verilator::{build_shared, Design, RunOptions};
 use sim::Dram;
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 const HARNESS: &str = include_str!("axi/harness.cpp");
@@ -97,22 +95,6 @@ struct Lib {
     tick: unsafe extern "C" fn(*mut c_void),
 }
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run {:?}: {e} (install Verilator: apt-get install -y verilator)",
-            cmd.get_program()
-        )
-    });
-    assert!(
-        out.status.success(),
-        "{:?} failed:\n{}{}",
-        cmd.get_program(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Builds (cached under build/verilator-axi/<hash>) and loads the wrapper for `cfg`.
 fn lib(cfg: &EngineConfig) -> &'static Lib {
     static LIB: OnceLock<Mutex<Vec<(EngineConfig, &'static Lib)>>> = OnceLock::new();
@@ -128,76 +110,14 @@ fn lib(cfg: &EngineConfig) -> &'static Lib {
         "{engine}\n{}",
         hdl::axi::wrapper_verilog(cfg, &engine).unwrap()
     );
-    let version = Command::new("verilator")
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_else(|_| {
-            panic!("`verilator` not found on PATH: install it with apt-get install -y verilator")
-        });
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in verilog
-        .bytes()
-        .chain(HARNESS.bytes())
-        .chain(version.bytes())
-    {
-        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-    }
-    let dir = build_root().join("verilator-axi").join(format!("{h:016x}"));
-    let so = dir.join("libaxi.so");
-    if !so.exists() {
-        let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).unwrap();
-        std::fs::write(tmp.join("vargnet_axi.v"), &verilog).unwrap();
-        std::fs::write(tmp.join("harness.cpp"), HARNESS).unwrap();
-        let obj = tmp.join("obj");
-        run(Command::new("verilator")
-            .args([
-                "--cc",
-                "-O3",
-                "--top-module",
-                "vargnet_axi",
-                "--prefix",
-                "Vaxi",
-            ])
-            .args([
-                "--build",
-                "-j",
-                "2",
-                "-Wno-fatal",
-                "-Wno-lint",
-                "-Wno-style",
-            ])
-            .args(["-CFLAGS", "-fPIC", "-Mdir"])
-            .arg(&obj)
-            .arg(tmp.join("vargnet_axi.v")));
-        let inc = std::env::var_os("VERILATOR_ROOT")
-            .map(|r| PathBuf::from(r).join("include"))
-            .filter(|p| p.exists())
-            .unwrap_or_else(|| Path::new("/usr/share/verilator/include").to_path_buf());
-        run(Command::new("g++")
-            .args(["-std=c++17", "-shared", "-fPIC", "-O2", "-faligned-new"])
-            .args(["-DVM_COVERAGE=0", "-DVM_SC=0", "-DVM_TRACE=0", "-I"])
-            .arg(&obj)
-            .arg("-I")
-            .arg(&inc)
-            .arg("-I")
-            .arg(inc.join("vltstd"))
-            .arg("-o")
-            .arg(tmp.join("libaxi.so"))
-            .arg(tmp.join("harness.cpp"))
-            .arg(inc.join("verilated.cpp"))
-            .arg(inc.join("verilated_threads.cpp"))
-            .arg("-pthread")
-            .arg("-Wl,--whole-archive")
-            .arg(obj.join("Vaxi__ALL.a"))
-            .arg("-Wl,--no-whole-archive"));
-        let _ = std::fs::remove_dir_all(&obj);
-        if std::fs::rename(&tmp, &dir).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-    }
+    let (so, _) = build_shared(&Design {
+        verilog: &verilog,
+        top: "vargnet_axi",
+        prefix: "Vaxi",
+        harness: HARNESS,
+        cache: "verilator-axi",
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     let c = CString::new(so.to_str().unwrap()).unwrap();
     // SAFETY: symbols are checked for null and have the signatures of harness.cpp.
     let l = unsafe {

@@ -22,6 +22,9 @@ use std::sync::Mutex;
 /// The C++ shim, compiled into every build (its text is part of the cache key).
 pub const HARNESS_CPP: &str = include_str!("../csrc/harness.cpp");
 
+/// Port helpers every harness includes (`#include "ports.h"`).
+pub const PORTS_H: &str = include_str!("../csrc/ports.h");
+
 /// Verilator warnings that do not concern simulation (the RTL lints clean with
 /// `scripts/lint-rtl`; these only keep the build log short).
 const VERILATOR_FLAGS: &[&str] = &["-Wno-fatal", "-Wno-lint", "-Wno-style"];
@@ -118,32 +121,68 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 /// Builds (or finds in the cache) the shared library for `verilog` (top module `top`).
 /// Returns the library path and whether it was built now.
 pub fn build_library(verilog: &str) -> Result<(PathBuf, bool), HarnessError> {
+    build_shared(&Design {
+        verilog,
+        top: "top",
+        prefix: "Vtop",
+        harness: HARNESS_CPP,
+        cache: "verilator",
+    })
+}
+
+/// A Verilog design and the C++ harness that wraps it in a C ABI.
+pub struct Design<'a> {
+    pub verilog: &'a str,
+    pub top: &'a str,
+    /// Verilator's class prefix; the harness includes `<prefix>.h`.
+    pub prefix: &'a str,
+    pub harness: &'a str,
+    /// Subdirectory of [`build_root`] holding this design's cached builds.
+    pub cache: &'a str,
+}
+
+/// Builds (or finds in `build_root()/<cache>/<hash>/`) the shared library of `design`:
+/// Verilator `--cc` plus the harness, `ports.h` beside it. Returns the library path and
+/// whether it was built now.
+pub fn build_shared(design: &Design) -> Result<(PathBuf, bool), HarnessError> {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let version = verilator_version()?;
     let key = fnv64(&[
-        verilog.as_bytes(),
-        HARNESS_CPP.as_bytes(),
+        design.verilog.as_bytes(),
+        design.harness.as_bytes(),
+        PORTS_H.as_bytes(),
+        design.top.as_bytes(),
+        design.prefix.as_bytes(),
         version.as_bytes(),
         RECIPE.as_bytes(),
     ]);
-    let dir = build_root().join("verilator").join(format!("{key:016x}"));
-    let lib = dir.join("libengine.so");
+    let root = build_root().join(design.cache);
+    let dir = root.join(format!("{key:016x}"));
+    let lib = dir.join("libdesign.so");
     if lib.exists() {
         return Ok((lib, false));
     }
-    let tmp = build_root()
-        .join("verilator")
-        .join(format!("tmp-{key:016x}-{}", std::process::id()));
+    let tmp = root.join(format!("tmp-{key:016x}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-    let v = tmp.join("engine.v");
-    std::fs::write(&v, verilog).map_err(io_err(&v))?;
+    let v = tmp.join("design.v");
+    std::fs::write(&v, design.verilog).map_err(io_err(&v))?;
     let cpp = tmp.join("harness.cpp");
-    std::fs::write(&cpp, HARNESS_CPP).map_err(io_err(&cpp))?;
+    std::fs::write(&cpp, design.harness).map_err(io_err(&cpp))?;
+    let ports = tmp.join("ports.h");
+    std::fs::write(&ports, PORTS_H).map_err(io_err(&ports))?;
     let obj = tmp.join("obj");
     run_tool(
         Command::new("verilator")
-            .args(["--cc", "-O3", "--top-module", "top", "--build", "-j", "2"])
+            .args([
+                "--cc",
+                "-O3",
+                "--top-module",
+                design.top,
+                "--prefix",
+                design.prefix,
+            ])
+            .args(["--build", "-j", "2"])
             .args(VERILATOR_FLAGS)
             .args(["-CFLAGS", "-fPIC", "-Mdir"])
             .arg(&obj)
@@ -155,7 +194,7 @@ pub fn build_library(verilog: &str) -> Result<(PathBuf, bool), HarnessError> {
         .map(|r| PathBuf::from(r).join("include"))
         .filter(|p| p.exists())
         .unwrap_or_else(|| inc.to_path_buf());
-    let out_lib = tmp.join("libengine.so");
+    let out_lib = tmp.join("libdesign.so");
     run_tool(
         Command::new("g++")
             .args(["-std=c++17", "-shared", "-fPIC", "-O2", "-faligned-new"])
@@ -173,7 +212,7 @@ pub fn build_library(verilog: &str) -> Result<(PathBuf, bool), HarnessError> {
             .arg(inc.join("verilated_threads.cpp"))
             .arg("-pthread")
             .arg("-Wl,--whole-archive")
-            .arg(obj.join("Vtop__ALL.a"))
+            .arg(obj.join(format!("{}__ALL.a", design.prefix)))
             .arg("-Wl,--no-whole-archive"),
         &tmp,
     )?;

@@ -3,6 +3,7 @@
 // the AXI4-Lite master; this file only moves pins.
 #include "Vaxi.h"
 #include "verilated.h"
+#include "ports.h"
 #include <cstdint>
 #include <cstring>
 
@@ -24,22 +25,6 @@ struct Pins {
     uint32_t m_wdata[32];
     uint32_t m_wstrb[4];
 };
-
-template <class T> static void put(T& port, const uint32_t* w) {
-    if (sizeof(T) <= 4) port = (T)w[0];
-    else port = (T)((uint64_t)w[0] | ((uint64_t)w[1] << 32));
-}
-template <std::size_t N> static void put(VlWide<N>& port, const uint32_t* w) {
-    for (std::size_t i = 0; i < N; i++) port[i] = w[i];
-}
-template <class T> static void get(const T& port, uint32_t* w) {
-    uint64_t v = (uint64_t)port;
-    w[0] = (uint32_t)v;
-    if (sizeof(T) > 4) w[1] = (uint32_t)(v >> 32);
-}
-template <std::size_t N> static void get(const VlWide<N>& port, uint32_t* w) {
-    for (std::size_t i = 0; i < N; i++) w[i] = port[i];
-}
 
 struct Handle {
     VerilatedContext ctx;
