@@ -12,12 +12,12 @@ fn main() -> anyhow::Result<()> {
     let cfg = contract::EngineConfig::preset(args.get(2).map(String::as_str).unwrap_or("default"))?;
     let p = prepare("vargfacenet", None, 1)?;
     let q = &p.qmodel;
-    let index = q
+    let plan = compile(q, &cfg, true)?;
+    let index = plan
         .ops
         .iter()
-        .position(|op| op.name().contains(layer))
+        .position(|op| op.name.contains(layer))
         .ok_or_else(|| anyhow::anyhow!("no op matches '{layer}'"))?;
-    let plan = compile(q, &cfg, true)?;
     // Run the ops before it, then trace it.
     let input = host::quant::quantize_tensor(
         &host::float_ref::synthetic_input(1).data,

@@ -14,7 +14,7 @@ fn main() -> anyhow::Result<()> {
         &host::float_ref::synthetic_input(1).data,
         q.tensors[q.input].scale,
     );
-    let mut engine = sim::Engine::new(cfg)?;
+    let mut engine = sim::Engine::new(cfg.clone())?;
     *engine.dram_mut() = EngineBackend::initial_dram(&plan, &input);
     engine.set_trace(true);
     let r = engine.run(plan.programs[0].addr as u64, 100_000_000);
@@ -33,6 +33,19 @@ fn main() -> anyhow::Result<()> {
             u.idle
         );
     }
+    // The CONV drain (R + C + 1 cycles after each CONV's last step) is array time with no
+    // new MACs issued: the part a drain overlap with the next CONV could win back.
+    let convs = plan.programs[0]
+        .instrs
+        .iter()
+        .filter(|i| matches!(i, contract::isa::Instr::Conv(_)))
+        .count() as u64;
+    let drain = (cfg.rows + cfg.cols + 1) as u64;
+    println!(
+        "{convs} CONVs, drain {} cycles ({:.3} of the run)",
+        convs * drain,
+        (convs * drain) as f64 / r.cycles as f64
+    );
     println!(
         "DRAM read {} B, written {} B, instructions {} B",
         c.dram_read_bytes, c.dram_write_bytes, c.instr_read_bytes

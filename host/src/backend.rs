@@ -9,6 +9,8 @@ use serde::Serialize;
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LayerStats {
     pub name: String,
+    /// The model tensors the layer writes (several when sibling convs ran as one).
+    pub outputs: Vec<usize>,
     pub macs: u64,
     pub cycles: u64,
     /// Cycles of the layer the PE array sat idle (waiting for data or instructions).

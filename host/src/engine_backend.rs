@@ -282,10 +282,13 @@ impl EngineBackend {
                 let (busy, read, written) =
                     static_costs(&self.cfg, program.instrs_of(program.ops.start + i));
                 let count = program.instrs_of(program.ops.start + i).count();
-                let lo = &plan.tensors[op.output];
-                tensors[op.output] = lo.unpack(dram.read(lo.base as u64, lo.bytes()));
+                for &t in &op.outputs {
+                    let lo = &plan.tensors[t];
+                    tensors[t] = lo.unpack(dram.read(lo.base as u64, lo.bytes()));
+                }
                 layers.push(LayerStats {
                     name: op.name.clone(),
+                    outputs: op.outputs.clone(),
                     macs: op.macs,
                     cycles,
                     stall_cycles: cycles.saturating_sub(busy),

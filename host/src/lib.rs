@@ -11,5 +11,6 @@ pub mod quant;
 pub mod reference;
 pub mod report;
 pub mod schedule;
+pub mod siblings;
 pub mod summary;
 pub mod sweep;

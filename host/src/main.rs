@@ -228,11 +228,11 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     let run = backend.run(q, &qinput)?;
     let backend_seconds = t0.elapsed().as_secs_f64();
     let reference = host::reference::forward(q, &qinput);
-    let mismatches: Vec<String> = q
+    let mismatches: Vec<(String, usize)> = q
         .ops
         .iter()
         .filter(|op| run.tensors[op.output()] != reference[op.output()])
-        .map(|op| op.name().to_string())
+        .map(|op| (op.name().to_string(), op.output()))
         .collect();
     let embedding_i8 = &run.tensors[q.embedding];
     let embedding =

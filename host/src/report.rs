@@ -58,7 +58,7 @@ impl Report {
         macs_per_cycle: u64,
         clock_mhz: f64,
         stats: &[LayerStats],
-        mismatched: Vec<String>,
+        mismatched: Vec<(String, usize)>,
         dram_min_bytes: u64,
         cosine: f64,
         embedding_q15: Vec<i16>,
@@ -83,7 +83,7 @@ impl Report {
                 dram_bytes: s.dram_bytes_read + s.dram_bytes_written,
                 instructions: s.instructions,
                 on_host: s.on_host,
-                bit_exact: !mismatched.contains(&s.name),
+                bit_exact: !mismatched.iter().any(|(_, t)| s.outputs.contains(t)),
             })
             .collect();
         let total_cycles: u64 = layers.iter().map(|l| l.cycles).sum();
@@ -106,7 +106,7 @@ impl Report {
             },
             backend_seconds,
             bit_exact: mismatched.is_empty(),
-            mismatched_layers: mismatched,
+            mismatched_layers: mismatched.into_iter().map(|(name, _)| name).collect(),
             cosine,
             host_ops: HOST_OPS.iter().map(|s| s.to_string()).collect(),
             embedding: embedding_q15.iter().map(|&v| v as f32 / 32768.0).collect(),
@@ -122,15 +122,16 @@ impl Report {
     /// The per-layer table with totals, for a terminal.
     pub fn table(&self) -> String {
         let mut s = String::new();
+        let n = self.layers.iter().map(|l| l.name.len()).max().unwrap_or(0);
         let _ = writeln!(
             s,
-            "{:<56} {:>9} {:>12} {:>6} {:>8} {:>10} {:>5}",
+            "{:<n$} {:>9} {:>12} {:>6} {:>8} {:>10} {:>5}",
             "layer", "cycles", "MACs", "util", "stall", "DRAM B", "exact"
         );
         for l in &self.layers {
             let _ = writeln!(
                 s,
-                "{:<56} {:>9} {:>12} {:>6.3} {:>8} {:>10} {:>5}",
+                "{:<n$} {:>9} {:>12} {:>6.3} {:>8} {:>10} {:>5}",
                 l.name,
                 l.cycles,
                 l.macs,
@@ -142,7 +143,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "{:<56} {:>9} {:>12} {:>6.3} {:>8} {:>10}",
+            "{:<n$} {:>9} {:>12} {:>6.3} {:>8} {:>10}",
             "total",
             self.total_cycles,
             self.total_macs,

@@ -21,6 +21,7 @@
 //!   one program per op (each starts and ends with empty units) for debugging.
 
 use crate::qmodel::{QConv, QEwise, QModel, QOp, QPool, TensorId};
+use crate::siblings::Merge;
 use anyhow::{bail, ensure, Result};
 use contract::arith::Requant;
 use contract::isa::{
@@ -28,10 +29,12 @@ use contract::isa::{
     PBUF_RECORD_BYTES, POOL_MAX_CHUNKS,
 };
 use contract::EngineConfig;
+use std::collections::HashMap;
 use std::ops::Range;
 
 /// Where one tensor lives in DRAM: `chunks` groups of G channels, each a zero-bordered
-/// `(h + 2·pad) × (w + 2·pad)` plane of G-byte entries.
+/// `(h + 2·pad) × (w + 2·pad)` plane of G-byte entries, `chunk_stride` planes apart (1, or
+/// the member count for a merged sibling's output, see [`crate::siblings`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     pub base: u32,
@@ -40,6 +43,7 @@ pub struct Layout {
     pub h: usize,
     pub w: usize,
     pub pad: usize,
+    pub chunk_stride: usize,
     g: usize,
 }
 
@@ -50,19 +54,24 @@ impl Layout {
     pub fn wp(&self) -> usize {
         self.w + 2 * self.pad
     }
+    /// Bytes from `base` to the end of the last chunk.
     pub fn bytes(&self) -> usize {
-        self.chunks * self.hp() * self.wp() * self.g
+        ((self.chunks - 1) * self.chunk_stride + 1) * self.plane_bytes()
+    }
+    fn plane_bytes(&self) -> usize {
+        self.hp() * self.wp() * self.g
     }
     /// DRAM address of chunk `j`, *padded* row `y`, padded column `x`.
     pub fn addr(&self, j: usize, y: usize, x: usize) -> u32 {
-        self.base + (((j * self.hp() + y) * self.wp() + x) * self.g) as u32
+        let plane = j * self.chunk_stride * self.hp();
+        self.base + (((plane + y) * self.wp() + x) * self.g) as u32
     }
     /// Byte distance between consecutive padded rows / chunks.
     fn row_bytes(&self) -> u32 {
         (self.wp() * self.g) as u32
     }
     fn chunk_bytes(&self) -> u32 {
-        (self.hp() * self.wp() * self.g) as u32
+        (self.chunk_stride * self.plane_bytes()) as u32
     }
 
     /// CHW int8 values → the padded CHWc bytes of this layout (borders and spare lanes 0).
@@ -102,7 +111,8 @@ impl Layout {
 #[derive(Clone, Debug)]
 pub struct OpInfo {
     pub name: String,
-    pub output: TensorId,
+    /// The model tensors it writes (several for merged siblings).
+    pub outputs: Vec<TensorId>,
     pub macs: u64,
     /// The program holding the op, and the index of the op's first compute instruction
     /// in it: cycles are attributed to an op from that instruction's issue to the next
@@ -152,26 +162,39 @@ pub struct Plan {
 pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan> {
     cfg.validate()?;
     let g = cfg.group_width;
-    let pads = plan_pads(model);
+    let (merged, merges) = crate::siblings::merge_siblings(model, g);
+    let model = &merged;
+    let pads = plan_pads(model, &merges);
+    let member_of: HashMap<TensorId, (&Merge, usize)> = merges
+        .iter()
+        .flat_map(|m| m.members.iter().enumerate().map(move |(i, &t)| (t, (m, i))))
+        .collect();
     let mut dram = Alloc::default();
-    let tensors: Vec<Layout> = model
+    let mut tensors: Vec<Layout> = model
         .tensors
         .iter()
         .zip(&pads)
-        .map(|(t, &pad)| {
-            let mut l = Layout {
-                base: 0,
-                channels: t.channels,
-                chunks: t.channels.div_ceil(g),
-                h: t.height,
-                w: t.width,
-                pad,
-                g,
-            };
-            l.base = dram.take(l.bytes());
-            l
+        .map(|(t, &pad)| Layout {
+            base: 0,
+            channels: t.channels,
+            chunks: t.channels.div_ceil(g),
+            h: t.height,
+            w: t.width,
+            pad,
+            chunk_stride: 1,
+            g,
         })
         .collect();
+    for (id, l) in tensors.iter_mut().enumerate() {
+        if !member_of.contains_key(&id) {
+            l.base = dram.take(l.bytes());
+        }
+    }
+    for (&id, &(m, i)) in &member_of {
+        let whole = tensors[m.output];
+        tensors[id].base = whole.addr(i, 0, 0);
+        tensors[id].chunk_stride = m.members.len();
+    }
     let mut b = Builder::new(cfg, &tensors, model, dram);
     let mut ops = Vec::new();
     let mut programs = Vec::new();
@@ -184,9 +207,13 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan>
             QOp::Ewise(e) => b.ewise(e),
         }
         .map_err(|e| e.context(format!("layer {}", op.name())))?;
+        let outputs = match merges.iter().find(|m| m.op == n) {
+            Some(m) => m.members.clone(),
+            None => vec![op.output()],
+        };
         ops.push(OpInfo {
             name: op.name().to_string(),
-            output: op.output(),
+            outputs,
             macs: model.macs(op),
             program: programs.len(),
             first_compute: 0,
@@ -242,22 +269,31 @@ impl Alloc {
 }
 
 /// The border each tensor needs: its widest consumer's conv padding; EWISE operands share
-/// one border (the instruction has one set of pitches).
-fn plan_pads(model: &QModel) -> Vec<usize> {
+/// one border (the instruction has one set of pitches), and so do merged siblings' outputs
+/// (views of one tensor).
+fn plan_pads(model: &QModel, merges: &[Merge]) -> Vec<usize> {
     let mut pad = vec![0usize; model.tensors.len()];
     for op in &model.ops {
         if let QOp::Conv(c) = op {
             pad[c.input] = pad[c.input].max(c.pad);
         }
     }
+    let mut shared: Vec<Vec<TensorId>> = merges
+        .iter()
+        .map(|m| m.members.iter().copied().chain([m.output]).collect())
+        .collect();
+    for op in &model.ops {
+        if let QOp::Ewise(QEwise { a, b: Some(b), .. }) = op {
+            shared.push(vec![*a, *b]);
+        }
+    }
     loop {
         let mut changed = false;
-        for op in &model.ops {
-            if let QOp::Ewise(QEwise { a, b: Some(b), .. }) = op {
-                let p = pad[*a].max(pad[*b]);
-                changed |= pad[*a] != p || pad[*b] != p;
-                pad[*a] = p;
-                pad[*b] = p;
+        for set in &shared {
+            let p = set.iter().map(|&t| pad[t]).max().unwrap_or(0);
+            for &t in set {
+                changed |= pad[t] != p;
+                pad[t] = p;
             }
         }
         if !changed {
@@ -910,7 +946,7 @@ impl<'a> Builder<'a> {
             POOL_MAX_CHUNKS
         );
         ensure!(
-            lo.h == 1 && lo.w == 1 && lo.pad == 0,
+            lo.h == 1 && lo.w == 1 && lo.pad == 0 && lo.chunk_stride == 1,
             "the pooled tensor must be 1×1 without a border"
         );
         let mut pbuf = 0;
@@ -978,7 +1014,11 @@ impl<'a> Builder<'a> {
         );
         if let Some(lg) = lgate {
             ensure!(
-                lg.h == 1 && lg.w == 1 && lg.pad == 0 && lg.chunks == la.chunks,
+                lg.h == 1
+                    && lg.w == 1
+                    && lg.pad == 0
+                    && lg.chunks == la.chunks
+                    && lg.chunk_stride == 1,
                 "the SE gate must be a 1×1 vector with one value per channel"
             );
         }

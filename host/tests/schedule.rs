@@ -169,18 +169,51 @@ proptest! {
         n.check(&EngineConfig::tiny(), stall);
     }
 
-    /// A down-sampling block: two stride-2 branches from one input, their sum, and a
-    /// 3-channel head conv in front (input padded to a whole chunk).
+    /// A down-sampling block: a 3-channel head conv (input padded to a whole chunk), then
+    /// three stride-2 grouped convs of its output — the shortcut and two branches, which
+    /// run as one merged conv — each followed by its own conv (the shortcut's a 3×3, so the
+    /// merged output needs a border), the branches' sum and the shortcut added.
     #[test]
     fn down_sampling_block(h in 2usize..12, w in 2usize..14, seed in any::<u64>()) {
         let mut n = Net::new(seed, 3, h, w);
         let head = n.conv(0, 16, 3, 1, 1);
+        let sc = n.conv(head, 32, 3, 2, 2);
+        let scp = n.conv(sc, 16, 3, 1, 1);
         let b1 = n.conv(head, 32, 3, 2, 2);
-        let b2 = n.conv(head, 32, 3, 2, 2);
         let p1 = n.conv(b1, 16, 1, 1, 1);
+        let b2 = n.conv(head, 32, 3, 2, 2);
         let p2 = n.conv(b2, 16, 1, 1, 1);
-        n.ewise(p1, None, Some(p2));
+        let sum = n.ewise(p1, None, Some(p2));
+        n.ewise(sum, None, Some(scp));
+        let plan = host::schedule::compile(&n.m, &EngineConfig::tiny(), false).unwrap();
+        prop_assert_eq!(plan.ops.len(), n.m.ops.len() - 2, "the three siblings merge");
         n.check(&EngineConfig::tiny(), 0);
+    }
+}
+
+/// Merged siblings compute exactly what the members do: the merged conv's output chunk
+/// `j·M + m` is member `m`'s chunk `j`, in the int8 reference itself.
+#[test]
+fn merged_siblings_interleave_the_members_chunks() {
+    let mut n = Net::new(5, 16, 6, 5);
+    let members = [
+        n.conv(0, 32, 3, 1, 2),
+        n.conv(0, 32, 3, 1, 2),
+        n.conv(0, 32, 3, 1, 2),
+    ];
+    n.conv(0, 32, 3, 2, 2); // another stride: not a sibling
+    let (merged, merges) = host::siblings::merge_siblings(&n.m, 8);
+    assert_eq!(merges.len(), 1);
+    assert_eq!(merges[0].members, members);
+    assert_eq!(merged.ops.len(), 2);
+    let input: Vec<i8> = (0..n.m.tensors[0].len()).map(|_| n.rng.i8()).collect();
+    let want = host::reference::forward(&n.m, &input);
+    let got = host::reference::forward(&merged, &input);
+    let plane = 8 * 6 * 5;
+    for (j, chunk) in got[merges[0].output].chunks(plane).enumerate() {
+        let member = members[j % 3];
+        let at = (j / 3) * plane;
+        assert_eq!(chunk, &want[member][at..at + plane], "merged chunk {j}");
     }
 }
 
