@@ -538,29 +538,32 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// The op's first act loads (what `load` emits). When they read nothing the previous
-    /// op's last store writes (e.g. the first rows, stored long ago), they too go behind
-    /// that op's last tile; otherwise after its store, which waits for its last compute.
+    /// The op's first act loads (what `load` emits). Those that read nothing the previous
+    /// op's last store writes (rows stored long ago, a residual operand, the other input of
+    /// an EWISE) go behind that op's last tile too; the rest after its store, which waits
+    /// for its last compute.
     fn first_loads<T>(&mut self, load: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let mark = self.program.len();
         let result = load(self)?;
         let loads = self.split_off(mark);
-        let depends = match &self.pending_store {
-            Some((s, _)) => loads
-                .iter()
-                .any(|(l, _)| overlaps(self.cfg, l, &Instr::Store(*s))),
-            None => false,
-        };
+        let (dependent, independent): (Vec<_>, Vec<_>) =
+            loads
+                .into_iter()
+                .partition(|(l, _)| match &self.pending_store {
+                    Some((s, _)) => overlaps(self.cfg, l, &Instr::Store(*s)),
+                    None => false,
+                });
         match &mut self.tail {
-            Some(t) if !depends => {
-                t.dma.extend(loads);
+            Some(t) => {
+                t.dma.extend(independent);
                 self.flush();
             }
-            _ => {
+            None => {
                 self.flush();
-                self.extend(loads);
+                self.extend(independent);
             }
         }
+        self.extend(dependent);
         Ok(result)
     }
 
