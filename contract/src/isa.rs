@@ -33,8 +33,9 @@
 //!
 //! Counts must be ≥ 1 (no zero-length transfers), `kernel` 1..=`MAX_KERNEL`, `stride` 1..=2,
 //! `banks` 1..=`rows`, and the *largest address touched* in each buffer must be below its
-//! depth. Every check is a compare of a sum of products of fields against a config constant,
-//! so the RTL evaluates them in its decode cycle.
+//! depth. DRAM addresses and strides are multiples of G bytes (one entry), so an entry
+//! never straddles a bus word. Every check is a compare of a sum of products of fields
+//! against a config constant, so the RTL evaluates them in its decode cycle.
 
 use crate::arith::{Requant, MAX_SHIFT};
 use crate::config::{EngineConfig, MAX_KERNEL};
@@ -43,7 +44,7 @@ use thiserror::Error;
 
 /// Bumped on any change to the encoding or to an instruction's meaning; the RTL manifest
 /// carries it so the host can refuse a mismatched build.
-pub const ISA_VERSION: u32 = 1;
+pub const ISA_VERSION: u32 = 2;
 
 /// Bytes per encoded instruction.
 pub const INSTR_BYTES: usize = 32;
@@ -93,6 +94,13 @@ pub enum IsaError {
         buffer: &'static str,
         last: u64,
         entries: usize,
+    },
+    #[error("{name}.{field} is {actual}: DRAM addresses and strides must be multiples of {align} bytes (one entry)")]
+    Misaligned {
+        name: &'static str,
+        field: &'static str,
+        actual: u64,
+        align: u64,
     },
     #[error("{name} touches DRAM byte {last:#x}, beyond the 32-bit address space")]
     DramOverflow { name: &'static str, last: u64 },
@@ -324,6 +332,23 @@ fn check_buffer(
         });
     }
     Ok(())
+}
+
+/// Every DRAM address and stride `fields` of an instruction: a multiple of `align`.
+fn check_aligned(
+    name: &'static str,
+    align: u64,
+    fields: &[(&'static str, u32)],
+) -> Result<(), IsaError> {
+    match fields.iter().find(|(_, v)| *v as u64 % align != 0) {
+        Some(&(field, v)) => Err(IsaError::Misaligned {
+            name,
+            field,
+            actual: v as u64,
+            align,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn check_dram(name: &'static str, last: u64) -> Result<(), IsaError> {
@@ -579,6 +604,7 @@ impl Instr {
             Instr::LoadAct(i) => {
                 count("rows", i.rows as u64)?;
                 count("row_entries", i.row_entries as u64)?;
+                check_aligned(name, g, &[("dram", i.dram), ("dram_stride", i.dram_stride)])?;
                 let n = i.rows as u64 * i.row_entries as u64;
                 check_buffer(name, "ABUF", i.abuf as u64 + n - 1, cfg.abuf_entries)?;
                 let last = i.dram as u64
@@ -589,6 +615,7 @@ impl Instr {
             }
             Instr::LoadWgt(i) => {
                 count("entries", i.entries as u64)?;
+                check_aligned(name, g, &[("dram", i.dram)])?;
                 check_buffer(
                     name,
                     "WBUF",
@@ -599,6 +626,7 @@ impl Instr {
             }
             Instr::LoadParam(i) => {
                 count("channels", i.channels as u64)?;
+                check_aligned(name, g, &[("dram", i.dram)])?;
                 check_buffer(
                     name,
                     "PBUF",
@@ -632,6 +660,15 @@ impl Instr {
                 check_range(name, "banks", i.banks as u64, 1, rows)?;
                 count("runs", i.runs as u64)?;
                 count("run_entries", i.run_entries as u64)?;
+                check_aligned(
+                    name,
+                    g,
+                    &[
+                        ("dram", i.dram),
+                        ("bank_stride", i.bank_stride),
+                        ("run_stride", i.run_stride),
+                    ],
+                )?;
                 let last_out = i.obuf as u64
                     + (i.runs as u64 - 1) * i.obuf_stride as u64
                     + i.run_entries as u64
@@ -957,12 +994,36 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("between 1 and 2"), "{e}");
         let e = Instr::Store(Store {
-            dram: u32::MAX,
+            dram: u32::MAX - 7,
             ..store
         })
         .validate(&cfg)
         .unwrap_err();
         assert!(matches!(e, IsaError::DramOverflow { .. }));
+        // DRAM addresses and strides: whole entries (G = 8 bytes).
+        let e = Instr::Store(Store {
+            run_stride: 12,
+            ..store
+        })
+        .validate(&cfg)
+        .unwrap_err();
+        assert!(e.to_string().contains("STORE.run_stride is 12"), "{e}");
+        let act = LoadAct {
+            wait: Wait::NONE,
+            dram: 4,
+            dram_stride: 64,
+            abuf: 0,
+            rows: 1,
+            row_entries: 1,
+        };
+        let e = Instr::LoadAct(act).validate(&cfg).unwrap_err();
+        assert!(
+            matches!(e, IsaError::Misaligned { field: "dram", .. }),
+            "{e}"
+        );
+        Instr::LoadAct(LoadAct { dram: 8, ..act })
+            .validate(&cfg)
+            .unwrap();
 
         let pool = Pool {
             chunks: 10,

@@ -80,13 +80,13 @@ wire res_store = (w0[31:6] == 26'd0) && (w6[31:8] == 24'd0) && w7 == 64'd0;
 wire res_ewise = (w0[31:8] == 24'd0) && w7 == 64'd0;
 wire res_pool  = (w0[31:8] == 24'd0) && (w4[31:24] == 8'd0) && (w5 | w6 | w7) == 64'd0;
 // LOAD_ACT: abuf=l3 rows=h3 row_entries=l4 dram=w1 dram_stride=w2
-wire ok_act = res_act && h3 != 0 && l4 != 0
+wire ok_act = res_act && h3 != 0 && l4 != 0 && (w1 % G) == 0 && (w2 % G) == 0
    && (l3 + h3 * l4 - 64'd1 < NA)
    && (w1 + (h3 - 64'd1) * w2 + l4 * G - 64'd1 <= DMAX);
 // LOAD_WGT: dram=w1 wbuf=l2 entries=h2
-wire ok_wgt = res_wgt && h2 != 0 && (l2 + h2 - 64'd1 < NW) && (w1 + h2 * C * G - 64'd1 <= DMAX);
+wire ok_wgt = res_wgt && h2 != 0 && (w1 % G) == 0 && (l2 + h2 - 64'd1 < NW) && (w1 + h2 * C * G - 64'd1 <= DMAX);
 // LOAD_PARAM: dram=w1 pbuf=l2 channels=h2
-wire ok_par = res_wgt && h2 != 0 && (l2 + h2 - 64'd1 < NP) && (w1 + h2 * 64'd{rec} - 64'd1 <= DMAX);
+wire ok_par = res_wgt && h2 != 0 && (w1 % G) == 0 && (l2 + h2 - 64'd1 < NP) && (w1 + h2 * 64'd{rec} - 64'd1 <= DMAX);
 // CONV: abuf=l1 wbuf=h1 obuf=l2 pbuf=h2 out_w=l3 chunks=h3 row_pitch=l4 chunk_pitch=h4
 //       obuf_stride=l5 kernel=b52 stride=b53
 wire ok_conv = res_conv && b52 >= 64'd1 && b52 <= 64'd{mk} && b53 >= 64'd1 && b53 <= 64'd{ms}
@@ -97,6 +97,7 @@ wire ok_conv = res_conv && b52 >= 64'd1 && b52 <= 64'd{mk} && b53 >= 64'd1 && b5
    && (l2 + (C / G - 64'd1) * l5 + l3 - 64'd1 < NO);
 // STORE: dram=w1 bank_stride=w2 run_stride=w3 obuf=l4 obuf_stride=h4 run_entries=l5 runs=h5 banks=b60
 wire ok_store = res_store && b60 >= 64'd1 && b60 <= R && h5 != 0 && l5 != 0
+   && (w1 % G) == 0 && (w2 % G) == 0 && (w3 % G) == 0
    && (l4 + (h5 - 64'd1) * h4 + l5 - 64'd1 < NO)
    && (w1 + (b60 - 64'd1) * w2 + (h5 - 64'd1) * w3 + l5 * G - 64'd1 <= DMAX);
 // EWISE: a=l1 b=h1 gate=l2 obuf=h2 pbuf=l3 chunks=h3 width=l4 row_pitch=h4 chunk_pitch=l5 obuf_stride=h5
