@@ -1,53 +1,81 @@
-//! The instruction trace of one op's program on the cycle model: when each instruction was
-//! fetched, issued and finished. `cargo run --release -p host --example trace_op -- LAYER
-//! [PRESET]` (one program per op; LAYER: a substring of the op name, e.g. `body_layer.2.norm_blocks_layer.0.part_1.dw_conv`).
+//! The instruction trace around one layer on the cycle model: owner op, issue and completion
+//! cycle of every instruction — where the layer waits, and on what.
+//!
+//! `cargo run --release -p host --example trace_op -- LAYER [PRESET] [--alone]`
+//! (LAYER: a substring of a layer name as `infer` prints it, e.g.
+//! `body_layer.2.norm_blocks_layer.0.se.fc2`). By default the layer is traced inside the
+//! whole-model program, from a few instructions before its first compute instruction to
+//! the next layer's; `--alone` runs the layers before it and traces its own program (one
+//! program per op, starting and ending with idle units).
 
+use contract::isa::Instr;
 use host::engine_backend::{EngineBackend, SimMachine};
 use host::pipeline::prepare;
 use host::schedule::compile;
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
+    let args: Vec<String> = std::env::args().filter(|a| a != "--alone").collect();
+    let alone = std::env::args().any(|a| a == "--alone");
     let layer = args.get(1).map(String::as_str).unwrap_or("dw_conv");
     let cfg = contract::EngineConfig::preset(args.get(2).map(String::as_str).unwrap_or("default"))?;
     let p = prepare("vargfacenet", None, 1)?;
     let q = &p.qmodel;
-    let plan = compile(q, &cfg, true)?;
-    let index = plan
+    let plan = compile(q, &cfg, alone)?;
+    let n = plan
         .ops
         .iter()
         .position(|op| op.name.contains(layer))
-        .ok_or_else(|| anyhow::anyhow!("no op matches '{layer}'"))?;
-    // Run the ops before it, then trace it.
+        .ok_or_else(|| anyhow::anyhow!("no layer matches '{layer}'"))?;
     let input = host::quant::quantize_tensor(
         &host::float_ref::synthetic_input(1).data,
         q.tensors[q.input].scale,
     );
+    // The DRAM the traced program starts from: after the programs before it.
     let mut backend = EngineBackend::new(
         cfg.clone(),
         Box::new(SimMachine::new(&cfg, Default::default())?),
     );
-    backend.limit = Some(index);
-    backend.per_op = true;
+    backend.limit = Some(if alone { n } else { 0 });
     let dram = backend.dram_after(&plan, &input)?;
-    let op = &plan.ops[index];
+    let op = &plan.ops[n];
+    let prog = &plan.programs[op.program];
     let mut engine = sim::Engine::new(cfg)?;
     *engine.dram_mut() = dram;
     engine.set_trace(true);
-    let r = engine.run(plan.programs[op.program].addr as u64, 100_000_000);
+    let r = engine.run(prog.addr as u64, 100_000_000);
     println!(
-        "{}: {:?}, {} cycles, {} MACs",
-        op.name, r.status, r.cycles, op.macs
+        "{}: program of {} instructions {:?} after {} cycles; {} MACs",
+        op.name,
+        prog.instrs.len(),
+        r.status,
+        r.cycles,
+        op.macs
     );
-    for t in &r.trace {
+    let from = op.first_compute.saturating_sub(8);
+    let to = plan
+        .ops
+        .get(n + 1)
+        .filter(|next| next.program == op.program)
+        .map_or(prog.instrs.len(), |next| next.first_compute + 1);
+    for t in r
+        .trace
+        .iter()
+        .filter(|t| alone || (from..to).contains(&(t.index as usize)))
+    {
+        let what = match &t.instr {
+            Instr::LoadAct(l) => format!("{} rows × {} entries", l.rows, l.row_entries),
+            Instr::Store(s) => format!("{} banks × {} runs × {}", s.banks, s.runs, s.run_entries),
+            Instr::Conv(c) => format!("out_w {} chunks {} k {}", c.out_w, c.chunks, c.kernel),
+            _ => String::new(),
+        };
         println!(
-            "{:>4} {:<10} fetch {:>7} issue {:>7} done {:>7}  {:?}",
+            "{:>5} {:<40.40} {:<10} issue {:>7} done {:>7} ({:>5})  {what}",
             t.index,
+            plan.ops[prog.owner[t.index as usize]].name,
             t.instr.name(),
-            t.fetch,
             t.issue,
             t.complete,
-            t.instr
+            t.complete - t.issue,
         );
     }
     Ok(())
