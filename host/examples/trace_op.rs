@@ -69,9 +69,9 @@ fn main() -> anyhow::Result<()> {
             _ => String::new(),
         };
         println!(
-            "{:>5} {:<40.40} {:<10} issue {:>7} done {:>7} ({:>5})  {what}",
+            "{:>5} {:<width$} {:<10} issue {:>7} done {:>7} ({:>5})  {what}",
             t.index,
-            plan.ops[prog.owner[t.index as usize]].name,
+            owner(t.index),
             t.instr.name(),
             t.issue,
             t.complete,
