@@ -57,11 +57,18 @@ fn main() -> anyhow::Result<()> {
         .get(n + 1)
         .filter(|next| next.program == op.program)
         .map_or(prog.instrs.len(), |next| next.first_compute + 1);
-    for t in r
+    let shown: Vec<_> = r
         .trace
         .iter()
         .filter(|t| alone || (from..to).contains(&(t.index as usize)))
-    {
+        .collect();
+    let owner = |i: u32| &plan.ops[prog.owner[i as usize]].name;
+    let width = shown
+        .iter()
+        .map(|t| owner(t.index).len())
+        .max()
+        .unwrap_or(0);
+    for t in shown {
         let what = match &t.instr {
             Instr::LoadAct(l) => format!("{} rows × {} entries", l.rows, l.row_entries),
             Instr::Store(s) => format!("{} banks × {} runs × {}", s.banks, s.runs, s.run_entries),
