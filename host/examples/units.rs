@@ -1,6 +1,7 @@
 //! Where the engine's units spend a full VarGFaceNet inference (one program, default
 //! preset): busy, stalled and idle cycles of the controller, the DMA and the PE array.
 //! `cargo run --release -p host --example units [PRESET]`
+use contract::isa::Unit;
 use host::engine_backend::EngineBackend;
 use host::pipeline::prepare;
 use host::schedule::compile;
@@ -46,6 +47,23 @@ fn main() -> anyhow::Result<()> {
         convs * drain,
         (convs * drain) as f64 / r.cycles as f64
     );
+    // The array's idle cycles: between two compute instructions of one op (tile
+    // boundaries, DMA-bound tiles) or of two ops (the next op's first loads).
+    let prog = &plan.programs[0];
+    let (mut at_ops, mut in_ops, mut last) = (0u64, 0u64, None);
+    for t in r.trace.iter().filter(|t| t.instr.unit() == Unit::Compute) {
+        let owner = prog.owner[t.index as usize];
+        if let Some((done, op)) = last {
+            let gap = t.issue - done - 1;
+            *(if op == owner {
+                &mut in_ops
+            } else {
+                &mut at_ops
+            }) += gap;
+        }
+        last = Some((t.complete, owner));
+    }
+    println!("array idle between ops {at_ops} cycles, within ops {in_ops}");
     println!(
         "DRAM read {} B, written {} B, instructions {} B",
         c.dram_read_bytes, c.dram_write_bytes, c.instr_read_bytes
