@@ -34,8 +34,11 @@ pub fn merge_siblings(model: &QModel, g: usize) -> (QModel, Vec<Merge>) {
         .collect();
     let mut taken = vec![false; model.ops.len()];
     let mut out = QModel {
+        name: model.name.clone(),
+        tensors: model.tensors.clone(),
         ops: Vec::with_capacity(model.ops.len()),
-        ..model.clone()
+        input: model.input,
+        embedding: model.embedding,
     };
     let mut merges = Vec::new();
     for (i, op) in model.ops.iter().enumerate() {
