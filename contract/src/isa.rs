@@ -106,6 +106,8 @@ pub enum IsaError {
     DramOverflow { name: &'static str, last: u64 },
     #[error("program is {len} bytes, not a multiple of {INSTR_BYTES}")]
     ProgramLength { len: usize },
+    #[error("program address {addr:#x} is not a multiple of {INSTR_BYTES}")]
+    ProgramAddress { addr: u64 },
 }
 
 /// The dependency flags every instruction carries (w0 bits 4 and 5).

@@ -79,6 +79,7 @@ pub struct Controller<const BUS: usize> {
     word_mask: Constant<Bits<32>>,
     low_mask: Constant<Bits<32>>,
     instr_bytes: Constant<Bits<32>>,
+    instr_low: Constant<Bits<32>>,
     st_idle: Constant<Bits<2>>,
     st_busy: Constant<Bits<2>>,
     st_done: Constant<Bits<2>>,
@@ -137,6 +138,7 @@ impl<const BUS: usize> Controller<BUS> {
             word_mask: Constant::new((!(b - 1) & 0xffff_ffff).into()),
             low_mask: Constant::new((b - 1).into()),
             instr_bytes: Constant::new(32u64.into()),
+            instr_low: Constant::new(31u64.into()),
             st_idle: Constant::new(STATUS_IDLE.into()),
             st_busy: Constant::new(STATUS_BUSY.into()),
             st_done: Constant::new(STATUS_DONE.into()),
@@ -281,6 +283,13 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             self.beats_rsp.d.next = 0.into();
             self.err.d.next = 0.into();
             self.state.d.next = CtrlState::Fetch;
+            if (self.prog_addr.val() & self.instr_low.val()).any() {
+                // a program address that is not a whole instruction: ERROR at index 0
+                self.ins_req_valid.next = false;
+                self.stalled.next = false;
+                self.beats_req.d.next = 0.into();
+                self.state.d.next = CtrlState::Error;
+            }
         }
     }
 }

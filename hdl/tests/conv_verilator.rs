@@ -74,6 +74,42 @@ fn illegal_instructions_stop_with_error_and_index() {
     assert_eq!(run_program(&cfg, &bytes, 4), HwStatus::Error { index: 2 });
 }
 
+/// A program address that is not a whole instruction (32 bytes) stops the engine in its
+/// start cycle, with the same cycles and counters in the model and the RTL.
+#[test]
+fn misaligned_program_address_is_an_error() {
+    let cfg = EngineConfig::tiny();
+    let program = isa::encode_program(&[Instr::End(End { wait: Wait::NONE })]);
+    for addr in [8u32, 40] {
+        let mut d = Dram::new(1 << 17);
+        d.write(addr as u64, &program);
+        let hw = engine(&cfg).run(d.clone(), addr, 1, &RunOptions::default());
+        let mut model = sim::Engine::new(cfg.clone()).unwrap();
+        *model.dram_mut() = d;
+        let m = model.run(addr as u64, 1000);
+        assert_eq!(hw.status, HwStatus::Error { index: 0 }, "address {addr}");
+        assert_eq!(
+            m.status,
+            sim::Status::Error {
+                index: 0,
+                cause: sim::ErrorCause::Illegal(isa::IsaError::ProgramAddress {
+                    addr: addr as u64
+                })
+            }
+        );
+        assert_eq!(
+            (m.cycles, m.counters),
+            (hw.cycles, hw.counters),
+            "address {addr}"
+        );
+    }
+    // the same END at a whole-instruction address runs
+    let mut d = Dram::new(1 << 17);
+    d.write(64, &program);
+    let hw = engine(&cfg).run(d, 64, 1, &RunOptions::default());
+    assert_eq!(hw.status, HwStatus::Done);
+}
+
 #[test]
 fn truncated_program_stops_with_error() {
     let cfg = EngineConfig::tiny();

@@ -397,6 +397,15 @@ impl Run {
                 sent,
                 received,
             } => {
+                if now == 0 && self.program_addr % INSTR_BYTES as u64 != 0 {
+                    // checked in the start cycle, before the first fetch request
+                    self.counters.controller.busy += 1;
+                    let addr = self.program_addr;
+                    return Err(Self::error(
+                        0,
+                        ErrorCause::Illegal(IsaError::ProgramAddress { addr }),
+                    ));
+                }
                 if let Some(err) = self.iport.response(now) {
                     if let Some(addr) = err {
                         self.counters.controller.busy += 1;
