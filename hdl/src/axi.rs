@@ -8,11 +8,20 @@
 //! Decisions (each documented in docs/fpga.md):
 //! - **One AXI4 master**, both engine ports on it: the instruction port reads with ARID 0,
 //!   the data port with ARID 1 (writes AWID 1). R beats are routed by RID, so the slave may
-//!   interleave the two IDs; each ID stays in order, as AXI requires. Every engine request
-//!   is a single-beat transaction (AxLEN 0) of the full bus width; several may be
-//!   outstanding (up to `MAX_OUTSTANDING` per ID).
-//! - **Ordering**: AXI does not order reads after writes, so a data-port read waits until
-//!   every earlier write has its B response. The engine's END waits only for writes to be
+//!   interleave the two IDs; each ID stays in order, as AXI requires. AxSIZE is the full
+//!   bus width, AxBURST INCR. An instruction fetch is a single-beat read (ARLEN 0).
+//! - **Bursts** on the data port: requests leave its FIFO into one *open burst*, which a
+//!   request joins when it has the same direction and the next address, the burst has
+//!   fewer than [`MAX_BURST`] beats and the address does not start a new 4 KiB page. The
+//!   burst closes when the next request does not join it or no request is waiting (a lone
+//!   request is not held back) and its channel is free: a read becomes one AR (ARLEN =
+//!   beats - 1) whose R beats go back to the engine in order; a write becomes one AW
+//!   (AWLEN = beats - 1) and its W beats, buffered in a 32-beat W FIFO while the burst is
+//!   open (the last beat waits in a register so it enters the FIFO with WLAST), and one B.
+//!   Up to `MAX_OUTSTANDING` transactions per ID are in flight (reads until RLAST, writes
+//!   until B).
+//! - **Ordering**: AXI does not order reads after writes, so a data-port read burst waits
+//!   until every earlier write burst has its B response. The engine's END waits only for writes to be
 //!   *accepted*, so the wrapper reports DONE only after all B responses are in.
 //! - **Reset**: the engine (rust-hdl 0.46 DFFs) has no reset pin. On `aresetn` the wrapper
 //!   resets itself and then *drains* the engine: it pulses `start` with a one-instruction
@@ -35,10 +44,14 @@ pub const VERILOG_FILE: &str = "vargnet_axi.v";
 pub const REGS_FILE: &str = "axi_regs.json";
 /// AXI4-Lite address bits (a 4 KiB window).
 pub const LITE_ADDR_BITS: usize = 12;
-/// Per-ID cap on AXI reads in flight (and on writes awaiting B).
+/// Per-ID cap on AXI read transactions in flight (and on write bursts awaiting B).
 pub const MAX_OUTSTANDING: usize = 32;
-/// `ID` register value: "VGN" + wrapper version 1.
-pub const MAGIC: u32 = 0x5647_4E01;
+/// Longest data-port burst in beats (AxLEN ≤ 15).
+pub const MAX_BURST: usize = 16;
+// The wrapper counts a burst's beats in 4 bits (`ob_len`).
+const _: () = assert!(MAX_BURST == 16);
+/// `ID` register value: "VGN" + wrapper version 2 (version 1 issued single beats only).
+pub const MAGIC: u32 = 0x5647_4E02;
 /// First offset of the registers generated from extra engine outputs (counters).
 pub const EXTRA_BASE: u32 = 0x40;
 
@@ -209,7 +222,7 @@ pub fn registers(cfg: &EngineConfig, extra: &[Port]) -> Vec<Reg> {
         reg("RD_BEATS", 0x1c, "r", "AXI read beats of the data port in the last run", "cnt_rd".into()),
         reg("WR_BEATS", 0x20, "r", "AXI write beats in the last run", "cnt_wr".into()),
         reg("MEM_STALLS", 0x24, "r", "cycles the engine's data port waited for the wrapper (request FIFO full) in the last run", "cnt_stall".into()),
-        reg("ID", 0x30, "r", "0x5647_4E01: 'VGN' and the wrapper version", format!("32'h{MAGIC:08x}")),
+        reg("ID", 0x30, "r", "0x5647_4E02: 'VGN' and the wrapper version (2: data-port bursts)", format!("32'h{MAGIC:08x}")),
         reg("CONFIG", 0x34, "r", "rows [7:0], cols [23:8], dram_bus_bytes [31:24]", format!("32'h{config_word:08x}")),
         reg("ISA_VERSION", 0x38, "r", "contract::isa::ISA_VERSION of the engine", format!("32'd{ISA_VERSION}")),
     ];
@@ -355,8 +368,8 @@ module vargnet_axi (
     output wire [3:0] m_axi_awqos,
     output wire m_axi_awvalid,
     input  wire m_axi_awready,
-    output reg  [{dwm}:0] m_axi_wdata,
-    output reg  [{swm}:0] m_axi_wstrb,
+    output wire [{dwm}:0] m_axi_wdata,
+    output wire [{swm}:0] m_axi_wstrb,
     output wire m_axi_wlast,
     output wire m_axi_wvalid,
     input  wire m_axi_wready,
@@ -383,16 +396,21 @@ module vargnet_axi (
     output wire m_axi_rready
 );
     localparam CAP = 8'd{cap};
+    localparam [31:0] BUS = 32'd{sw};
     localparam [3:0] S_DRAIN_GO = 4'd0, S_DRAIN = 4'd1, S_IDLE = 4'd2, S_RUN_GO = 4'd3,
                      S_RUN = 4'd4, S_QUIESCE_GO = 4'd5, S_QUIESCE = 4'd6, S_FLUSH = 4'd7,
                      S_END = 4'd8;
     wire rst = !aresetn;
     // Registered valids, forced low while aresetn is low (AXI: LOW during reset, from the
     // first cycle, not only after the first reset edge).
-    reg arvalid_q, awvalid_q, wvalid_q, lite_bvalid_q, lite_rvalid_q;
+    reg arvalid_q, awvalid_q, lite_bvalid_q, lite_rvalid_q;
+    wire wf_empty;
+    reg [5:0] w_bursts;            // closed write bursts whose WLAST has not been sent
     assign m_axi_arvalid = arvalid_q & aresetn;
     assign m_axi_awvalid = awvalid_q & aresetn;
-    assign m_axi_wvalid = wvalid_q & aresetn;
+    // W: the head of the W FIFO while it belongs to a closed burst. It stays valid until its
+    // handshake, since only a WLAST beat ends a closed burst.
+    assign m_axi_wvalid = ~wf_empty & (w_bursts != 6'd0) & aresetn;
     assign s_axi_bvalid = lite_bvalid_q & aresetn;
     assign s_axi_rvalid = lite_rvalid_q & aresetn;
 
@@ -468,18 +486,40 @@ module vargnet_axi (
     wire ins_acc = e_ins_req_valid & e_ins_req_ready;
     wire mem_acc = e_mem_req_valid & e_mem_req_ready;
 
-    // AR arbitration: round robin between the instruction FIFO and data-port reads; a data
-    // read waits for every earlier write's B response (AXI does not order R after W).
+    // ---------------- data port: burst builder ----------------
+    // Requests leave the data FIFO into one open burst: a request joins it when it has the
+    // same direction, the next address, the burst has fewer than 16 beats and the address
+    // does not start a new 4 KiB page. Otherwise (or when no request is waiting) the burst
+    // closes as soon as its channel is free: a read becomes one AR with ARLEN = beats - 1, a
+    // write one AW with AWLEN = beats - 1 whose W beats are in the W FIFO. A write's last
+    // beat is kept in `tail` until the burst closes, so it enters the W FIFO with WLAST.
+    reg ob_valid, ob_write;        // open burst, its direction
+    reg [31:0] ob_addr, ob_next;   // its first address, the address that would join it
+    reg [3:0] ob_len;              // beats - 1
+    reg [{dwm}:0] tail_data;
+    reg [{swm}:0] tail_strb;
+    wire wf_full;
+    wire [{wfm}:0] wf_dout;
+    wire ob_join = ob_valid & ~memf_empty & (memf_write == ob_write) & (memf_addr == ob_next)
+                & (ob_len != 4'd15) & (memf_addr[11:0] != 12'd0) & ~(ob_write & wf_full);
+
+    // AR arbitration: round robin between the instruction FIFO and a closing data read
+    // burst; a data read waits for every earlier write's B response (AXI does not order R
+    // after W). Write bursts close into AW when it is free and the W FIFO can take the tail.
     wire ar_free = ~m_axi_arvalid | m_axi_arready;
+    wire aw_free = ~m_axi_awvalid | m_axi_awready;
     wire ins_can = ~insf_empty & (ins_rd_out < CAP);
-    wire mrd_can = ~memf_empty & ~memf_write & (wr_out == 8'd0) & (mem_rd_out < CAP);
+    wire mrd_can = ob_valid & ~ob_write & ~ob_join & (wr_out == 8'd0) & (mem_rd_out < CAP);
     reg rr_mem;
     wire pick_mem = mrd_can & (~ins_can | rr_mem);
     wire pick_ins = ins_can & ~pick_mem;
     wire ins_pop = ar_free & pick_ins;
-    wire mrd_pop = ar_free & pick_mem;
-    wire wr_pop = ~memf_empty & memf_write & (wr_out < CAP)
-                  & (~m_axi_awvalid | m_axi_awready) & (~m_axi_wvalid | m_axi_wready);
+    wire mrd_go = ar_free & pick_mem;
+    wire wr_go = ob_valid & ob_write & ~ob_join & aw_free & ~wf_full & (wr_out < CAP);
+    wire ob_close = mrd_go | wr_go;
+    wire ob_open = ~memf_empty & ~ob_join & (~ob_valid | ob_close);
+    wire mem_pop = ob_join | ob_open;
+    wire w_beat = m_axi_wvalid & m_axi_wready;
 
     vargnet_axi_fifo #(.W(32), .A(2)) ins_fifo (
         .clk(aclk), .rst(rst), .push(ins_acc & ~ins_local), .din(e_ins_req_addr),
@@ -487,20 +527,29 @@ module vargnet_axi (
     vargnet_axi_fifo #(.W({mw}), .A(2)) mem_fifo (
         .clk(aclk), .rst(rst), .push(mem_acc & ~mem_local),
         .din({{e_mem_req_write, e_mem_req_addr, e_mem_req_wstrb, e_mem_req_wdata}}),
-        .pop(mrd_pop | wr_pop), .dout(memf_dout), .empty(memf_empty), .full(memf_full));
+        .pop(mem_pop), .dout(memf_dout), .empty(memf_empty), .full(memf_full));
+    // W beats {{last, strb, data}}: the open burst's beats but its tail, then at the close
+    // the tail with WLAST; sent while a closed burst has beats left.
+    vargnet_axi_fifo #(.W({wfw}), .A(5)) w_fifo (
+        .clk(aclk), .rst(rst), .push((ob_join & ob_write) | wr_go),
+        .din({{wr_go, tail_strb, tail_data}}),
+        .pop(w_beat), .dout(wf_dout), .empty(wf_empty), .full(wf_full));
 
     // ---------------- AXI4 master ----------------
+    reg [3:0] awlen_q, arlen_q;
     assign m_axi_awid = 1'b1;
-    assign m_axi_awlen = 8'd0;
+    assign m_axi_awlen = {{4'd0, awlen_q}};
     assign m_axi_awsize = 3'd{size};
     assign m_axi_awburst = 2'b01;
     assign m_axi_awlock = 1'b0;
     assign m_axi_awcache = 4'b0011;
     assign m_axi_awprot = 3'd0;
     assign m_axi_awqos = 4'd0;
-    assign m_axi_wlast = 1'b1;
+    assign m_axi_wlast = wf_dout[{wfm}];
+    assign m_axi_wstrb = wf_dout[{strb_hi}:{dw}];
+    assign m_axi_wdata = wf_dout[{dwm}:0];
     assign m_axi_bready = 1'b1;
-    assign m_axi_arlen = 8'd0;
+    assign m_axi_arlen = {{4'd0, arlen_q}};
     assign m_axi_arsize = 3'd{size};
     assign m_axi_arburst = 2'b01;
     assign m_axi_arlock = 1'b0;
@@ -520,11 +569,24 @@ module vargnet_axi (
         rq_valid <= r_beat & ~rst;
         rq_id <= m_axi_rid[0];
         rq_data <= m_axi_rdata;
+        if (mem_pop) begin
+            ob_next <= memf_addr + BUS;
+            tail_data <= memf_data;
+            tail_strb <= memf_strb;
+            if (ob_join) begin
+                ob_len <= ob_len + 4'd1;
+            end else begin
+                ob_write <= memf_write;
+                ob_addr <= memf_addr;
+                ob_len <= 4'd0;
+            end
+        end
         if (rst) begin
             arvalid_q <= 1'b0;
             awvalid_q <= 1'b0;
-            wvalid_q <= 1'b0;
             rr_mem <= 1'b0;
+            ob_valid <= 1'b0;
+            w_bursts <= 6'd0;
             ins_rd_out <= 8'd0;
             mem_rd_out <= 8'd0;
             wr_out <= 8'd0;
@@ -532,21 +594,23 @@ module vargnet_axi (
             if (ar_free) begin
                 arvalid_q <= pick_ins | pick_mem;
                 m_axi_arid <= pick_mem;
-                m_axi_araddr <= pick_mem ? memf_addr : insf_addr;
+                m_axi_araddr <= pick_mem ? ob_addr : insf_addr;
+                arlen_q <= pick_mem ? ob_len : 4'd0;
                 if (pick_ins | pick_mem) rr_mem <= pick_ins;
             end
             if (m_axi_awready) awvalid_q <= 1'b0;
-            if (m_axi_wready) wvalid_q <= 1'b0;
-            if (wr_pop) begin
+            if (wr_go) begin
                 awvalid_q <= 1'b1;
-                aw_addr <= memf_addr;
-                wvalid_q <= 1'b1;
-                m_axi_wdata <= memf_data;
-                m_axi_wstrb <= memf_strb;
+                aw_addr <= ob_addr;
+                awlen_q <= ob_len;
             end
+            if (mem_pop) ob_valid <= 1'b1;
+            else if (ob_close) ob_valid <= 1'b0;
+            w_bursts <= w_bursts + {{5'd0, wr_go}} - {{5'd0, w_beat & m_axi_wlast}};
             ins_rd_out <= ins_rd_out + {{7'd0, ins_pop}} - {{7'd0, r_beat & ~m_axi_rid[0]}};
-            mem_rd_out <= mem_rd_out + {{7'd0, mrd_pop}} - {{7'd0, r_beat & m_axi_rid[0]}};
-            wr_out <= wr_out + {{7'd0, wr_pop}} - {{7'd0, b_beat}};
+            mem_rd_out <= mem_rd_out + {{7'd0, mrd_go}}
+                          - {{7'd0, r_beat & m_axi_rid[0] & m_axi_rlast}};
+            wr_out <= wr_out + {{7'd0, wr_go}} - {{7'd0, b_beat}};
         end
     end
 
@@ -561,7 +625,8 @@ module vargnet_axi (
         mem_owed <= mem_owed + {{7'd0, mem_acc & ~e_mem_req_write}} - {{7'd0, e_mem_rsp_valid}};
     end
 
-    wire axi_idle = insf_empty & memf_empty & ~m_axi_arvalid & ~m_axi_awvalid & ~m_axi_wvalid
+    wire axi_idle = insf_empty & memf_empty & ~ob_valid & wf_empty
+                    & ~m_axi_arvalid & ~m_axi_awvalid
                     & (ins_rd_out == 8'd0) & (mem_rd_out == 8'd0) & (wr_out == 8'd0);
     // The engine finished END (both units idle), owes nothing and nothing is on the bus.
     wire quiet = (e_status == 2'd2) & (ins_owed == 8'd0) & (mem_owed == 8'd0) & axi_idle;
@@ -709,7 +774,7 @@ module vargnet_axi (
 
     /* verilator lint_off UNUSEDSIGNAL */
     wire unused = &{{1'b0, s_axi_awprot, s_axi_arprot, s_axi_araddr[1:0], lw_addr[1:0],
-                    m_axi_bid, m_axi_rlast}};
+                    m_axi_bid}};
     /* verilator lint_on UNUSEDSIGNAL */
 endmodule
 "#,
@@ -721,6 +786,8 @@ endmodule
         mwm_1 = mw - 2,
         mw_addr_lo = mw - 33,
         strb_hi = dw + sw - 1,
+        wfw = 1 + sw + dw,
+        wfm = sw + dw,
     ))
 }
 

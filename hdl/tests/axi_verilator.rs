@@ -1,7 +1,9 @@
 //! The AXI wrapper `vargnet_axi` (tiny preset) in Verilator, against a Rust AXI4 memory model
 //! with random ready stalls, random R/B valid gaps, random read latency, reordering between
-//! the two read IDs, protocol checks on every master channel, and `aresetn` pulses in the
-//! middle of runs. Programs are CONV tiles checked bit-exact against `contract::arith`.
+//! the two read IDs, protocol checks on every master channel (INCR bursts of at most 16
+//! beats inside a 4 KiB page, WLAST and RLAST on exactly the last beat, one B per burst),
+//! and `aresetn` pulses in the middle of runs. Programs are CONV tiles checked bit-exact
+//! against `contract::arith`; a tile with long rows must come out in bursts.
 mod common;
 use common::*;
 use contract::isa::{self, End, Instr, LoadWgt, Wait};
@@ -171,11 +173,16 @@ const CALM: Stalls = Stalls {
     latency: (4, 4),
 };
 
+/// One R beat owed: a burst of ARLEN + 1 becomes that many, the last with RLAST.
 struct ReadTx {
     due: u64,
     id: u32,
     addr: u64,
+    last: bool,
 }
+
+/// A write to DRAM, applied with its burst's B beat: byte base, data words, strobes.
+type WordWrite = (usize, Vec<u32>, u128);
 
 /// AXI4 slave with a DRAM behind it, plus protocol checks on the master's channels.
 struct AxiMem {
@@ -184,14 +191,18 @@ struct AxiMem {
     rng: Rng,
     st: Stalls,
     reads: VecDeque<ReadTx>,
-    aw: VecDeque<(u32, u64)>,
+    /// write beats announced by AW: id, address, last beat of its burst
+    aw: VecDeque<(u32, u64, bool)>,
     w: VecDeque<(Vec<u32>, u128, bool)>,
-    /// B responses to send: due, id, resp, and the write itself, which becomes visible in
-    /// DRAM only with its B beat (so a DONE before the last B would read stale output)
-    b: VecDeque<(u64, u32, u32, Option<(usize, Vec<u32>, u128)>)>,
+    /// the burst being paired beat by beat: its writes so far, any beat outside the DRAM
+    w_burst: (Vec<WordWrite>, bool),
+    /// B responses to send (one per burst): due, id, resp, and the burst's writes, which
+    /// become visible in DRAM only with its B beat (so a DONE before the last B would read
+    /// stale output)
+    b: VecDeque<(u64, u32, u32, Vec<WordWrite>)>,
     /// beat on R / B until RREADY / BREADY
-    r_cur: Option<(u32, Vec<u32>, u32)>,
-    b_cur: Option<(u32, u32, Option<(usize, Vec<u32>, u128)>)>,
+    r_cur: Option<(u32, Vec<u32>, u32, bool)>,
+    b_cur: Option<(u32, u32, Vec<WordWrite>)>,
     /// AW accepted whose B has not been sent yet
     writes_open: usize,
     /// last cycle's unaccepted AR / AW / W payloads (must repeat)
@@ -200,6 +211,8 @@ struct AxiMem {
     hold_w: Option<(Vec<u32>, u128, u32)>,
     ready: (bool, bool, bool),
     beats: [u64; 3], // instruction reads, data reads, writes
+    /// transactions (AR / AW handshakes): instruction reads, data reads, writes
+    txs: [u64; 3],
     violations: Vec<String>,
 }
 
@@ -213,6 +226,7 @@ impl AxiMem {
             reads: VecDeque::new(),
             aw: VecDeque::new(),
             w: VecDeque::new(),
+            w_burst: (Vec::new(), false),
             b: VecDeque::new(),
             r_cur: None,
             b_cur: None,
@@ -222,6 +236,7 @@ impl AxiMem {
             hold_w: None,
             ready: (true, true, true),
             beats: [0; 3],
+            txs: [0; 3],
             violations: Vec::new(),
         }
     }
@@ -235,6 +250,7 @@ impl AxiMem {
         self.reads.clear();
         self.aw.clear();
         self.w.clear();
+        self.w_burst = (Vec::new(), false);
         self.b.clear();
         self.r_cur = None;
         self.b_cur = None;
@@ -277,14 +293,14 @@ impl AxiMem {
                 } else {
                     (vec![0xdead_beef; self.bus / 4], 2) // SLVERR
                 };
-                self.r_cur = Some((tx.id, data, resp));
+                self.r_cur = Some((tx.id, data, resp, tx.last));
             }
         }
         p.m_rvalid = self.r_cur.is_some() as u32;
-        p.m_rlast = 1;
-        if let Some((id, d, resp)) = &self.r_cur {
+        if let Some((id, d, resp, last)) = &self.r_cur {
             p.m_rid = *id;
             p.m_rresp = *resp;
+            p.m_rlast = *last as u32;
             p.m_rdata[..d.len()].copy_from_slice(d);
         }
         if self.b_cur.is_none() && self.chance(st.gap) {
@@ -323,23 +339,29 @@ impl AxiMem {
             });
         }
         if p.m_arvalid == 1 {
-            let size_ok = 1u32 << p.m_arsize == bus as u32 && p.m_arburst == 1;
-            let addr = p.m_araddr as u64;
-            let end = addr + (p.m_arlen as u64 + 1) * bus as u64;
-            let ok = size_ok && addr % bus as u64 == 0 && (addr >> 12) == ((end - 1) >> 12);
-            self.check(ok, || format!("cycle {now}: bad AR {:x}", p.m_araddr));
+            let ok = burst_ok(bus, p.m_araddr, p.m_arlen, p.m_arsize, p.m_arburst)
+                && (p.m_arid == 1 || p.m_arlen == 0);
+            self.check(ok, || {
+                format!(
+                    "cycle {now}: bad AR id {} addr {:x} len {}",
+                    p.m_arid, p.m_araddr, p.m_arlen
+                )
+            });
             if self.ready.0 {
                 let rule = p.m_arid == 0 || self.writes_open == 0;
                 self.check(rule, || {
                     format!("cycle {now}: data read issued while a write awaits B")
                 });
+                self.txs[p.m_arid as usize & 1] += 1;
+                // one latency per burst, then a beat per cycle at best (plus R gaps)
+                let lat = self.st.latency.0
+                    + self.rng.next() % (self.st.latency.1 - self.st.latency.0 + 1);
                 for beat in 0..=p.m_arlen as u64 {
-                    let lat = self.st.latency.0
-                        + self.rng.next() % (self.st.latency.1 - self.st.latency.0 + 1);
                     self.reads.push_back(ReadTx {
-                        due: now + lat,
+                        due: now + lat + beat,
                         id: p.m_arid,
-                        addr: addr + beat * bus as u64,
+                        addr: p.m_araddr as u64 + beat * bus as u64,
+                        last: beat == p.m_arlen as u64,
                     });
                 }
             } else {
@@ -354,15 +376,21 @@ impl AxiMem {
             });
         }
         if p.m_awvalid == 1 {
-            let ok = 1u32 << p.m_awsize == bus as u32
-                && p.m_awburst == 1
-                && p.m_awaddr as u64 % bus as u64 == 0;
-            self.check(ok, || format!("cycle {now}: bad AW {:x}", p.m_awaddr));
+            let ok = burst_ok(bus, p.m_awaddr, p.m_awlen, p.m_awsize, p.m_awburst) && p.m_awid == 1;
+            self.check(ok, || {
+                format!(
+                    "cycle {now}: bad AW id {} addr {:x} len {}",
+                    p.m_awid, p.m_awaddr, p.m_awlen
+                )
+            });
             if self.ready.1 {
-                for _ in 0..=p.m_awlen {
-                    self.aw.push_back((p.m_awid, p.m_awaddr as u64));
+                for beat in 0..=p.m_awlen as u64 {
+                    let addr = p.m_awaddr as u64 + beat * bus as u64;
+                    self.aw
+                        .push_back((p.m_awid, addr, beat == p.m_awlen as u64));
                 }
                 self.writes_open += 1;
+                self.txs[2] += 1;
             } else {
                 self.hold_aw = Some((p.m_awid, p.m_awaddr, p.m_awlen));
             }
@@ -387,28 +415,39 @@ impl AxiMem {
                 self.hold_w = Some((wdata, strb, p.m_wlast));
             }
         }
-        // complete writes: one AW beat address per W beat (single-beat bursts: WLAST on each)
+        // pair W beats with the beat addresses of the AWs in order (W may come first); WLAST
+        // must be on exactly the last beat of each burst, which then gets one B
         while !self.aw.is_empty() && !self.w.is_empty() {
-            let (id, addr) = self.aw.pop_front().unwrap();
+            let (id, addr, aw_last) = self.aw.pop_front().unwrap();
             let (data, strb, last) = self.w.pop_front().unwrap();
-            self.check(last, || format!("cycle {now}: WLAST missing"));
+            self.check(last == aw_last, || {
+                format!("cycle {now}: WLAST {last} on a beat where the burst's last is {aw_last}")
+            });
             let word = addr / bus as u64;
-            let (resp, w) = if self.dram.word_in_range(word, bus) {
-                (0, Some(((word * bus as u64) as usize, data, strb)))
+            if self.dram.word_in_range(word, bus) {
+                self.w_burst
+                    .0
+                    .push(((word * bus as u64) as usize, data, strb));
             } else {
-                (2, None)
-            };
-            let lat = 1 + self.rng.next() % 6;
-            self.b.push_back((now + lat, id, resp, w));
+                self.w_burst.1 = true;
+            }
+            if aw_last {
+                let (writes, bad) = std::mem::take(&mut self.w_burst);
+                let lat = 1 + self.rng.next() % 6;
+                self.b
+                    .push_back((now + lat, id, if bad { 2 } else { 0 }, writes));
+                // SLVERR
+            }
         }
         // R / B beats taken
         if p.m_rvalid == 1 && p.m_rready == 1 {
-            let (id, _, _) = self.r_cur.take().unwrap();
+            let (id, ..) = self.r_cur.take().unwrap();
             self.beats[id as usize] += 1;
         }
         if p.m_bvalid == 1 && p.m_bready == 1 {
-            if let Some((_, _, Some((base, data, strb)))) = self.b_cur.take() {
-                let bytes = self.dram.bytes_mut();
+            let (_, _, writes) = self.b_cur.take().unwrap();
+            let bytes = self.dram.bytes_mut();
+            for (base, data, strb) in writes {
                 for i in 0..bus {
                     if (strb >> i) & 1 == 1 {
                         bytes[base + i] = (data[i / 4] >> (8 * (i % 4))) as u8;
@@ -418,6 +457,17 @@ impl AxiMem {
             self.writes_open -= 1;
         }
     }
+}
+
+/// AxSIZE = the bus, INCR, aligned, at most 16 beats, inside one 4 KiB page.
+fn burst_ok(bus: usize, addr: u32, len: u32, size: u32, burst: u32) -> bool {
+    let addr = addr as u64;
+    let end = addr + (len as u64 + 1) * bus as u64;
+    1u32 << size == bus as u32
+        && burst == 1
+        && len < hdl::axi::MAX_BURST as u32
+        && addr % bus as u64 == 0
+        && (addr >> 12) == ((end - 1) >> 12)
 }
 
 enum LiteOp {
@@ -604,8 +654,12 @@ impl AxiSim {
             let s = self.read(STATUS);
             if s & status::BUSY == 0 {
                 let m = &self.mem;
-                let open =
-                    m.writes_open + m.aw.len() + m.w.len() + m.reads.len() + m.r_cur.iter().count();
+                let open = m.writes_open
+                    + m.aw.len()
+                    + m.w.len()
+                    + m.w_burst.0.len()
+                    + m.reads.len()
+                    + m.r_cur.iter().count();
                 assert_eq!(open, 0, "STATUS {s:#x} with AXI transactions still open");
                 return s;
             }
@@ -741,6 +795,96 @@ fn conv_over_axi_is_bit_exact_and_counts_beats_like_the_bare_engine() {
             assert_eq!(sim.read(engine_reg(&cfg, "PERF_MACS_1")), 0);
         }
         sim.assert_clean();
+    }
+}
+
+/// A conv tile with long rows (18-word activation rows, 144 weight words, 16-word STORE
+/// runs) plus a LOAD_WGT and a second STORE that each run across a 4 KiB boundary: the
+/// data port must come out in bursts (the model checks every burst: INCR, ≤ 16 beats, no
+/// 4 KiB crossing, WLAST and RLAST on the last beat, one B per burst).
+#[test]
+fn long_rows_become_bursts() {
+    let cfg = EngineConfig::tiny();
+    let p = GroupConvProblem::random(&cfg, 2, 3, 1, 16, 31);
+    let want = p.reference(&cfg);
+    const COPY: u64 = OUT_BASE + 0xfc0; // second STORE: its first run crosses 0x13000
+    let mut prog = p.program(&cfg);
+    let end = prog.pop().unwrap();
+    let Some(Instr::Store(mut copy)) = prog.last().cloned() else {
+        panic!("the tile program ends with STORE, END");
+    };
+    copy.wait = Wait::NONE;
+    copy.dram = COPY as u32;
+    prog.push(Instr::Store(copy));
+    prog.push(end);
+    // a LOAD_WGT of zeros across 0x2000 into WBUF entries the CONV does not use
+    prog.insert(
+        0,
+        Instr::LoadWgt(LoadWgt {
+            wait: Wait::NONE,
+            dram: 0x1fc8,
+            wbuf: 64,
+            entries: 8,
+        }),
+    );
+    for i in &prog {
+        i.validate(&cfg).unwrap();
+    }
+    let bare = engine(&cfg).run(
+        p.dram(&cfg, &prog),
+        0,
+        prog.len() as u32,
+        &RunOptions::default(),
+    );
+    for (n, st) in [
+        CALM,
+        Stalls {
+            ready: 0.3,
+            gap: 0.3,
+            latency: (1, 12),
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut sim = AxiSim::new(&cfg, p.dram(&cfg, &prog), st, 41 + n as u64);
+        sim.wait_idle(10_000);
+        let (b0, t0) = (sim.mem.beats, sim.mem.txs);
+        sim.start(0, prog.len() as u32);
+        let s = sim.wait_idle(300_000);
+        assert_eq!(s & 0xff, status::DONE, "STATUS {s:#x}");
+        assert_eq!(out_bytes(&sim.mem.dram, want.len()), want);
+        let copy: Vec<i8> = sim
+            .mem
+            .dram
+            .read(COPY, want.len())
+            .iter()
+            .map(|&b| b as i8)
+            .collect();
+        assert_eq!(copy, want, "the STORE across 4 KiB");
+        sim.assert_clean();
+        let beats: Vec<u64> = (0..3).map(|i| sim.mem.beats[i] - b0[i]).collect();
+        let txs: Vec<u64> = (0..3).map(|i| sim.mem.txs[i] - t0[i]).collect();
+        assert_eq!(beats, [bare.instr_beats, bare.read_beats, bare.write_beats]);
+        // instruction fetches stay single beats
+        assert_eq!(txs[0], beats[0]);
+        let (rd, wr) = (
+            beats[1] as f64 / txs[1] as f64,
+            beats[2] as f64 / txs[2] as f64,
+        );
+        println!(
+            "stalls {n}: data reads {} beats in {} ARs ({rd:.2}/AR), writes {} beats in {} AWs ({wr:.2}/AW), CYCLES {} (bare engine {})",
+            beats[1],
+            txs[1],
+            beats[2],
+            txs[2],
+            sim.read(CYCLES),
+            bare.cycles
+        );
+        assert!(
+            rd > 2.0 && wr > 2.0,
+            "beats per transaction: reads {rd:.2}, writes {wr:.2}"
+        );
     }
 }
 
