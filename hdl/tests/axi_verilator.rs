@@ -210,6 +210,8 @@ struct AxiMem {
     hold_aw: Option<(u32, u32, u32)>,
     hold_w: Option<(Vec<u32>, u128, u32)>,
     ready: (bool, bool, bool),
+    /// cycles from a burst's last W beat to its B (the first chance of it)
+    b_latency: (u64, u64),
     beats: [u64; 3], // instruction reads, data reads, writes
     /// transactions (AR / AW handshakes): instruction reads, data reads, writes
     txs: [u64; 3],
@@ -235,6 +237,7 @@ impl AxiMem {
             hold_aw: None,
             hold_w: None,
             ready: (true, true, true),
+            b_latency: (1, 6),
             beats: [0; 3],
             txs: [0; 3],
             violations: Vec::new(),
@@ -433,7 +436,8 @@ impl AxiMem {
             }
             if aw_last {
                 let (writes, bad) = std::mem::take(&mut self.w_burst);
-                let lat = 1 + self.rng.next() % 6;
+                let (lo, hi) = self.b_latency;
+                let lat = lo + self.rng.next() % (hi - lo + 1);
                 self.b
                     .push_back((now + lat, id, if bad { 2 } else { 0 }, writes));
                 // SLVERR
@@ -944,7 +948,8 @@ fn reset_in_the_middle_of_a_run_then_a_clean_rerun() {
 #[test]
 fn a_data_read_after_a_store_waits_for_the_write_responses() {
     // STORE then LOAD_WGT of what was just stored: the model flags any data read issued
-    // while a write is still open, and the write latency (1..6 cycles) makes it likely.
+    // while a write is still open (and such a read would see stale data). The read burst
+    // only closes some cycles after the write burst, so B responses are made slow here.
     let cfg = EngineConfig::tiny();
     let p = GroupConvProblem::random(&cfg, 1, 1, 1, 4, 9);
     let mut prog = p.program(&cfg);
@@ -967,6 +972,7 @@ fn a_data_read_after_a_store_waits_for_the_write_responses() {
             },
             seed,
         );
+        sim.mem.b_latency = (10, 60);
         sim.wait_idle(10_000);
         sim.start(0, prog.len() as u32);
         let s = sim.wait_idle(200_000);
