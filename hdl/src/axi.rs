@@ -459,8 +459,10 @@ module vargnet_axi (
     reg [31:0] cnt_cycles, cnt_ins, cnt_rd, cnt_wr, cnt_stall;
     // Reads the engine has been granted but not yet answered. Not reset: they track the
     // engine, which has no reset, and tell the drain how many zero answers it still owes.
-    reg [7:0] ins_owed = 8'd0, mem_owed = 8'd0;
-    // In flight on AXI (counted from leaving the request FIFO to the R/B beat).
+    // 16 bits: with bursts up to 32 × 16 data beats can be in flight, beyond an 8-bit count.
+    reg [15:0] ins_owed = 16'd0, mem_owed = 16'd0;
+    // Transactions in flight on AXI: reads from AR (registered) to the last R beat, write
+    // bursts from their close to B.
     reg [7:0] ins_rd_out, mem_rd_out, wr_out;
 
     wire st_end = state == S_END;
@@ -616,20 +618,20 @@ module vargnet_axi (
 
     // Answers to the engine: from AXI, or zeros while the port is served locally (an AXI
     // beat for a locally served port is dropped; the owed count already answered it).
-    assign e_ins_rsp_valid = ins_local ? (ins_owed != 8'd0) : (rq_valid & ~rq_id);
+    assign e_ins_rsp_valid = ins_local ? (ins_owed != 16'd0) : (rq_valid & ~rq_id);
     assign e_ins_rsp_data = ins_local ? {{{dw}{{1'b0}}}} : rq_data;
-    assign e_mem_rsp_valid = mem_local ? (mem_owed != 8'd0) : (rq_valid & rq_id);
+    assign e_mem_rsp_valid = mem_local ? (mem_owed != 16'd0) : (rq_valid & rq_id);
     assign e_mem_rsp_data = mem_local ? {{{dw}{{1'b0}}}} : rq_data;
     always @(posedge aclk) begin
-        ins_owed <= ins_owed + {{7'd0, ins_acc}} - {{7'd0, e_ins_rsp_valid}};
-        mem_owed <= mem_owed + {{7'd0, mem_acc & ~e_mem_req_write}} - {{7'd0, e_mem_rsp_valid}};
+        ins_owed <= ins_owed + {{15'd0, ins_acc}} - {{15'd0, e_ins_rsp_valid}};
+        mem_owed <= mem_owed + {{15'd0, mem_acc & ~e_mem_req_write}} - {{15'd0, e_mem_rsp_valid}};
     end
 
     wire axi_idle = insf_empty & memf_empty & ~ob_valid & wf_empty
                     & ~m_axi_arvalid & ~m_axi_awvalid
                     & (ins_rd_out == 8'd0) & (mem_rd_out == 8'd0) & (wr_out == 8'd0);
     // The engine finished END (both units idle), owes nothing and nothing is on the bus.
-    wire quiet = (e_status == 2'd2) & (ins_owed == 8'd0) & (mem_owed == 8'd0) & axi_idle;
+    wire quiet = (e_status == 2'd2) & (ins_owed == 16'd0) & (mem_owed == 16'd0) & axi_idle;
 
     // ---------------- AXI4-Lite slave ----------------
     reg aw_got, w_got;

@@ -945,6 +945,54 @@ fn reset_in_the_middle_of_a_run_then_a_clean_rerun() {
     }
 }
 
+/// With bursts, hundreds of read beats can be in flight (32 bursts of 16): a reset then
+/// leaves the engine owed more answers than an 8-bit count holds, and the drain must still
+/// give it every one.
+#[test]
+fn reset_with_hundreds_of_reads_in_flight() {
+    let cfg = EngineConfig::tiny();
+    let p = GroupConvProblem::random(&cfg, 1, 3, 1, 3, 8);
+    let good = p.program(&cfg);
+    let want = p.reference(&cfg);
+    let long = [
+        Instr::LoadWgt(LoadWgt {
+            wait: Wait::NONE,
+            dram: WGT_BASE as u32,
+            wbuf: 0,
+            entries: 100, // 800 words
+        }),
+        Instr::End(End { wait: Wait::BOTH }),
+    ];
+    let slow = Stalls {
+        ready: 0.0,
+        gap: 0.0,
+        latency: (600, 600),
+    };
+    let mut sim = AxiSim::new(&cfg, p.dram(&cfg, &good), slow, 13);
+    sim.mem.dram.write(0x800, &isa::encode_program(&long));
+    sim.wait_idle(10_000);
+    sim.start(0x800, long.len() as u32);
+    // the fetch alone takes 600 cycles; reset once the load has > 300 beats in flight
+    let t0 = sim.now;
+    while sim.mem.reads.len() <= 300 {
+        sim.cycle();
+        assert!(
+            sim.now - t0 < 5_000,
+            "only {} read beats in flight",
+            sim.mem.reads.len()
+        );
+    }
+    sim.pulse_reset(3);
+    let s = sim.wait_idle(20_000);
+    assert_eq!(s & 0xff, 0, "idle after the drain: {s:#x}");
+    sim.mem.st = CALM;
+    sim.start(0, good.len() as u32);
+    let s = sim.wait_idle(200_000);
+    assert_eq!(s & 0xff, status::DONE, "STATUS {s:#x}");
+    assert_eq!(out_bytes(&sim.mem.dram, want.len()), want);
+    sim.assert_clean();
+}
+
 #[test]
 fn a_data_read_after_a_store_waits_for_the_write_responses() {
     // STORE then LOAD_WGT of what was just stored: the model flags any data read issued
