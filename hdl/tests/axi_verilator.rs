@@ -1078,6 +1078,41 @@ fn engine_and_bus_errors_are_reported_and_the_next_run_is_clean() {
         status::ERROR | status::BUS_ERROR_READ,
         "STATUS {s:#x}"
     );
+    // 2b. bursts that run off the end of DRAM after two good words: SLVERR on later R beats
+    // of one read burst → BUS_ERROR_READ; SLVERR on the B of a write burst → BUS_ERROR_WRITE
+    let edge = (size - 16) & !7;
+    let Some(Instr::Store(mut store)) = good.iter().rev().nth(1).cloned() else {
+        panic!("the tile program ends with STORE, END");
+    };
+    store.dram = edge;
+    for (ins, want) in [
+        (
+            Instr::LoadWgt(LoadWgt {
+                wait: Wait::NONE,
+                dram: edge,
+                wbuf: 0,
+                entries: 1,
+            }),
+            status::BUS_ERROR_READ,
+        ),
+        (Instr::Store(store), status::BUS_ERROR_WRITE),
+    ] {
+        let t0 = sim.mem.txs;
+        let prog = [ins, Instr::End(End { wait: Wait::BOTH })];
+        sim.mem.dram.write(0x800, &isa::encode_program(&prog));
+        sim.start(0x800, 2);
+        let s = sim.wait_idle(100_000);
+        assert_eq!(s & 0xff, status::ERROR | want, "STATUS {s:#x}");
+        // the failing words were part of a longer burst
+        assert_eq!(
+            sim.mem.txs[1] - t0[1],
+            (want == status::BUS_ERROR_READ) as u64
+        );
+        assert_eq!(
+            sim.mem.txs[2] - t0[2],
+            (want == status::BUS_ERROR_WRITE) as u64
+        );
+    }
     // 3. the good program at 0 again (restore it): DONE and bit-exact
     sim.mem.dram.write(0, &isa::encode_program(&good));
     sim.start(0, good.len() as u32);
