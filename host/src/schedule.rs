@@ -387,6 +387,16 @@ impl Stream {
     }
 }
 
+/// One CONV's outputs within a pass: its group, first output channel, and the array
+/// columns `col0 .. col0 + ncols` that compute them.
+#[derive(Clone, Copy, Debug)]
+struct Part {
+    grp: usize,
+    oc: usize,
+    col0: usize,
+    ncols: usize,
+}
+
 /// Where a tile's inputs sit on chip.
 #[derive(Clone, Copy, Debug)]
 struct ActTile {
@@ -664,13 +674,42 @@ impl<'a> Builder<'a> {
         let (oh, ow) = (to.height, to.width);
         u16_of(ow, "output width")?;
         let steps = chunks * k * k;
-        // Passes: (group, first output channel, columns).
-        let mut passes = Vec::new();
-        for grp in 0..c.groups {
-            for q in (0..cout_g).step_by(cols) {
-                passes.push((grp, grp * cout_g + q, cols.min(cout_g - q)));
-            }
-        }
+        // Passes: weight sets (`steps` WBUF entries, `cols` PBUF records) and the CONVs
+        // reading them. Groups of G outputs on 2G columns share a set in pairs, so no WBUF
+        // column loads zeros: the pair's CONVs read the same entries, the first with its
+        // outputs in columns 0..G, the second in G..2G (each writes its other G columns
+        // to a spare OBUF chunk).
+        let paired = c.groups > 1 && cout_g == g && cols == 2 * g;
+        let passes: Vec<Vec<Part>> = if paired {
+            (0..c.groups)
+                .step_by(2)
+                .map(|pair| {
+                    (pair..c.groups.min(pair + 2))
+                        .map(|grp| Part {
+                            grp,
+                            oc: grp * g,
+                            col0: (grp - pair) * g,
+                            ncols: g,
+                        })
+                        .collect()
+                })
+                .collect()
+        } else {
+            (0..c.groups)
+                .flat_map(|grp| {
+                    (0..cout_g).step_by(cols).map(move |q| {
+                        vec![Part {
+                            grp,
+                            oc: grp * cout_g + q,
+                            col0: 0,
+                            ncols: cols.min(cout_g - q),
+                        }]
+                    })
+                })
+                .collect()
+        };
+        let first = |p: usize| passes[p][0];
+        let last = |p: usize| passes[p][passes[p].len() - 1];
         let weights = self.conv_weights(c, cin_g, chunks, &passes);
         let params = self.conv_params(c, &passes);
         let (wblob, pblob) = (self.blob(weights), self.blob(params));
@@ -684,14 +723,16 @@ impl<'a> Builder<'a> {
         // Tiles: runs of consecutive passes whose act rows (their groups' chunks), outputs,
         // weights and records fit half of each buffer. The last pass's CONV writes all
         // `col_chunks` chunks, possibly past the tile's channels (columns beyond a small
-        // group), so that spill is reserved too. At most a quarter of a row of passes per
-        // tile, so the first tile's loads (not overlapped) stay short.
+        // group), so that spill is reserved too; paired passes put their spare chunks
+        // below and above the tile's. At most a quarter of a row of passes per tile, so
+        // the first tile's loads (not overlapped) stay short.
+        let lead = paired as usize;
         let act_need = |p0: usize, p1: usize| {
-            let groups = passes[p1 - 1].0 - passes[p0].0 + 1;
+            let groups = last(p1 - 1).grp - first(p0).grp + 1;
             groups * chunks * rows_in * li.wp()
         };
         let out_need =
-            |p0: usize, p1: usize| ((passes[p1 - 1].1 - passes[p0].1) / g + col_chunks) * ow;
+            |p0: usize, p1: usize| (lead + (last(p1 - 1).oc - first(p0).oc) / g + col_chunks) * ow;
         let (abuf_half, obuf_half) = (self.abuf.half, self.obuf.half);
         let fits = |p0: usize, p1: usize| {
             act_need(p0, p1) <= abuf_half
@@ -736,7 +777,8 @@ impl<'a> Builder<'a> {
         // A tile's act rows: its row range and groups. Consecutive tiles with the same rows
         // share them; the next distinct rows load behind the first tile that no longer
         // needs the other ABUF half, so a long load overlaps a whole run of tiles.
-        let key = |(oy0, t): &(usize, Range<usize>)| (*oy0, passes[t.start].0, passes[t.end - 1].0);
+        let key =
+            |(oy0, t): &(usize, Range<usize>)| (*oy0, first(t.start).grp, last(t.end - 1).grp);
         let act = |b: &mut Self, (oy0, gf, gl): (usize, usize, usize)| -> Result<Tile> {
             let valid = r.min(oh - oy0);
             let y0 = oy0 * s + off;
@@ -762,32 +804,42 @@ impl<'a> Builder<'a> {
             let obuf = self
                 .obuf
                 .take(out_need(tile.start, tile.end), "a tile's outputs")?;
-            let oc0 = passes[tile.start].1;
+            let (oc0, end) = (first(tile.start).oc, last(tile.end - 1));
+            let runs = (end.oc + end.ncols - oc0).div_ceil(g);
             let mut convs = Vec::with_capacity(tile.len());
             for (i, pass) in tile.clone().enumerate() {
-                let (grp, oc, _) = passes[pass];
-                let a = here.act;
-                // This group's chunks within the tile's act rows.
-                let abuf = a.abuf + (grp - passes[tile.start].0) * chunks * a.chunk_pitch + off;
-                convs.push(Instr::Conv(Conv {
-                    wait: Wait::NONE,
-                    abuf: u16_of(abuf, "ABUF address")?,
-                    wbuf: (here.wbuf + i * steps) as u16,
-                    obuf: (obuf + (oc - oc0) / g * ow) as u16,
-                    pbuf: (here.pbuf + i * cols) as u16,
-                    out_w: ow as u16,
-                    chunks: chunks as u16,
-                    kernel: k as u8,
-                    stride: s as u8,
-                    row_pitch: a.row_pitch as u16,
-                    chunk_pitch: u16_of(a.chunk_pitch, "chunk pitch")?,
-                    obuf_stride: ow as u16,
-                }));
+                for part in &passes[pass] {
+                    let a = here.act;
+                    // This group's chunks within the tile's act rows.
+                    let grp = part.grp - first(tile.start).grp;
+                    let abuf = a.abuf + grp * chunks * a.chunk_pitch + off;
+                    // OBUF chunk slots: the tile's `runs` chunks from `lead`; a paired
+                    // pass's spare chunk goes to slot `runs + 1` (outputs in the low
+                    // columns) or slot 0 (outputs in the high columns).
+                    let j = lead + (part.oc - oc0) / g;
+                    let (at, stride) = match (paired, part.col0) {
+                        (false, _) => (j, 1),
+                        (true, 0) => (j, runs + 1 - j),
+                        (true, _) => (0, j),
+                    };
+                    convs.push(Instr::Conv(Conv {
+                        wait: Wait::NONE,
+                        abuf: u16_of(abuf, "ABUF address")?,
+                        wbuf: (here.wbuf + i * steps) as u16,
+                        obuf: (obuf + at * ow) as u16,
+                        pbuf: (here.pbuf + i * cols) as u16,
+                        out_w: ow as u16,
+                        chunks: chunks as u16,
+                        kernel: k as u8,
+                        stride: s as u8,
+                        row_pitch: a.row_pitch as u16,
+                        chunk_pitch: u16_of(a.chunk_pitch, "chunk pitch")?,
+                        obuf_stride: u16_of(stride * ow, "OBUF stride")?,
+                    }));
+                }
             }
-            let (_, last_oc, last_cols) = passes[tile.end - 1];
             let valid = r.min(oh - oy0);
-            let runs = (last_oc + last_cols - oc0).div_ceil(g);
-            let store = Self::store(&lo, obuf, oc0 / g, *oy0, valid, runs);
+            let store = Self::store(&lo, obuf + lead * ow, oc0 / g, *oy0, valid, runs);
             let next = self.tile(convs, Some(store), |b| {
                 if let Some(m) = next_distinct(n) {
                     if ahead.is_none_or(|(at, _)| at != m) {
@@ -881,22 +933,24 @@ impl<'a> Builder<'a> {
         c: &QConv,
         cin_g: usize,
         chunks: usize,
-        passes: &[(usize, usize, usize)],
+        passes: &[Vec<Part>],
     ) -> Vec<u8> {
         let (g, cols, k) = (self.cfg.group_width, self.cfg.cols, c.kernel);
         let steps = chunks * k * k;
         let mut out = vec![0u8; passes.len() * steps * cols * g];
-        for (n, &(_, oc0, ncols)) in passes.iter().enumerate() {
-            for col in 0..ncols {
-                let oc = oc0 + col;
-                for ci in 0..cin_g {
-                    let (j, l) = (ci / g, ci % g);
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let step = (j * k + ky) * k + kx;
-                            let w = c.weights[((oc * cin_g + ci) * k + ky) * k + kx];
-                            out[((n * steps + step) * cols + col) * g + l] = w as u8;
-                        }
+        let columns = passes.iter().enumerate().flat_map(|(n, set)| {
+            set.iter()
+                .flat_map(move |p| (0..p.ncols).map(move |i| (n, p, i)))
+        });
+        for (n, part, i) in columns {
+            let (oc, col) = (part.oc + i, part.col0 + i);
+            for ci in 0..cin_g {
+                let (j, l) = (ci / g, ci % g);
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let step = (j * k + ky) * k + kx;
+                        let w = c.weights[((oc * cin_g + ci) * k + ky) * k + kx];
+                        out[((n * steps + step) * cols + col) * g + l] = w as u8;
                     }
                 }
             }
@@ -905,17 +959,16 @@ impl<'a> Builder<'a> {
     }
 
     /// PBUF records of every pass (C per pass; spare columns get the identity).
-    fn conv_params(&self, c: &QConv, passes: &[(usize, usize, usize)]) -> Vec<u8> {
+    fn conv_params(&self, c: &QConv, passes: &[Vec<Part>]) -> Vec<u8> {
         let cols = self.cfg.cols;
         let mut out = Vec::with_capacity(passes.len() * cols * PBUF_RECORD_BYTES);
-        for &(_, oc0, ncols) in passes {
-            for col in 0..cols {
-                let rq = if col < ncols {
-                    c.requant[oc0 + col]
-                } else {
-                    Requant::IDENTITY
-                };
-                out.extend_from_slice(&encode_requant(&rq));
+        for set in passes {
+            let mut records = vec![Requant::IDENTITY; cols];
+            for p in set {
+                records[p.col0..p.col0 + p.ncols].copy_from_slice(&c.requant[p.oc..p.oc + p.ncols]);
+            }
+            for rq in &records {
+                out.extend_from_slice(&encode_requant(rq));
             }
         }
         out

@@ -11,6 +11,7 @@ use host::qmodel::{QConv, QEwise, QModel, QOp, QPool, QTensorInfo};
 use proptest::prelude::*;
 use sim::MemoryModel;
 
+#[derive(Clone)]
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -30,6 +31,7 @@ impl Rng {
 }
 
 /// A model under construction: tensors and ops appended in order.
+#[derive(Clone)]
 struct Net {
     m: QModel,
     rng: Rng,
@@ -166,7 +168,9 @@ proptest! {
         let fc1 = n.conv(sq, (c / 4).max(1), 1, 1, 1);
         let fc2 = n.conv(fc1, c, 1, 1, 1);
         n.ewise(pw, Some(fc2), Some(0));
-        n.check(&EngineConfig::tiny(), stall);
+        // C = G, and C = 2G, where groups of 8 outputs share weight sets in pairs
+        n.clone().check(&EngineConfig::tiny(), stall);
+        n.check(&tiny_2g(), stall);
     }
 
     /// A down-sampling block: a 3-channel head conv (input padded to a whole chunk), then
@@ -241,7 +245,16 @@ fn embedding_block() {
     net.m.ops.push(QOp::Conv(conv));
     let pw = net.conv(out, 40, 1, 1, 1);
     net.conv(pw, 24, 1, 1, 1);
-    net.check(&EngineConfig::tiny(), 0);
+    net.clone().check(&EngineConfig::tiny(), 0);
+    net.check(&tiny_2g(), 0);
+}
+
+/// The tiny preset with 2G columns: grouped convs with G outputs per group pair up.
+fn tiny_2g() -> EngineConfig {
+    EngineConfig {
+        cols: 16,
+        ..EngineConfig::tiny()
+    }
 }
 
 /// The whole network on the default preset: every layer bit-exact, through the CLI.
