@@ -129,7 +129,7 @@ impl EngineConfig {
         if self.rows == 0 || self.rows > 64 {
             return Err(ConfigError::Rows(self.rows));
         }
-        if self.cols == 0 || self.cols % g != 0 || self.cols > 256 {
+        if self.cols == 0 || !self.cols.is_multiple_of(g) || self.cols > 256 {
             return Err(ConfigError::Cols { cols: self.cols, g });
         }
         let bus = self.dram_bus_bytes;

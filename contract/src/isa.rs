@@ -342,7 +342,10 @@ fn check_aligned(
     align: u64,
     fields: &[(&'static str, u32)],
 ) -> Result<(), IsaError> {
-    match fields.iter().find(|(_, v)| *v as u64 % align != 0) {
+    match fields
+        .iter()
+        .find(|(_, v)| !(*v as u64).is_multiple_of(align))
+    {
         Some(&(field, v)) => Err(IsaError::Misaligned {
             name,
             field,

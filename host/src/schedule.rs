@@ -674,40 +674,8 @@ impl<'a> Builder<'a> {
         let (oh, ow) = (to.height, to.width);
         u16_of(ow, "output width")?;
         let steps = chunks * k * k;
-        // Passes: weight sets (`steps` WBUF entries, `cols` PBUF records) and the CONVs
-        // reading them. Groups of G outputs on 2G columns share a set in pairs, so no WBUF
-        // column loads zeros: the pair's CONVs read the same entries, the first with its
-        // outputs in columns 0..G, the second in G..2G (each writes its other G columns
-        // to a spare OBUF chunk).
         let paired = c.groups > 1 && cout_g == g && cols == 2 * g;
-        let passes: Vec<Vec<Part>> = if paired {
-            (0..c.groups)
-                .step_by(2)
-                .map(|pair| {
-                    (pair..c.groups.min(pair + 2))
-                        .map(|grp| Part {
-                            grp,
-                            oc: grp * g,
-                            col0: (grp - pair) * g,
-                            ncols: g,
-                        })
-                        .collect()
-                })
-                .collect()
-        } else {
-            (0..c.groups)
-                .flat_map(|grp| {
-                    (0..cout_g).step_by(cols).map(move |q| {
-                        vec![Part {
-                            grp,
-                            oc: grp * cout_g + q,
-                            col0: 0,
-                            ncols: cols.min(cout_g - q),
-                        }]
-                    })
-                })
-                .collect()
-        };
+        let passes = conv_passes(c.groups, cout_g, g, cols, paired);
         let first = |p: usize| passes[p][0];
         let last = |p: usize| passes[p][passes[p].len() - 1];
         let weights = self.conv_weights(c, cin_g, chunks, &passes);
@@ -1157,6 +1125,48 @@ impl<'a> Builder<'a> {
         }
         Ok(())
     }
+}
+
+/// A conv's passes: weight sets (`steps` WBUF entries, `cols` PBUF records) and the CONVs
+/// reading them. With `paired` (groups of G outputs on 2G columns) groups share a set in
+/// pairs, so no WBUF column is loaded with zeros: the pair's CONVs read the same entries,
+/// the first with its outputs in columns 0..G, the second in G..2G (each writes its other
+/// G columns to a spare OBUF chunk). Otherwise a pass is one CONV over up to `cols`
+/// outputs of one group.
+fn conv_passes(
+    groups: usize,
+    cout_g: usize,
+    g: usize,
+    cols: usize,
+    paired: bool,
+) -> Vec<Vec<Part>> {
+    if paired {
+        return (0..groups)
+            .step_by(2)
+            .map(|pair| {
+                (pair..groups.min(pair + 2))
+                    .map(|grp| Part {
+                        grp,
+                        oc: grp * g,
+                        col0: (grp - pair) * g,
+                        ncols: g,
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+    (0..groups)
+        .flat_map(|grp| {
+            (0..cout_g).step_by(cols).map(move |q| {
+                vec![Part {
+                    grp,
+                    oc: grp * cout_g + q,
+                    col0: 0,
+                    ncols: cols.min(cout_g - q),
+                }]
+            })
+        })
+        .collect()
 }
 
 /// Whether two DMA instructions touch a common DRAM byte.

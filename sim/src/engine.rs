@@ -397,7 +397,7 @@ impl Run {
                 sent,
                 received,
             } => {
-                if now == 0 && self.program_addr % INSTR_BYTES as u64 != 0 {
+                if now == 0 && !self.program_addr.is_multiple_of(INSTR_BYTES as u64) {
                     // checked in the start cycle, before the first fetch request
                     self.counters.controller.busy += 1;
                     let addr = self.program_addr;
