@@ -551,7 +551,9 @@ impl<'a> Builder<'a> {
     /// The op's first act loads (what `load` emits). Those that read nothing the previous
     /// op's last store writes (rows stored long ago, a residual operand, the other input of
     /// an EWISE) go behind that op's last tile too; the rest after its store, which waits
-    /// for its last compute.
+    /// for its last compute. When none has to wait, the store is carried over like one
+    /// between tiles: it goes behind this op's first compute instruction, so that
+    /// instruction waits only for its own loads.
     fn first_loads<T>(&mut self, load: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let mark = self.program.len();
         let result = load(self)?;
@@ -566,10 +568,10 @@ impl<'a> Builder<'a> {
         match &mut self.tail {
             Some(t) => {
                 t.dma.extend(independent);
-                self.flush();
+                self.flush(!dependent.is_empty());
             }
             None => {
-                self.flush();
+                self.flush(true);
                 self.extend(independent);
             }
         }
@@ -577,10 +579,14 @@ impl<'a> Builder<'a> {
         Ok(result)
     }
 
-    /// Places the pending tile and its store (after the compute unit is idle).
-    fn flush(&mut self) {
+    /// Places the pending tile and, with `store`, its store (after the compute unit is
+    /// idle); otherwise the store stays pending for the next tile.
+    fn flush(&mut self, store: bool) {
         if let Some(t) = self.tail.take() {
             self.interleave(t.running, &t.compute, t.dma);
+        }
+        if !store {
+            return;
         }
         if let Some((mut s, owner)) = self.pending_store.take() {
             s.wait = Wait::COMPUTE;
@@ -623,7 +629,7 @@ impl<'a> Builder<'a> {
 
     /// Ends the current program: the last tile, its store, END; with each one's op.
     fn finish_program(&mut self) -> (Vec<Instr>, Vec<usize>) {
-        self.flush();
+        self.flush(true);
         self.push(Instr::End(End { wait: Wait::BOTH }));
         (
             std::mem::take(&mut self.program),
