@@ -70,20 +70,17 @@ fn main() -> anyhow::Result<()> {
     }
     println!("\nper kind: ops, Σ contrib, final cos with only this kind int8, with all but it");
     for (k, (n, c)) in &by_kind {
-        let only = hybrid_forward(&p, &image, &|j| {
-            if kind(&q.ops[j]) == *k {
-                OpMode::Int8
-            } else {
-                OpMode::Float
-            }
-        })?;
-        let but = hybrid_forward(&p, &image, &|j| {
-            if kind(&q.ops[j]) == *k {
-                OpMode::Float
-            } else {
-                OpMode::Int8
-            }
-        })?;
+        // int8 for the ops of this kind only, or for all but them
+        let with_int8 = |this_kind: bool| {
+            hybrid_forward(&p, &image, &|j| {
+                if (kind(&q.ops[j]) == *k) == this_kind {
+                    OpMode::Int8
+                } else {
+                    OpMode::Float
+                }
+            })
+        };
+        let (only, but) = (with_int8(true)?, with_int8(false)?);
         println!(
             "{n:4}  {c:.5}  {:.5}  {:.5}  {k}",
             final_cos(&only),

@@ -31,12 +31,16 @@ fn main() -> anyhow::Result<()> {
         q.tensors[q.input].scale,
     );
     // The DRAM the traced program starts from: after the programs before it.
-    let mut backend = EngineBackend::new(
-        cfg.clone(),
-        Box::new(SimMachine::new(&cfg, Default::default())?),
-    );
-    backend.limit = Some(if alone { n } else { 0 });
-    let dram = backend.dram_after(&plan, &input)?;
+    let dram = if alone {
+        let mut backend = EngineBackend::new(
+            cfg.clone(),
+            Box::new(SimMachine::new(&cfg, Default::default())?),
+        );
+        backend.limit = Some(n);
+        backend.dram_after(&plan, &input)?
+    } else {
+        EngineBackend::initial_dram(&plan, &input)
+    };
     let op = &plan.ops[n];
     let prog = &plan.programs[op.program];
     let mut engine = sim::Engine::new(cfg)?;

@@ -29,7 +29,7 @@ use contract::isa::{
     PBUF_RECORD_BYTES, POOL_MAX_CHUNKS,
 };
 use contract::EngineConfig;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::ops::Range;
 
 /// Where one tensor lives in DRAM: `chunks` groups of G channels, each a zero-bordered
@@ -165,10 +165,7 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan>
     let (merged, merges) = crate::siblings::merge_siblings(model, g);
     let model = &merged;
     let pads = plan_pads(model, &merges);
-    let member_of: HashMap<TensorId, (&Merge, usize)> = merges
-        .iter()
-        .flat_map(|m| m.members.iter().enumerate().map(move |(i, &t)| (t, (m, i))))
-        .collect();
+    let members: HashSet<TensorId> = merges.iter().flat_map(|m| m.members.clone()).collect();
     let mut dram = Alloc::default();
     let mut tensors: Vec<Layout> = model
         .tensors
@@ -186,14 +183,16 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan>
         })
         .collect();
     for (id, l) in tensors.iter_mut().enumerate() {
-        if !member_of.contains_key(&id) {
+        if !members.contains(&id) {
             l.base = dram.take(l.bytes());
         }
     }
-    for (&id, &(m, i)) in &member_of {
-        let whole = tensors[m.output];
-        tensors[id].base = whole.addr(i, 0, 0);
-        tensors[id].chunk_stride = m.members.len();
+    // Each member is a view of its merged output: chunk `j` is the output's `j·M + i`.
+    for m in &merges {
+        for (i, &id) in m.members.iter().enumerate() {
+            tensors[id].base = tensors[m.output].addr(i, 0, 0);
+            tensors[id].chunk_stride = m.members.len();
+        }
     }
     let mut b = Builder::new(cfg, &tensors, model, dram);
     let mut ops = Vec::new();
