@@ -18,6 +18,11 @@ pub struct EngineConfig {
     pub rows: usize,
     /// Array columns: output channels computed in parallel (one weight vector each).
     pub cols: usize,
+    /// V: rows of vector lanes (EWISE). Each row is G requantising lanes; an EWISE handles V
+    /// tile rows per cycle, reading `a` from banks `0..V` and `b` from banks `V..2V`, so V is
+    /// at most R/2 (1 when R = 1). A few rows suffice: EWISE is DMA-bound, and every row
+    /// costs G requantisers (about 56 DSP slices on an UltraScale+).
+    pub vector_rows: usize,
     /// Activation buffer depth, in G-byte entries per bank.
     pub abuf_entries: usize,
     /// Weight buffer depth, in entries of `cols × G` bytes (one reduction step for all columns).
@@ -38,6 +43,8 @@ pub enum ConfigError {
     GroupWidth(usize),
     #[error("rows is {0}: it must be between 1 and 64")]
     Rows(usize),
+    #[error("vector_rows is {vrows}: it must be between 1 and max(1, rows / 2) = {max}")]
+    VectorRows { vrows: usize, max: usize },
     #[error("cols is {cols}: it must be a non-zero multiple of group_width ({g}) and at most 256")]
     Cols { cols: usize, g: usize },
     #[error("dram_bus_bytes is {bus}: it must be a power of two, at least group_width ({g}) and at most 128")]
@@ -77,6 +84,7 @@ impl Default for EngineConfig {
             group_width: 8,
             rows: 7,
             cols: 16,
+            vector_rows: 2,
             abuf_entries: 8192,
             wbuf_entries: 2048,
             obuf_entries: 4096,
@@ -93,6 +101,7 @@ impl EngineConfig {
         EngineConfig {
             rows: 2,
             cols: 8,
+            vector_rows: 1,
             abuf_entries: 1024,
             wbuf_entries: 256,
             obuf_entries: 512,
@@ -121,6 +130,12 @@ impl EngineConfig {
         self.cols * self.group_width
     }
 
+    /// The most vector-lane rows the R banks can feed: a and b of each row come from two
+    /// banks in the same cycle.
+    pub fn max_vector_rows(&self) -> usize {
+        (self.rows / 2).max(1)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let g = self.group_width;
         if g == 0 || !g.is_power_of_two() || g > 64 {
@@ -128,6 +143,12 @@ impl EngineConfig {
         }
         if self.rows == 0 || self.rows > 64 {
             return Err(ConfigError::Rows(self.rows));
+        }
+        if self.vector_rows == 0 || self.vector_rows > self.max_vector_rows() {
+            return Err(ConfigError::VectorRows {
+                vrows: self.vector_rows,
+                max: self.max_vector_rows(),
+            });
         }
         if self.cols == 0 || !self.cols.is_multiple_of(g) || self.cols > 256 {
             return Err(ConfigError::Cols { cols: self.cols, g });

@@ -86,7 +86,11 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     emit_q: DFF<Bit>,
     pool_q: DFF<Bit>,
     xa_q: DFF<Bits<16>>,
+    row0_q: DFF<Bits<16>>,
+    // vector unit bank addresses: a (and POOL's) of bank r, b of bank V + v; V·row_pitch
     vaddr: Vec<Signal<Local, Bits<16>>>,
+    vbaddr: Vec<Signal<Local, Bits<16>>>,
+    vstep: Vec<Signal<Local, Bits<16>>>,
     is_conv: Signal<Local, Bit>,
     live_j: Signal<Local, Bit>,
     live_sh: Signal<Local, Bits<256>>,
@@ -137,6 +141,12 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     units32: Constant<Bits<32>>,
     _rows: usize,
     _cols: usize,
+    /// V, rows of vector lanes
+    _vrows: usize,
+    /// lanes reading b from bank V + v (V, or 0 with one bank)
+    _pairs: usize,
+    /// 1 with one bank: `a` is held while `b` is read (two phases), else 0
+    _single: usize,
 }
 
 impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
@@ -145,6 +155,8 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
         assert_eq!(cfg.dram_bus_bytes, STRB);
         assert!(STRB / LANES <= cfg.cols, "the RTL needs B/G <= C");
         let (r, c) = (cfg.rows, cfg.cols);
+        let single = (r == 1) as usize;
+        let pairs = if r == 1 { 0 } else { cfg.vector_rows };
         let consts = |n: usize| -> Vec<Constant<Bits<16>>> {
             (0..n).map(|i| Constant::new((i as u64).into())).collect()
         };
@@ -189,20 +201,23 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             perf: Perf::new(cfg.macs_per_cycle() as u64, STRB as u64),
             dma: Dma::new(c),
             conv: ConvSeq::new(cfg),
-            vec: Default::default(),
-            lanes: vec_of(r),
+            vec: VecSeq::new(cfg),
+            lanes: vec_of(cfg.vector_rows),
             padd: vec_of(r),
             sum_mem: SdpRam::new(contract::isa::POOL_MAX_CHUNKS),
             gate_reg: Default::default(),
             recs_reg: Default::default(),
-            a_hold: vec_of(r),
+            a_hold: vec_of(single),
             base_reg: Default::default(),
             acc_reg: Default::default(),
             live: Default::default(),
             emit_q: Default::default(),
             pool_q: Default::default(),
             xa_q: Default::default(),
+            row0_q: Default::default(),
             vaddr: vec_of(r),
+            vbaddr: vec_of(pairs),
+            vstep: vec_of(cfg.vector_rows),
             is_conv: Default::default(),
             live_j: Default::default(),
             live_sh: Default::default(),
@@ -252,6 +267,9 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             units32: Constant::new(((STRB / LANES) as u64).into()),
             _rows: r,
             _cols: c,
+            _vrows: cfg.vector_rows,
+            _pairs: pairs,
+            _single: single,
         }
     }
 }
@@ -275,6 +293,7 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.emit_q.clock.next = self.clock.val();
         self.pool_q.clock.next = self.clock.val();
         self.xa_q.clock.next = self.clock.val();
+        self.row0_q.clock.next = self.clock.val();
         self.pbuf.clock.next = self.clock.val();
         for c in 0..self._cols {
             self.ppu[c].clock.next = self.clock.val();
@@ -285,9 +304,13 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         for c in 1..self._cols {
             self.wst[c - 1].clock.next = self.clock.val();
         }
+        for v in 0..self._vrows {
+            self.lanes[v].clock.next = self.clock.val();
+        }
+        for s in 0..self._single {
+            self.a_hold[s].clock.next = self.clock.val();
+        }
         for r in 0..self._rows {
-            self.lanes[r].clock.next = self.clock.val();
-            self.a_hold[r].clock.next = self.clock.val();
             self.abuf[r].clock.next = self.clock.val();
             self.in_valid[r].clock.next = self.clock.val();
             self.in_first[r].clock.next = self.clock.val();
@@ -415,14 +438,35 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.in_last[r].d.next = self.ast_last[r - 1].q.val();
             self.in_xa[r].d.next = self.ast_xa[r - 1].q.val();
         }
-        // ---- vector unit (EWISE, POOL): every bank reads base + r·row_pitch, no skew ----
+        // ---- vector unit (EWISE, POOL), no skew: bank r reads rd_addr + r·row_pitch, except
+        // that with b, bank V + v reads b of lane v's row at rd_addr_b + v·row_pitch ----
         self.vaddr[0].next = self.vec.rd_addr.val();
         for r in 1..self._rows {
             self.vaddr[r].next = self.vaddr[r - 1].val() + self.vec.rp.val();
         }
+        for v in 0..self._pairs.min(1) {
+            self.vbaddr[v].next = self.vec.rd_addr_b.val();
+        }
+        for v in 1..self._pairs {
+            self.vbaddr[v].next = self.vbaddr[v - 1].val() + self.vec.rp.val();
+        }
+        self.vstep[0].next = self.vec.rp.val();
+        for v in 1..self._vrows {
+            self.vstep[v].next = self.vstep[v - 1].val() + self.vec.rp.val();
+        }
+        for v in (self._vrows - 1)..self._vrows {
+            self.vec.krp.next = self.vstep[v].val();
+        }
         if self.vec.busy.val() {
             for r in 0..self._rows {
                 self.abuf[r].rd_addr.next = self.vaddr[r].val();
+            }
+            if self.vec.use_b.val() {
+                for vv in (self._vrows - 1)..self._vrows {
+                    for v in 0..self._pairs {
+                        self.abuf[vv + 1 + v].rd_addr.next = self.vbaddr[v].val();
+                    }
+                }
             }
         }
         self.gate_reg.d.next = self.gate_reg.q.val();
@@ -475,29 +519,39 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         if self.vec.clear.val() {
             self.live.d.next = 0.into();
         }
-        for r in 0..self._rows {
-            self.a_hold[r].d.next = self.a_hold[r].q.val();
+        // lane v: a of row row0 + v from bank v, b from bank V + v (vv + 1 + v, vv = V − 1);
+        // with one bank a is held while b is read
+        for v in 0..self._vrows {
+            self.lanes[v].en.next = self.vec.busy.val();
+            self.lanes[v].pool.next = self.vec.is_pool.val();
+            self.lanes[v].use_gate.next = self.vec.use_gate.val();
+            self.lanes[v].use_b.next = self.vec.use_b.val();
+            self.lanes[v].a.next = self.abuf[v].rd_data.val();
+            self.lanes[v].b.next = self.abuf[v].rd_data.val();
+            self.lanes[v].gate.next = self.gate_reg.q.val();
+            self.lanes[v].sums.next = self.pool_out.val();
+            self.lanes[v].recs.next = self.recs_reg.q.val();
+            self.lanes[v].ka.next = self.vec.ka.val();
+            self.lanes[v].kb.next = self.vec.kb.val();
+        }
+        for vv in (self._vrows - 1)..self._vrows {
+            for v in 0..self._pairs {
+                self.lanes[v].b.next = self.abuf[vv + 1 + v].rd_data.val();
+            }
+        }
+        for s in 0..self._single {
+            self.a_hold[s].d.next = self.a_hold[s].q.val();
             if self.vec.d_a.val() {
-                self.a_hold[r].d.next = self.abuf[r].rd_data.val();
+                self.a_hold[s].d.next = self.abuf[s].rd_data.val();
             }
-            self.lanes[r].en.next = self.vec.busy.val();
-            self.lanes[r].pool.next = self.vec.is_pool.val();
-            self.lanes[r].use_gate.next = self.vec.use_gate.val();
-            self.lanes[r].use_b.next = self.vec.use_b.val();
-            self.lanes[r].a.next = self.abuf[r].rd_data.val();
             if self.vec.use_b.val() {
-                self.lanes[r].a.next = self.a_hold[r].q.val();
+                self.lanes[s].a.next = self.a_hold[s].q.val();
             }
-            self.lanes[r].b.next = self.abuf[r].rd_data.val();
-            self.lanes[r].gate.next = self.gate_reg.q.val();
-            self.lanes[r].sums.next = self.pool_out.val();
-            self.lanes[r].recs.next = self.recs_reg.q.val();
-            self.lanes[r].ka.next = self.vec.ka.val();
-            self.lanes[r].kb.next = self.vec.kb.val();
         }
         self.emit_q.d.next = self.vec.d_emit.val();
         self.pool_q.d.next = self.vec.is_pool.val();
         self.xa_q.d.next = self.vec.d_xa.val();
+        self.row0_q.d.next = self.vec.d_row0.val();
         for r in 0..self._rows {
             self.array.a_in[r].next = self.abuf[r].rd_data.val();
             self.array.valid_in[r].next = self.in_valid[r].q.val();
@@ -552,15 +606,20 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
                 }
             }
         }
-        // vector results: EWISE writes every bank, POOL (last) bank 0; all G lanes
+        // vector results: EWISE lane v writes bank row0 + v, POOL (last) lane 0 bank 0
         if self.emit_q.q.val() {
             for r in 0..self._rows {
-                for l in 0..8 {
-                    if !self.pool_q.q.val() || (self.row16[r].val() == self.zero16.val()) {
-                        self.obuf[r * 8 + l].wr_en.next = true;
+                for v in 0..self._vrows {
+                    if (self.row16[r].val() == self.row0_q.q.val() + self.row16[v].val())
+                        && (!self.pool_q.q.val() || (self.row16[r].val() == self.zero16.val()))
+                    {
+                        for l in 0..8 {
+                            self.obuf[r * 8 + l].wr_en.next = true;
+                            self.obuf[r * 8 + l].wr_addr.next = self.xa_q.q.val();
+                            self.obuf[r * 8 + l].wr_data.next =
+                                self.lanes[v].q.val().get_bits::<8>(8 * l);
+                        }
                     }
-                    self.obuf[r * 8 + l].wr_addr.next = self.xa_q.q.val();
-                    self.obuf[r * 8 + l].wr_data.next = self.lanes[r].q.val().get_bits::<8>(8 * l);
                 }
             }
         }

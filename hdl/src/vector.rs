@@ -1,7 +1,7 @@
 //! The vector unit's arithmetic (EWISE, POOL), as `Verilog::Custom` leaves whose Rust
 //! `update()` calls `contract::arith` (like `ppu.rs`):
 //!
-//! - [`VecLanes`]: one bank's G = 8 lanes, registered. EWISE: `v = a`; with `use_gate`
+//! - [`VecLanes`]: one row of G = 8 lanes (V rows of them), registered. EWISE: `v = a`; with `use_gate`
 //!   `v = se_scale(v, sigmoid_gate(gate))`; with `use_b`
 //!   `v = rec.apply(v·ka + b·kb)`. POOL (`pool`): `rec.apply(sum)`. `rec` of lane `l` is
 //!   record `l` of the PBUF read (`recs` bits `128·l..`).
@@ -213,12 +213,14 @@ pub enum VecState {
 }
 
 /// The EWISE / POOL sequencer. Per chunk `j`: one prologue cycle (PBUF read of the chunk's
-/// G records, EWISE's gate entry from ABUF bank 0, POOL's running sums), then per column
-/// `x` one ABUF read cycle (`a`), or two with `use_b` (`a`, then `b`), every bank at
-/// `base + j·chunk_pitch + r·row_pitch + x`. After the last read the pipeline drains in 2
-/// cycles (ABUF read, lanes + OBUF write). So EWISE takes
-/// `chunks·(1 + width·(1 + use_b)) + 2` cycles and POOL `chunks·(1 + width) + 2`
-/// (`sim::timing::ewise_cycles`, `pool_cycles`).
+/// G records, EWISE's gate entry from ABUF bank 0, POOL's running sums), then per group of
+/// tile rows and column `x` one ABUF read cycle. POOL has one group (all R banks, summed);
+/// EWISE has groups of V rows (`row0 = 0, V, 2V, …`, the V rows of lanes): lane `v` reads
+/// `a` of row `row0 + v` from bank `v` at `rd_addr + v·rp` and `b` from bank `V + v` at
+/// `rd_addr_b + v·rp` (every bank holds the whole tile). With one bank (R = 1) `a` and `b`
+/// take two cycles (`ph`). After the last read the pipeline drains in 2 cycles (ABUF read,
+/// lanes + OBUF write). So EWISE takes `chunks·(1 + width·⌈R/V⌉·phases) + 2` cycles and
+/// POOL `chunks·(1 + width) + 2` (`sim::timing::ewise_cycles`, `pool_cycles`).
 ///
 /// Every `d_*` output is the tag of the read presented the cycle before: its data is on
 /// the RAM outputs now.
@@ -228,7 +230,10 @@ pub struct VecSeq {
     pub start: Signal<In, Bit>,
     pub instr: Signal<In, Bits<256>>,
     pub busy: Signal<Out, Bit>,
+    /// V·row_pitch: the address step from one group of rows to the next
+    pub krp: Signal<In, Bits<16>>,
     pub rd_addr: Signal<Out, Bits<16>>,
+    pub rd_addr_b: Signal<Out, Bits<16>>,
     pub rp: Signal<Out, Bits<16>>,
     pub pb_addr: Signal<Out, Bits<16>>,
     pub sum_addr: Signal<Out, Bits<16>>,
@@ -246,6 +251,7 @@ pub struct VecSeq {
     pub d_last_x: Signal<Out, Bit>,
     pub d_j: Signal<Out, Bits<16>>,
     pub d_xa: Signal<Out, Bits<16>>,
+    pub d_row0: Signal<Out, Bits<16>>,
     state: DFF<VecState>,
     ins: DFF<Bits<256>>,
     j: DFF<Bits<16>>,
@@ -261,7 +267,13 @@ pub struct VecSeq {
     r_last_x: DFF<Bit>,
     r_j: DFF<Bits<16>>,
     r_xa: DFF<Bits<16>>,
+    r_row0: DFF<Bits<16>>,
+    row0: DFF<Bits<16>>,
+    goff: DFF<Bits<16>>,
     pool: Signal<Local, Bit>,
+    two: Signal<Local, Bit>,
+    last_group: Signal<Local, Bit>,
+    rowbase: Signal<Local, Bits<16>>,
     ub: Signal<Local, Bit>,
     chunks: Signal<Local, Bits<16>>,
     width: Signal<Local, Bits<16>>,
@@ -271,16 +283,21 @@ pub struct VecSeq {
     last_x: Signal<Local, Bit>,
     one16: Constant<Bits<16>>,
     two16: Constant<Bits<16>>,
+    rows16: Constant<Bits<16>>,
+    vrows16: Constant<Bits<16>>,
+    two_phase: Constant<Bit>,
 }
 
-impl Default for VecSeq {
-    fn default() -> Self {
+impl VecSeq {
+    pub fn new(cfg: &contract::EngineConfig) -> Self {
         Self {
             clock: Default::default(),
             start: Default::default(),
             instr: Default::default(),
             busy: Default::default(),
+            krp: Default::default(),
             rd_addr: Default::default(),
+            rd_addr_b: Default::default(),
             rp: Default::default(),
             pb_addr: Default::default(),
             sum_addr: Default::default(),
@@ -298,6 +315,7 @@ impl Default for VecSeq {
             d_last_x: Default::default(),
             d_j: Default::default(),
             d_xa: Default::default(),
+            d_row0: Default::default(),
             state: Default::default(),
             ins: Default::default(),
             j: Default::default(),
@@ -313,7 +331,13 @@ impl Default for VecSeq {
             r_last_x: Default::default(),
             r_j: Default::default(),
             r_xa: Default::default(),
+            r_row0: Default::default(),
+            row0: Default::default(),
+            goff: Default::default(),
             pool: Default::default(),
+            two: Default::default(),
+            last_group: Default::default(),
+            rowbase: Default::default(),
             ub: Default::default(),
             chunks: Default::default(),
             width: Default::default(),
@@ -323,6 +347,9 @@ impl Default for VecSeq {
             last_x: Default::default(),
             one16: Constant::new(1u64.into()),
             two16: Constant::new(2u64.into()),
+            rows16: Constant::new((cfg.rows as u64).into()),
+            vrows16: Constant::new((cfg.vector_rows as u64).into()),
+            two_phase: Constant::new(cfg.rows == 1),
         }
     }
 }
@@ -332,7 +359,7 @@ impl Logic for VecSeq {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, ins, j, x, ph, jbase, obase, cnt, r_pro, r_a, r_emit, r_first_x,
-            r_last_x, r_j, r_xa
+            r_last_x, r_j, r_xa, r_row0, row0, goff
         );
         // fields (contract::isa): EWISE op 6, POOL op 7
         self.pool.next = self.ins.q.val().get_bit(0);
@@ -363,19 +390,25 @@ impl Logic for VecSeq {
         self.pb_addr.next = self.pbuf.val() + (self.j.q.val() << 3);
         self.sum_addr.next = self.j.q.val();
         self.last_x.next = self.x.q.val() + self.one16.val() == self.width.val();
-        // a (phase 0) or b (phase 1) of column x; the gate of chunk j in the prologue
-        self.rd_addr.next =
-            self.ins.q.val().get_bits::<16>(32) + self.jbase.q.val() + self.x.q.val();
+        // a and b read in one cycle from two banks, or in two phases with one bank
+        self.two.next = self.ub.val() && self.two_phase.val();
+        self.last_group.next =
+            self.pool.val() || (self.row0.q.val() + self.vrows16.val() >= self.rows16.val());
+        // a (phase 0) or b (phase 1) of column x in the group's first row; the gate of
+        // chunk j in the prologue
+        self.rowbase.next = self.jbase.q.val() + self.goff.q.val() + self.x.q.val();
+        self.rd_addr.next = self.ins.q.val().get_bits::<16>(32) + self.rowbase.val();
         if self.ph.q.val() {
-            self.rd_addr.next =
-                self.ins.q.val().get_bits::<16>(48) + self.jbase.q.val() + self.x.q.val();
+            self.rd_addr.next = self.ins.q.val().get_bits::<16>(48) + self.rowbase.val();
         }
+        self.rd_addr_b.next = self.ins.q.val().get_bits::<16>(48) + self.rowbase.val();
         self.r_pro.d.next = false;
         self.r_a.d.next = false;
         self.r_emit.d.next = false;
         self.r_first_x.d.next = self.x.q.val() == 0;
         self.r_last_x.d.next = self.last_x.val();
         self.r_j.d.next = self.j.q.val();
+        self.r_row0.d.next = self.row0.q.val();
         self.r_xa.d.next = self.obuf.val() + self.obase.q.val() + self.x.q.val();
         if self.pool.val() {
             self.r_xa.d.next = self.obuf.val() + self.j.q.val();
@@ -390,6 +423,8 @@ impl Logic for VecSeq {
                     self.ph.d.next = false;
                     self.jbase.d.next = 0.into();
                     self.obase.d.next = 0.into();
+                    self.row0.d.next = 0.into();
+                    self.goff.d.next = 0.into();
                     self.state.d.next = VecState::Pro;
                 }
             }
@@ -400,18 +435,24 @@ impl Logic for VecSeq {
             }
             VecState::Run => {
                 self.r_a.d.next = !self.ph.q.val();
-                self.r_emit.d.next = self.ph.q.val() || !self.ub.val();
+                self.r_emit.d.next = self.ph.q.val() || !self.two.val();
                 if self.pool.val() {
                     self.r_emit.d.next = self.last_x.val() && self.ins.q.val().get_bit(7);
                 }
-                if self.ub.val() && !self.ph.q.val() {
+                if self.two.val() && !self.ph.q.val() {
                     self.ph.d.next = true;
                 } else {
                     self.ph.d.next = false;
                     if !self.last_x.val() {
                         self.x.d.next = self.x.q.val() + self.one16.val();
+                    } else if !self.last_group.val() {
+                        self.x.d.next = 0.into();
+                        self.row0.d.next = self.row0.q.val() + self.vrows16.val();
+                        self.goff.d.next = self.goff.q.val() + self.krp.val();
                     } else {
                         self.x.d.next = 0.into();
+                        self.row0.d.next = 0.into();
+                        self.goff.d.next = 0.into();
                         if self.j.q.val() + self.one16.val() < self.chunks.val() {
                             self.j.d.next = self.j.q.val() + self.one16.val();
                             self.jbase.d.next = self.jbase.q.val() + self.cp.val();
@@ -442,5 +483,6 @@ impl Logic for VecSeq {
         self.d_last_x.next = self.r_last_x.q.val();
         self.d_j.next = self.r_j.q.val();
         self.d_xa.next = self.r_xa.q.val();
+        self.d_row0.next = self.r_row0.q.val();
     }
 }

@@ -293,6 +293,22 @@ fn wide_bus() -> EngineConfig {
     }
 }
 
+/// Vector lanes in groups: five rows in two rows of lanes (groups 0–1, 2–3 and a partial 4),
+/// and one row, where a residual add reads `a` and `b` from the one bank in two cycles.
+fn lane_groups() -> [EngineConfig; 2] {
+    [
+        EngineConfig {
+            rows: 5,
+            vector_rows: 2,
+            ..EngineConfig::tiny()
+        },
+        EngineConfig {
+            rows: 1,
+            ..EngineConfig::tiny()
+        },
+    ]
+}
+
 fn check(seed: u64, n: usize, stall: u32, latency: u64, with_vector: bool) {
     check_on(&EngineConfig::tiny(), seed, n, stall, latency, with_vector)
 }
@@ -366,11 +382,29 @@ proptest! {
     }
 }
 
+#[test]
+fn vector_lane_groups_in_lockstep() {
+    for cfg in lane_groups() {
+        for seed in 20..23 {
+            check_on(&cfg, seed, 9, 12000, 5, true);
+        }
+    }
+}
+
 /// EWISE (gate and residual add) and a two-part POOL, each stored and checked: the stored
-/// bytes equal the model's in every write, and are not trivially zero.
+/// bytes equal the model's in every write, and are not trivially zero; on the tiny array
+/// and on the two lane-group configs.
 #[test]
 fn ewise_and_pool_results_reach_dram() {
-    let cfg = EngineConfig::tiny();
+    let [groups, one_row] = lane_groups();
+    for cfg in [EngineConfig::tiny(), groups, one_row] {
+        vector_results_reach_dram(&cfg);
+    }
+}
+
+fn vector_results_reach_dram(cfg: &EngineConfig) {
+    let cfg = cfg.clone();
+    let banks = cfg.rows as u8;
     let mut p = random_program(&cfg, 5, 0, false);
     p.pop(); // END
     let ewise = |use_b, use_gate, obuf| {
@@ -425,8 +459,8 @@ fn ewise_and_pool_results_reach_dram() {
         ewise(false, true, 16),
         ewise(true, false, 32),
         ewise(false, false, 48),
-        store(0, 8, 7, 2, OUT),
-        pool(true, false, 2, 7),
+        store(0, 8, 7, banks, OUT),
+        pool(true, false, banks.min(2), 7),
         pool(false, true, 1, 50),
         store(300, 1, 3, 1, OUT + 0x800),
         Instr::End(End { wait: Wait::NONE }),

@@ -51,6 +51,9 @@ enum Command {
         rows: Vec<usize>,
         #[arg(long, value_delimiter = ',', default_value = "8,16,32")]
         cols: Vec<usize>,
+        /// Rows of vector lanes (clamped to max(1, rows / 2)).
+        #[arg(long, value_delimiter = ',', default_value = "2")]
+        vrows: Vec<usize>,
         /// DRAM bus widths in bytes.
         #[arg(long, value_delimiter = ',', default_value = "16,32,64")]
         bus: Vec<usize>,
@@ -93,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             preset,
             rows,
             cols,
+            vrows,
             bus,
             clock_mhz,
             out,
@@ -100,7 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
         } => {
             let base = EngineConfig::preset(&preset)?;
-            let configs = host::sweep::grid(&base, &rows, &cols, &bus);
+            let configs = host::sweep::grid(&base, &rows, &cols, &vrows, &bus);
             sweep(&model, &configs, clock_mhz, &out, synth, seed)?
         }
         Command::Infer(opts) => infer(&opts)?,

@@ -12,35 +12,43 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::Path;
 
-/// The grid: every combination of the listed array shapes and bus widths, the other
-/// parameters as in `base`.
+/// The grid: every combination of the listed array shapes, vector-lane rows and bus
+/// widths, the other parameters as in `base`. Vector-lane rows above what a row count
+/// allows (`max_vector_rows`) are clamped to it; the duplicates that makes are dropped.
 pub fn grid(
     base: &EngineConfig,
     rows: &[usize],
     cols: &[usize],
+    vector_rows: &[usize],
     bus: &[usize],
 ) -> Vec<EngineConfig> {
-    let mut out = Vec::new();
+    let mut out: Vec<EngineConfig> = Vec::new();
     for &r in rows {
         for &c in cols {
-            for &b in bus {
-                out.push(EngineConfig {
-                    rows: r,
-                    cols: c,
-                    dram_bus_bytes: b,
-                    ..base.clone()
-                });
+            for &v in vector_rows {
+                for &b in bus {
+                    let mut cfg = EngineConfig {
+                        rows: r,
+                        cols: c,
+                        dram_bus_bytes: b,
+                        ..base.clone()
+                    };
+                    cfg.vector_rows = v.min(cfg.max_vector_rows());
+                    if !out.contains(&cfg) {
+                        out.push(cfg);
+                    }
+                }
             }
         }
     }
     out
 }
 
-/// A point's name, also its directory under the sweep's output: `g8-r7-c16-b32`.
+/// A point's name, also its directory under the sweep's output: `g8-r7-c16-v2-b32`.
 pub fn point_name(cfg: &EngineConfig) -> String {
     format!(
-        "g{}-r{}-c{}-b{}",
-        cfg.group_width, cfg.rows, cfg.cols, cfg.dram_bus_bytes
+        "g{}-r{}-c{}-v{}-b{}",
+        cfg.group_width, cfg.rows, cfg.cols, cfg.vector_rows, cfg.dram_bus_bytes
     )
 }
 
@@ -154,17 +162,18 @@ pub fn mark_pareto(points: &mut [Point]) {
 
 pub fn csv(points: &[Point]) -> String {
     let mut s = String::from(
-        "name,rows,cols,group_width,dram_bus_bytes,macs_per_cycle,cycles,utilization,dram_bytes,images_per_s,bit_exact,lut,ff,dsp,bram36,uram,pareto,error\n",
+        "name,rows,cols,vector_rows,group_width,dram_bus_bytes,macs_per_cycle,cycles,utilization,dram_bytes,images_per_s,bit_exact,lut,ff,dsp,bram36,uram,pareto,error\n",
     );
     for p in points {
         let r = p.resources.clone();
         let opt = |v: Option<String>| v.unwrap_or_default();
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{:.4},{},{:.1},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{:.4},{},{:.1},{},{},{},{},{},{},{},{}",
             p.name,
             p.config.rows,
             p.config.cols,
+            p.config.vector_rows,
             p.config.group_width,
             p.config.dram_bus_bytes,
             p.macs_per_cycle,

@@ -69,12 +69,14 @@ pub fn conv_cycles(cfg: &EngineConfig, i: &Conv) -> u64 {
         + CONV_DRAIN_EXTRA
 }
 
-/// EWISE: per chunk `VECTOR_CHUNK_SETUP`, then one ABUF read cycle per column (all R
-/// banks in parallel) — two with `use_b`, since a and b share each bank's read port —
-/// plus `EWISE_LATENCY`.
-pub fn ewise_cycles(i: &Ewise) -> u64 {
-    let per_x = 1 + i.use_b as u64;
-    i.chunks as u64 * (VECTOR_CHUNK_SETUP + i.width as u64 * per_x) + EWISE_LATENCY
+/// EWISE: per chunk `VECTOR_CHUNK_SETUP`, then per column one cycle for every group of V
+/// tile rows (`cfg.vector_rows` rows of lanes; `a` and `b` of a row come from two banks in
+/// the same cycle), plus `EWISE_LATENCY`. With one bank (R = 1) `a` and `b` share its read
+/// port: two cycles per row with `use_b`.
+pub fn ewise_cycles(cfg: &EngineConfig, i: &Ewise) -> u64 {
+    let groups = cfg.rows.div_ceil(cfg.vector_rows) as u64;
+    let phases = if i.use_b && cfg.rows == 1 { 2 } else { 1 };
+    i.chunks as u64 * (VECTOR_CHUNK_SETUP + i.width as u64 * groups * phases) + EWISE_LATENCY
 }
 
 /// POOL: per chunk `VECTOR_CHUNK_SETUP`, then one ABUF read cycle per column (all `banks`
@@ -87,7 +89,7 @@ pub fn pool_cycles(i: &Pool) -> u64 {
 pub fn compute_cycles(cfg: &EngineConfig, instr: &Instr) -> Option<u64> {
     match instr {
         Instr::Conv(i) => Some(conv_cycles(cfg, i)),
-        Instr::Ewise(i) => Some(ewise_cycles(i)),
+        Instr::Ewise(i) => Some(ewise_cycles(cfg, i)),
         Instr::Pool(i) => Some(pool_cycles(i)),
         _ => None,
     }
@@ -204,6 +206,24 @@ mod tests {
             2 * 2 + 1 + 2 + 8 + 1
         );
         assert_eq!(conv_macs(&cfg, &conv), 896 * 56 * 9);
+        // EWISE with b: ceil(7 / 2) = 4 groups of rows per column; R = 1 reads a, then b.
+        let add = Ewise {
+            chunks: 3,
+            width: 14,
+            use_b: true,
+            ..Ewise::default()
+        };
+        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 2);
+        let one_row = EngineConfig {
+            rows: 1,
+            vector_rows: 1,
+            ..EngineConfig::tiny()
+        };
+        assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 2);
+        assert_eq!(
+            ewise_cycles(&one_row, &Ewise { use_b: false, ..add }),
+            3 * (1 + 14) + 2
+        );
         assert_eq!(fetch_words(&cfg, 64), vec![2]);
         assert_eq!(fetch_words(&EngineConfig::tiny(), 64), vec![8, 9, 10, 11]);
     }

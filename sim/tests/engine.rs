@@ -240,9 +240,10 @@ fn ewise_and_pool_durations_and_unit_cycles_add_up() {
     });
     let r = run(&[ewise, pool, END]);
     assert_eq!(r.status, Status::Done);
-    // EWISE 2·(1 + 5) + 2 = 14 cycles (10–23); POOL 3·(1 + 4) + 2 = 17 cycles (25–41), issued when
-    // the EWISE is done (compute idle in 24).
-    assert_eq!(issue_complete(&r)[..2], [(0, 9, 23), (10, 24, 41)]);
+    // EWISE on R = 2 banks with V = 1 row of lanes: two row groups per column,
+    // 2·(1 + 5·2) + 2 = 24 cycles (10–33); POOL (all banks at once) 3·(1 + 4) + 2 = 17 cycles
+    // (35–51), issued when the EWISE is done (compute idle in 34).
+    assert_eq!(issue_complete(&r)[..2], [(0, 9, 33), (10, 34, 51)]);
     let c = r.counters;
     for unit in [c.controller, c.dma, c.compute] {
         assert_eq!(unit.busy + unit.stall + unit.idle, r.cycles);
