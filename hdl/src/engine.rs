@@ -87,10 +87,9 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     pool_q: DFF<Bit>,
     xa_q: DFF<Bits<16>>,
     row0_q: DFF<Bits<16>>,
-    // vector unit bank addresses: a (and POOL's) of bank r, b of bank V + v; V·row_pitch
+    // vector unit bank addresses: a (and POOL's) of bank r, b of bank V + v
     vaddr: Vec<Signal<Local, Bits<16>>>,
     vbaddr: Vec<Signal<Local, Bits<16>>>,
-    vstep: Vec<Signal<Local, Bits<16>>>,
     is_conv: Signal<Local, Bit>,
     live_j: Signal<Local, Bit>,
     live_sh: Signal<Local, Bits<256>>,
@@ -217,7 +216,6 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             row0_q: Default::default(),
             vaddr: vec_of(r),
             vbaddr: vec_of(pairs),
-            vstep: vec_of(cfg.vector_rows),
             is_conv: Default::default(),
             live_j: Default::default(),
             live_sh: Default::default(),
@@ -449,13 +447,6 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         }
         for v in 1..self._pairs {
             self.vbaddr[v].next = self.vbaddr[v - 1].val() + self.vec.rp.val();
-        }
-        self.vstep[0].next = self.vec.rp.val();
-        for v in 1..self._vrows {
-            self.vstep[v].next = self.vstep[v - 1].val() + self.vec.rp.val();
-        }
-        for v in (self._vrows - 1)..self._vrows {
-            self.vec.krp.next = self.vstep[v].val();
         }
         if self.vec.busy.val() {
             for r in 0..self._rows {

@@ -230,8 +230,6 @@ pub struct VecSeq {
     pub start: Signal<In, Bit>,
     pub instr: Signal<In, Bits<256>>,
     pub busy: Signal<Out, Bit>,
-    /// V·row_pitch: the address step from one group of rows to the next
-    pub krp: Signal<In, Bits<16>>,
     pub rd_addr: Signal<Out, Bits<16>>,
     pub rd_addr_b: Signal<Out, Bits<16>>,
     pub rp: Signal<Out, Bits<16>>,
@@ -274,6 +272,9 @@ pub struct VecSeq {
     two: Signal<Local, Bit>,
     last_group: Signal<Local, Bit>,
     rowbase: Signal<Local, Bits<16>>,
+    // rstep[v] = (v + 1)·row_pitch; rstep[V − 1] steps from one group of rows to the next
+    rstep: Vec<Signal<Local, Bits<16>>>,
+    _vrows: usize,
     ub: Signal<Local, Bit>,
     chunks: Signal<Local, Bits<16>>,
     width: Signal<Local, Bits<16>>,
@@ -295,7 +296,6 @@ impl VecSeq {
             start: Default::default(),
             instr: Default::default(),
             busy: Default::default(),
-            krp: Default::default(),
             rd_addr: Default::default(),
             rd_addr_b: Default::default(),
             rp: Default::default(),
@@ -338,6 +338,8 @@ impl VecSeq {
             two: Default::default(),
             last_group: Default::default(),
             rowbase: Default::default(),
+            rstep: crate::array::vec_of(cfg.vector_rows),
+            _vrows: cfg.vector_rows,
             ub: Default::default(),
             chunks: Default::default(),
             width: Default::default(),
@@ -402,6 +404,10 @@ impl Logic for VecSeq {
             self.rd_addr.next = self.ins.q.val().get_bits::<16>(48) + self.rowbase.val();
         }
         self.rd_addr_b.next = self.ins.q.val().get_bits::<16>(48) + self.rowbase.val();
+        self.rstep[0].next = self.rp.val();
+        for v in 1..self._vrows {
+            self.rstep[v].next = self.rstep[v - 1].val() + self.rp.val();
+        }
         self.r_pro.d.next = false;
         self.r_a.d.next = false;
         self.r_emit.d.next = false;
@@ -448,7 +454,9 @@ impl Logic for VecSeq {
                     } else if !self.last_group.val() {
                         self.x.d.next = 0.into();
                         self.row0.d.next = self.row0.q.val() + self.vrows16.val();
-                        self.goff.d.next = self.goff.q.val() + self.krp.val();
+                        for v in (self._vrows - 1)..self._vrows {
+                            self.goff.d.next = self.goff.q.val() + self.rstep[v].val();
+                        }
                     } else {
                         self.x.d.next = 0.into();
                         self.row0.d.next = 0.into();
