@@ -255,6 +255,9 @@ mod tests {
         assert!(bad(|c| c.group_width = 0).contains("power of two"));
         assert!(bad(|c| c.group_width = 6).contains("power of two"));
         assert!(bad(|c| c.cols = 12).contains("multiple of group_width"));
+        // 7 banks feed a and b of at most 3 lane rows
+        assert!(bad(|c| c.vector_rows = 4).contains("max(1, rows / 2) = 3"));
+        assert!(bad(|c| c.vector_rows = 0).contains("vector_rows is 0"));
         assert!(bad(|c| c.dram_bus_bytes = 4).contains("at least group_width"));
         assert!(bad(|c| c.abuf_entries = 10).contains("raise it to"));
         assert!(bad(|c| c.wbuf_entries = 1 << 20).contains("lower it"));
