@@ -205,12 +205,12 @@ pub struct Store {
     pub banks: u8,
 }
 
-/// EWISE and POOL walk a tile like a 1×1 conv: chunk `j < chunks`, column `x < width`; bank
-/// `r` reads `base + j·chunk_pitch + r·row_pitch + x`.
+/// EWISE and POOL walk a tile like a 1×1 conv: chunk `j < chunks`, column `x < width`; tile
+/// row `r` is at `base + j·chunk_pitch + r·row_pitch + x` (in every bank).
 ///
 /// `EWISE`: SE gate (`use_gate`: `se_scale(v, sigmoid_gate(ABUF[0][gate + j]))`) and/or
 /// residual add (`use_b`: `PBUF[pbuf + jG + l].apply(v·ka + b·kb)`), result to
-/// `OBUF[r][obuf + j·obuf_stride + x]`, for every bank `r < R`.
+/// `OBUF[r][obuf + j·obuf_stride + x]`, for every tile row `r < R`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ewise {
     pub wait: Wait,

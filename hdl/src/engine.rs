@@ -153,6 +153,10 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
         assert_eq!(cfg.group_width, LANES, "the RTL is built for G = {LANES}");
         assert_eq!(cfg.dram_bus_bytes, STRB);
         assert!(STRB / LANES <= cfg.cols, "the RTL needs B/G <= C");
+        assert!(
+            (1..=cfg.max_vector_rows()).contains(&cfg.vector_rows),
+            "the RTL needs 1 <= vector_rows <= max(1, rows / 2) (EngineConfig::validate)"
+        );
         let (r, c) = (cfg.rows, cfg.cols);
         let single = (r == 1) as usize;
         let pairs = if r == 1 { 0 } else { cfg.vector_rows };

@@ -152,8 +152,12 @@ pub fn read_rtl(dir: &Path, cfg: &EngineConfig) -> Result<String> {
     let path = dir.join(hdl::emit::MANIFEST_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading the RTL manifest {}", path.display()))?;
-    let m: hdl::emit::Manifest =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let m: hdl::emit::Manifest = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "parsing {} (written by an older version? emit the RTL again)",
+            path.display()
+        )
+    })?;
     if m.isa_version != contract::isa::ISA_VERSION {
         bail!(
             "RTL in {} implements ISA v{}, this host speaks v{}: emit it again",
@@ -164,15 +168,19 @@ pub fn read_rtl(dir: &Path, cfg: &EngineConfig) -> Result<String> {
     }
     if &m.config != cfg {
         bail!(
-            "RTL in {} was emitted for a different engine config ({}×{} PEs, {}-byte bus) than \
-             the one selected ({}×{}, {}-byte): emit it again or pass its config",
+            "RTL in {} was emitted for a different engine config ({}×{} PEs, {} vector-lane \
+             rows, {}-byte bus) than the one selected ({}×{}, {}, {}-byte; {} lists every \
+             field): emit it again or pass its config",
             dir.display(),
             m.config.rows,
             m.config.cols,
+            m.config.vector_rows,
             m.config.dram_bus_bytes,
             cfg.rows,
             cfg.cols,
-            cfg.dram_bus_bytes
+            cfg.vector_rows,
+            cfg.dram_bus_bytes,
+            path.display()
         );
     }
     let v = dir.join(&m.verilog);

@@ -33,7 +33,7 @@ pub fn grid(
                         dram_bus_bytes: b,
                         ..base.clone()
                     };
-                    cfg.vector_rows = v.min(cfg.max_vector_rows());
+                    cfg.vector_rows = v.clamp(1, cfg.max_vector_rows());
                     if !out.contains(&cfg) {
                         out.push(cfg);
                     }

@@ -221,7 +221,13 @@ mod tests {
         };
         assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 2);
         assert_eq!(
-            ewise_cycles(&one_row, &Ewise { use_b: false, ..add }),
+            ewise_cycles(
+                &one_row,
+                &Ewise {
+                    use_b: false,
+                    ..add
+                }
+            ),
             3 * (1 + 14) + 2
         );
         assert_eq!(fetch_words(&cfg, 64), vec![2]);
