@@ -5,6 +5,13 @@
 //! per-column mux: PE(r, c) pulses `done` at cycle `T + r + c`, so within a column at most
 //! one row finishes per cycle as long as the controller spaces output pixels at least R
 //! cycles apart (it does: period `P ≥ R`, see `ctrl.rs`).
+//!
+//! Columns `2k` and `2k + 1` of a row share one [`PairDot`] (two products per multiplier):
+//! it multiplies the activation entering PE(r, 2k) by both columns' weights, so column
+//! `2k + 1`'s weights enter the array with column `2k`'s (the WBUF skew in `engine.rs`
+//! steps by pairs), and PE(r, 2k + 1) gets its dot product one cycle later, registered,
+//! with the step's tags — the same cycle as before.
+use crate::pair::PairDot;
 use crate::pe::{DotPe, ENTRY_BITS};
 use rust_hdl::prelude::*;
 
@@ -25,9 +32,12 @@ pub struct PeArray {
     pub col_row: Vec<Signal<Out, Bits<8>>>,
     pub col_xa: Vec<Signal<Out, Bits<16>>>,
     pe: Vec<DotPe>,
+    pair: Vec<PairDot>,
     row_id: Vec<Constant<Bits<8>>>,
     _rows: usize,
     _cols: usize,
+    /// column pairs (C / 2)
+    _pairs: usize,
 }
 
 /// `n` default blocks (ports or children).
@@ -37,7 +47,7 @@ pub fn vec_of<T: Default>(n: usize) -> Vec<T> {
 
 impl PeArray {
     pub fn new(rows: usize, cols: usize) -> Self {
-        assert!((1..=64).contains(&rows) && (1..=256).contains(&cols));
+        assert!((1..=64).contains(&rows) && (1..=256).contains(&cols) && cols % 2 == 0);
         Self {
             clock: Default::default(),
             a_in: vec_of(rows),
@@ -51,11 +61,13 @@ impl PeArray {
             col_row: (0..cols).map(|_| Default::default()).collect(),
             col_xa: (0..cols).map(|_| Default::default()).collect(),
             pe: (0..rows * cols).map(|_| DotPe::default()).collect(),
+            pair: vec_of(rows * cols / 2),
             row_id: (0..rows)
                 .map(|r| Constant::new((r as u64).into()))
                 .collect(),
             _rows: rows,
             _cols: cols,
+            _pairs: cols / 2,
         }
     }
 }
@@ -65,6 +77,9 @@ impl Logic for PeArray {
     fn update(&mut self) {
         for k in 0..self.pe.len() {
             self.pe[k].clock.next = self.clock.val();
+        }
+        for k in 0..self.pair.len() {
+            self.pair[k].clock.next = self.clock.val();
         }
         // `cc` binds the column count to a loop variable: `[..]` indices are evaluated with
         // only loop variables in scope (field notes P4).
@@ -88,6 +103,29 @@ impl Logic for PeArray {
             }
             for k in self._cols..self.pe.len() {
                 self.pe[k].w_in.next = self.pe[k - cc].w_out.val();
+            }
+            // the pair of PE(r, 2k) and PE(r, 2k + 1) multiplies what enters PE(r, 2k): the
+            // same sources as those PEs' inputs (reading their inputs back would be a loop)
+            for r in 0..self._rows {
+                self.pair[r * cc / 2].a.next = self.a_in[r].val();
+                for k in 1..self._pairs {
+                    self.pair[r * cc / 2 + k].a.next = self.pe[r * cc + 2 * k - 1].a_out.val();
+                }
+            }
+            for k in 0..self._pairs {
+                self.pair[k].w0.next = self.w_in[2 * k].val();
+                self.pair[k].w1.next = self.w_in[2 * k + 1].val();
+            }
+            for r in 1..self._rows {
+                for k in 0..self._pairs {
+                    self.pair[r * cc / 2 + k].w0.next = self.pe[(r - 1) * cc + 2 * k].w_out.val();
+                    self.pair[r * cc / 2 + k].w1.next =
+                        self.pe[(r - 1) * cc + 2 * k + 1].w_out.val();
+                }
+            }
+            for k in 0..self.pair.len() {
+                self.pe[2 * k].dot.next = self.pair[k].s0.val();
+                self.pe[2 * k + 1].dot.next = self.pair[k].s1.val();
             }
             for c in 0..self._cols {
                 self.col_valid[c].next = false;

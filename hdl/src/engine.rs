@@ -140,6 +140,8 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     units32: Constant<Bits<32>>,
     _rows: usize,
     _cols: usize,
+    /// C / 2: columns share multipliers in pairs (array.rs)
+    _col_pairs: usize,
     /// V, rows of vector lanes
     _vrows: usize,
     /// lanes reading b from bank V + v (V, or 0 with one bank)
@@ -269,6 +271,7 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             units32: Constant::new(((STRB / LANES) as u64).into()),
             _rows: r,
             _cols: c,
+            _col_pairs: c / 2,
             _vrows: cfg.vector_rows,
             _pairs: pairs,
             _single: single,
@@ -554,7 +557,7 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.array.last_in[r].next = self.in_last[r].q.val();
             self.array.xa_in[r].next = self.in_xa[r].q.val();
         }
-        // ---- weight skew: column c reads its bank c cycles after column 0 ----
+        // ---- weight skew: column pair k reads its banks 2k cycles after column 0 ----
         self.wbuf[0].rd_addr.next = self.conv.w_addr.val();
         for c in 1..self._cols.min(2) {
             self.wst[c - 1].d.next = self.conv.w_addr.val();
@@ -562,8 +565,12 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         for c in 2..self._cols {
             self.wst[c - 1].d.next = self.wst[c - 2].q.val();
         }
-        for c in 1..self._cols {
-            self.wbuf[c].rd_addr.next = self.wst[c - 1].q.val();
+        // columns 2k and 2k + 1 read together, 2k cycles after column 0 (they share the
+        // row's multipliers, array.rs)
+        self.wbuf[1].rd_addr.next = self.conv.w_addr.val();
+        for k in 1..self._col_pairs {
+            self.wbuf[2 * k].rd_addr.next = self.wst[2 * k - 1].q.val();
+            self.wbuf[2 * k + 1].rd_addr.next = self.wst[2 * k - 1].q.val();
         }
         for c in 0..self._cols {
             self.array.w_in[c].next = self.wbuf[c].rd_data.val();

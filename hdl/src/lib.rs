@@ -6,6 +6,7 @@ pub mod array;
 pub mod axi;
 pub mod bankram;
 pub mod check;
+pub mod pair;
 pub mod pe;
 pub mod ppu;
 pub mod ram;

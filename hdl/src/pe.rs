@@ -1,12 +1,13 @@
 //! The G-lane int8 dot-product processing element (G = 8): `acc += Σ_l a[l]·w[l]`, int32
-//! with wrap-around, exactly `contract::arith::dot_accumulate`.
+//! with wrap-around, exactly `contract::arith::dot_accumulate`. The products come in as
+//! `dot`, from the row's [`crate::pair::PairDot`] that this PE shares with its neighbour
+//! (two products per multiplier).
 //!
 //! Output-stationary: activations (with their step tags) move right, weights move down,
 //! both through one register per PE, so PE(r, c) sees step `t` at cycle `t + r + c`.
 //! Tags: `valid` (a real step, not a bubble), `first` (restart the accumulator), `last`
 //! (the sum is final: latch it into `res` and pulse `done` for one cycle). `xa` is the
 //! OBUF column address of the output pixel, carried along so the read-out needs no counter.
-use crate::sx::signed_bit_cast_sx;
 use rust_hdl::prelude::*;
 
 /// Lanes per PE: VarGFaceNet's channels per group.
@@ -28,6 +29,8 @@ pub struct DotPe {
     pub first_out: Signal<Out, Bit>,
     pub last_out: Signal<Out, Bit>,
     pub xa_out: Signal<Out, Bits<16>>,
+    /// `Σ_l a[l]·w[l]` of the step on `a_in`/`valid_in` (computed by the row's pair)
+    pub dot: Signal<In, Signed<32>>,
     // weight stream from above
     pub w_in: Signal<In, Bits<ENTRY_BITS>>,
     pub w_out: Signal<Out, Bits<ENTRY_BITS>>,
@@ -65,6 +68,7 @@ impl Default for DotPe {
             first_out: Default::default(),
             last_out: Default::default(),
             xa_out: Default::default(),
+            dot: Default::default(),
             w_in: Default::default(),
             w_out: Default::default(),
             done: Default::default(),
@@ -103,14 +107,7 @@ impl Logic for DotPe {
         if self.first_in.val() {
             self.base.next = self.zero.val();
         }
-        self.sum.next = self.base.val();
-        for l in 0..LANES {
-            self.sum.next = self.sum.val()
-                + signed_bit_cast_sx::<16, 8>(signed_cast(self.a_in.val().get_bits::<8>(8 * l)))
-                    * signed_bit_cast_sx::<16, 8>(signed_cast(
-                        self.w_in.val().get_bits::<8>(8 * l),
-                    ));
-        }
+        self.sum.next = self.base.val() + self.dot.val();
         self.done_r.d.next = false;
         if self.valid_in.val() {
             self.acc.d.next = self.sum.val();

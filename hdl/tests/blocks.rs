@@ -1,6 +1,7 @@
 //! Tiny rust-hdl simulations of single blocks (rust-hdl's simulator is ~500x slower than
 //! Verilator, so the engine is tested in Verilator; see conv_verilator.rs).
 use contract::arith::dot_accumulate;
+use hdl::pair::PairDot;
 use hdl::pe::DotPe;
 use hdl::sx::to_i64;
 use rust_hdl::prelude::*;
@@ -13,18 +14,43 @@ fn pack(v: &[i8]) -> Bits<64> {
     x.into()
 }
 
+fn settle<U: Block>(u: &mut U) {
+    assert!(simulate(u, 100), "did not converge");
+}
+
+fn tick<U: Block>(u: &mut U, clock: fn(&mut U) -> &mut Signal<In, Clock>) {
+    clock(u).next = Clock { clk: true };
+    settle(u);
+    clock(u).next = Clock { clk: false };
+    settle(u);
+}
+
+/// A PE pair's multipliers: the even column's dot product at once, the odd column's one
+/// clock later, both equal to `dot_accumulate` (the Rust model is the packed arithmetic
+/// the Verilog does; `pair::tests` checks it exhaustively).
+#[test]
+fn pair_dot_gives_both_columns_products() {
+    let mut p = PairDot::default();
+    p.connect_all();
+    check_all(&p).unwrap();
+    let a = [127, -128, 1, -1, 5, 0, -128, -7];
+    let (w0, w1) = ([-128, 127, -1, -1, 9, 100, -128, 2], [-128; 8]);
+    p.a.next = pack(&a);
+    p.w0.next = pack(&w0);
+    p.w1.next = pack(&w1);
+    settle(&mut p);
+    assert_eq!(to_i64(p.s0.val()) as i32, dot_accumulate(0, &a, &w0));
+    tick(&mut p, |p| &mut p.clock);
+    p.w1.next = pack(&[0; 8]);
+    settle(&mut p);
+    assert_eq!(to_i64(p.s1.val()) as i32, dot_accumulate(0, &a, &w1));
+}
+
 #[test]
 fn dot_pe_matches_dot_accumulate_including_minus_128() {
     let mut pe = DotPe::default();
     pe.connect_all();
     check_all(&pe).unwrap();
-    let settle = |u: &mut DotPe| assert!(simulate(u, 100), "did not converge");
-    let tick = |u: &mut DotPe| {
-        u.clock.next = Clock { clk: true };
-        settle(u);
-        u.clock.next = Clock { clk: false };
-        settle(u);
-    };
     let steps: [([i8; 8], [i8; 8]); 3] = [
         ([-128; 8], [-128; 8]),
         (
@@ -37,16 +63,17 @@ fn dot_pe_matches_dot_accumulate_including_minus_128() {
     for (i, (a, w)) in steps.iter().enumerate() {
         pe.a_in.next = pack(a);
         pe.w_in.next = pack(w);
+        pe.dot.next = hdl::sx::from_i64(dot_accumulate(0, a, w) as i64);
         pe.valid_in.next = true;
         pe.first_in.next = i == 0;
         pe.last_in.next = i == steps.len() - 1;
         settle(&mut pe);
-        tick(&mut pe);
+        tick(&mut pe, |u| &mut u.clock);
         want = dot_accumulate(want, a, w);
     }
     pe.valid_in.next = false;
     settle(&mut pe);
-    tick(&mut pe);
+    tick(&mut pe, |u| &mut u.clock);
     assert!(pe.done.val() || to_i64(pe.res.val()) as i32 == want);
     assert_eq!(to_i64(pe.res.val()) as i32, want);
 }

@@ -1,0 +1,124 @@
+//! Two int8 products per multiplier, the INT8 packing of Xilinx WP486: columns `2k` and
+//! `2k + 1` of a row multiply the same activation, so one 8 × 27-bit product
+//! `a·(w0·2¹⁸ + w1) = a·w0·2¹⁸ + a·w1` gives both (27 bits: −128·2¹⁸ − 128 is below
+//! −2²⁵). A DSP48E2 (27 × 18) takes it whole,
+//! which halves the array's DSP slices. `|a·w1| ≤ 2¹⁴`, so the low 18 bits hold `a·w1`
+//! and the high bits `a·w0` less the low part's borrow (bit 17).
+//!
+//! [`PairDot`] is one row's pair: the G-lane dot products of both columns. The even
+//! column's is combinational; the odd column's is registered, because that PE sees the
+//! same step one cycle later (the array's skew), and its weights are read one cycle early
+//! to meet the even column's (`engine.rs`, WBUF skew).
+use crate::pe::LANES;
+use crate::sx::from_i64;
+use rust_hdl::prelude::*;
+
+/// `x` wrapped to a `bits`-wide two's-complement value, as a Verilog wire of that width.
+fn wrap(x: i64, bits: u32) -> i64 {
+    (x << (64 - bits)) >> (64 - bits)
+}
+
+/// What one packed multiply yields, bit for bit as the Verilog computes it, wire widths
+/// included: `(a·w0, a·w1)`.
+pub fn packed_products(a: i8, w0: i8, w1: i8) -> (i32, i32) {
+    let k = wrap(((w0 as i64) << 18) + w1 as i64, 27);
+    let p = wrap(a as i64 * k, 35);
+    let lo = p as i16; // p[15:0]
+    let hi = ((p >> 18) as i16).wrapping_add(((p >> 17) & 1) as i16); // p[33:18] + p[17]
+    (hi as i32, lo as i32)
+}
+
+fn lane(b: &Bits<64>, l: usize) -> i8 {
+    b.get_bits::<8>(8 * l).to_u64() as u8 as i8
+}
+
+#[derive(LogicBlock, Default)]
+pub struct PairDot {
+    pub clock: Signal<In, Clock>,
+    pub a: Signal<In, Bits<64>>,
+    /// the even column's weights
+    pub w0: Signal<In, Bits<64>>,
+    /// the odd column's weights (the same step)
+    pub w1: Signal<In, Bits<64>>,
+    /// `Σ_l a[l]·w0[l]`, this cycle
+    pub s0: Signal<Out, Signed<32>>,
+    /// `Σ_l a[l]·w1[l]`, one cycle later
+    pub s1: Signal<Out, Signed<32>>,
+}
+
+impl Logic for PairDot {
+    fn update(&mut self) {
+        let (mut s0, mut s1) = (0i64, 0i64);
+        for l in 0..LANES {
+            let (p0, p1) = packed_products(
+                lane(&self.a.val(), l),
+                lane(&self.w0.val(), l),
+                lane(&self.w1.val(), l),
+            );
+            s0 += p0 as i64;
+            s1 += p1 as i64;
+        }
+        self.s0.next = from_i64(s0);
+        if self.clock.pos_edge() {
+            self.s1.next = from_i64(s1);
+        }
+    }
+    fn connect(&mut self) {
+        self.s0.connect();
+        self.s1.connect();
+    }
+    fn hdl(&self) -> Verilog {
+        // k = w0·2^18 + w1 spelled as bits: the low 18 are w1 sign-extended, the high 9
+        // are w0 less w1's sign (no 27-bit adder). The borrows p[17] are added once, as a
+        // count, at the end of the even column's sum.
+        let mut v = String::new();
+        for l in 0..LANES {
+            let (h, lo) = (8 * l + 7, 8 * l);
+            v.push_str(&format!(
+                "wire signed [8:0] kh{l} = $signed(w0[{h}:{lo}]) - $signed({{1'b0, w1[{h}]}});\n\
+                 wire signed [26:0] k{l} = {{kh{l}, {{10{{w1[{h}]}}}}, w1[{h}:{lo}]}};\n\
+                 wire signed [34:0] p{l} = $signed(a[{h}:{lo}]) * k{l};\n\
+                 wire signed [15:0] hi{l} = p{l}[33:18];\n\
+                 wire signed [15:0] lo{l} = p{l}[15:0];\n"
+            ));
+        }
+        let sum = |part: &str| {
+            (0..LANES)
+                .map(|l| format!("{part}{l}"))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        };
+        let borrows = (0..LANES)
+            .map(|l| format!("$signed({{4'd0, p{l}[17]}})"))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        // |sum| ≤ 8·2^14: 20-bit adders, sign-extended to the 32-bit ports
+        v.push_str(&format!(
+            "wire signed [19:0] t0 = {} + {borrows};\n\
+             wire signed [19:0] t1 = {};\n\
+             always @(*) s0 = t0;\n\
+             always @(posedge clock) s1 <= t1;\n",
+            sum("hi"),
+            sum("lo")
+        ));
+        Verilog::Custom(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::packed_products;
+
+    /// Every activation and weight pair, including −128·−128 = 2¹⁴.
+    #[test]
+    fn packed_products_are_exact() {
+        for a in i8::MIN..=i8::MAX {
+            for w0 in i8::MIN..=i8::MAX {
+                for w1 in i8::MIN..=i8::MAX {
+                    let want = (a as i32 * w0 as i32, a as i32 * w1 as i32);
+                    assert_eq!(packed_products(a, w0, w1), want, "{a} {w0} {w1}");
+                }
+            }
+        }
+    }
+}
