@@ -70,37 +70,24 @@ impl Logic for PairDot {
     fn hdl(&self) -> Verilog {
         // k = w0·2^18 + w1 spelled as bits: the low 18 are w1 sign-extended, the high 9
         // are w0 less w1's sign (no 27-bit adder). The borrows p[17] are added once, as a
-        // count, at the end of the even column's sum.
-        let mut v = String::new();
+        // count, to the even column's sum; |sums| ≤ 8·2^14 fit 20 bits. One always block
+        // with block-local variables: Verilator evaluates it as one function.
+        let mut v = String::from(
+            "reg signed [8:0] kh;\nreg signed [26:0] k;\nreg signed [34:0] p;\n\
+             reg signed [19:0] t0;\nreg signed [19:0] t1;\n\
+             always @(*) begin\n   t0 = 20'sd0;\n   t1 = 20'sd0;\n",
+        );
         for l in 0..LANES {
             let (h, lo) = (8 * l + 7, 8 * l);
             v.push_str(&format!(
-                "wire signed [8:0] kh{l} = $signed(w0[{h}:{lo}]) - $signed({{1'b0, w1[{h}]}});\n\
-                 wire signed [26:0] k{l} = {{kh{l}, {{10{{w1[{h}]}}}}, w1[{h}:{lo}]}};\n\
-                 wire signed [34:0] p{l} = $signed(a[{h}:{lo}]) * k{l};\n\
-                 wire signed [15:0] hi{l} = p{l}[33:18];\n\
-                 wire signed [15:0] lo{l} = p{l}[15:0];\n"
+                "   kh = $signed(w0[{h}:{lo}]) - $signed({{1'b0, w1[{h}]}});\n\
+                 \x20  k = {{kh, {{10{{w1[{h}]}}}}, w1[{h}:{lo}]}};\n\
+                 \x20  p = $signed(a[{h}:{lo}]) * k;\n\
+                 \x20  t0 = t0 + $signed(p[33:18]) + $signed({{1'b0, p[17]}});\n\
+                 \x20  t1 = t1 + $signed(p[15:0]);\n"
             ));
         }
-        let sum = |part: &str| {
-            (0..LANES)
-                .map(|l| format!("{part}{l}"))
-                .collect::<Vec<_>>()
-                .join(" + ")
-        };
-        let borrows = (0..LANES)
-            .map(|l| format!("$signed({{4'd0, p{l}[17]}})"))
-            .collect::<Vec<_>>()
-            .join(" + ");
-        // |sum| ≤ 8·2^14: 20-bit adders, sign-extended to the 32-bit ports
-        v.push_str(&format!(
-            "wire signed [19:0] t0 = {} + {borrows};\n\
-             wire signed [19:0] t1 = {};\n\
-             always @(*) s0 = t0;\n\
-             always @(posedge clock) s1 <= t1;\n",
-            sum("hi"),
-            sum("lo")
-        ));
+        v.push_str("   s0 = t0;\nend\nalways @(posedge clock) s1 <= t1;\n");
         Verilog::Custom(v)
     }
 }
