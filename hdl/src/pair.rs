@@ -11,6 +11,7 @@
 //! to meet the even column's (`engine.rs`, WBUF skew).
 use crate::pe::LANES;
 use crate::sx::from_i64;
+use crate::vector::lane_i8 as lane;
 use rust_hdl::prelude::*;
 
 /// `x` wrapped to a `bits`-wide two's-complement value, as a Verilog wire of that width.
@@ -26,10 +27,6 @@ pub fn packed_products(a: i8, w0: i8, w1: i8) -> (i32, i32) {
     let lo = p as i16; // p[15:0]
     let hi = ((p >> 18) as i16).wrapping_add(((p >> 17) & 1) as i16); // p[33:18] + p[17]
     (hi as i32, lo as i32)
-}
-
-fn lane(b: &Bits<64>, l: usize) -> i8 {
-    b.get_bits::<8>(8 * l).to_u64() as u8 as i8
 }
 
 #[derive(LogicBlock, Default)]

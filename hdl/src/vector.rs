@@ -10,7 +10,7 @@
 use contract::arith::{se_scale, sigmoid_gate, Requant};
 use rust_hdl::prelude::*;
 
-fn lane_i8<const N: usize>(b: &Bits<N>, l: usize) -> i8 {
+pub(crate) fn lane_i8<const N: usize>(b: &Bits<N>, l: usize) -> i8 {
     b.get_bits::<8>(8 * l).to_u64() as u8 as i8
 }
 
