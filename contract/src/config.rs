@@ -130,6 +130,30 @@ impl EngineConfig {
         self.cols * self.group_width
     }
 
+    /// The CONV period for `steps = chunks·k²` reduction steps: the cycles between output
+    /// columns, the smallest `P ≥ max(steps, R)` that no [`Self::period_collides`].
+    /// `P ≥ R` because each column has one post-processing unit for its R rows.
+    pub fn conv_period(&self, steps: u64) -> u64 {
+        let mut p = steps.max(self.rows as u64);
+        while self.period_collides(p) {
+            p += 1;
+        }
+        p
+    }
+
+    /// Whether period `p` makes two columns write one OBUF byte lane in the same cycle.
+    /// Columns `c` and `c + mG` share lane `c mod G` and finish `mG` cycles apart, so
+    /// output columns `x` and `x + n` collide when `n·p = m·G` for some `0 < m < C/G`:
+    /// exactly when `p / gcd(p, G) < C/G`. Only periods below C can collide.
+    pub fn period_collides(&self, p: u64) -> bool {
+        let g = self.group_width as u64;
+        let (mut a, mut b) = (p, g);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        p / a < (self.cols / self.group_width) as u64
+    }
+
     /// The most vector-lane rows the R banks can feed: a and b of each row come from two
     /// banks in the same cycle.
     pub fn max_vector_rows(&self) -> usize {
@@ -265,6 +289,29 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("tiny, default"));
+    }
+
+    #[test]
+    fn conv_period_avoids_exactly_the_obuf_lane_collisions() {
+        for cols in [8, 16, 24, 32, 64] {
+            let cfg = EngineConfig {
+                cols,
+                rows: 1,
+                ..EngineConfig::default()
+            };
+            for p in 1..100u64 {
+                // by enumeration: output columns n apart, column groups m apart
+                let brute = (1..200u64).any(|n| (1..cols as u64 / 8).any(|m| n * p == m * 8));
+                assert_eq!(cfg.period_collides(p), brute, "C {cols}, P {p}");
+                assert!(!brute || p < cols as u64);
+            }
+        }
+        let cfg = EngineConfig::default(); // R 7, C 16: only 1, 2, 4 and 8 collide
+        assert_eq!(cfg.conv_period(1), 7);
+        assert_eq!(cfg.conv_period(5), 7);
+        assert_eq!(cfg.conv_period(8), 9);
+        assert_eq!(cfg.conv_period(10), 10);
+        assert_eq!(EngineConfig::tiny().conv_period(1), 2); // C = G: nothing collides
     }
 
     #[test]

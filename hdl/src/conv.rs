@@ -4,9 +4,10 @@
 //!
 //! Timing (`sim::timing::conv_cycles`): no setup — the issue edge latches `steps =
 //! chunks·k²` and the period, and the first step is read the next cycle. Output column `x`
-//! starts `x·P` cycles in, `P = max(steps, R, C − G + 1)` (`P ≥ R`: one PPU per column
-//! serves the R rows of an output pixel; `P > C − G`: two columns writing the same OBUF
-//! lane never collide); after the last step of the last column the pipeline drains in
+//! starts `x·P` cycles in, `P = EngineConfig::conv_period(steps)`: at least `max(steps, R)`
+//! (one PPU per column serves the R rows of an output pixel), bumped past the few periods
+//! below C at which columns `c` and `c + mG` would write their shared OBUF lane in the same
+//! cycle (`bump`, a chain of compares); after the last step of the last column the pipeline drains in
 //! `R + C + 1` cycles (ABUF read 1, skew R − 1 + C − 1, PE 1, PPU + OBUF write 1). So the
 //! unit is busy `(out_w − 1)·P + steps + R + C + 1` cycles.
 //!
@@ -75,7 +76,11 @@ pub struct ConvSeq {
     n_steps: Signal<Local, Bits<32>>,
     groups: Constant<Bits<16>>,
     drain_len: Constant<Bits<16>>,
-    min_period: Constant<Bits<32>>,
+    rows: Constant<Bits<32>>,
+    // the colliding periods ≥ R, ascending (0, which no period equals, if there are none)
+    bump: Vec<Constant<Bits<32>>>,
+    _bumps: usize,
+    n_period: Signal<Local, Bits<32>>,
     one16: Constant<Bits<16>>,
     one32: Constant<Bits<32>>,
 }
@@ -83,6 +88,10 @@ pub struct ConvSeq {
 impl ConvSeq {
     pub fn new(cfg: &EngineConfig) -> Self {
         let (r, c, g) = (cfg.rows as u64, cfg.cols as u64, cfg.group_width as u64);
+        let mut bump: Vec<u64> = (r..c).filter(|&p| cfg.period_collides(p)).collect();
+        if bump.is_empty() {
+            bump.push(0);
+        }
         Self {
             clock: Default::default(),
             start: Default::default(),
@@ -132,18 +141,13 @@ impl ConvSeq {
             n_steps: Default::default(),
             groups: Constant::new((c / g).into()),
             drain_len: Constant::new((r + c + 1).into()),
-            min_period: Constant::new(r.max(c - g + 1).into()),
+            rows: Constant::new(r.into()),
+            _bumps: bump.len(),
+            bump: bump.into_iter().map(|p| Constant::new(p.into())).collect(),
+            n_period: Default::default(),
             one16: Constant::new(1u64.into()),
             one32: Constant::new(1u64.into()),
         }
-    }
-
-    /// Cycles the unit is busy after the issue edge (equals `sim::timing::conv_cycles`).
-    pub fn cycles(cfg: &EngineConfig, out_w: u64, chunks: u64, kernel: u64) -> u64 {
-        let (r, c, g) = (cfg.rows as u64, cfg.cols as u64, cfg.group_width as u64);
-        let steps = chunks * kernel * kernel;
-        let period = steps.max(r).max(c - g + 1);
-        (out_w - 1) * period + steps + r + c + 1
     }
 }
 
@@ -188,6 +192,15 @@ impl Logic for ConvSeq {
         self.n_kk.next = self.n_k.val() * self.n_k.val();
         self.n_steps.next =
             self.instr.val().get_bits::<16>(112) * bit_cast::<16, 32>(self.n_kk.val());
+        self.n_period.next = self.n_steps.val();
+        if self.n_steps.val() < self.rows.val() {
+            self.n_period.next = self.rows.val();
+        }
+        for i in 0..self._bumps {
+            if self.n_period.val() == self.bump[i].val() {
+                self.n_period.next = self.n_period.val() + self.one32.val();
+            }
+        }
         // one PBUF read (G records) per column group, from the first busy cycle
         if (self.state.q.val() != ConvState::Idle) && (self.pg.q.val() < self.groups.val()) {
             self.rd.d.next = true;
@@ -198,10 +211,7 @@ impl Logic for ConvSeq {
                 if self.start.val() {
                     self.ins.d.next = self.instr.val();
                     self.steps.d.next = self.n_steps.val();
-                    self.period.d.next = self.n_steps.val();
-                    if self.n_steps.val() < self.min_period.val() {
-                        self.period.d.next = self.min_period.val();
-                    }
+                    self.period.d.next = self.n_period.val();
                     self.pg.d.next = 0.into();
                     self.pc.d.next = 0.into();
                     self.x.d.next = 0.into();

@@ -48,14 +48,11 @@ pub const LOAD_SETUP: u64 = 0;
 /// DMA cycles between issue and the first write request: the OBUF read latency.
 pub const STORE_SETUP: u64 = 1;
 
-/// The period of a CONV, in cycles per output column: `P = max(chunks·k², R, C − G + 1)`.
-/// `P ≥ R` because each column has one post-processing unit for its R rows; `P > C − G`
-/// so that two columns never write the same OBUF byte lane in one cycle (columns `c` and
-/// `c + G` share lane `c mod G`). Steps beyond `chunks·k²` are bubbles.
+/// The period of a CONV, in cycles per output column: the smallest `P ≥ max(chunks·k², R)`
+/// at which no two columns write one OBUF byte lane in the same cycle
+/// ([`EngineConfig::conv_period`]). Steps beyond `chunks·k²` are bubbles.
 pub fn conv_period(cfg: &EngineConfig, i: &Conv) -> u64 {
-    let steps = i.chunks as u64 * (i.kernel as u64).pow(2);
-    let (r, c, g) = (cfg.rows as u64, cfg.cols as u64, cfg.group_width as u64);
-    steps.max(r).max(c - g + 1)
+    cfg.conv_period(i.chunks as u64 * (i.kernel as u64).pow(2))
 }
 
 /// CONV: `CONV_SETUP + (out_w − 1)·P + chunks·k² + R + C + CONV_DRAIN_EXTRA` — output
@@ -186,12 +183,20 @@ mod tests {
             stride: 1,
             ..Conv::default()
         };
-        // P = max(9, R 7, C − G + 1 = 9) = 9: 55·9 + 9 + 7 + 16 + 1.
+        // P = max(9, R 7) = 9: 55·9 + 9 + 7 + 16 + 1.
         assert_eq!(conv_cycles(&cfg, &conv), 55 * 9 + 9 + 7 + 16 + 1);
-        // A 1×1 single-chunk conv is held to the OBUF lane constraint: P = 9, not 1.
+        // A 1×1 single-chunk conv is held to R rows: P = 7, not 1.
         let pw1 = Conv { kernel: 1, ..conv };
-        assert_eq!(conv_period(&cfg, &pw1), 9);
-        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 9 + 1 + 7 + 16 + 1);
+        assert_eq!(conv_period(&cfg, &pw1), 7);
+        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 7 + 1 + 7 + 16 + 1);
+        // Eight steps would put columns c and c + 8 of neighbouring output pixels on one
+        // OBUF lane in the same cycle: P = 9.
+        let pw8 = Conv {
+            kernel: 1,
+            chunks: 8,
+            ..conv
+        };
+        assert_eq!(conv_period(&cfg, &pw8), 9);
         // Pointwise over 10 chunks: P = 10.
         let pw10 = Conv {
             kernel: 1,
