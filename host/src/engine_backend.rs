@@ -221,14 +221,16 @@ impl EngineBackend {
             dram.write(*addr as u64, bytes);
         }
         let li = &plan.tensors[plan.input];
-        dram.write(li.base as u64, &li.pack(input));
+        match &plan.im2col {
+            Some(t) => dram.write(li.base as u64, &li.pack(&t.apply(input))),
+            None => dram.write(li.base as u64, &li.pack(input)),
+        }
         dram
     }
 
     /// DRAM after running the programs that hold the first `limit` ops.
     pub fn dram_after(&mut self, plan: &Plan, input: &[i8]) -> Result<Dram> {
         let mut tensors = vec![Vec::new(); plan.tensors.len()];
-        tensors[plan.input] = input.to_vec();
         let mut dram = Self::initial_dram(plan, input);
         self.run_programs(plan, &mut dram, &mut tensors)?;
         Ok(dram)

@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod engine_backend;
 pub mod float_ref;
+pub mod im2col;
 pub mod model;
 pub mod params;
 pub mod pipeline;

@@ -243,7 +243,7 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
         contract::arith::l2_normalize(&embedding_i8.iter().map(|&v| v as i32).collect::<Vec<_>>());
     let embedding_f: Vec<f32> = embedding.iter().map(|&v| v as f32 / 32768.0).collect();
     let cosine = Tensor::new(float_embedding.shape, embedding_f).cosine(&float_embedding);
-    let report = Report::new(
+    let mut report = Report::new(
         backend.name(),
         &o.model,
         cfg.macs_per_cycle() as u64,
@@ -255,6 +255,12 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
         embedding,
         backend_seconds,
     );
+    if let (true, Some(_)) = (
+        o.backend != "reference",
+        host::im2col::lower_image_conv(q, cfg.group_width).1,
+    ) {
+        report.host_ops.insert(0, host::im2col::HOST_OP.to_string());
+    }
     if let Some(path) = &o.csv {
         std::fs::write(path, report.csv())
             .with_context(|| format!("writing {}", path.display()))?;

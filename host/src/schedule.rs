@@ -20,6 +20,7 @@
 //! - **Programs.** The whole model is one program by default (ops overlap); `per_op` gives
 //!   one program per op (each starts and ends with empty units) for debugging.
 
+use crate::im2col::Im2col;
 use crate::qmodel::{QConv, QEwise, QModel, QOp, QPool, TensorId};
 use crate::siblings::Merge;
 use anyhow::{bail, ensure, Result};
@@ -149,7 +150,10 @@ impl Program {
 pub struct Plan {
     pub cfg: EngineConfig,
     pub tensors: Vec<Layout>,
+    /// The engine's input tensor: the model input, or its im2col when the image conv was
+    /// lowered (`im2col`).
     pub input: TensorId,
+    pub im2col: Option<Im2col>,
     pub dram_bytes: usize,
     /// Constant DRAM contents (weights, PBUF records, programs): `(address, bytes)`.
     pub image: Vec<(u32, Vec<u8>)>,
@@ -162,7 +166,8 @@ pub struct Plan {
 pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan> {
     cfg.validate()?;
     let g = cfg.group_width;
-    let (merged, merges) = crate::siblings::merge_siblings(model, g);
+    let (lowered, im2col) = crate::im2col::lower_image_conv(model, g);
+    let (merged, merges) = crate::siblings::merge_siblings(&lowered, g);
     let model = &merged;
     let pads = plan_pads(model, &merges);
     let members: HashSet<TensorId> = merges.iter().flat_map(|m| m.members.clone()).collect();
@@ -246,6 +251,7 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan>
         cfg: cfg.clone(),
         tensors,
         input: model.input,
+        im2col,
         dram_bytes,
         image,
         programs,
