@@ -43,6 +43,12 @@ pub struct ConvSeq {
     // per-row ABUF offset (stride · row_pitch) and the OBUF column-group stride
     pub row_off: Signal<Out, Bits<16>>,
     pub obuf_stride: Signal<Out, Bits<16>>,
+    /// A CONV may issue now (idle, or far enough into this one's drain).
+    pub accept: Signal<Out, Bit>,
+    /// The first output column's last step is read this cycle.
+    pub lead: Signal<Out, Bit>,
+    /// A CONV's last busy cycle was the previous cycle.
+    pub done: Signal<Out, Bit>,
     state: DFF<ConvState>,
     ins: DFF<Bits<256>>,
     cnt: DFF<Bits<16>>,
@@ -60,6 +66,12 @@ pub struct ConvSeq {
     jbase: DFF<Bits<16>>,
     kybase: DFF<Bits<16>>,
     addr: DFF<Bits<16>>,
+    // cycles since the first column's last step (saturating), the draining CONV's busy
+    // cycles left behind the running one, and the two completion pulses
+    age: DFF<Bits<16>>,
+    tail: DFF<Bits<16>>,
+    end_done: DFF<Bit>,
+    tail_done: DFF<Bit>,
     abuf: Signal<Local, Bits<16>>,
     wbuf: Signal<Local, Bits<16>>,
     obuf: Signal<Local, Bits<16>>,
@@ -76,6 +88,11 @@ pub struct ConvSeq {
     n_steps: Signal<Local, Bits<32>>,
     groups: Constant<Bits<16>>,
     drain_len: Constant<Bits<16>>,
+    // conv_accept: drain cycles before the next CONV (max(R, C − G + 1) − 1, at least 1)
+    // and cycles after the first column's last step (C)
+    accept_drain: Constant<Bits<16>>,
+    accept_age: Constant<Bits<16>>,
+    age_max: Constant<Bits<16>>,
     rows: Constant<Bits<32>>,
     // the colliding periods ≥ R, ascending (0, which no period equals, if there are none)
     bump: Vec<Constant<Bits<32>>>,
@@ -108,6 +125,9 @@ impl ConvSeq {
             w_addr: Default::default(),
             row_off: Default::default(),
             obuf_stride: Default::default(),
+            accept: Default::default(),
+            lead: Default::default(),
+            done: Default::default(),
             state: Default::default(),
             ins: Default::default(),
             cnt: Default::default(),
@@ -125,6 +145,10 @@ impl ConvSeq {
             jbase: Default::default(),
             kybase: Default::default(),
             addr: Default::default(),
+            age: Default::default(),
+            tail: Default::default(),
+            end_done: Default::default(),
+            tail_done: Default::default(),
             abuf: Default::default(),
             wbuf: Default::default(),
             obuf: Default::default(),
@@ -141,6 +165,9 @@ impl ConvSeq {
             n_steps: Default::default(),
             groups: Constant::new((c / g).into()),
             drain_len: Constant::new((r + c + 1).into()),
+            accept_drain: Constant::new((r.max(c - g + 1) - 1).max(1).into()),
+            accept_age: Constant::new(c.into()),
+            age_max: Constant::new(0xffffu64.into()),
             rows: Constant::new(r.into()),
             _bumps: bump.len(),
             bump: bump.into_iter().map(|p| Constant::new(p.into())).collect(),
@@ -156,7 +183,7 @@ impl Logic for ConvSeq {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, ins, cnt, pg, rd, rdg, steps, period, pc, x, j, ky, kx, xbase,
-            jbase, kybase, addr
+            jbase, kybase, addr, age, tail, end_done, tail_done
         );
         // CONV fields (contract::isa)
         self.abuf.next = self.ins.q.val().get_bits::<16>(32);
@@ -175,6 +202,21 @@ impl Logic for ConvSeq {
             self.row_off.next = self.rp.val() << 1;
         }
         self.busy.next = self.state.q.val() != ConvState::Idle;
+        self.accept.next = (self.state.q.val() == ConvState::Idle)
+            || ((self.state.q.val() == ConvState::Drain)
+                && (self.cnt.q.val() + self.one16.val() >= self.accept_drain.val())
+                && (self.age.q.val() >= self.accept_age.val())
+                && (self.tail.q.val() == 0));
+        self.done.next = self.end_done.q.val() || self.tail_done.q.val();
+        self.end_done.d.next = (self.state.q.val() == ConvState::Drain)
+            && (self.cnt.q.val() + self.one16.val() == self.drain_len.val());
+        self.tail_done.d.next = self.tail.q.val() == 1;
+        if self.tail.q.val() != 0 {
+            self.tail.d.next = self.tail.q.val() - self.one16.val();
+        }
+        if self.age.q.val() != self.age_max.val() {
+            self.age.d.next = self.age.q.val() + self.one16.val();
+        }
         self.pb_addr.next = self.pbuf.val() + (self.pg.q.val() << 3);
         self.rd.d.next = false;
         self.rdg.d.next = self.pg.q.val();
@@ -186,6 +228,7 @@ impl Logic for ConvSeq {
         self.valid.next = false;
         self.first.next = self.pc.q.val() == 0;
         self.last.next = self.pc.q.val() + self.one32.val() == self.steps.q.val();
+        self.lead.next = false;
         self.nxt.next = self.xbase.q.val() + self.s.val();
         // steps and period of the instruction being issued (latched at the issue edge)
         self.n_k.next = bit_cast::<16, 8>(self.instr.val().get_bits::<8>(176));
@@ -207,26 +250,13 @@ impl Logic for ConvSeq {
             self.pg.d.next = self.pg.q.val() + self.one16.val();
         }
         match self.state.q.val() {
-            ConvState::Idle => {
-                if self.start.val() {
-                    self.ins.d.next = self.instr.val();
-                    self.steps.d.next = self.n_steps.val();
-                    self.period.d.next = self.n_period.val();
-                    self.pg.d.next = 0.into();
-                    self.pc.d.next = 0.into();
-                    self.x.d.next = 0.into();
-                    self.j.d.next = 0.into();
-                    self.ky.d.next = 0.into();
-                    self.kx.d.next = 0.into();
-                    self.xbase.d.next = self.instr.val().get_bits::<16>(32);
-                    self.jbase.d.next = self.instr.val().get_bits::<16>(32);
-                    self.kybase.d.next = self.instr.val().get_bits::<16>(32);
-                    self.addr.d.next = self.instr.val().get_bits::<16>(32);
-                    self.state.d.next = ConvState::Run;
-                }
-            }
+            ConvState::Idle => {}
             ConvState::Run => {
                 self.valid.next = self.pc.q.val() < self.steps.q.val();
+                if self.valid.val() && self.last.val() && (self.x.q.val() == 0) {
+                    self.lead.next = true;
+                    self.age.d.next = 1.into();
+                }
                 if self.valid.val() {
                     // step order: kx fastest, then ky, then chunk j
                     if self.kx.q.val() + self.one16.val() < self.k.val() {
@@ -275,6 +305,32 @@ impl Logic for ConvSeq {
             }
             _ => {
                 self.state.d.next = ConvState::Idle;
+            }
+        }
+        // issue (from idle, or into the previous CONV's drain): latch the instruction
+        if self.start.val() {
+            self.ins.d.next = self.instr.val();
+            self.steps.d.next = self.n_steps.val();
+            self.period.d.next = self.n_period.val();
+            self.pc.d.next = 0.into();
+            self.x.d.next = 0.into();
+            self.j.d.next = 0.into();
+            self.ky.d.next = 0.into();
+            self.kx.d.next = 0.into();
+            self.xbase.d.next = self.instr.val().get_bits::<16>(32);
+            self.jbase.d.next = self.instr.val().get_bits::<16>(32);
+            self.kybase.d.next = self.instr.val().get_bits::<16>(32);
+            self.addr.d.next = self.instr.val().get_bits::<16>(32);
+            self.state.d.next = ConvState::Run;
+            // the first column group's PBUF read goes out in the issue cycle (its PPU
+            // parameters are staged before the first results, docs/engine.md)
+            self.pb_addr.next = self.instr.val().get_bits::<16>(80);
+            self.rd.d.next = true;
+            self.rdg.d.next = 0.into();
+            self.pg.d.next = 1.into();
+            // a CONV issued into this one's drain: its remaining busy cycles
+            if self.state.q.val() == ConvState::Drain {
+                self.tail.d.next = self.drain_len.val() - self.cnt.q.val() - self.one16.val();
             }
         }
     }

@@ -46,6 +46,8 @@ pub struct Controller<const BUS: usize> {
     pub dma_qbusy: Signal<In, Bit>,
     pub comp_start: Signal<Out, Bit>,
     pub comp_busy: Signal<In, Bit>,
+    /// The compute unit takes a CONV now (idle, or a CONV far enough into its drain).
+    pub conv_accept: Signal<In, Bit>,
     // observation (performance counters, lockstep harness): `issue` pulses in the cycle
     // instruction `pc` issues (END included); `running` spans the start cycle to the stop
     // cycle; `stalled` marks a running cycle spent waiting (port not ready, unit busy)
@@ -109,6 +111,7 @@ impl<const BUS: usize> Controller<BUS> {
             dma_qbusy: Default::default(),
             comp_start: Default::default(),
             comp_busy: Default::default(),
+            conv_accept: Default::default(),
             issue: Default::default(),
             pc_out: Default::default(),
             running: Default::default(),
@@ -236,7 +239,10 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                     && !self.dma_block.val()
                     && !(self.wait_comp.val() && self.comp_busy.val()))
                     || (self.is_comp.val()
-                        && !self.comp_busy.val()
+                        && ((self.op.val() == 4
+                            && !self.wait_comp.val()
+                            && self.conv_accept.val())
+                            || !self.comp_busy.val())
                         && !(self.wait_dma.val() && self.dma_busy.val()))
                 {
                     self.issue.next = true;

@@ -56,6 +56,9 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     pub comp_busy: Signal<Out, Bit>,
     /// A DMA instruction's last busy cycle was the previous cycle.
     pub dma_done: Signal<Out, Bit>,
+    /// A compute instruction's last busy cycle was the previous cycle (a CONV may end
+    /// while the next one runs).
+    pub comp_done: Signal<Out, Bit>,
     // performance counters of the current / last run (`sim::Counters`)
     pub perf_ctrl_busy: Signal<Out, Bits<64>>,
     pub perf_ctrl_stall: Signal<Out, Bits<64>>,
@@ -123,10 +126,19 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     in_xa: Vec<DFF<Bits<16>>>,
     // column c ≥ 1 WBUF address skew (index c − 1)
     wst: Vec<DFF<Bits<16>>>,
-    // PPU parameters of column c: PBUF record halves, loaded per column group
+    // PPU parameters of column c (PBUF record halves) and its OBUF offset: staged per
+    // column group by the PBUF read, switched column by column (`swq`, one cycle apart)
+    // when the CONV's first results reach the column, so a CONV's results can still drain
+    // through the PPUs while the next CONV's parameters load
+    plo_s: Vec<DFF<Bits<64>>>,
+    phi_s: Vec<DFF<Bits<64>>>,
+    gof_s: Vec<DFF<Bits<16>>>,
     plo: Vec<DFF<Bits<64>>>,
     phi: Vec<DFF<Bits<64>>>,
+    gof: Vec<DFF<Bits<16>>>,
+    swq: Vec<DFF<Bit>>,
     goff: Vec<Signal<Local, Bits<16>>>,
+    vec_was: DFF<Bit>,
     row8: Vec<Constant<Bits<8>>>,
     row16: Vec<Constant<Bits<16>>>,
     col16: Vec<Constant<Bits<16>>>,
@@ -190,6 +202,7 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             dma_busy: Default::default(),
             comp_busy: Default::default(),
             dma_done: Default::default(),
+            comp_done: Default::default(),
             perf_ctrl_busy: Default::default(),
             perf_ctrl_stall: Default::default(),
             perf_dma_busy: Default::default(),
@@ -255,9 +268,15 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             in_last: vec_of(r),
             in_xa: vec_of(r),
             wst: vec_of(c - 1),
+            plo_s: vec_of(c),
+            phi_s: vec_of(c),
+            gof_s: vec_of(c),
             plo: vec_of(c),
             phi: vec_of(c),
+            gof: vec_of(c),
+            swq: vec_of(c),
             goff: vec_of(c / LANES),
+            vec_was: Default::default(),
             row8: (0..r).map(|i| Constant::new((i as u64).into())).collect(),
             row16: consts(r),
             col16: consts(c),
@@ -295,6 +314,7 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.base_reg.clock.next = self.clock.val();
         self.acc_reg.clock.next = self.clock.val();
         self.live.clock.next = self.clock.val();
+        self.vec_was.clock.next = self.clock.val();
         self.emit_q.clock.next = self.clock.val();
         self.pool_q.clock.next = self.clock.val();
         self.xa_q.clock.next = self.clock.val();
@@ -305,6 +325,11 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.wbuf[c].clock.next = self.clock.val();
             self.plo[c].clock.next = self.clock.val();
             self.phi[c].clock.next = self.clock.val();
+            self.plo_s[c].clock.next = self.clock.val();
+            self.phi_s[c].clock.next = self.clock.val();
+            self.gof_s[c].clock.next = self.clock.val();
+            self.gof[c].clock.next = self.clock.val();
+            self.swq[c].clock.next = self.clock.val();
         }
         for c in 1..self._cols {
             self.wst[c - 1].clock.next = self.clock.val();
@@ -354,6 +379,10 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.vec.start.next = self.ctrl.comp_start.val() && !self.is_conv.val();
         self.vec.instr.next = self.ctrl.instr.val();
         self.ctrl.comp_busy.next = self.conv.busy.val() || self.vec.busy.val();
+        self.ctrl.conv_accept.next = self.conv.accept.val() && !self.vec.busy.val();
+        self.vec_was.d.next = self.vec.busy.val();
+        self.comp_done.next =
+            self.conv.done.val() || (self.vec_was.q.val() && !self.vec.busy.val());
 
         // ---- DMA and the data port ----
         self.mem_req_valid.next = self.dma.mem_req_valid.val();
@@ -403,17 +432,40 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         if self.vec.busy.val() {
             self.pbuf.rd_addr.next = self.vec.pb_addr.val();
         }
+        // OBUF offset of column group g: g·obuf_stride
+        self.goff[0].next = self.zero16.val();
+        for gi in 1..self.goff.len() {
+            self.goff[gi].next = self.goff[gi - 1].val() + self.conv.obuf_stride.val();
+        }
         for c in 0..self._cols {
-            self.plo[c].d.next = self.plo[c].q.val();
-            self.phi[c].d.next = self.phi[c].q.val();
+            self.plo_s[c].d.next = self.plo_s[c].q.val();
+            self.phi_s[c].d.next = self.phi_s[c].q.val();
+            self.gof_s[c].d.next = self.gof_s[c].q.val();
         }
         for gi in 0..(self._cols / 8) {
             if self.conv.p_load.val() && (self.conv.p_grp.val() == self.col16[gi].val()) {
                 for l in 0..8 {
-                    self.plo[gi * 8 + l].d.next = self.pbuf.rd_data.val().get_bits::<64>(128 * l);
-                    self.phi[gi * 8 + l].d.next =
+                    self.plo_s[gi * 8 + l].d.next = self.pbuf.rd_data.val().get_bits::<64>(128 * l);
+                    self.phi_s[gi * 8 + l].d.next =
                         self.pbuf.rd_data.val().get_bits::<64>(128 * l + 64);
+                    self.gof_s[gi * 8 + l].d.next = self.goff[gi].val();
                 }
+            }
+        }
+        // column c switches in the cycle before row 0 of the CONV's first output column
+        // reaches its PPU (`lead` + 1 + c); the previous CONV's last row has passed by then
+        self.swq[0].d.next = self.conv.lead.val();
+        for c in 1..self._cols {
+            self.swq[c].d.next = self.swq[c - 1].q.val();
+        }
+        for c in 0..self._cols {
+            self.plo[c].d.next = self.plo[c].q.val();
+            self.phi[c].d.next = self.phi[c].q.val();
+            self.gof[c].d.next = self.gof[c].q.val();
+            if self.swq[c].q.val() {
+                self.plo[c].d.next = self.plo_s[c].q.val();
+                self.phi[c].d.next = self.phi_s[c].q.val();
+                self.gof[c].d.next = self.gof_s[c].q.val();
             }
         }
         // ---- activation skew: row r reads its bank r cycles after row 0 ----
@@ -580,17 +632,14 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.ppu[c].valid.next = self.array.col_valid[c].val();
             self.ppu[c].acc.next = self.array.col_acc[c].val();
             self.ppu[c].row_in.next = self.array.col_row[c].val();
-            self.ppu[c].xa_in.next = self.array.col_xa[c].val();
+            self.ppu[c].xa_in.next = self.array.col_xa[c].val() + self.gof[c].q.val();
             self.ppu[c].bias.next = self.plo[c].q.val().get_bits::<32>(0);
             self.ppu[c].mult_pos.next = self.plo[c].q.val().get_bits::<32>(32);
             self.ppu[c].mult_neg.next = self.phi[c].q.val().get_bits::<32>(0);
             self.ppu[c].shift.next = self.phi[c].q.val().get_bits::<8>(32);
         }
-        // ---- OBUF: column c writes byte lane c mod G of entry obuf + (c div G)·stride + x ----
-        self.goff[0].next = self.zero16.val();
-        for gi in 1..self.goff.len() {
-            self.goff[gi].next = self.goff[gi - 1].val() + self.conv.obuf_stride.val();
-        }
+        // ---- OBUF: column c writes byte lane c mod G of entry obuf + (c div G)·stride + x
+        // (the PPU's address, offset before it) ----
         for r in 0..self._rows {
             for l in 0..8 {
                 self.obuf[r * 8 + l].wr_en.next = false;
@@ -601,8 +650,7 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
                         && (self.ppu[gi * 8 + l].row_out.val() == self.row8[r].val())
                     {
                         self.obuf[r * 8 + l].wr_en.next = true;
-                        self.obuf[r * 8 + l].wr_addr.next =
-                            self.ppu[gi * 8 + l].xa_out.val() + self.goff[gi].val();
+                        self.obuf[r * 8 + l].wr_addr.next = self.ppu[gi * 8 + l].xa_out.val();
                         self.obuf[r * 8 + l].wr_data.next = self.ppu[gi * 8 + l].q.val();
                     }
                 }

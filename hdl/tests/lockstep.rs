@@ -473,6 +473,95 @@ fn short_conv_periods_keep_every_result() {
     }
 }
 
+/// CONVs issued into the previous one's drain, in pairs (the first of each pair from an
+/// idle unit): a one-column CONV then a long one (the second's PPU parameters must not
+/// reach the first's staging before every column has switched), and second CONVs of 7
+/// steps (on two column groups an issue one cycle earlier would put columns c and c + 8
+/// on one OBUF lane in one cycle) and of one step. Different PPU records, OBUF bases and
+/// column-group strides throughout; every result is stored at the end, so a result
+/// requantised with the other CONV's parameters, or lost to a lane collision, shows in DRAM.
+/// The model must show every second CONV issued before the first completed.
+#[test]
+fn conv_into_the_previous_drain() {
+    for cfg in [EngineConfig::tiny(), two_column_groups()] {
+        let mut p = random_program(&cfg, 7, 0, false);
+        p.pop(); // END
+                 // (chunks, out_w, kernel)
+        let pairs = [
+            [(1, 1, 1), (2, 8, 3)],
+            [(1, 8, 1), (7, 8, 1)],
+            [(4, 5, 1), (1, 8, 1)],
+            [(1, 8, 3), (3, 1, 1)],
+        ];
+        let convs: Vec<_> = pairs.iter().flatten().copied().collect();
+        for (n, &(chunks, out_w, kernel)) in convs.iter().enumerate() {
+            p.push(Instr::Conv(Conv {
+                // the first of a pair waits for the loads and an idle unit
+                wait: if n % 2 == 0 { Wait::BOTH } else { Wait::NONE },
+                abuf: 3 * n as u16,
+                wbuf: n as u16,
+                obuf: 40 * n as u16,
+                pbuf: 3 * n as u16,
+                out_w,
+                chunks,
+                kernel,
+                stride: 1,
+                row_pitch: 16,
+                chunk_pitch: 64,
+                obuf_stride: 9 + n as u16,
+            }));
+        }
+        let groups = (cfg.cols / 8) as u16;
+        for n in 0..convs.len() as u16 {
+            p.push(Instr::Store(Store {
+                wait: Wait::BOTH,
+                dram: (OUT + n as u64 * 0x200) as u32,
+                bank_stride: 256,
+                run_stride: 64,
+                obuf: 40 * n,
+                obuf_stride: 9 + n,
+                run_entries: 8,
+                runs: groups,
+                banks: cfg.rows as u8,
+            }));
+        }
+        p.push(Instr::End(End { wait: Wait::NONE }));
+        for i in &p {
+            i.validate(&cfg).unwrap();
+        }
+        let dram = dram_for(&p, 7);
+        for (stall, latency) in [(0, 4), (20000, 6)] {
+            let memory = MemoryModel {
+                stall_per_65536: stall,
+                seed: 17,
+            };
+            let m = lockstep(&cfg, &dram, &p, memory, latency).unwrap_or_else(|e| panic!("{e}"));
+            // without stalls, fetch and decode never hold a second CONV back
+            if stall == 0 {
+                let convs: Vec<_> = m
+                    .trace
+                    .iter()
+                    .filter(|t| matches!(t.instr, Instr::Conv(_)))
+                    .map(|t| (t.issue, t.complete))
+                    .collect();
+                let overlapped = convs.chunks(2).filter(|w| w[1].0 <= w[0].1).count();
+                assert_eq!(
+                    overlapped,
+                    pairs.len(),
+                    "CONVs issued into a drain: {convs:?}"
+                );
+            }
+            let nonzero = m
+                .writes
+                .iter()
+                .flat_map(|w| w.data.iter())
+                .filter(|&&b| b != 0)
+                .count();
+            assert!(nonzero > 200, "CONV results are mostly zero: {nonzero}");
+        }
+    }
+}
+
 #[test]
 fn random_programs_on_two_column_groups_in_lockstep() {
     for seed in 30..36 {

@@ -614,7 +614,9 @@ impl<'a> Builder<'a> {
             self.interleave(t.running, &t.compute, t.dma);
         }
         let mut first = compute[0];
-        set_wait(&mut first, Wait::DMA);
+        // wait for the compute unit too: the previous tile's last CONV must not still be
+        // draining into the OBUF half its store (placed behind this) reads
+        set_wait(&mut first, Wait::BOTH);
         self.push(first);
         let mark = self.program.len();
         if let Some((s, owner)) = self.pending_store.take() {

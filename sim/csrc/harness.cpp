@@ -23,7 +23,7 @@ struct Pins {
     uint32_t mem_req_wstrb[4];
     // observation: issue pulse + index, unit busy flags, performance counters (u64 as
     // two u32 words, in the order of PERF below)
-    uint32_t issue, issue_index, dma_busy, comp_busy, dma_done;
+    uint32_t issue, issue_index, dma_busy, comp_busy, dma_done, comp_done;
     uint32_t perf[24];
 };
 
@@ -78,6 +78,7 @@ void vg_eval(void* p, Pins* s) {
     s->dma_busy = t->dma_busy;
     s->comp_busy = t->comp_busy;
     s->dma_done = t->dma_done;
+    s->comp_done = t->comp_done;
     get(t->perf_ctrl_busy, &s->perf[0]);
     get(t->perf_ctrl_stall, &s->perf[2]);
     get(t->perf_dma_busy, &s->perf[4]);

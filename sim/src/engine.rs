@@ -148,6 +148,9 @@ impl DmaJob {
 struct ComputeJob {
     index: u32,
     remaining: u64,
+    /// A CONV: the next CONV may issue once `remaining` is at most this
+    /// (`timing::conv_accept`); `None` for EWISE and POOL.
+    overlap: Option<u64>,
     trace: Option<usize>,
     footprint: Vec<Access>,
 }
@@ -234,6 +237,8 @@ struct Run {
     /// two loads with responses outstanding (the response walker's and the pending one).
     dma: VecDeque<DmaJob>,
     compute: Option<ComputeJob>,
+    /// The previous CONV, still draining behind `compute` (a CONV issued during its drain).
+    drain: Option<ComputeJob>,
     /// The response walker was busy at the start of this cycle.
     rsp_busy: bool,
     iport: MemPort,
@@ -259,6 +264,7 @@ impl Run {
             },
             dma: VecDeque::new(),
             compute: None,
+            drain: None,
             rsp_busy: false,
             iport: MemPort::new(latency, e.memory.instr_port()),
             dport: MemPort::new(latency, e.memory.data_port()),
@@ -288,6 +294,12 @@ impl Run {
         let rsp_busy = self.dma.iter().any(|j| j.rsp_loaded && !j.write);
         self.rsp_busy = rsp_busy;
         let compute_idle = self.compute.is_none();
+        // a CONV may follow a CONV into its drain (at most two in flight)
+        let conv_free = self.drain.is_none()
+            && self
+                .compute
+                .as_ref()
+                .is_none_or(|j| j.overlap.is_some_and(|o| j.remaining <= o));
 
         // DMA: responses (to the oldest load), then at most one request (by the newest job).
         // A bus error stops the engine at the end of this cycle (the other units' counters
@@ -371,18 +383,22 @@ impl Run {
             self.counters.dma.idle += 1;
         }
 
-        // Compute: a count-down.
-        if let Some(job) = &mut self.compute {
+        // Compute: count-downs (a draining CONV ends before the one behind it).
+        if self.compute.is_some() {
             self.counters.compute.busy += 1;
-            job.remaining -= 1;
-            if job.remaining == 0 {
-                if let Some(t) = job.trace {
-                    self.trace[t].complete = now;
-                }
-                self.compute = None;
-            }
         } else {
             self.counters.compute.idle += 1;
+        }
+        for unit in [&mut self.drain, &mut self.compute] {
+            if let Some(job) = unit {
+                job.remaining -= 1;
+                if job.remaining == 0 {
+                    if let Some(t) = job.trace {
+                        self.trace[t].complete = now;
+                    }
+                    *unit = None;
+                }
+            }
         }
 
         if let Some(halt) = dma_error {
@@ -460,7 +476,15 @@ impl Run {
                             dma_free
                         }) && (compute_idle || !wait.compute)
                     }
-                    Unit::Compute => compute_idle && (dma_idle || !wait.dma),
+                    Unit::Compute => {
+                        // a CONV may issue into a CONV's drain, unless it waits for the
+                        // compute unit
+                        (if matches!(instr, Instr::Conv(_)) && !wait.compute {
+                            conv_free
+                        } else {
+                            compute_idle
+                        }) && (dma_idle || !wait.dma)
+                    }
                 };
                 if !ready {
                     self.counters.controller.stall += 1;
@@ -490,6 +514,7 @@ impl Run {
             Unit::Dma => self
                 .compute
                 .iter()
+                .chain(&self.drain)
                 .map(|j| (j.index, &j.footprint))
                 .collect(),
             Unit::Compute => self.dma.iter().map(|j| (j.index, &j.footprint)).collect(),
@@ -533,9 +558,15 @@ impl Run {
             }
             Unit::Compute => {
                 let remaining = timing::compute_cycles(&e.cfg, &instr).expect("compute");
+                let overlap = match &instr {
+                    Instr::Conv(c) => Some(remaining + 1 - timing::conv_accept(&e.cfg, c)),
+                    _ => None,
+                };
+                self.drain = self.compute.take();
                 self.compute = Some(ComputeJob {
                     index: self.index,
                     remaining,
+                    overlap,
                     trace: slot,
                     footprint: fp,
                 });

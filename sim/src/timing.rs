@@ -66,6 +66,24 @@ pub fn conv_cycles(cfg: &EngineConfig, i: &Conv) -> u64 {
         + CONV_DRAIN_EXTRA
 }
 
+/// CONV after CONV: cycles after this CONV's issue from which the next CONV may issue, while
+/// this one still drains (at most `conv_cycles + 1`, when it is idle). Two conditions:
+/// - the next CONV's first output column ends its steps at least `max(R, C − G + 1)` cycles
+///   after this one's last (it has at least one step), so no PPU serves two rows and no
+///   OBUF lane takes two columns in one cycle — as between the columns of one CONV;
+/// - it issues at least C cycles after this CONV's first column ends its steps, so every
+///   column has switched to this CONV's PPU parameters (they move one column per cycle
+///   behind its first results) before the next CONV's overwrite the staging registers.
+pub fn conv_accept(cfg: &EngineConfig, i: &Conv) -> u64 {
+    let steps = i.chunks as u64 * (i.kernel as u64).pow(2);
+    let first = CONV_SETUP + steps;
+    let last = first + (i.out_w as u64 - 1) * conv_period(cfg, i);
+    let gap = (cfg.rows as u64).max((cfg.cols - cfg.group_width + 1) as u64);
+    (last + gap - 1)
+        .max(first + cfg.cols as u64)
+        .min(conv_cycles(cfg, i) + 1)
+}
+
 /// EWISE: per chunk `VECTOR_CHUNK_SETUP`, then per column one cycle for every group of V
 /// tile rows (`cfg.vector_rows` rows of lanes; `a` and `b` of a row come from two banks in
 /// the same cycle), plus `EWISE_LATENCY`. With one bank (R = 1) `a` and `b` share its read

@@ -254,6 +254,7 @@ struct Pins {
     dma_busy: u32,
     comp_busy: u32,
     dma_done: u32,
+    comp_done: u32,
     perf: [u32; 24],
 }
 
@@ -464,12 +465,10 @@ impl VerilatedEngine {
         let (mut ib, mut rb, mut wb) = (0u64, 0u64, 0u64);
         let mut trace: Vec<HwTrace> = Vec::new();
         let mut writes: Vec<WriteBeat> = Vec::new();
-        // per unit: the trace slot of the instruction it runs, and its busy flag last cycle
-        // DMA instructions end in issue order (`dma_done` pulses the cycle after each one's
-        // last busy cycle); the compute unit runs one at a time
+        // per unit: the trace slots of the instructions it runs; they end in issue order
+        // (`dma_done` / `comp_done` pulse the cycle after each one's last busy cycle)
         let mut dma_slots: std::collections::VecDeque<usize> = Default::default();
-        let mut comp_slot: Option<usize> = None;
-        let mut comp_was = false;
+        let mut comp_slots: std::collections::VecDeque<usize> = Default::default();
         let unit_of = |dram: &Dram, index: u32| -> Option<Unit> {
             let at = prog_addr as u64 + index as u64 * INSTR_BYTES as u64;
             if at + INSTR_BYTES as u64 > dram.len() as u64 {
@@ -511,19 +510,17 @@ impl VerilatedEngine {
                 pins.mem_rsp_valid = 1;
             }
             unsafe { (self.eval)(h, &mut pins) };
-            // completions: a unit's busy flag falling ends its instruction last cycle
-            let comp_now = pins.comp_busy != 0;
-            if pins.dma_done != 0 {
-                if let Some(t) = dma_slots.pop_front() {
-                    trace[t].complete = Some(now - 1);
+            // completions: each unit's done pulse ends its oldest instruction last cycle
+            for (done, slots) in [
+                (pins.dma_done, &mut dma_slots),
+                (pins.comp_done, &mut comp_slots),
+            ] {
+                if done != 0 {
+                    if let Some(t) = slots.pop_front() {
+                        trace[t].complete = Some(now - 1);
+                    }
                 }
             }
-            if comp_was && !comp_now {
-                if let Some(t) = comp_slot.take() {
-                    trace[t].complete = Some(now - 1);
-                }
-            }
-            comp_was = comp_now;
             if pins.issue != 0 {
                 trace.push(HwTrace {
                     index: pins.issue_index,
@@ -533,7 +530,7 @@ impl VerilatedEngine {
                 let slot = Some(trace.len() - 1);
                 match unit_of(&dram, pins.issue_index) {
                     Some(Unit::Dma) => dma_slots.extend(slot),
-                    Some(Unit::Compute) => comp_slot = slot,
+                    Some(Unit::Compute) => comp_slots.extend(slot),
                     _ => {
                         let last = trace.len() - 1;
                         trace[last].complete = Some(now);
