@@ -870,8 +870,12 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Estimated busy cycles of an instruction's unit (no stalls).
+    /// Estimated cycles until the instruction's unit takes the next one (no stalls).
     fn duration(&self, i: &Instr) -> u64 {
+        // a tile's CONVs follow each other into their drains
+        if let Instr::Conv(c) = i {
+            return sim::timing::conv_accept(self.cfg, c) - 1;
+        }
         if let Some(c) = sim::timing::compute_cycles(self.cfg, i) {
             return c;
         }
