@@ -4,9 +4,9 @@
 
 use crate::backend::{Backend, BackendRun, LayerStats};
 use crate::qmodel::QModel;
-use crate::schedule::{compile, Plan};
+use crate::schedule::{compile, Plan, Program};
 use anyhow::{bail, Context, Result};
-use contract::isa::Instr;
+use contract::isa::{Instr, Unit};
 use contract::EngineConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use sim::verilator::{HwStatus, RunOptions, VerilatedEngine};
@@ -22,25 +22,29 @@ pub struct ProgramRun {
     pub cycles: u64,
     /// The cycle each instruction issued, by index (when the machine traces issues).
     pub issue: Option<Vec<u64>>,
+    /// The cycle each instruction completed (its unit's last busy cycle for it), by index.
+    pub complete: Option<Vec<u64>>,
     /// Data-port bytes moved, by the machine's own counters.
     pub dram_bytes: u64,
 }
 
 impl ProgramRun {
-    /// From a run's cycles, its `(index, issue cycle)` trace and its counters.
+    /// From a run's cycles, its `(index, issue, complete)` trace and its counters.
     fn new(
         cycles: u64,
         len: u32,
-        issues: impl Iterator<Item = (u32, u64)>,
+        trace: impl Iterator<Item = (u32, u64, u64)>,
         counters: &sim::Counters,
     ) -> Self {
-        let mut issue = vec![0; len as usize];
-        for (index, cycle) in issues {
-            issue[index as usize] = cycle;
+        let (mut issue, mut complete) = (vec![0; len as usize], vec![0; len as usize]);
+        for (index, i, c) in trace {
+            issue[index as usize] = i;
+            complete[index as usize] = c;
         }
         ProgramRun {
             cycles,
             issue: Some(issue),
+            complete: Some(complete),
             dram_bytes: counters.dram_read_bytes + counters.dram_write_bytes,
         }
     }
@@ -90,7 +94,7 @@ impl Machine for SimMachine {
         Ok(ProgramRun::new(
             r.cycles,
             len,
-            r.trace.iter().map(|t| (t.index, t.issue)),
+            r.trace.iter().map(|t| (t.index, t.issue, t.complete)),
             &r.counters,
         ))
     }
@@ -140,7 +144,9 @@ impl Machine for VerilatorMachine {
         Ok(ProgramRun::new(
             r.cycles,
             len,
-            r.trace.iter().map(|t| (t.index, t.issue)),
+            r.trace
+                .iter()
+                .map(|t| (t.index, t.issue, t.complete.unwrap_or(r.cycles))),
             &r.counters,
         ))
     }
@@ -289,8 +295,19 @@ impl EngineBackend {
                     start(i + 1)?
                 };
                 let cycles = end - start(i)?;
-                let (busy, read, written) =
+                let (_, read, written) =
                     static_costs(&self.cfg, program.instrs_of(program.ops.start + i));
+                // compute busy: the union of the op's compute instructions' busy cycles
+                // (a CONV issued into a drain overlaps the one before)
+                let busy = match &run.complete {
+                    Some(complete) => compute_busy(
+                        program,
+                        program.ops.start + i,
+                        run.issue.as_deref().unwrap_or_default(),
+                        complete,
+                    ),
+                    None => static_costs(&self.cfg, program.instrs_of(program.ops.start + i)).0,
+                };
                 let count = program.instrs_of(program.ops.start + i).count();
                 for &t in &op.outputs {
                     let lo = &plan.tensors[t];
@@ -328,6 +345,21 @@ impl EngineBackend {
         bar.finish_and_clear();
         Ok(layers)
     }
+}
+
+/// Cycles in which the compute unit worked for `op`: the union of its compute
+/// instructions' busy cycles `issue + 1 ..= complete`.
+fn compute_busy(program: &Program, op: usize, issue: &[u64], complete: &[u64]) -> u64 {
+    let (mut busy, mut end) = (0, 0);
+    for (n, i) in program.instrs.iter().enumerate() {
+        if program.owner[n] != op || i.unit() != Unit::Compute {
+            continue;
+        }
+        let (from, to) = ((issue[n] + 1).max(end + 1), complete[n]);
+        busy += (to + 1).saturating_sub(from);
+        end = end.max(to);
+    }
+    busy
 }
 
 /// What a run of instructions costs regardless of timing: compute-unit cycles and bus
