@@ -400,6 +400,42 @@ fn vector_lane_groups_in_lockstep() {
     }
 }
 
+/// A directed program (legal, checked) in lockstep under each `(stall, latency)`, its DRAM
+/// from `dram_for(program, seed)`: the model's runs.
+fn directed(
+    cfg: &EngineConfig,
+    program: &[Instr],
+    seed: u64,
+    memories: &[(u32, u64)],
+) -> Vec<(u32, sim::RunResult)> {
+    for i in program {
+        i.validate(cfg).unwrap();
+    }
+    let dram = dram_for(program, seed);
+    memories
+        .iter()
+        .map(|&(stall, latency)| {
+            let memory = MemoryModel {
+                stall_per_65536: stall,
+                seed: seed + 6,
+            };
+            let m = lockstep(cfg, &dram, program, memory, latency)
+                .unwrap_or_else(|e| panic!("stall {stall} latency {latency}: {e}"));
+            (stall, m)
+        })
+        .collect()
+}
+
+/// Non-zero bytes the run wrote to DRAM in `from .. from + len`.
+fn nonzero_written(m: &sim::RunResult, from: u64, len: u64) -> usize {
+    m.writes
+        .iter()
+        .filter(|w| w.addr >= from && w.addr < from + len)
+        .flat_map(|w| w.data.iter())
+        .filter(|&&b| b != 0)
+        .count()
+}
+
 /// On two column groups, CONVs at every period from 3 to 9 (1 to 8 steps, of which 1–2, 4
 /// and 8 are bumped past a lane collision) over 8 output columns, each stored whole: the
 /// RTL's bytes must equal the model's, which applies each CONV exactly. A period that let
@@ -450,22 +486,8 @@ fn short_conv_periods_keep_every_result() {
         }));
     }
     p.push(Instr::End(End { wait: Wait::NONE }));
-    for i in &p {
-        i.validate(&cfg).unwrap();
-    }
-    let dram = dram_for(&p, 6);
-    for (stall, latency) in [(0, 4), (20000, 7)] {
-        let memory = MemoryModel {
-            stall_per_65536: stall,
-            seed: 13,
-        };
-        let m = lockstep(&cfg, &dram, &p, memory, latency).unwrap_or_else(|e| panic!("{e}"));
-        let nonzero = m
-            .writes
-            .iter()
-            .flat_map(|w| w.data.iter())
-            .filter(|&&b| b != 0)
-            .count();
+    for (_, m) in directed(&cfg, &p, 6, &[(0, 4), (20000, 7)]) {
+        let nonzero = nonzero_written(&m, OUT, OUT_LEN);
         assert!(
             nonzero > 8 * 256 / 2,
             "CONV results are mostly zero: {nonzero}"
@@ -526,16 +548,7 @@ fn conv_into_the_previous_drain() {
             }));
         }
         p.push(Instr::End(End { wait: Wait::NONE }));
-        for i in &p {
-            i.validate(&cfg).unwrap();
-        }
-        let dram = dram_for(&p, 7);
-        for (stall, latency) in [(0, 4), (20000, 6)] {
-            let memory = MemoryModel {
-                stall_per_65536: stall,
-                seed: 17,
-            };
-            let m = lockstep(&cfg, &dram, &p, memory, latency).unwrap_or_else(|e| panic!("{e}"));
+        for (stall, m) in directed(&cfg, &p, 7, &[(0, 4), (20000, 6)]) {
             // without stalls, fetch and decode never hold a second CONV back
             if stall == 0 {
                 let convs: Vec<_> = m
@@ -551,12 +564,7 @@ fn conv_into_the_previous_drain() {
                     "CONVs issued into a drain: {convs:?}"
                 );
             }
-            let nonzero = m
-                .writes
-                .iter()
-                .flat_map(|w| w.data.iter())
-                .filter(|&&b| b != 0)
-                .count();
+            let nonzero = nonzero_written(&m, OUT, OUT_LEN);
             assert!(nonzero > 200, "CONV results are mostly zero: {nonzero}");
         }
     }
@@ -643,27 +651,13 @@ fn vector_results_reach_dram(cfg: &EngineConfig) {
         store(300, 1, 3, 1, OUT + 0x800),
         Instr::End(End { wait: Wait::NONE }),
     ]);
-    for i in &p {
-        i.validate(&cfg).unwrap();
-    }
-    let dram = dram_for(&p, 5);
-    for (stall, latency) in [(0, 4), (25000, 9)] {
-        let memory = MemoryModel {
-            stall_per_65536: stall,
-            seed: 11,
-        };
-        let m = lockstep(&cfg, &dram, &p, memory, latency).unwrap_or_else(|e| panic!("{e}"));
-        let nonzero = |from: u64, n: usize| {
-            m.writes
-                .iter()
-                .filter(|w| w.addr >= from && w.addr < from + n as u64)
-                .flat_map(|w| w.data.iter())
-                .filter(|&&b| b != 0)
-                .count()
-        };
-        assert!(nonzero(OUT, 0x200) > 200, "EWISE results are mostly zero");
+    for (_, m) in directed(&cfg, &p, 5, &[(0, 4), (25000, 9)]) {
         assert!(
-            nonzero(OUT + 0x800, 24) > 12,
+            nonzero_written(&m, OUT, 0x200) > 200,
+            "EWISE results are mostly zero"
+        );
+        assert!(
+            nonzero_written(&m, OUT + 0x800, 24) > 12,
             "POOL results are mostly zero"
         );
     }
