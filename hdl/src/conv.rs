@@ -7,12 +7,16 @@
 //! starts `x·P` cycles in, `P = EngineConfig::conv_period(steps)`: at least `max(steps, R)`
 //! (one PPU per column serves the R rows of an output pixel), bumped past the few periods
 //! below C at which columns `c` and `c + mG` would write their shared OBUF lane in the same
-//! cycle (`bump`, a chain of compares); after the last step of the last column the pipeline drains in
-//! `R + C + 1` cycles (ABUF read 1, skew R − 1 + C − 1, PE 1, PPU + OBUF write 1). So the
+//! cycle (`bump`, a chain of compares); after the last step of the last column the
+//! pipeline drains in `R + C + 1` cycles (ABUF read 1, skew R − 1 + C − 1, PE 1, PPU + OBUF write 1). So the
 //! unit is busy `(out_w − 1)·P + steps + R + C + 1` cycles.
 //!
-//! The PPU parameters of column group `g` (G records, one PBUF read) are read in the
-//! `g`-th run cycle and reach the columns two cycles later, before any result does.
+//! The next CONV may issue into the drain (`accept`, `sim::timing::conv_accept`): once the
+//! drain has run `max(R, C − G + 1) − 1` cycles, `C` cycles after the first column's last
+//! step (`age`), and with no older CONV still draining (`tail`, which also times that
+//! CONV's `done`). The PPU parameters of column group `g` (G records, one PBUF read) are
+//! read in the issue cycle (g = 0) or the `g`-th run cycle into the engine's staging
+//! registers; `lead` (the first column's last step) starts the column-by-column switch.
 use contract::EngineConfig;
 use rust_hdl::prelude::*;
 
