@@ -295,18 +295,16 @@ impl EngineBackend {
                     start(i + 1)?
                 };
                 let cycles = end - start(i)?;
-                let (_, read, written) =
+                let (summed, read, written) =
                     static_costs(&self.cfg, program.instrs_of(program.ops.start + i));
-                // compute busy: the union of the op's compute instructions' busy cycles
-                // (a CONV issued into a drain overlaps the one before)
-                let busy = match &run.complete {
-                    Some(complete) => compute_busy(
-                        program,
-                        program.ops.start + i,
-                        run.issue.as_deref().unwrap_or_default(),
-                        complete,
-                    ),
-                    None => static_costs(&self.cfg, program.instrs_of(program.ops.start + i)).0,
+                // compute busy: the union of the op's compute instructions' busy cycles (a
+                // CONV issued into a drain overlaps the one before); without a trace, the
+                // sum of their durations
+                let busy = match (&run.issue, &run.complete) {
+                    (Some(issue), Some(complete)) => {
+                        compute_busy(program, program.ops.start + i, issue, complete)
+                    }
+                    _ => summed,
                 };
                 let count = program.instrs_of(program.ops.start + i).count();
                 for &t in &op.outputs {
