@@ -29,7 +29,7 @@ pub struct Im2col {
 /// k×k conv (k > 1) over fewer than `g` channels. Otherwise the model unchanged.
 pub fn lower_image_conv(model: &QModel, g: usize) -> (QModel, Option<Im2col>) {
     let readers: Vec<usize> = (0..model.ops.len())
-        .filter(|&n| reads(&model.ops[n], model.input))
+        .filter(|&n| model.ops[n].inputs().contains(&model.input))
         .collect();
     let image = &model.tensors[model.input];
     let [n] = readers[..] else {
@@ -79,14 +79,6 @@ pub fn lower_image_conv(model: &QModel, g: usize) -> (QModel, Option<Im2col>) {
         pad: c.pad,
     };
     (lowered, Some(plan))
-}
-
-fn reads(op: &QOp, t: TensorId) -> bool {
-    match op {
-        QOp::Conv(c) => c.input == t,
-        QOp::Pool(p) => p.input == t,
-        QOp::Ewise(e) => e.a == t || e.b == Some(t) || e.gate == Some(t),
-    }
 }
 
 impl Im2col {

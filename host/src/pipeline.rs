@@ -118,7 +118,6 @@ pub fn hybrid_forward(
     mode: &dyn Fn(usize) -> OpMode,
 ) -> anyhow::Result<Vec<Tensor>> {
     use crate::model::Op;
-    use crate::qmodel::QOp;
     let (m, q) = (&p.model, &p.qmodel);
     let fid: Vec<crate::model::TensorId> = q
         .tensors
@@ -162,13 +161,8 @@ pub fn hybrid_forward(
                     Some(crate::quant::quantize_tensor(&src.data, out_scale))
                 }
                 OpMode::Int8 => {
-                    let inputs: Vec<usize> = match op {
-                        QOp::Conv(c) => vec![c.input],
-                        QOp::Pool(p) => vec![p.input],
-                        QOp::Ewise(e) => [Some(e.a), e.gate, e.b].into_iter().flatten().collect(),
-                    };
                     let mut values = vec![Vec::new(); q.tensors.len()];
-                    for t in inputs {
+                    for t in op.inputs() {
                         let f = logits_of.get(&fid[t]).copied().unwrap_or(fid[t]);
                         let x = live[f.0].as_ref().expect("input computed");
                         values[t] = crate::quant::quantize_tensor(&x.data, q.tensors[t].scale);

@@ -81,6 +81,14 @@ impl QOp {
             QOp::Ewise(e) => &e.name,
         }
     }
+    /// The tensors the op reads.
+    pub fn inputs(&self) -> Vec<TensorId> {
+        match self {
+            QOp::Conv(c) => vec![c.input],
+            QOp::Pool(p) => vec![p.input],
+            QOp::Ewise(e) => [Some(e.a), e.gate, e.b].into_iter().flatten().collect(),
+        }
+    }
     pub fn output(&self) -> TensorId {
         match self {
             QOp::Conv(c) => c.output,
