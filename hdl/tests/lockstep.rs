@@ -499,13 +499,18 @@ fn short_conv_periods_keep_every_result() {
 /// idle unit): a one-column CONV then a long one (the second's PPU parameters must not
 /// reach the first's staging before every column has switched), and second CONVs of 7
 /// steps (on two column groups an issue one cycle earlier would put columns c and c + 8
-/// on one OBUF lane in one cycle) and of one step. Different PPU records, OBUF bases and
+/// on one OBUF lane in one cycle) and of one step; on one row the next CONV may issue
+/// from the first drain cycle. Different PPU records, OBUF bases and
 /// column-group strides throughout; every result is stored at the end, so a result
 /// requantised with the other CONV's parameters, or lost to a lane collision, shows in DRAM.
 /// The model must show every second CONV issued before the first completed.
 #[test]
 fn conv_into_the_previous_drain() {
-    for cfg in [EngineConfig::tiny(), two_column_groups()] {
+    for cfg in [
+        EngineConfig::tiny(),
+        two_column_groups(),
+        lane_groups()[1].clone(),
+    ] {
         let mut p = random_program(&cfg, 7, 0, false);
         p.pop(); // END
                  // (chunks, out_w, kernel)

@@ -70,7 +70,8 @@ pub fn conv_cycles(cfg: &EngineConfig, i: &Conv) -> u64 {
 /// this one still drains (at most `conv_cycles + 1`, when it is idle). Two conditions:
 /// - the next CONV's first output column ends its steps at least `max(R, C − G + 1)` cycles
 ///   after this one's last (it has at least one step), so no PPU serves two rows and no
-///   OBUF lane takes two columns in one cycle — as between the columns of one CONV;
+///   OBUF lane takes two columns in one cycle — as between the columns of one CONV; and it
+///   issues in the drain, not in the last step's cycle (which matters when R = 1, C = G);
 /// - it issues at least C cycles after this CONV's first column ends its steps, so every
 ///   column has switched to this CONV's PPU parameters (they move one column per cycle
 ///   behind its first results) before the next CONV's overwrite the staging registers.
@@ -79,7 +80,8 @@ pub fn conv_accept(cfg: &EngineConfig, i: &Conv) -> u64 {
     let first = CONV_SETUP + steps;
     let last = first + (i.out_w as u64 - 1) * conv_period(cfg, i);
     let gap = (cfg.rows as u64).max((cfg.cols - cfg.group_width + 1) as u64);
-    (last + gap - 1)
+    // and never before the drain: at least one cycle after the last step
+    (last + (gap - 1).max(1))
         .max(first + cfg.cols as u64)
         .min(conv_cycles(cfg, i) + 1)
 }
