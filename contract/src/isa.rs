@@ -403,6 +403,26 @@ impl Instr {
         }
     }
 
+    /// Sets the dependency flags (the encoding is the same for every instruction).
+    pub fn set_wait(&mut self, wait: Wait) {
+        match self {
+            Instr::End(i) => i.wait = wait,
+            Instr::LoadAct(i) => i.wait = wait,
+            Instr::LoadWgt(i) => i.wait = wait,
+            Instr::LoadParam(i) => i.wait = wait,
+            Instr::Conv(i) => i.wait = wait,
+            Instr::Store(i) => i.wait = wait,
+            Instr::Ewise(i) => i.wait = wait,
+            Instr::Pool(i) => i.wait = wait,
+        }
+    }
+
+    /// The instruction with `wait` as its dependency flags.
+    pub fn with_wait(mut self, wait: Wait) -> Instr {
+        self.set_wait(wait);
+        self
+    }
+
     pub fn wait_dma(&self) -> bool {
         self.wait().dma
     }
@@ -604,62 +624,38 @@ impl Instr {
         let rows = cfg.rows as u64;
         let cols = cfg.cols as u64;
         let count = |field, v: u64| check_range(name, field, v, 1, u16::MAX as u64);
+        // Fields first, then every buffer operand (`footprint`), then DRAM: the order the
+        // RTL's decode cycle reports them in.
+        let mut dram_last = None;
         match *self {
             Instr::End(_) => {}
             Instr::LoadAct(i) => {
                 count("rows", i.rows as u64)?;
                 count("row_entries", i.row_entries as u64)?;
                 check_aligned(name, g, &[("dram", i.dram), ("dram_stride", i.dram_stride)])?;
-                let n = i.rows as u64 * i.row_entries as u64;
-                check_buffer(name, "ABUF", i.abuf as u64 + n - 1, cfg.abuf_entries)?;
-                let last = i.dram as u64
-                    + (i.rows as u64 - 1) * i.dram_stride as u64
-                    + i.row_entries as u64 * g
-                    - 1;
-                check_dram(name, last)?;
+                dram_last = Some(
+                    i.dram as u64
+                        + (i.rows as u64 - 1) * i.dram_stride as u64
+                        + i.row_entries as u64 * g
+                        - 1,
+                );
             }
             Instr::LoadWgt(i) => {
                 count("entries", i.entries as u64)?;
                 check_aligned(name, g, &[("dram", i.dram)])?;
-                check_buffer(
-                    name,
-                    "WBUF",
-                    i.wbuf as u64 + i.entries as u64 - 1,
-                    cfg.wbuf_entries,
-                )?;
-                check_dram(name, i.dram as u64 + i.entries as u64 * cols * g - 1)?;
+                dram_last = Some(i.dram as u64 + i.entries as u64 * cols * g - 1);
             }
             Instr::LoadParam(i) => {
                 count("channels", i.channels as u64)?;
                 check_aligned(name, g, &[("dram", i.dram)])?;
-                check_buffer(
-                    name,
-                    "PBUF",
-                    i.pbuf as u64 + i.channels as u64 - 1,
-                    cfg.pbuf_entries,
-                )?;
                 let bytes = i.channels as u64 * PBUF_RECORD_BYTES as u64;
-                check_dram(name, i.dram as u64 + bytes - 1)?;
+                dram_last = Some(i.dram as u64 + bytes - 1);
             }
             Instr::Conv(i) => {
                 check_range(name, "kernel", i.kernel as u64, 1, MAX_KERNEL as u64)?;
                 check_range(name, "stride", i.stride as u64, 1, MAX_STRIDE as u64)?;
                 count("out_w", i.out_w as u64)?;
                 count("chunks", i.chunks as u64)?;
-                let (k, s) = (i.kernel as u64, i.stride as u64);
-                let last_act = i.abuf as u64
-                    + (i.chunks as u64 - 1) * i.chunk_pitch as u64
-                    + ((rows - 1) * s + k - 1) * i.row_pitch as u64
-                    + (i.out_w as u64 - 1) * s
-                    + k
-                    - 1;
-                check_buffer(name, "ABUF", last_act, cfg.abuf_entries)?;
-                let steps = i.chunks as u64 * k * k;
-                check_buffer(name, "WBUF", i.wbuf as u64 + steps - 1, cfg.wbuf_entries)?;
-                check_buffer(name, "PBUF", i.pbuf as u64 + cols - 1, cfg.pbuf_entries)?;
-                let last_out =
-                    i.obuf as u64 + (cols / g - 1) * i.obuf_stride as u64 + i.out_w as u64 - 1;
-                check_buffer(name, "OBUF", last_out, cfg.obuf_entries)?;
             }
             Instr::Store(i) => {
                 check_range(name, "banks", i.banks as u64, 1, rows)?;
@@ -674,60 +670,29 @@ impl Instr {
                         ("run_stride", i.run_stride),
                     ],
                 )?;
-                let last_out = i.obuf as u64
-                    + (i.runs as u64 - 1) * i.obuf_stride as u64
-                    + i.run_entries as u64
-                    - 1;
-                check_buffer(name, "OBUF", last_out, cfg.obuf_entries)?;
-                let last = i.dram as u64
-                    + (i.banks as u64 - 1) * i.bank_stride as u64
-                    + (i.runs as u64 - 1) * i.run_stride as u64
-                    + i.run_entries as u64 * g
-                    - 1;
-                check_dram(name, last)?;
+                dram_last = Some(
+                    i.dram as u64
+                        + (i.banks as u64 - 1) * i.bank_stride as u64
+                        + (i.runs as u64 - 1) * i.run_stride as u64
+                        + i.run_entries as u64 * g
+                        - 1,
+                );
             }
             Instr::Ewise(i) => {
                 count("chunks", i.chunks as u64)?;
                 count("width", i.width as u64)?;
-                let tile_last = |base: u16| {
-                    base as u64
-                        + (i.chunks as u64 - 1) * i.chunk_pitch as u64
-                        + (rows - 1) * i.row_pitch as u64
-                        + i.width as u64
-                        - 1
-                };
-                check_buffer(name, "ABUF", tile_last(i.a), cfg.abuf_entries)?;
-                if i.use_b {
-                    check_buffer(name, "ABUF", tile_last(i.b), cfg.abuf_entries)?;
-                    let last = i.pbuf as u64 + i.chunks as u64 * g - 1;
-                    check_buffer(name, "PBUF", last, cfg.pbuf_entries)?;
-                }
-                if i.use_gate {
-                    let last = i.gate as u64 + i.chunks as u64 - 1;
-                    check_buffer(name, "ABUF", last, cfg.abuf_entries)?;
-                }
-                let last_out =
-                    i.obuf as u64 + (i.chunks as u64 - 1) * i.obuf_stride as u64 + i.width as u64
-                        - 1;
-                check_buffer(name, "OBUF", last_out, cfg.obuf_entries)?;
             }
             Instr::Pool(i) => {
                 check_range(name, "chunks", i.chunks as u64, 1, POOL_MAX_CHUNKS as u64)?;
                 count("width", i.width as u64)?;
                 check_range(name, "banks", i.banks as u64, 1, rows)?;
-                let last = i.abuf as u64
-                    + (i.chunks as u64 - 1) * i.chunk_pitch as u64
-                    + (i.banks as u64 - 1) * i.row_pitch as u64
-                    + i.width as u64
-                    - 1;
-                check_buffer(name, "ABUF", last, cfg.abuf_entries)?;
-                if i.last {
-                    let last = i.pbuf as u64 + i.chunks as u64 * g - 1;
-                    check_buffer(name, "PBUF", last, cfg.pbuf_entries)?;
-                    let last = i.obuf as u64 + i.chunks as u64 - 1;
-                    check_buffer(name, "OBUF", last, cfg.obuf_entries)?;
-                }
             }
+        }
+        for a in self.footprint(cfg) {
+            check_buffer(name, a.buffer.name(), a.last, a.buffer.entries(cfg))?;
+        }
+        if let Some(last) = dram_last {
+            check_dram(name, last)?;
         }
         Ok(())
     }

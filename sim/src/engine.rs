@@ -9,8 +9,8 @@ use std::collections::VecDeque;
 
 use crate::dram::{Dram, MemPort, MemoryModel};
 use crate::func::Buffers;
-use crate::hazard::{conflict, footprint, Access, Hazard};
-use crate::timing;
+use crate::hazard::{conflict, Access, Hazard};
+use contract::timing;
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -509,7 +509,7 @@ impl Run {
             });
             self.trace.len() - 1
         });
-        let fp = footprint(&e.cfg, &instr);
+        let fp = instr.footprint(&e.cfg);
         let running: Vec<(u32, &Vec<Access>)> = match instr.unit() {
             Unit::Dma => self
                 .compute

@@ -1,6 +1,7 @@
-//! Every timing constant of the engine, and the closed-form durations built from them.
-//! The RTL is held to these numbers (docs/engine.md, "Timing constants"); a change here is a
-//! change to the contract and must land in the RTL and the doc together.
+//! Every timing constant of the engine, and the closed-form durations built from them: the
+//! cycle model (`sim`, which re-exports this module) steps by them, the compiler estimates
+//! with them, and the RTL is held to them (docs/engine.md, "Timing constants"). A change
+//! here is a change to the contract and must land in the RTL and the doc together.
 //!
 //! Conventions (one clock, cycle 0 is the first cycle after reset):
 //! - A unit issued in cycle `c` is busy in cycles `c+1 ..= c+D` and idle again (visible to the
@@ -13,8 +14,8 @@
 //!   instruction with `wait_dma` waits for the DMA to be fully idle. The scheduler's
 //!   estimate (`dma_beats`) is unchanged: a load is still `setup + words` requests.
 
-use contract::isa::{Conv, Ewise, Instr, Pool, INSTR_BYTES, PBUF_RECORD_BYTES};
-use contract::EngineConfig;
+use crate::isa::{Conv, Ewise, Instr, Pool, INSTR_BYTES, PBUF_RECORD_BYTES};
+use crate::EngineConfig;
 
 /// Decode cycles: the cycle after the last fetch response decodes and validates the
 /// instruction register (an illegal instruction stops the engine in this cycle); the
@@ -191,7 +192,7 @@ pub fn fetch_words(cfg: &EngineConfig, addr: u64) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract::isa::{LoadAct, Store, Wait};
+    use crate::isa::{LoadAct, Store, Wait};
 
     #[test]
     fn closed_forms() {

@@ -1,0 +1,210 @@
+//! The on-chip buffer entries each instruction reads and writes, defined once: the
+//! controller's legality check (`Instr::validate`), the cycle model's race detector
+//! (`sim::hazard`) and the compiler's buffer planning all read it from here.
+
+use crate::isa::Instr;
+use crate::EngineConfig;
+use serde::Serialize;
+
+/// The engine's four on-chip buffers (docs/engine.md, "Buffers").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Buffer {
+    Abuf,
+    Wbuf,
+    Pbuf,
+    Obuf,
+}
+
+impl Buffer {
+    pub const ALL: [Buffer; 4] = [Buffer::Abuf, Buffer::Wbuf, Buffer::Pbuf, Buffer::Obuf];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Buffer::Abuf => "ABUF",
+            Buffer::Wbuf => "WBUF",
+            Buffer::Pbuf => "PBUF",
+            Buffer::Obuf => "OBUF",
+        }
+    }
+
+    /// The `EngineConfig` field that sizes it.
+    pub fn config_field(self) -> &'static str {
+        match self {
+            Buffer::Abuf => "abuf_entries",
+            Buffer::Wbuf => "wbuf_entries",
+            Buffer::Pbuf => "pbuf_entries",
+            Buffer::Obuf => "obuf_entries",
+        }
+    }
+
+    /// Its size in entries under `cfg`.
+    pub fn entries(self, cfg: &EngineConfig) -> usize {
+        match self {
+            Buffer::Abuf => cfg.abuf_entries,
+            Buffer::Wbuf => cfg.wbuf_entries,
+            Buffer::Pbuf => cfg.pbuf_entries,
+            Buffer::Obuf => cfg.obuf_entries,
+        }
+    }
+}
+
+impl std::fmt::Display for Buffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One buffer range an instruction reads or writes (entries `first..=last`, any bank).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Access {
+    pub buffer: Buffer,
+    pub write: bool,
+    pub first: u64,
+    pub last: u64,
+}
+
+impl Access {
+    /// Whether the two touch a common entry of one buffer, one of them writing.
+    pub fn conflicts(&self, other: &Access) -> bool {
+        self.buffer == other.buffer
+            && (self.write || other.write)
+            && self.first <= other.last
+            && other.first <= self.last
+    }
+}
+
+impl Instr {
+    /// The bounding buffer range of each operand, in the order the controller checks them.
+    /// Every count field must be at least 1 (as `validate` checks before it asks).
+    pub fn footprint(&self, cfg: &EngineConfig) -> Vec<Access> {
+        use Buffer::*;
+        let acc = |buffer, write, first: u64, len: u64| Access {
+            buffer,
+            write,
+            first,
+            last: first + len - 1,
+        };
+        let rows = cfg.rows as u64;
+        let cols = cfg.cols as u64;
+        let g = cfg.group_width as u64;
+        match *self {
+            Instr::End(_) => vec![],
+            Instr::LoadAct(i) => vec![acc(
+                Abuf,
+                true,
+                i.abuf as u64,
+                i.rows as u64 * i.row_entries as u64,
+            )],
+            Instr::LoadWgt(i) => vec![acc(Wbuf, true, i.wbuf as u64, i.entries as u64)],
+            Instr::LoadParam(i) => vec![acc(Pbuf, true, i.pbuf as u64, i.channels as u64)],
+            Instr::Store(i) => vec![acc(
+                Obuf,
+                false,
+                i.obuf as u64,
+                (i.runs as u64 - 1) * i.obuf_stride as u64 + i.run_entries as u64,
+            )],
+            Instr::Conv(i) => {
+                let (k, s) = (i.kernel as u64, i.stride as u64);
+                let act = (i.chunks as u64 - 1) * i.chunk_pitch as u64
+                    + ((rows - 1) * s + k - 1) * i.row_pitch as u64
+                    + (i.out_w as u64 - 1) * s
+                    + k;
+                vec![
+                    acc(Abuf, false, i.abuf as u64, act),
+                    acc(Wbuf, false, i.wbuf as u64, i.chunks as u64 * k * k),
+                    acc(Pbuf, false, i.pbuf as u64, cols),
+                    acc(
+                        Obuf,
+                        true,
+                        i.obuf as u64,
+                        (cols / g - 1) * i.obuf_stride as u64 + i.out_w as u64,
+                    ),
+                ]
+            }
+            Instr::Ewise(i) => {
+                let tile = (i.chunks as u64 - 1) * i.chunk_pitch as u64
+                    + (rows - 1) * i.row_pitch as u64
+                    + i.width as u64;
+                let mut v = vec![acc(Abuf, false, i.a as u64, tile)];
+                if i.use_b {
+                    v.push(acc(Abuf, false, i.b as u64, tile));
+                    v.push(acc(Pbuf, false, i.pbuf as u64, i.chunks as u64 * g));
+                }
+                if i.use_gate {
+                    v.push(acc(Abuf, false, i.gate as u64, i.chunks as u64));
+                }
+                v.push(acc(
+                    Obuf,
+                    true,
+                    i.obuf as u64,
+                    (i.chunks as u64 - 1) * i.obuf_stride as u64 + i.width as u64,
+                ));
+                v
+            }
+            Instr::Pool(i) => {
+                let tile = (i.chunks as u64 - 1) * i.chunk_pitch as u64
+                    + (i.banks as u64 - 1) * i.row_pitch as u64
+                    + i.width as u64;
+                let mut v = vec![acc(Abuf, false, i.abuf as u64, tile)];
+                if i.last {
+                    v.push(acc(Pbuf, false, i.pbuf as u64, i.chunks as u64 * g));
+                    v.push(acc(Obuf, true, i.obuf as u64, i.chunks as u64));
+                }
+                v
+            }
+        }
+    }
+}
+
+/// The first buffer where `a` and `b` conflict, if any.
+pub fn conflict(a: &[Access], b: &[Access]) -> Option<Buffer> {
+    a.iter()
+        .flat_map(|x| b.iter().map(move |y| (x, y)))
+        .find(|(x, y)| x.conflicts(y))
+        .map(|(x, _)| x.buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa::{Conv, LoadAct, Store, Wait};
+
+    #[test]
+    fn overlapping_write_and_read_conflict() {
+        let cfg = EngineConfig::tiny(); // R 2, C 8
+        let conv = Instr::Conv(Conv {
+            abuf: 100,
+            out_w: 4,
+            chunks: 1,
+            kernel: 3,
+            stride: 1,
+            row_pitch: 6,
+            ..Conv::default()
+        });
+        // Reads ABUF 100 ..= 100 + (1 + 2)·6 + 3 + 2 = 123; writes OBUF 0..=3.
+        let load = |abuf| {
+            Instr::LoadAct(LoadAct {
+                wait: Wait::NONE,
+                dram: 0,
+                dram_stride: 0,
+                abuf,
+                rows: 1,
+                row_entries: 10,
+            })
+        };
+        let c = conv.footprint(&cfg);
+        assert_eq!(conflict(&c, &load(124).footprint(&cfg)), None);
+        assert_eq!(conflict(&c, &load(114).footprint(&cfg)), Some(Buffer::Abuf));
+        let store = |obuf| {
+            Instr::Store(Store {
+                obuf,
+                runs: 1,
+                run_entries: 2,
+                banks: 1,
+                ..Store::default()
+            })
+        };
+        assert_eq!(conflict(&c, &store(3).footprint(&cfg)), Some(Buffer::Obuf));
+        assert_eq!(conflict(&c, &store(4).footprint(&cfg)), None);
+    }
+}
