@@ -4,8 +4,8 @@
 //! loses when only this op is int8 (its contribution). Then per op kind.
 //! `cargo run --release -p host --example layer_error [-- MODEL [SEED]]` (the seed of the
 //! parameters, calibration and image, as `host infer --seed`).
-use host::pipeline::{hybrid_forward, OpMode};
-use host::qmodel::QOp;
+use host::quant::pipeline::{hybrid_forward, OpMode};
+use int8::ir::QOp;
 use std::collections::BTreeMap;
 
 fn kind(op: &QOp) -> String {
@@ -28,12 +28,12 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let model = args.get(1).cloned().unwrap_or_else(|| "vargfacenet".into());
     let seed: u64 = args.get(2).map_or(1, |s| s.parse().unwrap());
-    let p = host::pipeline::prepare(&model, None, seed)?;
-    let image = host::float_ref::synthetic_input(seed);
+    let p = host::quant::pipeline::prepare(&model, None, seed)?;
+    let image = host::model::float::synthetic_input(seed);
     let (m, q) = (&p.model, &p.qmodel);
     let emb = m.embedding();
     let float = hybrid_forward(&p, &image, &|_| OpMode::Float)?;
-    let final_cos = |t: &[host::float_ref::Tensor]| t[emb.0].cosine(&float[emb.0]);
+    let final_cos = |t: &[host::model::float::Tensor]| t[emb.0].cosine(&float[emb.0]);
     let out_id = |op: &QOp| m.tensor_id(&q.tensors[op.output()].name).unwrap();
     let is_gate = |op: &QOp| q.tensors[op.output()].name.ends_with("sigmoid");
 
@@ -41,10 +41,11 @@ fn main() -> anyhow::Result<()> {
     let fake = hybrid_forward(&p, &image, &|_| OpMode::FakeQuant)?;
     // The int8 model itself (reference.rs), to check the hybrid reproduces it.
     let qin = host::quant::quantize_tensor(&image.data, q.tensors[q.input].scale);
-    let ints = host::reference::forward(q, &qin);
+    let ints = int8::reference::forward(q, &qin);
     let s = q.tensors[q.embedding].scale;
     let ref_emb: Vec<f32> = ints[q.embedding].iter().map(|&v| v as f32 * s).collect();
-    let ref_cos = host::float_ref::Tensor::new(float[emb.0].shape, ref_emb).cosine(&float[emb.0]);
+    let ref_cos =
+        host::model::float::Tensor::new(float[emb.0].shape, ref_emb).cosine(&float[emb.0]);
 
     println!("  accum    local  contrib(1-cos)  op");
     let mut by_kind: BTreeMap<String, (usize, f64)> = BTreeMap::new();

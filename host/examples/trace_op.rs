@@ -8,10 +8,10 @@
 //! the next layer's; `--alone` runs the layers before it and traces its own program (one
 //! program per op, starting and ending with idle units).
 
+use compiler::compile;
 use contract::isa::Instr;
-use host::engine_backend::{EngineBackend, SimMachine};
-use host::pipeline::prepare;
-use host::schedule::compile;
+use host::quant::pipeline::prepare;
+use host::run::engine::{EngineBackend, SimMachine};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().filter(|a| a != "--alone").collect();
@@ -27,17 +27,17 @@ fn main() -> anyhow::Result<()> {
         .position(|op| op.name.contains(layer))
         .ok_or_else(|| anyhow::anyhow!("no layer matches '{layer}'"))?;
     let input = host::quant::quantize_tensor(
-        &host::float_ref::synthetic_input(1).data,
+        &host::model::float::synthetic_input(1).data,
         q.tensors[q.input].scale,
     );
     // The DRAM the traced program starts from: after the programs before it.
     let dram = if alone {
         let mut backend = EngineBackend::new(
-            cfg.clone(),
+            plan.clone(),
             Box::new(SimMachine::new(&cfg, Default::default())?),
         );
         backend.limit = Some(n);
-        backend.dram_after(&plan, &input)?
+        backend.dram_after(&input)?
     } else {
         EngineBackend::initial_dram(&plan, &input)
     };

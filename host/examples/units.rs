@@ -1,10 +1,10 @@
 //! Where the engine's units spend a full VarGFaceNet inference (one program, default
 //! preset): busy, stalled and idle cycles of the controller, the DMA and the PE array.
 //! `cargo run --release -p host --example units [PRESET]`
+use compiler::compile;
 use contract::isa::Unit;
-use host::engine_backend::EngineBackend;
-use host::pipeline::prepare;
-use host::schedule::compile;
+use host::quant::pipeline::prepare;
+use host::run::engine::EngineBackend;
 fn main() -> anyhow::Result<()> {
     let name = std::env::args().nth(1).unwrap_or_else(|| "default".into());
     let cfg = contract::EngineConfig::preset(&name)?;
@@ -12,7 +12,7 @@ fn main() -> anyhow::Result<()> {
     let q = &p.qmodel;
     let plan = compile(q, &cfg, false)?;
     let input = host::quant::quantize_tensor(
-        &host::float_ref::synthetic_input(1).data,
+        &host::model::float::synthetic_input(1).data,
         q.tensors[q.input].scale,
     );
     let mut engine = sim::Engine::new(cfg.clone())?;
@@ -80,11 +80,11 @@ fn main() -> anyhow::Result<()> {
     let (mut busy, mut words) = (vec![0u64; plan.ops.len()], vec![0u64; plan.ops.len()]);
     for (i, ins) in prog.instrs.iter().enumerate() {
         busy[prog.owner[i]] += match ins {
-            contract::isa::Instr::Conv(c) => sim::timing::conv_accept(&cfg, c),
-            _ => sim::timing::compute_cycles(&cfg, ins).unwrap_or(0),
+            contract::isa::Instr::Conv(c) => contract::timing::conv_accept(&cfg, c),
+            _ => contract::timing::compute_cycles(&cfg, ins).unwrap_or(0),
         };
         words[prog.owner[i]] +=
-            sim::timing::dma_beats(&cfg, ins).map_or(0, |b| b.words.len()) as u64;
+            contract::timing::dma_beats(&cfg, ins).map_or(0, |b| b.words.len()) as u64;
     }
     let ideal = plan.ops.iter().map(|o| o.macs).sum::<u64>() as f64 / cfg.macs_per_cycle() as f64;
     let bound: u64 = busy.iter().zip(&words).map(|(&b, &w)| b.max(w)).sum();
@@ -114,10 +114,10 @@ fn main() -> anyhow::Result<()> {
                 .map_or(r.cycles, |o| issue[o.first_compute]);
             let (mut dma, mut comp) = (0u64, 0u64);
             for i in prog.instrs_of(n) {
-                if let Some(c) = sim::timing::compute_cycles(&plan.cfg, i) {
+                if let Some(c) = contract::timing::compute_cycles(&plan.cfg, i) {
                     comp += c;
                 }
-                if let Some(b) = sim::timing::dma_beats(&plan.cfg, i) {
+                if let Some(b) = contract::timing::dma_beats(&plan.cfg, i) {
                     dma += b.words.len() as u64
                         + b.setup
                         + if b.write {

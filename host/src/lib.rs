@@ -1,17 +1,14 @@
-//! The driver: model graph, quantiser, references, scheduler and reports.
+//! The driver around the compiler: the float model and its parameters, the quantiser that
+//! turns it into the compiler's int8 IR, the backends that run a compiled [`compiler::Plan`]
+//! (or the int8 reference), the report, and the design-space sweep.
+//!
+//! - [`model`]: VarGFaceNet as data, parameters, the float executor, the layer summary.
+//! - [`quant`]: float → int8 (`compiler::ir`), calibration, the `prepare` pipeline.
+//! - [`run`]: one trait for every backend (int8 reference, cycle model, Verilator), and the
+//!   inference report.
+//! - [`sweep`]: the design-space sweep.
 
-pub mod backend;
-pub mod engine_backend;
-pub mod float_ref;
-pub mod im2col;
 pub mod model;
-pub mod params;
-pub mod pipeline;
-pub mod qmodel;
 pub mod quant;
-pub mod reference;
-pub mod report;
-pub mod schedule;
-pub mod siblings;
-pub mod summary;
+pub mod run;
 pub mod sweep;

@@ -5,17 +5,16 @@
 //!   with the float model.
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use compiler::Plan;
 use contract::EngineConfig;
-use host::backend::{Backend, Reference};
-use host::engine_backend::{read_rtl, EngineBackend, Machine, SimMachine, VerilatorMachine};
-use host::float_ref::{self, synthetic_input, Tensor};
+use host::model::float::{self, synthetic_input, Tensor};
+use host::model::summary::{summary_json, summary_table};
 use host::model::Model;
-use host::pipeline::prepare;
-use host::qmodel::QOp;
-use host::quant::quantize_tensor;
-use host::report::Report;
-use host::summary::{summary_json, summary_table};
+use host::quant::{prepare, quantize_tensor};
+use host::run::engine::{read_rtl, EngineBackend, Machine, SimMachine, VerilatorMachine};
+use host::run::report::Report;
+use host::run::{Backend, Reference};
 use sim::MemoryModel;
 use std::path::PathBuf;
 
@@ -104,8 +103,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
         } => {
             let base = EngineConfig::preset(&preset)?;
-            let configs = host::sweep::grid(&base, &rows, &cols, &vrows, &bus);
-            sweep(&model, &configs, clock_mhz, &out, synth, seed)?
+            let sweep = host::sweep::Sweep {
+                model,
+                configs: host::sweep::grid(&base, &rows, &cols, &vrows, &bus),
+                clock_mhz,
+                out,
+                synth,
+                seed,
+            };
+            let points = sweep.run()?;
+            print!("{}", host::sweep::table(&points));
+            println!(
+                "wrote {} and {}",
+                sweep.out.join("sweep.csv").display(),
+                sweep.out.join("sweep.svg").display()
+            );
         }
         Command::Infer(opts) => infer(&opts)?,
     }
@@ -116,10 +128,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 struct InferOptions {
     #[arg(long, default_value = "vargfacenet")]
     model: String,
-    /// sim (cycle-accurate model), verilator (the emitted RTL) or reference (functional
-    /// int8 model, no timing).
-    #[arg(long, default_value = "sim")]
-    backend: String,
+    #[arg(long, value_enum, default_value_t = BackendKind::Sim)]
+    backend: BackendKind,
     /// Engine preset (tiny, default) ...
     #[arg(long, default_value = "default", conflicts_with = "config")]
     preset: String,
@@ -155,23 +165,38 @@ struct InferOptions {
     json: bool,
 }
 
-fn backend_by_name(o: &InferOptions, cfg: &EngineConfig) -> anyhow::Result<Box<dyn Backend>> {
+/// Where an inference runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BackendKind {
+    /// The cycle-accurate Rust model of the engine.
+    Sim,
+    /// The emitted RTL, built and run by Verilator.
+    Verilator,
+    /// The functional int8 model (no timing; the oracle the others are checked against).
+    Reference,
+}
+
+/// The backend `o` asks for; an engine backend runs `plan`.
+fn backend_for(
+    o: &InferOptions,
+    cfg: &EngineConfig,
+    plan: Option<Plan>,
+) -> anyhow::Result<Box<dyn Backend>> {
     let memory = MemoryModel {
         stall_per_65536: (o.dram_stall * 65536.0) as u32,
         seed: o.seed,
     };
-    let machine: Box<dyn Machine> = match o.backend.as_str() {
-        "reference" => return Ok(Box::new(Reference)),
-        "sim" => Box::new(SimMachine::new(cfg, memory)?),
-        "verilator" => {
+    let machine: Box<dyn Machine> = match o.backend {
+        BackendKind::Reference => return Ok(Box::new(Reference)),
+        BackendKind::Sim => Box::new(SimMachine::new(cfg, memory)?),
+        BackendKind::Verilator => {
             let verilog = o.rtl.as_deref().map(|d| read_rtl(d, cfg)).transpose()?;
             Box::new(VerilatorMachine::new(cfg, memory, verilog)?)
         }
-        other => bail!("unknown backend '{other}': choose sim, verilator or reference"),
     };
-    let mut b = EngineBackend::new(cfg.clone(), machine);
+    let plan = plan.context("an engine backend needs the compiled plan")?;
+    let mut b = EngineBackend::new(plan, machine);
     b.progress = !o.json;
-    b.per_op = o.per_op;
     Ok(Box::new(b))
 }
 
@@ -197,12 +222,6 @@ fn read_image(path: &PathBuf, model: &Model) -> anyhow::Result<Tensor> {
 }
 
 fn infer(o: &InferOptions) -> anyhow::Result<()> {
-    if !["sim", "verilator", "reference"].contains(&o.backend.as_str()) {
-        bail!(
-            "unknown backend '{}': choose sim, verilator or reference",
-            o.backend
-        );
-    }
     // Check the cheap things (names, config, input file, RTL manifest) before the slow
     // calibration and builds.
     let cfg = EngineConfig::from_preset_or_file(Some(&o.preset), o.config.as_deref())?;
@@ -221,17 +240,22 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     };
     let p = prepare(&o.model, o.params.as_deref(), o.seed)?;
     let q = &p.qmodel;
-    // Compile first: a shape the engine cannot take is reported before any build.
-    if o.backend != "reference" {
-        host::schedule::compile(q, &cfg, o.per_op)?;
-    }
-    let mut backend = backend_by_name(o, &cfg)?;
-    let float_embedding = float_ref::forward(&p.model, &p.params, &image)?;
+    // Compile once, first: a shape the engine cannot take is reported before any build.
+    let plan = match o.backend {
+        BackendKind::Reference => None,
+        _ => Some(compiler::compile(q, &cfg, o.per_op)?),
+    };
+    let host_ops = match &plan {
+        Some(plan) => plan.host_ops(),
+        None => vec![compiler::plan::L2_NORMALIZE],
+    };
+    let mut backend = backend_for(o, &cfg, plan)?;
+    let float_embedding = float::forward(&p.model, &p.params, &image)?;
     let qinput = quantize_tensor(&image.data, q.tensors[q.input].scale);
     let t0 = std::time::Instant::now();
     let run = backend.run(q, &qinput)?;
     let backend_seconds = t0.elapsed().as_secs_f64();
-    let reference = host::reference::forward(q, &qinput);
+    let reference = int8::reference::forward(q, &qinput);
     let mismatches: Vec<(String, usize)> = q
         .ops
         .iter()
@@ -243,24 +267,19 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
         contract::arith::l2_normalize(&embedding_i8.iter().map(|&v| v as i32).collect::<Vec<_>>());
     let embedding_f: Vec<f32> = embedding.iter().map(|&v| v as f32 / 32768.0).collect();
     let cosine = Tensor::new(float_embedding.shape, embedding_f).cosine(&float_embedding);
-    let mut report = Report::new(
+    let report = Report::new(
         backend.name(),
         &o.model,
         cfg.macs_per_cycle() as u64,
         o.clock_mhz,
         &run.layers,
         mismatches,
-        minimum_dram_bytes(q),
+        compiler::plan::minimum_dram_bytes(q),
+        &host_ops,
         cosine,
         embedding,
         backend_seconds,
     );
-    if let (true, Some(_)) = (
-        o.backend != "reference",
-        host::im2col::lower_image_conv(q, cfg.group_width).1,
-    ) {
-        report.host_ops.insert(0, host::im2col::HOST_OP.to_string());
-    }
     if let Some(path) = &o.csv {
         std::fs::write(path, report.csv())
             .with_context(|| format!("writing {}", path.display()))?;
@@ -295,113 +314,4 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn sweep(
-    model: &str,
-    configs: &[EngineConfig],
-    clock_mhz: f64,
-    out: &std::path::Path,
-    synth: bool,
-    seed: u64,
-) -> anyhow::Result<()> {
-    use host::sweep;
-    let p = prepare(model, None, seed)?;
-    let q = &p.qmodel;
-    let input = quantize_tensor(&synthetic_input(seed).data, q.tensors[q.input].scale);
-    // Emit every design (in parallel): its RTL is what the point's resources describe.
-    use rayon::prelude::*;
-    let emitted: Vec<Option<String>> = configs
-        .par_iter()
-        .map(|cfg| {
-            let dir = out.join(sweep::point_name(cfg));
-            std::fs::create_dir_all(&dir).ok();
-            std::fs::write(dir.join("config.toml"), cfg.to_toml()).ok();
-            hdl::emit::emit_verilog(cfg, &dir.join("rtl"))
-                .err()
-                .map(|e| format!("emit: {e:#}"))
-        })
-        .collect();
-    eprintln!(
-        "sweep: {} configs emitted to {}; running {model} on the cycle model",
-        configs.len(),
-        out.display()
-    );
-    let mut points = sweep::run(q, &input, configs, clock_mhz);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/synth-xilinx");
-    for (point, emit_error) in points.iter_mut().zip(emitted) {
-        if point.error.is_none() {
-            point.error = emit_error;
-        }
-    }
-    // Synthesis runs one yosys per point, as many at once as rayon has threads (cores).
-    points
-        .par_iter_mut()
-        .try_for_each(|point| -> anyhow::Result<()> {
-            let dir = out.join(&point.name);
-            if synth && point.error.is_none() {
-                eprintln!("sweep: synthesising {}", point.name);
-                let status = std::process::Command::new(&script)
-                    .arg(dir.join("config.toml"))
-                    .args(["--top", "engine", "--out"])
-                    .arg(dir.join("synth"))
-                    .stdout(std::process::Stdio::null())
-                    .status()
-                    .with_context(|| format!("running {}", script.display()))?;
-                if !status.success() {
-                    point.error = Some(format!(
-                        "synthesis failed ({status}), see {}",
-                        dir.join("synth").display()
-                    ));
-                }
-            }
-            point.resources = sweep::read_resources(&dir.join("synth"));
-            Ok(())
-        })?;
-    sweep::mark_pareto(&mut points);
-    std::fs::write(out.join("sweep.csv"), sweep::csv(&points))?;
-    std::fs::write(out.join("sweep.svg"), sweep::svg(&points))?;
-    println!(
-        "{:<16} {:>6} {:>9} {:>6} {:>10} {:>9} {:>6} {:>6}",
-        "point", "MAC/c", "cycles", "util", "DRAM MB", "img/s", "DSP", "pareto"
-    );
-    for p in &points {
-        match &p.error {
-            Some(e) => println!("{:<16} error: {e}", p.name),
-            None => println!(
-                "{:<16} {:>6} {:>9} {:>6.3} {:>10.2} {:>9.1} {:>6} {:>6}",
-                p.name,
-                p.macs_per_cycle,
-                p.cycles,
-                p.utilization,
-                p.dram_bytes as f64 / 1e6,
-                p.images_per_s,
-                p.resources
-                    .as_ref()
-                    .map_or("-".into(), |r| r.dsp.to_string()),
-                if p.pareto { "*" } else { "" }
-            ),
-        }
-    }
-    println!(
-        "wrote {} and {}",
-        out.join("sweep.csv").display(),
-        out.join("sweep.svg").display()
-    );
-    Ok(())
-}
-
-/// Weights and PBUF records of every op, the input image and the embedding, each once.
-fn minimum_dram_bytes(q: &host::qmodel::QModel) -> u64 {
-    let record = contract::isa::PBUF_RECORD_BYTES;
-    let params: usize = q
-        .ops
-        .iter()
-        .map(|op| match op {
-            QOp::Conv(c) => c.weights.len() + c.requant.len() * record,
-            QOp::Pool(p) => p.requant.len() * record,
-            QOp::Ewise(e) => e.b.map_or(0, |_| e.requant.len() * record),
-        })
-        .sum();
-    (params + q.tensors[q.input].len() + q.tensors[q.embedding].len()) as u64
 }

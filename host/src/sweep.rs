@@ -3,14 +3,124 @@
 //! `scripts/synth-xilinx` has been run for the point; CSV and an SVG plot with the Pareto
 //! front (most images/s for the fewest DSPs, or PE lanes when there is no synthesis).
 
-use crate::backend::Backend;
-use crate::engine_backend::{EngineBackend, SimMachine};
-use crate::qmodel::QModel;
+use crate::quant::{prepare, quantize_tensor};
+use crate::run::backend::Backend;
+use crate::run::engine::{EngineBackend, SimMachine};
+use anyhow::Context;
 use contract::EngineConfig;
+use int8::ir::QModel;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// What `host sweep` was asked for.
+pub struct Sweep {
+    pub model: String,
+    pub configs: Vec<EngineConfig>,
+    pub clock_mhz: f64,
+    /// sweep.csv, sweep.svg, and per point its config, RTL and synthesis report.
+    pub out: PathBuf,
+    /// Also run `scripts/synth-xilinx` on every point.
+    pub synth: bool,
+    pub seed: u64,
+}
+
+impl Sweep {
+    /// Emits every design, runs the model on each, synthesises them (with `synth`), marks
+    /// the Pareto front and writes the CSV and the plot; returns the points.
+    pub fn run(&self) -> anyhow::Result<Vec<Point>> {
+        let p = prepare(&self.model, None, self.seed)?;
+        let q = &p.qmodel;
+        let image = crate::model::float::synthetic_input(self.seed);
+        let input = quantize_tensor(&image.data, q.tensors[q.input].scale);
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("creating {}", self.out.display()))?;
+        // Emit every design (in parallel): its RTL is what the point's resources describe.
+        let emitted: Vec<Option<String>> = self
+            .configs
+            .par_iter()
+            .map(|cfg| {
+                let dir = self.out.join(point_name(cfg));
+                std::fs::create_dir_all(&dir).ok();
+                std::fs::write(dir.join("config.toml"), cfg.to_toml()).ok();
+                hdl::emit::emit_verilog(cfg, &dir.join("rtl"))
+                    .err()
+                    .map(|e| format!("emit: {e:#}"))
+            })
+            .collect();
+        eprintln!(
+            "sweep: {} configs emitted to {}; running {} on the cycle model",
+            self.configs.len(),
+            self.out.display(),
+            self.model
+        );
+        let mut points = run(q, &input, &self.configs, self.clock_mhz);
+        for (point, emit_error) in points.iter_mut().zip(emitted) {
+            if point.error.is_none() {
+                point.error = emit_error;
+            }
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/synth-xilinx");
+        // Synthesis runs one yosys per point, as many at once as rayon has threads (cores).
+        points
+            .par_iter_mut()
+            .try_for_each(|point| -> anyhow::Result<()> {
+                let dir = self.out.join(&point.name);
+                if self.synth && point.error.is_none() {
+                    eprintln!("sweep: synthesising {}", point.name);
+                    let status = std::process::Command::new(&script)
+                        .arg(dir.join("config.toml"))
+                        .args(["--top", "engine", "--out"])
+                        .arg(dir.join("synth"))
+                        .stdout(std::process::Stdio::null())
+                        .status()
+                        .with_context(|| format!("running {}", script.display()))?;
+                    if !status.success() {
+                        point.error = Some(format!(
+                            "synthesis failed ({status}), see {}",
+                            dir.join("synth").display()
+                        ));
+                    }
+                }
+                point.resources = read_resources(&dir.join("synth"));
+                Ok(())
+            })?;
+        mark_pareto(&mut points);
+        std::fs::write(self.out.join("sweep.csv"), csv(&points))?;
+        std::fs::write(self.out.join("sweep.svg"), svg(&points))?;
+        Ok(points)
+    }
+}
+
+/// The points as a table for the terminal.
+pub fn table(points: &[Point]) -> String {
+    let mut out = format!(
+        "{:<16} {:>6} {:>9} {:>6} {:>10} {:>9} {:>6} {:>6}\n",
+        "point", "MAC/c", "cycles", "util", "DRAM MB", "img/s", "DSP", "pareto"
+    );
+    for p in points {
+        match &p.error {
+            Some(e) => writeln!(out, "{:<16} error: {e}", p.name),
+            None => writeln!(
+                out,
+                "{:<16} {:>6} {:>9} {:>6.3} {:>10.2} {:>9.1} {:>6} {:>6}",
+                p.name,
+                p.macs_per_cycle,
+                p.cycles,
+                p.utilization,
+                p.dram_bytes as f64 / 1e6,
+                p.images_per_s,
+                p.resources
+                    .as_ref()
+                    .map_or("-".into(), |r| r.dsp.to_string()),
+                if p.pareto { "*" } else { "" }
+            ),
+        }
+        .expect("writing to a String");
+    }
+    out
+}
 
 /// The grid: every combination of the listed array shapes, vector-lane rows and bus
 /// widths, the other parameters as in `base`. Vector-lane rows above what a row count
@@ -82,7 +192,7 @@ pub struct Point {
 
 /// Runs `model` on every config in parallel (rayon, one point per core).
 pub fn run(model: &QModel, input: &[i8], configs: &[EngineConfig], clock_mhz: f64) -> Vec<Point> {
-    let expected = crate::reference::forward(model, input);
+    let expected = int8::reference::forward(model, input);
     configs
         .par_iter()
         .map(|cfg| {
@@ -99,8 +209,12 @@ pub fn run(model: &QModel, input: &[i8], configs: &[EngineConfig], clock_mhz: f6
                 resources: None,
                 pareto: false,
             };
-            let run = SimMachine::new(cfg, Default::default())
-                .and_then(|m| EngineBackend::new(cfg.clone(), Box::new(m)).run(model, input));
+            let run = compiler::compile(model, cfg, false)
+                .map_err(anyhow::Error::from)
+                .and_then(|plan| {
+                    let machine = SimMachine::new(cfg, Default::default())?;
+                    EngineBackend::new(plan, Box::new(machine)).run(model, input)
+                });
             match run {
                 Err(e) => p.error = Some(format!("{e:#}")),
                 Ok(run) => {

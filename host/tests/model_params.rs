@@ -1,8 +1,8 @@
 //! Synthetic parameters keep activations of order 1; safetensors round trip and errors.
 
-use host::float_ref::{forward, forward_all, synthetic_input};
+use host::model::float::{forward, forward_all, synthetic_input};
+use host::model::params::{Params, ParamsError};
 use host::model::{BlockKind, Model, Variant};
-use host::params::{Params, ParamsError};
 
 #[test]
 fn activations_stay_of_order_one() {

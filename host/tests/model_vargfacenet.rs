@@ -2,8 +2,8 @@
 //! (`tests/data/vargfacenet-layers.csv`: every conv/linear layer of the PyTorch seed code
 //! with its shapes, MACs and weight count).
 
+use host::model::summary::{layer_rows, summary_json, summary_table};
 use host::model::{BlockKind, LayerKind, Model, ModelError, Op, Shape, Variant};
-use host::summary::{layer_rows, summary_json, summary_table};
 
 const LAYERS_CSV: &str = include_str!("data/vargfacenet-layers.csv");
 

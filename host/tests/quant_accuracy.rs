@@ -2,13 +2,13 @@
 //! ≥ 0.99 between the int8 and float embeddings on the default model), on a network whose
 //! embedding still depends strongly on its input.
 
-use host::float_ref::{forward, synthetic_input, Tensor};
-use host::pipeline::{hybrid_forward, prepare, OpMode};
+use host::model::float::{forward, synthetic_input, Tensor};
+use host::quant::pipeline::{hybrid_forward, prepare, OpMode};
 use host::quant::quantize_tensor;
 
-fn int8_embedding(p: &host::pipeline::Prepared, image: &Tensor) -> (Vec<i8>, Vec<Vec<i8>>) {
+fn int8_embedding(p: &host::quant::pipeline::Prepared, image: &Tensor) -> (Vec<i8>, Vec<Vec<i8>>) {
     let q = &p.qmodel;
-    let ints = host::reference::forward(q, &quantize_tensor(&image.data, q.tensors[q.input].scale));
+    let ints = int8::reference::forward(q, &quantize_tensor(&image.data, q.tensors[q.input].scale));
     (ints[q.embedding].clone(), ints)
 }
 

@@ -5,9 +5,9 @@
 
 use contract::arith::{AddParams, Requant};
 use contract::EngineConfig;
-use host::backend::Backend;
-use host::engine_backend::{EngineBackend, SimMachine};
-use host::qmodel::{QConv, QEwise, QModel, QOp, QPool, QTensorInfo};
+use host::run::backend::Backend;
+use host::run::engine::{EngineBackend, SimMachine};
+use int8::ir::{QConv, QEwise, QModel, QOp, QPool, QTensorInfo};
 use proptest::prelude::*;
 use sim::MemoryModel;
 
@@ -134,9 +134,10 @@ impl Net {
             seed: 7,
         };
         let machine = SimMachine::new(cfg, memory).unwrap();
-        let mut backend = EngineBackend::new(cfg.clone(), Box::new(machine));
+        let plan = compiler::compile(&self.m, cfg, false).unwrap();
+        let mut backend = EngineBackend::new(plan, Box::new(machine));
         let run = backend.run(&self.m, &input).unwrap();
-        let expected = host::reference::forward(&self.m, &input);
+        let expected = int8::reference::forward(&self.m, &input);
         for op in &self.m.ops {
             assert_eq!(
                 run.tensors[op.output()],
@@ -189,7 +190,7 @@ proptest! {
         let p2 = n.conv(b2, 16, 1, 1, 1);
         let sum = n.ewise(p1, None, Some(p2));
         n.ewise(sum, None, Some(scp));
-        let plan = host::schedule::compile(&n.m, &EngineConfig::tiny(), false).unwrap();
+        let plan = compiler::compile(&n.m, &EngineConfig::tiny(), false).unwrap();
         prop_assert_eq!(plan.ops.len(), n.m.ops.len() - 2, "the three siblings merge");
         n.check(&EngineConfig::tiny(), 0);
     }
@@ -206,13 +207,13 @@ fn merged_siblings_interleave_the_members_chunks() {
         n.conv(0, 32, 3, 1, 2),
     ];
     n.conv(0, 32, 3, 2, 2); // another stride: not a sibling
-    let (merged, merges) = host::siblings::merge_siblings(&n.m, 8);
+    let (merged, merges) = compiler::passes::siblings::merge_siblings(&n.m, 8);
     assert_eq!(merges.len(), 1);
     assert_eq!(merges[0].members, members);
     assert_eq!(merged.ops.len(), 2);
     let input: Vec<i8> = (0..n.m.tensors[0].len()).map(|_| n.rng.i8()).collect();
-    let want = host::reference::forward(&n.m, &input);
-    let got = host::reference::forward(&merged, &input);
+    let want = int8::reference::forward(&n.m, &input);
+    let got = int8::reference::forward(&merged, &input);
     let plane = 8 * 6 * 5;
     for (j, chunk) in got[merges[0].output].chunks(plane).enumerate() {
         let member = members[j % 3];
@@ -290,7 +291,7 @@ fn untileable_layer_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("layer "), "{err}");
-    assert!(err.contains("half of each buffer"), "{err}");
+    assert!(err.contains("raise `abuf_entries`"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 

@@ -1,4 +1,4 @@
-//! The quantised model: what the int8 reference executes and what the scheduler lowers onto
+//! The quantised model: what the int8 reference executes and what the compiler lowers onto
 //! the engine. Every op is one of the engine's three computing patterns (CONV, POOL, EWISE)
 //! with BatchNorm and PReLU already folded into per-channel `Requant`s.
 

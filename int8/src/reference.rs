@@ -2,7 +2,7 @@
 //! contract crate's arithmetic. It is the bit-exact oracle every hardware backend is
 //! checked against.
 
-use crate::qmodel::{QConv, QEwise, QModel, QOp, QPool, QTensorInfo};
+use crate::ir::{QConv, QEwise, QModel, QOp, QPool, QTensorInfo};
 use contract::arith::{global_avg_pool, residual_add, se_scale, sigmoid_gate};
 use rayon::prelude::*;
 

@@ -6,7 +6,7 @@
 //! host work); the conv's output tensor is unchanged and bit-exact, since its int32 sums add
 //! the same products.
 
-use crate::qmodel::{QConv, QModel, QOp, QTensorInfo, TensorId};
+use int8::ir::{QConv, QModel, QOp, QTensorInfo, TensorId};
 
 /// How the report names the host's part.
 pub const HOST_OP: &str = "im2col of the input image (the image conv runs as a 1×1 conv)";
@@ -106,7 +106,7 @@ impl Im2col {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference;
+    use int8::reference;
 
     /// A small random model: a 3-channel 9×11 image, a 3×3 stride-2 conv to 12 channels.
     fn model(stride: usize) -> (QModel, Vec<i8>) {

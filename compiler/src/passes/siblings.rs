@@ -9,7 +9,7 @@
 //! with a chunk stride of M chunks, which every DMA instruction walks with its DRAM stride,
 //! so the members' consumers read them unchanged.
 
-use crate::qmodel::{QConv, QModel, QOp, QTensorInfo, TensorId};
+use int8::ir::{QConv, QModel, QOp, QTensorInfo, TensorId};
 
 /// A merged conv: its index in the rewritten model's ops, and the member convs' output
 /// tensors in the order their chunks interleave.

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 use thiserror::Error;
 
+use crate::model::params::{Params, ParamsError, SplitMix64};
 use crate::model::{BatchNorm, Conv2d, Linear, Model, ModelError, Node, Op, Shape, TensorId};
-use crate::params::{Params, ParamsError, SplitMix64};
 
 #[derive(Debug, Error)]
 pub enum RefError {

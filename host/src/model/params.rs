@@ -16,7 +16,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use thiserror::Error;
 
-use crate::float_ref::{eval_node, synthetic_image, RefError, Tensor};
+use crate::model::float::{eval_node, synthetic_image, RefError, Tensor};
 use crate::model::{Model, Op};
 
 /// Images used to calibrate BN running statistics in [`Params::synthetic`]. Sixteen: a

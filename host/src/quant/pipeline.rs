@@ -1,12 +1,12 @@
 //! From a model name to a quantised model ready to run: parameters (generated from a seed
 //! or loaded), float calibration, int8 quantisation.
 
-use crate::float_ref::{forward_with, synthetic_image, Tensor};
+use crate::model::float::{forward_with, synthetic_image, Tensor};
+use crate::model::params::Params;
 use crate::model::Model;
-use crate::params::Params;
-use crate::qmodel::QModel;
-use crate::quant::{quantize, Calibration, ParamSource};
+use crate::quant::quantize::{quantize, Calibration, ParamSource};
 use anyhow::Context;
+use int8::ir::QModel;
 use std::path::Path;
 
 /// Calibration images are derived from the parameter seed, so a run is reproducible.
@@ -77,7 +77,7 @@ pub fn calibrate(model: &Model, params: &Params, images: &[Tensor]) -> anyhow::R
 pub fn layer_cosines(p: &Prepared, image: &Tensor) -> anyhow::Result<Vec<(String, f64)>> {
     let q = &p.qmodel;
     let qinput = crate::quant::quantize_tensor(&image.data, q.tensors[q.input].scale);
-    let ints = crate::reference::forward(q, &qinput);
+    let ints = int8::reference::forward(q, &qinput);
     let mut floats = std::collections::HashMap::new();
     forward_with(&p.model, &p.params, image, |node, y| {
         floats.insert(node.name.clone(), y.clone());
@@ -146,7 +146,7 @@ pub fn hybrid_forward(
             .iter()
             .map(|t| live[t.0].as_ref().expect("topological order"))
             .collect();
-        let mut y = crate::float_ref::eval_node(node, &ins, &p.params)?;
+        let mut y = crate::model::float::eval_node(node, &ins, &p.params)?;
         if let Some(&i) = op_at.get(&node.output) {
             let op = &q.ops[i];
             let out_scale = q.tensors[op.output()].scale;
@@ -167,7 +167,7 @@ pub fn hybrid_forward(
                         let x = live[f.0].as_ref().expect("input computed");
                         values[t] = crate::quant::quantize_tensor(&x.data, q.tensors[t].scale);
                     }
-                    Some(crate::reference::run_op(q, op, &values))
+                    Some(int8::reference::run_op(q, op, &values))
                 }
             };
             if let Some(q8) = q8 {

@@ -6,8 +6,8 @@
 //! use the fixed Q4 scale of `arith::sigmoid_gate`.
 
 use crate::model::{Model, Node, Op, TensorId};
-use crate::qmodel::{QConv, QEwise, QModel, QOp, QPool, QTensorInfo};
 use contract::arith::{saturate_i8, AddParams, Requant, SE_GATE_INPUT_SCALE};
+use int8::ir::{QConv, QEwise, QModel, QOp, QPool, QTensorInfo};
 use std::collections::HashMap;
 use thiserror::Error;
 

@@ -2,7 +2,7 @@
 //! today; the cycle-accurate model and the Verilator-built RTL run engine programs behind
 //! the same trait.
 
-use crate::qmodel::QModel;
+use int8::ir::QModel;
 use serde::Serialize;
 
 /// What one op cost on a backend that models time. The functional reference reports none.
@@ -47,7 +47,7 @@ impl Backend for Reference {
     fn run(&mut self, model: &QModel, input: &[i8]) -> anyhow::Result<BackendRun> {
         check_input(model, input)?;
         Ok(BackendRun {
-            tensors: crate::reference::forward(model, input),
+            tensors: int8::reference::forward(model, input),
             layers: Vec::new(),
         })
     }

@@ -1,14 +1,15 @@
-//! Backends that run the scheduler's programs on an engine: the cycle-accurate model
-//! (`sim::Engine`) or the Verilator-built RTL (`sim::verilator`). One program per op; DRAM
-//! carries the tensors from op to op, so every op's output can be checked on its own.
+//! The backends that run a compiled [`Plan`] on an engine: the cycle-accurate model
+//! (`sim::Engine`) or the Verilator-built RTL (`sim::verilator`). The programs run one after
+//! another over one DRAM image; every op's output is read back from DRAM, so each can be
+//! checked on its own.
 
-use crate::backend::{Backend, BackendRun, LayerStats};
-use crate::qmodel::QModel;
-use crate::schedule::{compile, Plan, Program};
+use crate::run::backend::{Backend, BackendRun, LayerStats};
 use anyhow::{bail, Context, Result};
+use compiler::{Plan, Program};
 use contract::isa::{Instr, Unit};
-use contract::EngineConfig;
+use contract::{timing, EngineConfig};
 use indicatif::{ProgressBar, ProgressStyle};
+use int8::ir::QModel;
 use sim::verilator::{HwStatus, RunOptions, VerilatedEngine};
 use sim::{Dram, MemoryModel, Status};
 use std::path::Path;
@@ -196,58 +197,53 @@ pub fn read_rtl(dir: &Path, cfg: &EngineConfig) -> Result<String> {
 /// Runs a compiled model's programs on a [`Machine`], one after another over one DRAM
 /// image; every op's output is read back from DRAM for checking.
 pub struct EngineBackend {
-    cfg: EngineConfig,
+    plan: Plan,
     machine: Box<dyn Machine>,
     pub progress: bool,
-    /// One program per op (no overlap between ops) instead of one for the whole model.
-    pub per_op: bool,
     /// Ops to run (a prefix of the model, whole programs), for tracing; `None` = all.
     pub limit: Option<usize>,
 }
 
 impl EngineBackend {
-    pub fn new(cfg: EngineConfig, machine: Box<dyn Machine>) -> Self {
+    /// A backend for `plan` (compiled for the machine's config).
+    pub fn new(plan: Plan, machine: Box<dyn Machine>) -> Self {
         EngineBackend {
-            cfg,
+            plan,
             machine,
             progress: false,
-            per_op: false,
             limit: None,
         }
     }
 
-    pub fn config(&self) -> &EngineConfig {
-        &self.cfg
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
-    /// The DRAM image of `plan` with `input` in place.
+    /// The DRAM image of `plan` with `input` (the model's input tensor) in place.
     pub fn initial_dram(plan: &Plan, input: &[i8]) -> Dram {
         let mut dram = Dram::new(plan.dram_bytes);
         for (addr, bytes) in &plan.image {
             dram.write(*addr as u64, bytes);
         }
-        let li = &plan.tensors[plan.input];
-        match &plan.im2col {
-            Some(t) => dram.write(li.base as u64, &li.pack(&t.apply(input))),
-            None => dram.write(li.base as u64, &li.pack(input)),
-        }
+        let (addr, bytes) = plan.input_bytes(input);
+        dram.write(addr as u64, &bytes);
         dram
     }
 
     /// DRAM after running the programs that hold the first `limit` ops.
-    pub fn dram_after(&mut self, plan: &Plan, input: &[i8]) -> Result<Dram> {
-        let mut tensors = vec![Vec::new(); plan.tensors.len()];
-        let mut dram = Self::initial_dram(plan, input);
-        self.run_programs(plan, &mut dram, &mut tensors)?;
+    pub fn dram_after(&mut self, input: &[i8]) -> Result<Dram> {
+        let mut tensors = vec![Vec::new(); self.plan.tensors.len()];
+        let mut dram = Self::initial_dram(&self.plan, input);
+        self.run_programs(&mut dram, &mut tensors)?;
         Ok(dram)
     }
 
     fn run_programs(
         &mut self,
-        plan: &Plan,
         dram: &mut Dram,
         tensors: &mut [Vec<i8>],
     ) -> Result<Vec<LayerStats>> {
+        let plan = &self.plan;
         let limit = self.limit.unwrap_or(plan.ops.len());
         let programs: Vec<_> = plan
             .programs
@@ -296,7 +292,7 @@ impl EngineBackend {
                 };
                 let cycles = end - start(i)?;
                 let (summed, read, written) =
-                    static_costs(&self.cfg, program.instrs_of(program.ops.start + i));
+                    static_costs(&plan.cfg, program.instrs_of(program.ops.start + i));
                 // compute busy: the union of the op's compute instructions' busy cycles (a
                 // CONV issued into a drain overlaps the one before); without a trace, the
                 // sum of their durations
@@ -368,10 +364,10 @@ fn static_costs<'a>(
 ) -> (u64, u64, u64) {
     let (mut busy, mut read, mut written) = (0, 0, 0);
     for i in instrs {
-        if let Some(c) = sim::timing::compute_cycles(cfg, i) {
+        if let Some(c) = timing::compute_cycles(cfg, i) {
             busy += c;
         }
-        if let Some(b) = sim::timing::dma_beats(cfg, i) {
+        if let Some(b) = timing::dma_beats(cfg, i) {
             let bytes = (b.words.len() * cfg.dram_bus_bytes) as u64;
             if b.write {
                 written += bytes;
@@ -389,12 +385,11 @@ impl Backend for EngineBackend {
     }
 
     fn run(&mut self, model: &QModel, input: &[i8]) -> Result<BackendRun> {
-        crate::backend::check_input(model, input)?;
-        let plan = compile(model, &self.cfg, self.per_op)?;
+        crate::run::backend::check_input(model, input)?;
         let mut tensors = vec![Vec::new(); model.tensors.len()];
         tensors[model.input] = input.to_vec();
-        let mut dram = Self::initial_dram(&plan, input);
-        let layers = self.run_programs(&plan, &mut dram, &mut tensors)?;
+        let mut dram = Self::initial_dram(&self.plan, input);
+        let layers = self.run_programs(&mut dram, &mut tensors)?;
         Ok(BackendRun { tensors, layers })
     }
 }

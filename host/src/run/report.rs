@@ -1,12 +1,9 @@
 //! The inference report: per-layer costs from a timed backend, totals, and the checks
 //! (bit-exactness against the int8 reference, cosine against the float model).
 
-use crate::backend::LayerStats;
+use crate::run::backend::LayerStats;
 use serde::Serialize;
 use std::fmt::Write;
-
-/// Ops that still run on the host CPU after the engine's last program.
-pub const HOST_OPS: &[&str] = &["l2_normalize (final embedding normalisation)"];
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerRow {
@@ -60,6 +57,7 @@ impl Report {
         stats: &[LayerStats],
         mismatched: Vec<(String, usize)>,
         dram_min_bytes: u64,
+        host_ops: &[&str],
         cosine: f64,
         embedding_q15: Vec<i16>,
         backend_seconds: f64,
@@ -108,7 +106,7 @@ impl Report {
             bit_exact: mismatched.is_empty(),
             mismatched_layers: mismatched.into_iter().map(|(name, _)| name).collect(),
             cosine,
-            host_ops: HOST_OPS.iter().map(|s| s.to_string()).collect(),
+            host_ops: host_ops.iter().map(|s| s.to_string()).collect(),
             embedding: embedding_q15.iter().map(|&v| v as f32 / 32768.0).collect(),
             embedding_q15,
             layers,

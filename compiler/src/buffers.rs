@@ -1,0 +1,114 @@
+//! On-chip buffer planning: which half of a double-buffered buffer the next load goes to,
+//! and how a conv's per-pass constants (weights, PBUF records) stream through them.
+
+use crate::error::LayerError;
+use contract::{Buffer, EngineConfig};
+use std::ops::Range;
+
+/// Which half of a double-buffered on-chip buffer the next load goes to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Halves {
+    buffer: Buffer,
+    entries: usize,
+    pub half: usize,
+    next: usize,
+}
+
+impl Halves {
+    pub fn new(buffer: Buffer, cfg: &EngineConfig) -> Self {
+        let entries = buffer.entries(cfg);
+        Halves {
+            buffer,
+            entries,
+            half: entries / 2,
+            next: 0,
+        }
+    }
+
+    /// Base of the next half (alternating), checking `need` entries of `what` fit in it.
+    pub fn take(&mut self, need: usize, what: &'static str) -> Result<usize, LayerError> {
+        self.check(need, what)?;
+        Ok(self.next_base())
+    }
+
+    /// Whether `need` entries of `what` fit one half.
+    pub fn check(&self, need: usize, what: &'static str) -> Result<(), LayerError> {
+        if need > self.half {
+            return Err(LayerError::Buffer {
+                what,
+                buffer: self.buffer,
+                need,
+                have: self.half,
+                entries: self.entries,
+            });
+        }
+        Ok(())
+    }
+
+    fn next_base(&mut self) -> usize {
+        let base = self.next * self.half;
+        self.next ^= 1;
+        base
+    }
+}
+
+/// Per-pass constant data of a conv (weights or PBUF records) and where it goes on chip:
+/// resident in one half (every pass at its own place, loaded with the first row of tiles)
+/// when all passes fit it, otherwise streamed per tile into alternating halves.
+pub(crate) struct Stream {
+    blob: u32,
+    /// Buffer entries and DRAM bytes per pass.
+    pub entries: usize,
+    bytes: usize,
+    /// The resident half's base.
+    resident: Option<usize>,
+    /// Where the most recent tile's first pass went.
+    pub last: usize,
+}
+
+impl Stream {
+    pub fn new(
+        blob: u32,
+        entries: usize,
+        entry_bytes: usize,
+        halves: &mut Halves,
+        passes: usize,
+    ) -> Self {
+        let resident = (passes * entries <= halves.half).then(|| halves.next_base());
+        Stream {
+            blob,
+            entries,
+            bytes: entries * entry_bytes,
+            resident,
+            last: 0,
+        }
+    }
+
+    /// Whether a tile of `passes` fits (always, when resident).
+    pub fn fits(&self, passes: usize, halves: &Halves) -> bool {
+        self.resident.is_some() || passes * self.entries <= halves.half
+    }
+
+    /// The load a tile of `passes` needs, if any: `(DRAM, buffer address, entries)`. The
+    /// caller has checked `fits`.
+    pub fn next(
+        &mut self,
+        passes: Range<usize>,
+        first_row: bool,
+        halves: &mut Halves,
+    ) -> Option<(u32, usize, usize)> {
+        let n = passes.len() * self.entries;
+        let dram = self.blob + (passes.start * self.bytes) as u32;
+        match self.resident {
+            Some(base) => {
+                self.last = base + passes.start * self.entries;
+                first_row.then_some((dram, self.last, n))
+            }
+            None => {
+                debug_assert!(n <= halves.half, "checked by fits");
+                self.last = halves.next_base();
+                Some((dram, self.last, n))
+            }
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The program builder: tiles of every op in order, the buffer halves alternating across op
+//! boundaries, each tile's loads and the previous tile's store placed behind its first
+//! compute instruction and interleaved with its other compute instructions by when each
+//! unit frees up (`contract::timing`).
+
+use crate::buffers::Halves;
+use crate::error::LayerError;
+use crate::layout::{overlaps, Alloc, Layout};
+use contract::arith::Requant;
+use contract::isa::{
+    encode_requant, End, Instr, LoadAct, LoadParam, LoadWgt, Store, Wait, PBUF_RECORD_BYTES,
+};
+use contract::{timing, Buffer, EngineConfig};
+use int8::ir::QModel;
+
+/// A tile of act rows in ABUF: where it starts and how to walk it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tile {
+    pub abuf: usize,
+    pub row_pitch: usize,
+    pub chunk_pitch: usize,
+}
+
+/// The instructions of the current tile not yet placed: the running first compute
+/// instruction, the tile's other compute instructions, and the DMA work behind them.
+struct Tail {
+    running: Instr,
+    compute: Vec<(Instr, usize)>,
+    dma: Vec<(Instr, usize)>,
+}
+
+/// Builds the programs: tiles of every op in order, with the buffer halves alternating
+/// across op boundaries.
+pub(crate) struct Builder<'a> {
+    pub cfg: &'a EngineConfig,
+    pub tensors: &'a [Layout],
+    pub model: &'a QModel,
+    pub dram: Alloc,
+    /// Constant DRAM contents: `(address, bytes)`.
+    pub image: Vec<(u32, Vec<u8>)>,
+    program: Vec<Instr>,
+    /// The op each instruction of `program` works for.
+    owner: Vec<usize>,
+    /// The op being lowered.
+    pub op: usize,
+    pending_store: Option<(Store, usize)>,
+    tail: Option<Tail>,
+    pub abuf: Halves,
+    pub wbuf: Halves,
+    pub pbuf: Halves,
+    pub obuf: Halves,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(
+        cfg: &'a EngineConfig,
+        tensors: &'a [Layout],
+        model: &'a QModel,
+        dram: Alloc,
+    ) -> Self {
+        Builder {
+            cfg,
+            tensors,
+            model,
+            dram,
+            image: Vec::new(),
+            program: Vec::new(),
+            owner: Vec::new(),
+            op: 0,
+            pending_store: None,
+            tail: None,
+            abuf: Halves::new(Buffer::Abuf, cfg),
+            wbuf: Halves::new(Buffer::Wbuf, cfg),
+            pbuf: Halves::new(Buffer::Pbuf, cfg),
+            obuf: Halves::new(Buffer::Obuf, cfg),
+        }
+    }
+
+    pub fn push(&mut self, i: Instr) {
+        self.program.push(i);
+        self.owner.push(self.op);
+    }
+
+    /// The instructions from `mark` on, taken off the program with their owners.
+    fn split_off(&mut self, mark: usize) -> Vec<(Instr, usize)> {
+        let owners = self.owner.split_off(mark);
+        self.program
+            .split_off(mark)
+            .into_iter()
+            .zip(owners)
+            .collect()
+    }
+
+    fn extend(&mut self, instrs: Vec<(Instr, usize)>) {
+        for (i, o) in instrs {
+            self.program.push(i);
+            self.owner.push(o);
+        }
+    }
+
+    /// Places constant bytes in DRAM; returns their address.
+    pub fn blob(&mut self, bytes: Vec<u8>) -> u32 {
+        let addr = self.dram.take(bytes.len());
+        self.image.push((addr, bytes));
+        addr
+    }
+
+    /// Full padded rows `y0 .. y0 + rows` (padded coordinates) of `chunks` chunks from
+    /// `first`, in one LOAD_ACT into the next ABUF half; reads up to `reserve_rows` rows past
+    /// the last chunk's start stay inside the half.
+    pub fn load_rows(
+        &mut self,
+        t: &Layout,
+        first: usize,
+        chunks: usize,
+        y0: usize,
+        rows: usize,
+        reserve_rows: usize,
+    ) -> Result<Tile, LayerError> {
+        let need = ((chunks - 1) * rows + reserve_rows.max(rows)) * t.wp();
+        let abuf = self.abuf.take(need, "an activation tile")?;
+        Ok(self.load_rows_at(t, abuf, first, chunks, y0, rows))
+    }
+
+    /// Like `load_rows` into a given ABUF base (EWISE packs a, b and the gate in one half).
+    pub fn load_rows_at(
+        &mut self,
+        t: &Layout,
+        abuf: usize,
+        first: usize,
+        chunks: usize,
+        y0: usize,
+        rows: usize,
+    ) -> Tile {
+        let wp = t.wp();
+        self.push(Instr::LoadAct(LoadAct {
+            wait: Wait::NONE,
+            dram: t.addr(first, y0, 0),
+            dram_stride: t.chunk_bytes(),
+            abuf: abuf as u16,
+            rows: chunks as u16,
+            row_entries: (rows * wp) as u16,
+        }));
+        Tile {
+            abuf,
+            row_pitch: wp,
+            chunk_pitch: rows * wp,
+        }
+    }
+
+    /// Starts an op. `independent` emits its first tile's loads that read no tensor
+    /// (weights, records): they go behind the previous op's last tile.
+    pub fn begin_op(
+        &mut self,
+        independent: impl FnOnce(&mut Self) -> Result<(), LayerError>,
+    ) -> Result<(), LayerError> {
+        let mark = self.program.len();
+        independent(self)?;
+        let loads = self.split_off(mark);
+        match &mut self.tail {
+            Some(t) => t.dma.extend(loads),
+            None => self.extend(loads),
+        }
+        Ok(())
+    }
+
+    /// The op's first act loads (what `load` emits). Those that read nothing the previous
+    /// op's last store writes (rows stored long ago, a residual operand, the other input of
+    /// an EWISE) go behind that op's last tile too; the rest after its store, which waits
+    /// for its last compute. When none has to wait, the store is carried over like one
+    /// between tiles: it goes behind this op's first compute instruction, so that
+    /// instruction waits only for its own loads.
+    pub fn first_loads<T>(
+        &mut self,
+        load: impl FnOnce(&mut Self) -> Result<T, LayerError>,
+    ) -> Result<T, LayerError> {
+        let mark = self.program.len();
+        let result = load(self)?;
+        let loads = self.split_off(mark);
+        let (dependent, independent): (Vec<_>, Vec<_>) =
+            loads
+                .into_iter()
+                .partition(|(l, _)| match &self.pending_store {
+                    Some((s, _)) => overlaps(self.cfg, l, &Instr::Store(*s)),
+                    None => false,
+                });
+        match &mut self.tail {
+            Some(t) => {
+                t.dma.extend(independent);
+                self.flush(!dependent.is_empty());
+            }
+            None => {
+                self.flush(true);
+                self.extend(independent);
+            }
+        }
+        self.extend(dependent);
+        Ok(result)
+    }
+
+    /// Places the pending tile and, with `store`, its store (after the compute unit is
+    /// idle); otherwise the store stays pending for the next tile.
+    fn flush(&mut self, store: bool) {
+        if let Some(t) = self.tail.take() {
+            self.interleave(t.running, &t.compute, t.dma);
+        }
+        if !store {
+            return;
+        }
+        if let Some((mut s, owner)) = self.pending_store.take() {
+            s.wait = Wait::COMPUTE;
+            self.program.push(Instr::Store(s));
+            self.owner.push(owner);
+        }
+    }
+
+    /// Emits a tile: its first compute instruction waits for the DMA (the tile's loads, the
+    /// store that last read its OBUF half); behind it the previous tile's store and what
+    /// `background` emits (the next tile's loads), to be spread among the tile's other
+    /// compute instructions. The tile's own store is held until the next tile or op.
+    pub fn tile<T>(
+        &mut self,
+        compute: Vec<Instr>,
+        store: Option<Store>,
+        background: impl FnOnce(&mut Self) -> Result<T, LayerError>,
+    ) -> Result<T, LayerError> {
+        if let Some(t) = self.tail.take() {
+            self.interleave(t.running, &t.compute, t.dma);
+        }
+        let mut first = compute[0];
+        // wait for the compute unit too: the previous tile's last CONV must not still be
+        // draining into the OBUF half its store (placed behind this) reads
+        first.set_wait(Wait::BOTH);
+        self.push(first);
+        let mark = self.program.len();
+        if let Some((s, owner)) = self.pending_store.take() {
+            self.program.push(Instr::Store(s));
+            self.owner.push(owner);
+        }
+        let result = background(self)?;
+        let dma = self.split_off(mark);
+        self.tail = Some(Tail {
+            running: first,
+            compute: compute[1..].iter().map(|&i| (i, self.op)).collect(),
+            dma,
+        });
+        self.pending_store = store.map(|s| (s, self.op));
+        Ok(result)
+    }
+
+    /// Ends the current program: the last tile, its store, END; with each one's op.
+    pub fn finish_program(&mut self) -> (Vec<Instr>, Vec<usize>) {
+        self.flush(true);
+        self.push(Instr::End(End { wait: Wait::BOTH }));
+        (
+            std::mem::take(&mut self.program),
+            std::mem::take(&mut self.owner),
+        )
+    }
+
+    /// Store of `banks` valid rows × `runs` chunks × `width` entries from OBUF `obuf`
+    /// (chunk pitch `width`) to `out` chunk `j0`, interior row `y0`.
+    pub fn store(
+        out: &Layout,
+        obuf: usize,
+        j0: usize,
+        y0: usize,
+        banks: usize,
+        runs: usize,
+    ) -> Store {
+        Store {
+            wait: Wait::NONE,
+            dram: out.addr(j0, y0 + out.pad, out.pad),
+            bank_stride: out.row_bytes(),
+            run_stride: out.chunk_bytes(),
+            obuf: obuf as u16,
+            obuf_stride: out.w as u16,
+            run_entries: out.w as u16,
+            runs: runs as u16,
+            banks: banks as u8,
+        }
+    }
+
+    /// Appends `compute` (all without wait flags) and the independent `dma` instructions in
+    /// the order the two units would free up, by the cycle model's durations: the
+    /// controller issues in order, so a DMA instruction placed too early holds up the CONVs
+    /// behind it, and one placed too late leaves the DMA idle.
+    fn interleave(&mut self, running: Instr, compute: &[(Instr, usize)], dma: Vec<(Instr, usize)>) {
+        let mut t_compute = self.duration(&running);
+        let mut t_dma = 0;
+        let (mut c, mut d) = (compute.iter().peekable(), dma.into_iter().peekable());
+        while c.peek().is_some() || d.peek().is_some() {
+            let take_dma = match (c.peek(), d.peek()) {
+                (Some(_), Some(_)) => t_dma <= t_compute,
+                (None, _) => true,
+                _ => false,
+            };
+            let (i, owner) = if take_dma {
+                let (i, o) = d.next().unwrap();
+                t_dma += self.duration(&i);
+                (i, o)
+            } else {
+                let (i, o) = *c.next().unwrap();
+                t_compute += self.duration(&i);
+                (i, o)
+            };
+            self.program.push(i);
+            self.owner.push(owner);
+        }
+    }
+
+    /// Estimated cycles until the instruction's unit takes the next one (no stalls).
+    fn duration(&self, i: &Instr) -> u64 {
+        // a tile's CONVs follow each other into their drains
+        if let Instr::Conv(c) = i {
+            return timing::conv_accept(self.cfg, c) - 1;
+        }
+        if let Some(c) = timing::compute_cycles(self.cfg, i) {
+            return c;
+        }
+        match timing::dma_beats(self.cfg, i) {
+            Some(b) => {
+                let latency = if b.write {
+                    0
+                } else {
+                    self.cfg.dram_latency as u64
+                };
+                b.setup + b.words.len() as u64 + latency + 1
+            }
+            None => 0,
+        }
+    }
+
+    pub fn load_wgt(&mut self, dram: u32, wbuf: usize, entries: usize) {
+        self.push(Instr::LoadWgt(LoadWgt {
+            wait: Wait::NONE,
+            dram,
+            wbuf: wbuf as u16,
+            entries: entries as u16,
+        }));
+    }
+
+    pub fn load_param(&mut self, dram: u32, pbuf: usize, channels: usize) {
+        self.push(Instr::LoadParam(LoadParam {
+            wait: Wait::NONE,
+            dram,
+            pbuf: pbuf as u16,
+            channels: channels as u16,
+        }));
+    }
+
+    /// Records for every channel of a tensor (padded to whole chunks with the identity),
+    /// loaded into the next PBUF half; returns its base.
+    pub fn channel_params(
+        &mut self,
+        requant: &[Requant],
+        chunks: usize,
+    ) -> Result<usize, LayerError> {
+        let g = self.cfg.group_width;
+        let mut bytes = Vec::with_capacity(chunks * g * PBUF_RECORD_BYTES);
+        for ch in 0..chunks * g {
+            bytes.extend_from_slice(&encode_requant(
+                requant.get(ch).unwrap_or(&Requant::IDENTITY),
+            ));
+        }
+        let dram = self.blob(bytes);
+        let at = self.pbuf.take(chunks * g, "one record per channel")?;
+        self.load_param(dram, at, chunks * g);
+        Ok(at)
+    }
+}

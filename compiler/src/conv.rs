@@ -1,0 +1,304 @@
+//! Lowering of a conv (grouped k×k, pointwise, dense, the FC as a 1×1 conv) to CONVs: its
+//! passes (weight sets over the array's columns), tiles of passes that fit half of each
+//! buffer, and the act rows, weights and records each tile loads.
+
+use crate::buffers::Stream;
+use crate::builder::{Builder, Tile};
+use crate::error::{u16_of, LayerError};
+use contract::arith::Requant;
+use contract::isa::{encode_requant, Conv, Instr, Wait, PBUF_RECORD_BYTES};
+use int8::ir::QConv;
+use std::ops::Range;
+
+/// One CONV's outputs within a pass: its group, first output channel, and the array
+/// columns `col0 .. col0 + ncols` that compute them.
+#[derive(Clone, Copy, Debug)]
+struct Part {
+    grp: usize,
+    oc: usize,
+    col0: usize,
+    ncols: usize,
+}
+
+/// Where a tile's inputs sit on chip.
+#[derive(Clone, Copy, Debug)]
+struct ActTile {
+    act: Tile,
+    wbuf: usize,
+    pbuf: usize,
+}
+
+impl Builder<'_> {
+    pub fn conv(&mut self, c: &QConv) -> Result<(), LayerError> {
+        let (g, r, cols) = (self.cfg.group_width, self.cfg.rows, self.cfg.cols);
+        let (ti, to) = (&self.model.tensors[c.input], &self.model.tensors[c.output]);
+        let (li, lo) = (self.tensors[c.input], self.tensors[c.output]);
+        let (k, s, p) = (c.kernel, c.stride, c.pad);
+        require!(
+            (1..=contract::config::MAX_KERNEL).contains(&k) && (1..=2).contains(&s),
+            "kernel {k} stride {s}: the engine takes kernels 1..={} and strides 1 and 2",
+            contract::config::MAX_KERNEL
+        );
+        let cin_g = ti.channels / c.groups;
+        let cout_g = to.channels / c.groups;
+        // A group's inputs must be whole chunks (one G-lane dot product each), and its
+        // outputs must start on a chunk so the CONV writes whole OBUF entries.
+        let chunks = if c.groups == 1 {
+            li.chunks
+        } else {
+            require!(
+                cin_g % g == 0 && cout_g % g == 0,
+                "grouped conv with {cin_g} inputs and {cout_g} outputs per group: the engine \
+                 needs multiples of G = {g}"
+            );
+            cin_g / g
+        };
+        let (oh, ow) = (to.height, to.width);
+        u16_of(ow, "output width")?;
+        let steps = chunks * k * k;
+        let paired = c.groups > 1 && cout_g == g && cols == 2 * g;
+        let passes = conv_passes(c.groups, cout_g, g, cols, paired);
+        let first = |p: usize| passes[p][0];
+        let last = |p: usize| passes[p][passes[p].len() - 1];
+        let weights = self.conv_weights(c, cin_g, chunks, &passes);
+        let params = self.conv_params(c, &passes);
+        let (wblob, pblob) = (self.blob(weights), self.blob(params));
+        // Per pass: `steps` WBUF entries and `cols` PBUF records.
+        let mut wgt = Stream::new(wblob, steps, cols * g, &mut self.wbuf, passes.len());
+        let mut rec = Stream::new(pblob, cols, PBUF_RECORD_BYTES, &mut self.pbuf, passes.len());
+
+        let off = li.pad - p; // border columns/rows beyond what this conv pads
+        let rows_in = (r - 1) * s + k;
+        let col_chunks = cols.div_ceil(g);
+        // Tiles: runs of consecutive passes whose act rows (their groups' chunks), outputs,
+        // weights and records fit half of each buffer. The last pass's CONV writes all
+        // `col_chunks` chunks, possibly past the tile's channels (columns beyond a small
+        // group), so that spill is reserved too; paired passes put their spare chunks
+        // below and above the tile's. At most a quarter of a row of passes per tile, so
+        // the first tile's loads (not overlapped) stay short.
+        let lead = paired as usize;
+        let act_need = |p0: usize, p1: usize| {
+            let groups = last(p1 - 1).grp - first(p0).grp + 1;
+            groups * chunks * rows_in * li.wp()
+        };
+        let out_need =
+            |p0: usize, p1: usize| (lead + (last(p1 - 1).oc - first(p0).oc) / g + col_chunks) * ow;
+        let (abuf_half, obuf_half) = (self.abuf.half, self.obuf.half);
+        let fits = |p0: usize, p1: usize| {
+            act_need(p0, p1) <= abuf_half
+                && out_need(p0, p1) <= obuf_half
+                && wgt.fits(p1 - p0, &self.wbuf)
+                && rec.fits(p1 - p0, &self.pbuf)
+        };
+        let cap = passes.len().div_ceil(4).max(1);
+        let mut tiles = Vec::new();
+        let mut p0 = 0;
+        while p0 < passes.len() {
+            if !fits(p0, p0 + 1) {
+                self.abuf
+                    .check(act_need(p0, p0 + 1), "one pass's input rows")?;
+                self.obuf
+                    .check(out_need(p0, p0 + 1), "one pass's outputs")?;
+                self.wbuf.check(steps, "one pass's weights")?;
+                self.pbuf.check(cols, "one pass's requantiser records")?;
+            }
+            let mut p1 = p0 + 1;
+            while p1 < passes.len() && p1 - p0 < cap && fits(p0, p1 + 1) {
+                p1 += 1;
+            }
+            tiles.push(p0..p1);
+            p0 = p1;
+        }
+        let schedule: Vec<(usize, Range<usize>)> = (0..oh)
+            .step_by(r)
+            .flat_map(|oy0| tiles.iter().map(move |t| (oy0, t.clone())))
+            .collect();
+        // A tile's weights and records (they read no tensor).
+        let mut consts = |b: &mut Self, (oy0, t): &(usize, Range<usize>)| {
+            if let Some((dram, at, n)) = wgt.next(t.clone(), *oy0 == 0, &mut b.wbuf) {
+                b.load_wgt(dram, at, n);
+            }
+            if let Some((dram, at, n)) = rec.next(t.clone(), *oy0 == 0, &mut b.pbuf) {
+                b.load_param(dram, at, n);
+            }
+            (wgt.last, rec.last)
+        };
+        // A tile's act rows: its row range and groups. Consecutive tiles with the same rows
+        // share them; the next distinct rows load behind the first tile that no longer
+        // needs the other ABUF half, so a long load overlaps a whole run of tiles.
+        let key =
+            |(oy0, t): &(usize, Range<usize>)| (*oy0, first(t.start).grp, last(t.end - 1).grp);
+        let act =
+            |b: &mut Self, (oy0, gf, gl): (usize, usize, usize)| -> Result<Tile, LayerError> {
+                let valid = r.min(oh - oy0);
+                let y0 = oy0 * s + off;
+                let rows = ((valid - 1) * s + k).min(li.hp() - y0);
+                b.load_rows(&li, gf * chunks, (gl - gf + 1) * chunks, y0, rows, rows_in)
+            };
+        let next_distinct =
+            |n: usize| (n + 1..schedule.len()).find(|&m| key(&schedule[m]) != key(&schedule[n]));
+
+        let mut first_consts = (0, 0);
+        self.begin_op(|b| {
+            first_consts = consts(b, &schedule[0]);
+            Ok(())
+        })?;
+        let mut here = ActTile {
+            act: self.first_loads(|b| act(b, key(&schedule[0])))?,
+            wbuf: first_consts.0,
+            pbuf: first_consts.1,
+        };
+        // The next distinct act rows, once loaded: (first tile using them, place).
+        let mut ahead: Option<(usize, Tile)> = None;
+        for (n, (oy0, tile)) in schedule.iter().enumerate() {
+            let obuf = self
+                .obuf
+                .take(out_need(tile.start, tile.end), "a tile's outputs")?;
+            let (oc0, end) = (first(tile.start).oc, last(tile.end - 1));
+            let runs = (end.oc + end.ncols - oc0).div_ceil(g);
+            let mut convs = Vec::with_capacity(tile.len());
+            for (i, pass) in tile.clone().enumerate() {
+                for part in &passes[pass] {
+                    let a = here.act;
+                    // This group's chunks within the tile's act rows.
+                    let grp = part.grp - first(tile.start).grp;
+                    let abuf = a.abuf + grp * chunks * a.chunk_pitch + off;
+                    // OBUF chunk slots: the tile's `runs` chunks from `lead`; a paired
+                    // pass's spare chunk goes to slot `runs + 1` (outputs in the low
+                    // columns) or slot 0 (outputs in the high columns).
+                    let j = lead + (part.oc - oc0) / g;
+                    let (at, stride) = match (paired, part.col0) {
+                        (false, _) => (j, 1),
+                        (true, 0) => (j, runs + 1 - j),
+                        (true, _) => (0, j),
+                    };
+                    convs.push(Instr::Conv(Conv {
+                        wait: Wait::NONE,
+                        abuf: u16_of(abuf, "ABUF address")?,
+                        wbuf: (here.wbuf + i * steps) as u16,
+                        obuf: (obuf + at * ow) as u16,
+                        pbuf: (here.pbuf + i * cols) as u16,
+                        out_w: ow as u16,
+                        chunks: chunks as u16,
+                        kernel: k as u8,
+                        stride: s as u8,
+                        row_pitch: a.row_pitch as u16,
+                        chunk_pitch: u16_of(a.chunk_pitch, "chunk pitch")?,
+                        obuf_stride: u16_of(stride * ow, "OBUF stride")?,
+                    }));
+                }
+            }
+            let valid = r.min(oh - oy0);
+            let store = Self::store(&lo, obuf + lead * ow, oc0 / g, *oy0, valid, runs);
+            let next = self.tile(convs, Some(store), |b| {
+                if let Some(m) = next_distinct(n) {
+                    if ahead.is_none_or(|(at, _)| at != m) {
+                        ahead = Some((m, act(b, key(&schedule[m]))?));
+                    }
+                }
+                Ok(schedule.get(n + 1).map(|t| consts(b, t)))
+            })?;
+            if let Some((wbuf, pbuf)) = next {
+                here.wbuf = wbuf;
+                here.pbuf = pbuf;
+                if let Some((m, a)) = ahead {
+                    if m == n + 1 {
+                        here.act = a;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// WBUF entries of every pass, in pass order: entry `(j·k + ky)·k + kx`, column `c`,
+    /// lane `l` holds the weight of output `oc0 + c` for input channel `j·G + l` of its
+    /// group. Columns past the pass's outputs and lanes past the inputs are zero.
+    fn conv_weights(
+        &self,
+        c: &QConv,
+        cin_g: usize,
+        chunks: usize,
+        passes: &[Vec<Part>],
+    ) -> Vec<u8> {
+        let (g, cols, k) = (self.cfg.group_width, self.cfg.cols, c.kernel);
+        let steps = chunks * k * k;
+        let mut out = vec![0u8; passes.len() * steps * cols * g];
+        let columns = passes.iter().enumerate().flat_map(|(n, set)| {
+            set.iter()
+                .flat_map(move |p| (0..p.ncols).map(move |i| (n, p, i)))
+        });
+        for (n, part, i) in columns {
+            let (oc, col) = (part.oc + i, part.col0 + i);
+            for ci in 0..cin_g {
+                let (j, l) = (ci / g, ci % g);
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let step = (j * k + ky) * k + kx;
+                        let w = c.weights[((oc * cin_g + ci) * k + ky) * k + kx];
+                        out[((n * steps + step) * cols + col) * g + l] = w as u8;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// PBUF records of every pass (C per pass; spare columns get the identity).
+    fn conv_params(&self, c: &QConv, passes: &[Vec<Part>]) -> Vec<u8> {
+        let cols = self.cfg.cols;
+        let mut out = Vec::with_capacity(passes.len() * cols * PBUF_RECORD_BYTES);
+        for set in passes {
+            let mut records = vec![Requant::IDENTITY; cols];
+            for p in set {
+                records[p.col0..p.col0 + p.ncols].copy_from_slice(&c.requant[p.oc..p.oc + p.ncols]);
+            }
+            for rq in &records {
+                out.extend_from_slice(&encode_requant(rq));
+            }
+        }
+        out
+    }
+}
+
+/// A conv's passes: weight sets (`steps` WBUF entries, `cols` PBUF records) and the CONVs
+/// reading them. With `paired` (groups of G outputs on 2G columns) groups share a set in
+/// pairs, so no WBUF column is loaded with zeros: the pair's CONVs read the same entries,
+/// the first with its outputs in columns 0..G, the second in G..2G (each writes its other
+/// G columns to a spare OBUF chunk). Otherwise a pass is one CONV over up to `cols`
+/// outputs of one group.
+fn conv_passes(
+    groups: usize,
+    cout_g: usize,
+    g: usize,
+    cols: usize,
+    paired: bool,
+) -> Vec<Vec<Part>> {
+    if paired {
+        return (0..groups)
+            .step_by(2)
+            .map(|pair| {
+                (pair..groups.min(pair + 2))
+                    .map(|grp| Part {
+                        grp,
+                        oc: grp * g,
+                        col0: (grp - pair) * g,
+                        ncols: g,
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+    (0..groups)
+        .flat_map(|grp| {
+            (0..cout_g).step_by(cols).map(move |q| {
+                vec![Part {
+                    grp,
+                    oc: grp * cout_g + q,
+                    col0: 0,
+                    ncols: cols.min(cout_g - q),
+                }]
+            })
+        })
+        .collect()
+}
