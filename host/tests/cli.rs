@@ -41,7 +41,10 @@ fn bad_input_is_one_clear_line() {
     let (ok, _, err) = host(&["infer", "--backend", "gpu"]);
     assert!(!ok);
     assert!(err.contains("'gpu'"), "{err}");
-    assert!(err.contains("[possible values: sim, verilator, reference]"), "{err}");
+    assert!(
+        err.contains("[possible values: sim, verilator, reference]"),
+        "{err}"
+    );
     let cases: [(&[&str], &str); 3] = [
         (&["summary", "--model", "resnet50"], "vargfacenet-1024"),
         (&["infer", "--input", short.to_str().unwrap()], "has 150528"),

@@ -2,7 +2,9 @@
 //!
 //! It is the accuracy yardstick for the int8 path (the final embedding is compared by
 //! cosine) and the source of the activation statistics the quantiser calibrates from
-//! ([`forward_all`] / [`forward_with`] expose every intermediate tensor).
+//! ([`forward_all`] / [`forward_with`] expose every intermediate tensor). Every walk of
+//! the graph — these, BatchNorm calibration, the int8 error analysis — is [`walk`] with a
+//! [`Visitor`].
 
 use std::collections::HashMap;
 
@@ -380,34 +382,96 @@ fn check_input(model: &Model, input: &Tensor) -> Result<(), RefError> {
     Ok(())
 }
 
+/// The live tensors of one sample, by [`TensorId`]`.0` (`None`: not computed yet, or freed).
+pub type Live = [Option<Tensor>];
+
+/// What a walk of the graph does around each node ([`walk`]): forward passes, BatchNorm
+/// calibration and the int8 error analysis are the same walk with different visitors.
+pub trait Visitor {
+    /// The parameters the nodes read (a visitor may change them between nodes).
+    fn params(&self) -> &Params;
+    /// Before `node` runs, with every sample's inputs.
+    fn before(&mut self, _node: &Node, _inputs: &[Vec<&Tensor>]) -> Result<(), RefError> {
+        Ok(())
+    }
+    /// After `node` ran on one sample: may rewrite its output and that sample's other live
+    /// tensors.
+    fn after(&mut self, _node: &Node, _output: &mut Tensor, _live: &mut Live) {}
+}
+
+fn inputs_of<'a>(node: &Node, live: &'a Live) -> Vec<&'a Tensor> {
+    node.inputs
+        .iter()
+        .map(|t| live[t.0].as_ref().expect("nodes are in topological order"))
+        .collect()
+}
+
+/// Runs the graph on every input of `batch`, node by node (all samples of a node before
+/// the next node); returns each sample's tensors. With `keep_all` every tensor stays,
+/// otherwise a tensor is dropped after its last use (the output always stays).
+pub fn walk(
+    model: &Model,
+    batch: &[Tensor],
+    keep_all: bool,
+    visitor: &mut impl Visitor,
+) -> Result<Vec<Vec<Option<Tensor>>>, RefError> {
+    for input in batch {
+        check_input(model, input)?;
+    }
+    let last = last_uses(model);
+    let mut live: Vec<Vec<Option<Tensor>>> = batch
+        .iter()
+        .map(|x| {
+            let mut l = vec![None; model.tensors.len()];
+            l[model.input.0] = Some(x.clone());
+            l
+        })
+        .collect();
+    for (i, node) in model.nodes.iter().enumerate() {
+        let inputs: Vec<Vec<&Tensor>> = live.iter().map(|l| inputs_of(node, l)).collect();
+        visitor.before(node, &inputs)?;
+        for l in live.iter_mut() {
+            let mut y = eval_node(node, &inputs_of(node, l), visitor.params())?;
+            visitor.after(node, &mut y, l);
+            l[node.output.0] = Some(y);
+            if !keep_all {
+                for t in &node.inputs {
+                    if last[t.0] == i {
+                        l[t.0] = None;
+                    }
+                }
+            }
+        }
+    }
+    Ok(live)
+}
+
+/// A visitor that only watches: `visit(node, output)` after every node.
+struct Watch<'a, F> {
+    params: &'a Params,
+    visit: F,
+}
+
+impl<F: FnMut(&Node, &Tensor)> Visitor for Watch<'_, F> {
+    fn params(&self) -> &Params {
+        self.params
+    }
+    fn after(&mut self, node: &Node, output: &mut Tensor, _: &mut Live) {
+        (self.visit)(node, output)
+    }
+}
+
 /// Run the graph, calling `visit(node, output)` after every node; returns the model output.
 /// Tensors are dropped after their last use.
 pub fn forward_with(
     model: &Model,
     params: &Params,
     input: &Tensor,
-    mut visit: impl FnMut(&Node, &Tensor),
+    visit: impl FnMut(&Node, &Tensor),
 ) -> Result<Tensor, RefError> {
-    check_input(model, input)?;
-    let last = last_uses(model);
-    let mut live: Vec<Option<Tensor>> = vec![None; model.tensors.len()];
-    live[model.input.0] = Some(input.clone());
-    for (i, node) in model.nodes.iter().enumerate() {
-        let ins: Vec<&Tensor> = node
-            .inputs
-            .iter()
-            .map(|t| live[t.0].as_ref().expect("nodes are in topological order"))
-            .collect();
-        let y = eval_node(node, &ins, params)?;
-        visit(node, &y);
-        live[node.output.0] = Some(y);
-        for t in &node.inputs {
-            if last[t.0] == i {
-                live[t.0] = None;
-            }
-        }
-    }
-    Ok(live[model.output.0].take().expect("output computed"))
+    let mut watch = Watch { params, visit };
+    let mut live = walk(model, std::slice::from_ref(input), false, &mut watch)?;
+    Ok(live[0][model.output.0].take().expect("output computed"))
 }
 
 /// Run the graph; returns the model output (the L2-normalised embedding).
@@ -439,6 +503,15 @@ impl Activations {
             .zip(self.tensors)
             .collect()
     }
+
+    /// From a walk with `keep_all`: every tensor is the input or a node output.
+    pub fn from_live(live: Vec<Option<Tensor>>) -> Activations {
+        let tensors = live
+            .into_iter()
+            .map(|t| t.expect("every tensor is the input or a node output"))
+            .collect();
+        Activations { tensors }
+    }
 }
 
 /// Run the graph and keep every intermediate tensor (≈ 20 MB for VarGFaceNet).
@@ -447,27 +520,12 @@ pub fn forward_all(
     params: &Params,
     input: &Tensor,
 ) -> Result<Activations, RefError> {
-    check_input(model, input)?;
-    let mut tensors: Vec<Option<Tensor>> = vec![None; model.tensors.len()];
-    tensors[model.input.0] = Some(input.clone());
-    for node in &model.nodes {
-        let ins: Vec<&Tensor> = node
-            .inputs
-            .iter()
-            .map(|t| {
-                tensors[t.0]
-                    .as_ref()
-                    .expect("nodes are in topological order")
-            })
-            .collect();
-        let y = eval_node(node, &ins, params)?;
-        tensors[node.output.0] = Some(y);
-    }
-    let tensors = tensors
-        .into_iter()
-        .map(|t| t.expect("every tensor is the input or a node output"))
-        .collect();
-    Ok(Activations { tensors })
+    let mut watch = Watch {
+        params,
+        visit: |_: &Node, _: &Tensor| {},
+    };
+    let mut live = walk(model, std::slice::from_ref(input), true, &mut watch)?;
+    Ok(Activations::from_live(live.remove(0)))
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use thiserror::Error;
 
-use crate::model::float::{eval_node, synthetic_image, RefError, Tensor};
-use crate::model::{Model, Op};
+use crate::model::float::{synthetic_image, walk, RefError, Tensor, Visitor};
+use crate::model::{Model, Node, Op};
 
 /// Images used to calibrate BN running statistics in [`Params::synthetic`]. Sixteen: a
 /// BN on a 1×1 map (the embedding block) sees one value per channel per image, and with
@@ -240,47 +240,15 @@ impl Params {
     /// images would blow their small differences up to unit variance, so there the
     /// running mean is 0 and the running variance is the second moment E[x²].
     pub fn calibrate_bn(&mut self, model: &Model, images: &[Tensor]) -> Result<(), RefError> {
-        let mut last = vec![0usize; model.tensors.len()];
-        for (i, n) in model.nodes.iter().enumerate() {
-            n.inputs.iter().for_each(|t| last[t.0] = i);
-        }
-        // live[sample][tensor]
-        let mut live: Vec<HashMap<usize, Tensor>> = images
-            .iter()
-            .map(|im| HashMap::from([(model.input.0, im.clone())]))
-            .collect();
-        for (i, node) in model.nodes.iter().enumerate() {
-            if let Op::BatchNorm2d(bn) | Op::BatchNorm1d(bn) = &node.op {
-                let (mut mean, mut var) =
-                    channel_stats(live.iter().map(|l| &l[&node.inputs[0].0]), bn.channels);
-                if model.shape(node.inputs[0]).hw() == 1 {
-                    for (v, m) in var.iter_mut().zip(mean.iter_mut()) {
-                        *v += *m * *m;
-                        *m = 0.0;
-                    }
-                }
-                let err = |source| RefError::Params {
-                    node: node.name.clone(),
-                    source,
-                };
-                self.get_mut(&format!("{}.running_mean", node.name))
-                    .map_err(err)?
-                    .data = mean;
-                self.get_mut(&format!("{}.running_var", node.name))
-                    .map_err(err)?
-                    .data = var;
-            }
-            for l in live.iter_mut() {
-                let ins: Vec<&Tensor> = node.inputs.iter().map(|t| &l[&t.0]).collect();
-                let y = eval_node(node, &ins, self)?;
-                l.insert(node.output.0, y);
-                for t in &node.inputs {
-                    if last[t.0] == i {
-                        l.remove(&t.0);
-                    }
-                }
-            }
-        }
+        walk(
+            model,
+            images,
+            false,
+            &mut BnCalibration {
+                params: self,
+                model,
+            },
+        )?;
         Ok(())
     }
 
@@ -366,6 +334,43 @@ impl Params {
             source,
         })?;
         Params::from_safetensors(model, &bytes)
+    }
+}
+
+/// Sets each BN's running statistics from its inputs over the batch, just before it runs.
+struct BnCalibration<'a> {
+    params: &'a mut Params,
+    model: &'a Model,
+}
+
+impl Visitor for BnCalibration<'_> {
+    fn params(&self) -> &Params {
+        self.params
+    }
+    fn before(&mut self, node: &Node, inputs: &[Vec<&Tensor>]) -> Result<(), RefError> {
+        let (Op::BatchNorm2d(bn) | Op::BatchNorm1d(bn)) = &node.op else {
+            return Ok(());
+        };
+        let (mut mean, mut var) = channel_stats(inputs.iter().map(|i| i[0]), bn.channels);
+        if self.model.shape(node.inputs[0]).hw() == 1 {
+            for (v, m) in var.iter_mut().zip(mean.iter_mut()) {
+                *v += *m * *m;
+                *m = 0.0;
+            }
+        }
+        let err = |source| RefError::Params {
+            node: node.name.clone(),
+            source,
+        };
+        self.params
+            .get_mut(&format!("{}.running_mean", node.name))
+            .map_err(err)?
+            .data = mean;
+        self.params
+            .get_mut(&format!("{}.running_var", node.name))
+            .map_err(err)?
+            .data = var;
+        Ok(())
     }
 }
 

@@ -1,12 +1,15 @@
 //! From a model name to a quantised model ready to run: parameters (generated from a seed
 //! or loaded), float calibration, int8 quantisation.
 
-use crate::model::float::{forward_with, synthetic_image, Tensor};
+use crate::model::float::{
+    forward_with, synthetic_image, walk, Activations, Live, Tensor, Visitor,
+};
 use crate::model::params::Params;
-use crate::model::Model;
-use crate::quant::quantize::{quantize, Calibration, ParamSource};
+use crate::model::{Model, Node};
+use crate::quant::quantize::{quantize, quantize_tensor, Calibration, ParamSource};
 use anyhow::Context;
 use int8::ir::QModel;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Calibration images are derived from the parameter seed, so a run is reproducible.
@@ -125,67 +128,86 @@ pub fn hybrid_forward(
         .map(|t| m.tensor_id(&t.name))
         .collect::<Result<_, _>>()?;
     // The SE gate tensor is named after the sigmoid but holds its input (the logits).
-    let logits_of: std::collections::HashMap<_, _> = m
+    let logits_of: HashMap<_, _> = m
         .nodes
         .iter()
         .filter(|n| n.op == Op::Sigmoid)
         .map(|n| (n.output, n.inputs[0]))
         .collect();
-    let op_at: std::collections::HashMap<_, _> = q
+    let op_at: HashMap<_, _> = q
         .ops
         .iter()
         .enumerate()
         .map(|(i, op)| (fid[op.output()], i))
         .collect();
-    let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
-    let mut live: Vec<Option<Tensor>> = vec![None; m.tensors.len()];
-    live[m.input.0] = Some(image.clone());
-    for node in &m.nodes {
-        let ins: Vec<&Tensor> = node
-            .inputs
-            .iter()
-            .map(|t| live[t.0].as_ref().expect("topological order"))
-            .collect();
-        let mut y = crate::model::float::eval_node(node, &ins, &p.params)?;
-        if let Some(&i) = op_at.get(&node.output) {
-            let op = &q.ops[i];
-            let out_scale = q.tensors[op.output()].scale;
-            let gate = logits_of.get(&node.output).copied();
-            let q8: Option<Vec<i8>> = match mode(i) {
-                OpMode::Float => None,
-                OpMode::FakeQuant => {
-                    let src = match gate {
-                        Some(l) => live[l.0].as_ref().expect("logits computed"),
-                        None => &y,
-                    };
-                    Some(crate::quant::quantize_tensor(&src.data, out_scale))
-                }
-                OpMode::Int8 => {
-                    let mut values = vec![Vec::new(); q.tensors.len()];
-                    for t in op.inputs() {
-                        let f = logits_of.get(&fid[t]).copied().unwrap_or(fid[t]);
-                        let x = live[f.0].as_ref().expect("input computed");
-                        values[t] = crate::quant::quantize_tensor(&x.data, q.tensors[t].scale);
-                    }
-                    Some(int8::reference::run_op(q, op, &values))
-                }
-            };
-            if let Some(q8) = q8 {
-                let d: Vec<f32> = q8.iter().map(|&v| v as f32 * out_scale).collect();
-                match gate {
-                    // The logits (what the gate consumer reads) and the gate itself.
-                    Some(l) => {
-                        y = Tensor::new(y.shape, d.iter().map(|&v| sigmoid(v)).collect());
-                        live[l.0] = Some(Tensor::new(y.shape, d));
-                    }
-                    None => y = Tensor::new(y.shape, d),
-                }
-            }
-        }
-        live[node.output.0] = Some(y);
+    let mut hybrid = Hybrid {
+        p,
+        mode,
+        fid,
+        logits_of,
+        op_at,
+    };
+    let mut live = walk(m, std::slice::from_ref(image), true, &mut hybrid)?;
+    Ok(Activations::from_live(live.remove(0)).tensors)
+}
+
+/// The visitor of [`hybrid_forward`]: replaces a quantised op's float output after its
+/// last float node.
+struct Hybrid<'a> {
+    p: &'a Prepared,
+    mode: &'a dyn Fn(usize) -> OpMode,
+    /// The float tensor of each quantised tensor.
+    fid: Vec<crate::model::TensorId>,
+    logits_of: HashMap<crate::model::TensorId, crate::model::TensorId>,
+    /// The quantised op whose output each float tensor is.
+    op_at: HashMap<crate::model::TensorId, usize>,
+}
+
+impl Visitor for Hybrid<'_> {
+    fn params(&self) -> &Params {
+        &self.p.params
     }
-    Ok(live
-        .into_iter()
-        .map(|t| t.expect("every tensor computed"))
-        .collect())
+
+    fn after(&mut self, node: &Node, y: &mut Tensor, live: &mut Live) {
+        let q = &self.p.qmodel;
+        let Some(&i) = self.op_at.get(&node.output) else {
+            return;
+        };
+        let op = &q.ops[i];
+        let out_scale = q.tensors[op.output()].scale;
+        let gate = self.logits_of.get(&node.output).copied();
+        let q8: Vec<i8> = match (self.mode)(i) {
+            OpMode::Float => return,
+            OpMode::FakeQuant => {
+                let src = match gate {
+                    Some(l) => live[l.0].as_ref().expect("logits computed"),
+                    None => &*y,
+                };
+                quantize_tensor(&src.data, out_scale)
+            }
+            OpMode::Int8 => {
+                let mut values = vec![Vec::new(); q.tensors.len()];
+                for t in op.inputs() {
+                    let f = self
+                        .logits_of
+                        .get(&self.fid[t])
+                        .copied()
+                        .unwrap_or(self.fid[t]);
+                    let x = live[f.0].as_ref().expect("input computed");
+                    values[t] = quantize_tensor(&x.data, q.tensors[t].scale);
+                }
+                int8::reference::run_op(q, op, &values)
+            }
+        };
+        let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
+        let d: Vec<f32> = q8.iter().map(|&v| v as f32 * out_scale).collect();
+        match gate {
+            // The logits (what the gate consumer reads) and the gate itself.
+            Some(l) => {
+                *y = Tensor::new(y.shape, d.iter().map(|&v| sigmoid(v)).collect());
+                live[l.0] = Some(Tensor::new(y.shape, d));
+            }
+            None => *y = Tensor::new(y.shape, d),
+        }
+    }
 }
