@@ -47,7 +47,7 @@ impl Builder<'_> {
             li.chunks
         } else {
             require!(
-                cin_g % g == 0 && cout_g % g == 0,
+                cin_g.is_multiple_of(g) && cout_g.is_multiple_of(g),
                 "grouped conv with {cin_g} inputs and {cout_g} outputs per group: the engine \
                  needs multiples of G = {g}"
             );

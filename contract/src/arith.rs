@@ -274,7 +274,7 @@ mod tests {
         #[test]
         fn quantize_multiplier_is_normalised(real in 1e-12f64..1e6) {
             let (m, s) = quantize_multiplier(real);
-            prop_assert!((1 << 29) <= m && m < (1 << 30));
+            prop_assert!(((1 << 29)..(1 << 30)).contains(&m));
             let back = m as f64 / 2f64.powi(s as i32);
             prop_assert!(((back - real) / real).abs() < 1e-8);
         }

@@ -84,7 +84,7 @@ pub fn merge_siblings(model: &QModel, g: usize) -> (QModel, Vec<Merge>) {
 /// A conv that can share its input: its outputs per group are whole chunks.
 fn mergeable(model: &QModel, c: &QConv, g: usize) -> bool {
     let cout = model.tensors[c.output].channels;
-    cout % c.groups == 0 && (cout / c.groups) % g == 0
+    cout.is_multiple_of(c.groups) && (cout / c.groups).is_multiple_of(g)
 }
 
 fn siblings(model: &QModel, a: &QConv, b: &QConv) -> bool {
