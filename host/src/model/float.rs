@@ -544,25 +544,6 @@ mod tests {
         }
     }
 
-    fn conv(
-        in_ch: usize,
-        out_ch: usize,
-        kernel: usize,
-        stride: usize,
-        pad: usize,
-        groups: usize,
-    ) -> Conv2d {
-        Conv2d {
-            in_ch,
-            out_ch,
-            kernel,
-            stride,
-            pad,
-            groups,
-            bias: false,
-        }
-    }
-
     /// Direct definition, no span tricks: the oracle for `conv2d`.
     fn naive_conv(c: &Conv2d, x: &Tensor, w: &[f32]) -> Tensor {
         let (oh, ow) = c.out_hw(x.shape.h, x.shape.w).unwrap();
@@ -601,10 +582,10 @@ mod tests {
     fn conv_3x3_pad1_by_hand() {
         // 1 channel 3x3 input 1..9, all-ones kernel: each output sums its 3x3 neighbourhood.
         let x = t(1, 3, 3, &[1., 2., 3., 4., 5., 6., 7., 8., 9.]);
-        let y = conv2d(&conv(1, 1, 3, 1, 1, 1), &x, &[1.0; 9]);
+        let y = conv2d(&Conv2d::new(1, 1, 3, 1, 1, 1), &x, &[1.0; 9]);
         close(&y.data, &[12., 21., 16., 27., 45., 33., 24., 39., 28.]);
         // stride 2: corners of the above
-        let y = conv2d(&conv(1, 1, 3, 2, 1, 1), &x, &[1.0; 9]);
+        let y = conv2d(&Conv2d::new(1, 1, 3, 2, 1, 1), &x, &[1.0; 9]);
         assert_eq!(y.shape, Shape::new(1, 2, 2));
         close(&y.data, &[12., 16., 24., 28.]);
     }
@@ -615,7 +596,7 @@ mod tests {
         // out0 = 1*x0 + 2*x1, out1 = -x1, out2 = x2 + x3, out3 = 3*x3 (only its own group).
         let x = t(4, 1, 2, &[1., 2., 10., 20., 100., 200., 1000., 2000.]);
         let w = [1., 2., 0., -1., 1., 1., 0., 3.];
-        let y = conv2d(&conv(4, 4, 1, 1, 0, 2), &x, &w);
+        let y = conv2d(&Conv2d::new(4, 4, 1, 1, 0, 2), &x, &w);
         close(&y.data, &[21., 42., -10., -20., 1100., 2200., 3000., 6000.]);
     }
 
@@ -626,7 +607,7 @@ mod tests {
         let w: Vec<f32> = (0..49)
             .map(|v| if v % 2 == 0 { 1.0 } else { -1.0 })
             .collect();
-        let y = conv2d(&conv(1, 1, 7, 1, 0, 1), &x, &w);
+        let y = conv2d(&Conv2d::new(1, 1, 7, 1, 0, 1), &x, &w);
         let want: f32 = (0..49)
             .map(|v| if v % 2 == 0 { v as f32 } else { -(v as f32) })
             .sum();
@@ -649,7 +630,7 @@ mod tests {
             (4, 4, 3, 1, 2, 4, 2, 3),
         ];
         for (i, o, k, s, p, g, h, w) in cases {
-            let c = conv(i, o, k, s, p, g);
+            let c = Conv2d::new(i, o, k, s, p, g);
             let x = Tensor::new(
                 Shape::new(i, h, w),
                 (0..i * h * w).map(|_| rng.normal()).collect(),
@@ -749,11 +730,11 @@ mod tests {
         let x = m.input;
         let s = m.push("se.avg_pool", Op::GlobalAvgPool, &[x]).unwrap();
         let s = m
-            .push("se.fc1", Op::Conv2d(conv(2, 1, 1, 1, 0, 1)), &[s])
+            .push("se.fc1", Op::Conv2d(Conv2d::new(2, 1, 1, 1, 0, 1)), &[s])
             .unwrap();
         let s = m.push("se.relu", Op::PRelu { channels: 1 }, &[s]).unwrap();
         let s = m
-            .push("se.fc2", Op::Conv2d(conv(1, 2, 1, 1, 0, 1)), &[s])
+            .push("se.fc2", Op::Conv2d(Conv2d::new(1, 2, 1, 1, 0, 1)), &[s])
             .unwrap();
         let s = m.push("se.sigmoid", Op::Sigmoid, &[s]).unwrap();
         m.push("se.mul", Op::ChannelMul, &[x, s]).unwrap();

@@ -83,6 +83,26 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
+    /// A conv without bias (every conv of VarGFaceNet: a BatchNorm follows).
+    pub fn new(
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+        groups: usize,
+    ) -> Conv2d {
+        Conv2d {
+            in_ch,
+            out_ch,
+            kernel,
+            stride,
+            pad,
+            groups,
+            bias: false,
+        }
+    }
+
     pub fn in_per_group(&self) -> usize {
         self.in_ch / self.groups
     }
@@ -672,15 +692,7 @@ impl Builder {
         groups: usize,
     ) -> Result<TensorId, ModelError> {
         let in_ch = self.m.shape(x).c;
-        let op = Op::Conv2d(Conv2d {
-            in_ch,
-            out_ch,
-            kernel,
-            stride,
-            pad,
-            groups,
-            bias: false,
-        });
+        let op = Op::Conv2d(Conv2d::new(in_ch, out_ch, kernel, stride, pad, groups));
         self.m.push(name, op, &[x])
     }
 
@@ -809,36 +821,22 @@ impl Builder {
         expansion: usize,
     ) -> Result<TensorId, ModelError> {
         let (k, pad, stride) = (3, 1, 2);
-        let short = self.separable(
-            &format!("{p}.short_cut"),
-            x,
-            c3,
-            k,
-            pad,
-            expansion,
-            stride,
-            false,
-        )?;
-        let b1 = self.separable(
-            &format!("{p}.part_1_branch_1"),
-            x,
-            c2,
-            k,
-            pad,
-            expansion,
-            stride,
-            false,
-        )?;
-        let b2 = self.separable(
-            &format!("{p}.part_1_branch_2"),
-            x,
-            c2,
-            k,
-            pad,
-            expansion,
-            stride,
-            false,
-        )?;
+        // the three down-sampling branches read x alike
+        let mut branch = |name: &str, c: usize| {
+            self.separable(
+                &format!("{p}.{name}"),
+                x,
+                c,
+                k,
+                pad,
+                expansion,
+                stride,
+                false,
+            )
+        };
+        let short = branch("short_cut", c3)?;
+        let b1 = branch("part_1_branch_1", c2)?;
+        let b2 = branch("part_1_branch_2", c2)?;
         let y = self.m.push(&format!("{p}.add_1"), Op::Add, &[b1, b2])?;
         let y = self.prelu(&format!("{p}.relu_1"), y)?;
         let y = self.separable(&format!("{p}.part_2"), y, c3, k, pad, expansion, 1, false)?;
