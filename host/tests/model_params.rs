@@ -126,3 +126,46 @@ fn load_errors_name_the_tensor() {
     let err = Params::load(&m, std::path::Path::new("/nonexistent/x.safetensors")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/x.safetensors"));
 }
+
+/// Values the float model or the quantiser cannot take are refused on load, naming the
+/// tensor and the element; a scale the requantiser cannot represent names the layer.
+#[test]
+fn unusable_values_are_refused() {
+    let m = Model::vargfacenet(Variant::Seed);
+    let reload = |edit: &dyn Fn(&mut Params)| {
+        let mut p = Params::init(&m, 9);
+        edit(&mut p);
+        Params::from_safetensors(&m, &p.to_safetensors(&m).unwrap())
+    };
+    let err = reload(&|p| p.get_mut("head.conv1.weight").unwrap().data[28] = f32::NAN).unwrap_err();
+    assert!(matches!(err, ParamsError::NotFinite { .. }), "{err}");
+    // element 28 of [40, 3, 3, 3] is [1, 0, 0, 1]
+    assert!(
+        err.to_string().contains("head.conv1.weight`[1, 0, 0, 1]"),
+        "{err}"
+    );
+    let err = reload(&|p| p.get_mut("head.relu1.weight").unwrap().data[0] = f32::INFINITY);
+    assert!(matches!(err, Err(ParamsError::NotFinite { .. })));
+    let err = reload(&|p| p.get_mut("head.bn1.running_var").unwrap().data[3] = -1.0).unwrap_err();
+    assert!(matches!(err, ParamsError::Variance { .. }), "{err}");
+    assert!(
+        err.to_string().contains("head.bn1.running_var`[3]"),
+        "{err}"
+    );
+
+    // A finite but absurd BatchNorm gamma: the float model overflows in calibration.
+    let dir = std::env::temp_dir().join(format!("host-params-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gamma.safetensors");
+    let mut p = Params::synthetic(&m, 1);
+    p.get_mut("head.bn1.weight").unwrap().data[0] = 1e38;
+    p.save(&m, &path).unwrap();
+    let err = host::quant::prepare("vargfacenet", Some(&path), 1)
+        .err()
+        .unwrap();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("head.relu1") && msg.contains("calibration"),
+        "{msg}"
+    );
+}

@@ -56,6 +56,18 @@ pub enum ParamsError {
     },
     #[error("tensor `{name}`: expected dtype F32, got {actual}")]
     Dtype { name: String, actual: String },
+    #[error("tensor `{name}`{index:?}: {value} is not a finite number")]
+    NotFinite {
+        name: String,
+        index: Vec<usize>,
+        value: f32,
+    },
+    #[error("tensor `{name}`{index:?}: a BatchNorm variance of {value} (it must be > 0)")]
+    Variance {
+        name: String,
+        index: Vec<usize>,
+        value: f32,
+    },
     #[error("safetensors: {0}")]
     Format(String),
     #[error("{path}: {source}")]
@@ -64,6 +76,16 @@ pub enum ParamsError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The multi-dimensional index of flat (row-major) index `i` in `shape`.
+pub fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (d, &n) in shape.iter().enumerate().rev() {
+        index[d] = i % n.max(1);
+        i /= n.max(1);
+    }
+    index
 }
 
 /// Small deterministic RNG: splitmix64 (Steele et al. 2014) with Box-Muller normals.
@@ -317,7 +339,33 @@ impl Params {
                 .collect();
             p.insert(&name, expected, data);
         }
+        p.check_values()?;
         Ok(p)
+    }
+
+    /// Every value finite, every BatchNorm variance positive: what the float model and
+    /// the quantiser can take.
+    pub fn check_values(&self) -> Result<(), ParamsError> {
+        for (name, t) in &self.tensors {
+            let index = |i: usize| unravel(i, &t.shape);
+            if let Some((i, &value)) = t.data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(ParamsError::NotFinite {
+                    name: name.clone(),
+                    index: index(i),
+                    value,
+                });
+            }
+            if name.ends_with(".running_var") {
+                if let Some((i, &value)) = t.data.iter().enumerate().find(|(_, &v)| v <= 0.0) {
+                    return Err(ParamsError::Variance {
+                        name: name.clone(),
+                        index: index(i),
+                        value,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn save(&self, model: &Model, path: &Path) -> Result<(), ParamsError> {

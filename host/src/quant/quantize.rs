@@ -21,6 +21,35 @@ pub enum QuantError {
     Slope { node: String, slope: f32 },
     #[error("no calibration activations were given")]
     NoCalibration,
+    #[error(
+        "{node}, output channel {channel}: requantiser scale {scale:e} is outside \
+         (0, 2^31) (weights, BatchNorm or activation ranges out of proportion)"
+    )]
+    Scale {
+        node: String,
+        channel: usize,
+        scale: f64,
+    },
+    #[error("tensor `{tensor}`: calibration saw |x| up to {max} (the float model overflows)")]
+    Calibration { tensor: String, max: f32 },
+}
+
+/// The requantiser of one output channel, refusing scales it cannot represent.
+fn checked_requant(
+    node: &str,
+    channel: usize,
+    bias: i32,
+    scale: f64,
+    slope: f64,
+) -> Result<Requant, QuantError> {
+    if !(scale > 0.0 && scale < (1u64 << 31) as f64) {
+        return Err(QuantError::Scale {
+            node: node.to_string(),
+            channel,
+            scale,
+        });
+    }
+    Ok(Requant::from_real(bias, scale, slope))
 }
 
 /// Scale of the int8 input: images are 8-bit pixels normalised as `(p − 128) / 128`, which
@@ -146,7 +175,7 @@ pub fn quantize(
         },
         qid: HashMap::new(),
     };
-    let input = q.new_tensor(model.input, Some(INPUT_SCALE));
+    let input = q.new_tensor(model.input, Some(INPUT_SCALE))?;
     q.qmodel.input = input;
 
     // `out` is the float tensor the open group currently ends in.
@@ -315,8 +344,15 @@ impl<'a> Quantizer<'a> {
     }
 
     /// A quantised tensor for float tensor `t`; scale from calibration unless given.
-    fn new_tensor(&mut self, t: TensorId, fixed_scale: Option<f32>) -> usize {
+    fn new_tensor(&mut self, t: TensorId, fixed_scale: Option<f32>) -> Result<usize, QuantError> {
         let shape = self.model.shape(t);
+        let max = self.calibration.max_abs[t.0];
+        if fixed_scale.is_none() && !max.is_finite() {
+            return Err(QuantError::Calibration {
+                tensor: self.model.tensor_name(t).to_string(),
+                max,
+            });
+        }
         let scale = fixed_scale.unwrap_or_else(|| self.calibration.scale(t));
         let id = self.qmodel.tensors.len();
         self.qmodel.tensors.push(QTensorInfo {
@@ -327,7 +363,7 @@ impl<'a> Quantizer<'a> {
             scale,
         });
         self.qid.insert(t, id);
-        id
+        Ok(id)
     }
 
     fn slopes(&self, prelu: Option<&Node>, channels: usize) -> Result<Vec<f32>, QuantError> {
@@ -335,7 +371,7 @@ impl<'a> Quantizer<'a> {
             return Ok(vec![1.0; channels]);
         };
         let s = self.param(p, "weight")?;
-        match s.iter().find(|v| v.abs() > 1.0) {
+        match s.iter().find(|v| !(v.abs() <= 1.0)) {
             Some(&slope) => Err(QuantError::Slope {
                 node: p.name.clone(),
                 slope,
@@ -384,7 +420,7 @@ impl<'a> Quantizer<'a> {
                 let slopes = self.slopes(prelu, out_ch)?;
                 let s_in = self.qmodel.tensors[input].scale as f64;
                 let output =
-                    self.new_tensor(out, gate_logits.then_some(SE_GATE_INPUT_SCALE as f32));
+                    self.new_tensor(out, gate_logits.then_some(SE_GATE_INPUT_SCALE as f32))?;
                 let s_out = self.qmodel.tensors[output].scale as f64;
                 let mut weights = Vec::with_capacity(w.len());
                 let mut requant = Vec::with_capacity(out_ch);
@@ -399,11 +435,13 @@ impl<'a> Quantizer<'a> {
                     let bias = (shift[c] as f64 / (s_in * s_w))
                         .round()
                         .clamp(i32::MIN as f64, i32::MAX as f64);
-                    requant.push(Requant::from_real(
+                    requant.push(checked_requant(
+                        &node.name,
+                        c,
                         bias as i32,
                         s_in * s_w / s_out,
                         slopes[c] as f64,
-                    ));
+                    )?);
                 }
                 QOp::Conv(QConv {
                     name: node.name.clone(),
@@ -419,14 +457,14 @@ impl<'a> Quantizer<'a> {
             }
             Group::Pool { node } => {
                 let input = self.resolve(node.inputs[0], node)?;
-                let output = self.new_tensor(out, None);
+                let output = self.new_tensor(out, None)?;
                 let (i, o) = (&self.qmodel.tensors[input], &self.qmodel.tensors[output]);
                 let real = i.scale as f64 / ((i.height * i.width) as f64 * o.scale as f64);
                 QOp::Pool(QPool {
                     name: node.name.clone(),
                     input,
                     output,
-                    requant: vec![Requant::from_real(0, real, 1.0); i.channels],
+                    requant: vec![checked_requant(&node.name, 0, 0, real, 1.0)?; i.channels],
                 })
             }
             Group::Ewise {
@@ -443,7 +481,7 @@ impl<'a> Quantizer<'a> {
                 };
                 let s_a = self.qmodel.tensors[a].scale as f64;
                 // The gate alone keeps the input's scale; an add gets a calibrated one.
-                let output = self.new_tensor(out, b.is_none().then_some(s_a as f32));
+                let output = self.new_tensor(out, b.is_none().then_some(s_a as f32))?;
                 let (add, requant) = match b {
                     Some(b) => {
                         let s_o = self.qmodel.tensors[output].scale as f64;
@@ -451,8 +489,9 @@ impl<'a> Quantizer<'a> {
                             AddParams::from_scales(s_a, self.qmodel.tensors[b].scale as f64);
                         let rq = slopes
                             .iter()
-                            .map(|&s| Requant::from_real(0, sum_scale / s_o, s as f64))
-                            .collect();
+                            .enumerate()
+                            .map(|(c, &s)| checked_requant(&name, c, 0, sum_scale / s_o, s as f64))
+                            .collect::<Result<_, _>>()?;
                         (add, rq)
                     }
                     None => (
