@@ -371,7 +371,7 @@ impl<'a> Quantizer<'a> {
             return Ok(vec![1.0; channels]);
         };
         let s = self.param(p, "weight")?;
-        match s.iter().find(|v| !(v.abs() <= 1.0)) {
+        match s.iter().find(|v| v.is_nan() || v.abs() > 1.0) {
             Some(&slope) => Err(QuantError::Slope {
                 node: p.name.clone(),
                 slope,
