@@ -217,15 +217,30 @@ impl EngineConfig {
 
     /// Parses TOML or JSON (chosen by the file extension, `.json` for JSON) and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let err = |reason: String| ConfigError::Load {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Load {
             path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let json = path.extension().is_some_and(|e| e == "json");
+        Self::parse(&text, json).map_err(|e| match e {
+            ConfigError::Load { reason, .. } => ConfigError::Load {
+                path: path.display().to_string(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML (or JSON) text and validates it.
+    pub fn parse(text: &str, json: bool) -> Result<Self, ConfigError> {
+        let err = |reason: String| ConfigError::Load {
+            path: "(text)".into(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let config: EngineConfig = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
+        let config: EngineConfig = if json {
+            serde_json::from_str(text).map_err(|e| err(e.to_string()))?
         } else {
-            toml::from_str(&text).map_err(|e| {
+            toml::from_str(text).map_err(|e| {
                 // toml's message is a multi-line snippet: keep "where" and "what" on one line.
                 let msg = e.to_string();
                 let lines: Vec<&str> = msg
@@ -233,7 +248,11 @@ impl EngineConfig {
                     .map(str::trim)
                     .filter(|l| !l.is_empty())
                     .collect();
-                err(format!("{}: {}", lines[0], lines[lines.len() - 1]))
+                match lines[..] {
+                    [] => err("invalid TOML".into()),
+                    [one] => err(one.into()),
+                    [first, .., last] => err(format!("{first}: {last}")),
+                }
             })?
         };
         config.validate()?;
@@ -328,5 +347,61 @@ mod tests {
         std::fs::write(&t, c.to_toml().replace("rows", "rowz")).unwrap();
         let e = EngineConfig::load(&t).unwrap_err().to_string();
         assert!(e.contains("rowz") && !e.contains('\n'), "{e}");
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A config file with every field drawn from small, boundary and huge values.
+        fn config_text() -> impl Strategy<Value = String> {
+            let v = || {
+                prop_oneof![
+                    0usize..300,
+                    Just(usize::MAX),
+                    any::<u32>().prop_map(|x| x as usize)
+                ]
+            };
+            (proptest::collection::vec(v(), 10), any::<bool>()).prop_map(|(f, drop)| {
+                let names = [
+                    "group_width",
+                    "rows",
+                    "cols",
+                    "vector_rows",
+                    "abuf_entries",
+                    "wbuf_entries",
+                    "obuf_entries",
+                    "pbuf_entries",
+                    "dram_bus_bytes",
+                    "dram_latency",
+                ];
+                names
+                    .iter()
+                    .zip(&f)
+                    .skip(drop as usize)
+                    .map(|(n, v)| format!("{n} = {v}\n"))
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            /// Any text ends in a config or a typed error, never a panic.
+            #[test]
+            fn any_text_parses_or_errs(text in ".{0,200}", json in any::<bool>()) {
+                let _ = EngineConfig::parse(&text, json);
+            }
+
+            /// Field values at and past every limit: Ok only when validate holds, and a
+            /// valid config's derived numbers are computable.
+            #[test]
+            fn any_field_values_validate_or_err(text in config_text()) {
+                if let Ok(cfg) = EngineConfig::parse(&text, false) {
+                    prop_assert!(cfg.validate().is_ok());
+                    prop_assert!(cfg.macs_per_cycle() > 0);
+                    prop_assert!(cfg.conv_period(1) >= 1);
+                }
+            }
+        }
     }
 }

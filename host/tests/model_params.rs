@@ -169,3 +169,49 @@ fn unusable_values_are_refused() {
         "{msg}"
     );
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// One valid file (≈ 23 MB) to mutate.
+    fn valid() -> &'static (Model, Vec<u8>) {
+        static FILE: OnceLock<(Model, Vec<u8>)> = OnceLock::new();
+        FILE.get_or_init(|| {
+            let m = Model::vargfacenet(Variant::Seed);
+            let bytes = Params::init(&m, 3).to_safetensors(&m).unwrap();
+            (m, bytes)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// A safetensors file with bytes overwritten in its header or data, or cut short,
+        /// loads or fails with a typed error: never a panic.
+        #[test]
+        fn damaged_files_load_or_err(
+            edits in proptest::collection::vec((0usize..4096, any::<u8>()), 1..8),
+            cut in prop_oneof![3 => Just(None), 1 => (0usize..4096).prop_map(Some)],
+            header_only in any::<bool>(),
+        ) {
+            let (m, valid) = valid();
+            let mut bytes = valid.clone();
+            let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            for (at, b) in edits {
+                let at = if header_only { at % header } else { at * 5651 % bytes.len() };
+                bytes[at] = b;
+            }
+            if let Some(n) = cut {
+                bytes.truncate(n.min(bytes.len()));
+            }
+            let _ = Params::from_safetensors(m, &bytes);
+        }
+
+        #[test]
+        fn random_bytes_err(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let (m, _) = valid();
+            prop_assert!(Params::from_safetensors(m, &bytes).is_err());
+        }
+    }
+}
