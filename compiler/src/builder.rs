@@ -21,6 +21,64 @@ pub(crate) struct Tile {
     pub chunk_pitch: usize,
 }
 
+/// The output columns a tile computes and the input columns it loads: the whole padded
+/// rows, or a slice of them when whole rows do not fit half the ABUF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cols {
+    /// First output column and how many.
+    pub ox0: usize,
+    pub owt: usize,
+    /// First padded input column loaded and how many.
+    pub x0: usize,
+    pub width: usize,
+    /// Columns from the first loaded one to the first one the conv reads.
+    pub skip: usize,
+}
+
+impl Cols {
+    /// Every output column over the whole padded rows (`off`: the border columns beyond
+    /// what the conv pads).
+    pub fn full(input: &Layout, ow: usize, off: usize) -> Cols {
+        Cols {
+            ox0: 0,
+            owt: ow,
+            x0: 0,
+            width: input.wp(),
+            skip: off,
+        }
+    }
+
+    /// Output columns `ox0 .. ox0 + owt` over just the input columns they read.
+    pub fn slice(ox0: usize, owt: usize, stride: usize, kernel: usize, off: usize) -> Cols {
+        Cols {
+            ox0,
+            owt,
+            x0: ox0 * stride + off,
+            width: (owt - 1) * stride + kernel,
+            skip: 0,
+        }
+    }
+
+    /// The column tiles of `ow` output columns: the whole rows when `slice == ow`, else
+    /// slices of `slice` columns.
+    pub fn tiles(
+        input: &Layout,
+        ow: usize,
+        slice: usize,
+        stride: usize,
+        kernel: usize,
+        off: usize,
+    ) -> Vec<Cols> {
+        if slice >= ow {
+            return vec![Cols::full(input, ow, off)];
+        }
+        (0..ow)
+            .step_by(slice)
+            .map(|ox0| Cols::slice(ox0, slice.min(ow - ox0), stride, kernel, off))
+            .collect()
+    }
+}
+
 /// The instructions of the current tile not yet placed: the running first compute
 /// instruction, the tile's other compute instructions, and the DMA work behind them.
 struct Tail {
@@ -105,46 +163,56 @@ impl<'a> Builder<'a> {
         addr
     }
 
-    /// Full padded rows `y0 .. y0 + rows` (padded coordinates) of `chunks` chunks from
-    /// `first`, in one LOAD_ACT into the next ABUF half; reads up to `reserve_rows` rows past
-    /// the last chunk's start stay inside the half.
+    /// Padded rows `y0 .. y0 + rows` of chunks `first .. first + n` (`chunks`), columns
+    /// `x0 .. x0 + width` of them (`cols`, padded coordinates), into the next ABUF half (see
+    /// [`load_rows_at`](Self::load_rows_at)). Reads up to `reserve_rows` rows past the last
+    /// chunk's start stay inside the half.
     pub fn load_rows(
         &mut self,
         t: &Layout,
-        first: usize,
-        chunks: usize,
+        chunks: (usize, usize),
         y0: usize,
         rows: usize,
         reserve_rows: usize,
+        cols: (usize, usize),
     ) -> Result<Tile, LayerError> {
-        let need = ((chunks - 1) * rows + reserve_rows.max(rows)) * t.wp();
+        let need = ((chunks.1 - 1) * rows + reserve_rows.max(rows)) * cols.1;
         let abuf = self.abuf.take(need, "an activation tile")?;
-        Ok(self.load_rows_at(t, abuf, first, chunks, y0, rows))
+        Ok(self.load_rows_at(t, abuf, chunks, y0, rows, cols))
     }
 
-    /// Like `load_rows` into a given ABUF base (EWISE packs a, b and the gate in one half).
+    /// Like `load_rows` into a given ABUF base (EWISE packs a, b and the gate in one half):
+    /// chunk after chunk, row after row. Whole rows of consecutive chunks are one LOAD_ACT,
+    /// a column slice one per chunk.
     pub fn load_rows_at(
         &mut self,
         t: &Layout,
         abuf: usize,
-        first: usize,
-        chunks: usize,
+        (first, chunks): (usize, usize),
         y0: usize,
         rows: usize,
+        (x0, width): (usize, usize),
     ) -> Tile {
-        let wp = t.wp();
-        self.push(Instr::LoadAct(LoadAct {
-            wait: Wait::NONE,
-            dram: t.addr(first, y0, 0),
-            dram_stride: t.chunk_bytes(),
-            abuf: abuf as u16,
-            rows: chunks as u16,
-            row_entries: (rows * wp) as u16,
-        }));
+        let whole = (x0, width) == (0, t.wp());
+        let loads = if whole { 1 } else { chunks };
+        for c in 0..loads {
+            self.push(Instr::LoadAct(LoadAct {
+                wait: Wait::NONE,
+                dram: t.addr(first + c, y0, x0),
+                dram_stride: if whole {
+                    t.chunk_bytes()
+                } else {
+                    t.row_bytes()
+                },
+                abuf: (abuf + c * rows * width) as u16,
+                rows: if whole { chunks } else { rows } as u16,
+                row_entries: if whole { rows * width } else { width } as u16,
+            }));
+        }
         Tile {
             abuf,
-            row_pitch: wp,
-            chunk_pitch: rows * wp,
+            row_pitch: width,
+            chunk_pitch: rows * width,
         }
     }
 
@@ -259,23 +327,23 @@ impl<'a> Builder<'a> {
     }
 
     /// Store of `banks` valid rows × `runs` chunks × `width` entries from OBUF `obuf`
-    /// (chunk pitch `width`) to `out` chunk `j0`, interior row `y0`.
+    /// (chunk pitch `width`) to `out` chunk `j0`, interior row `y0`, interior column `x0`.
     pub fn store(
         out: &Layout,
         obuf: usize,
-        j0: usize,
-        y0: usize,
+        (j0, y0, x0): (usize, usize, usize),
+        width: usize,
         banks: usize,
         runs: usize,
     ) -> Store {
         Store {
             wait: Wait::NONE,
-            dram: out.addr(j0, y0 + out.pad, out.pad),
+            dram: out.addr(j0, y0 + out.pad, x0 + out.pad),
             bank_stride: out.row_bytes(),
             run_stride: out.chunk_bytes(),
             obuf: obuf as u16,
-            obuf_stride: out.w as u16,
-            run_entries: out.w as u16,
+            obuf_stride: width as u16,
+            run_entries: width as u16,
             runs: runs as u16,
             banks: banks as u8,
         }

@@ -3,7 +3,7 @@
 //! buffer, and the act rows, weights and records each tile loads.
 
 use crate::buffers::Stream;
-use crate::builder::{Builder, Tile};
+use crate::builder::{Builder, Cols, Tile};
 use crate::error::{u16_of, LayerError};
 use contract::arith::Requant;
 use contract::isa::{encode_requant, Conv, Instr, Wait, PBUF_RECORD_BYTES};
@@ -75,66 +75,90 @@ impl Builder<'_> {
         // `col_chunks` chunks, possibly past the tile's channels (columns beyond a small
         // group), so that spill is reserved too; paired passes put their spare chunks
         // below and above the tile's. At most a quarter of a row of passes per tile, so
-        // the first tile's loads (not overlapped) stay short.
+        // the first tile's loads (not overlapped) stay short. When one pass's whole rows do
+        // not fit, the output width is cut into column slices that do.
         let lead = paired as usize;
-        let act_need = |p0: usize, p1: usize| {
+        let act_need = |p0: usize, p1: usize, cols: &Cols| {
             let groups = last(p1 - 1).grp - first(p0).grp + 1;
-            groups * chunks * rows_in * li.wp()
+            groups * chunks * rows_in * cols.width
         };
-        let out_need =
-            |p0: usize, p1: usize| (lead + (last(p1 - 1).oc - first(p0).oc) / g + col_chunks) * ow;
+        let out_need = |p0: usize, p1: usize, cols: &Cols| {
+            (lead + (last(p1 - 1).oc - first(p0).oc) / g + col_chunks) * cols.owt
+        };
         let (abuf_half, obuf_half) = (self.abuf.half, self.obuf.half);
-        let fits = |p0: usize, p1: usize| {
-            act_need(p0, p1) <= abuf_half
-                && out_need(p0, p1) <= obuf_half
+        let fits = |p0: usize, p1: usize, cols: &Cols| {
+            act_need(p0, p1, cols) <= abuf_half
+                && out_need(p0, p1, cols) <= obuf_half
                 && wgt.fits(p1 - p0, &self.wbuf)
                 && rec.fits(p1 - p0, &self.pbuf)
         };
+        let one_pass_fits = |cols: &Cols| (0..passes.len()).all(|p0| fits(p0, p0 + 1, cols));
+        let full = Cols::full(&li, ow, off);
+        let slice_width = if one_pass_fits(&full) {
+            ow
+        } else {
+            (1..ow)
+                .rev()
+                .find(|&w| one_pass_fits(&Cols::slice(0, w, s, k, off)))
+                .unwrap_or(1)
+        };
+        let col_tiles = Cols::tiles(&li, ow, slice_width, s, k, off);
+        let widest = col_tiles[0];
         let cap = passes.len().div_ceil(4).max(1);
         let mut tiles = Vec::new();
         let mut p0 = 0;
         while p0 < passes.len() {
-            if !fits(p0, p0 + 1) {
+            if !fits(p0, p0 + 1, &widest) {
                 self.abuf
-                    .check(act_need(p0, p0 + 1), "one pass's input rows")?;
+                    .check(act_need(p0, p0 + 1, &widest), "one pass's input rows")?;
                 self.obuf
-                    .check(out_need(p0, p0 + 1), "one pass's outputs")?;
+                    .check(out_need(p0, p0 + 1, &widest), "one pass's outputs")?;
                 self.wbuf.check(steps, "one pass's weights")?;
                 self.pbuf.check(cols, "one pass's requantiser records")?;
             }
             let mut p1 = p0 + 1;
-            while p1 < passes.len() && p1 - p0 < cap && fits(p0, p1 + 1) {
+            while p1 < passes.len() && p1 - p0 < cap && fits(p0, p1 + 1, &widest) {
                 p1 += 1;
             }
             tiles.push(p0..p1);
             p0 = p1;
         }
-        let schedule: Vec<(usize, Range<usize>)> = (0..oh)
+        let schedule: Vec<(usize, Cols, Range<usize>)> = (0..oh)
             .step_by(r)
-            .flat_map(|oy0| tiles.iter().map(move |t| (oy0, t.clone())))
+            .flat_map(|oy0| {
+                let tiles = &tiles;
+                col_tiles
+                    .iter()
+                    .flat_map(move |&x| tiles.iter().map(move |t| (oy0, x, t.clone())))
+            })
             .collect();
-        // A tile's weights and records (they read no tensor).
-        let mut consts = |b: &mut Self, (oy0, t): &(usize, Range<usize>)| {
-            if let Some((dram, at, n)) = wgt.next(t.clone(), *oy0 == 0, &mut b.wbuf) {
+        // A tile's weights and records (they read no tensor); resident ones load with the
+        // first row of tiles.
+        let mut consts = |b: &mut Self, (oy0, x, t): &(usize, Cols, Range<usize>)| {
+            let first_row = *oy0 == 0 && x.ox0 == 0;
+            if let Some((dram, at, n)) = wgt.next(t.clone(), first_row, &mut b.wbuf) {
                 b.load_wgt(dram, at, n);
             }
-            if let Some((dram, at, n)) = rec.next(t.clone(), *oy0 == 0, &mut b.pbuf) {
+            if let Some((dram, at, n)) = rec.next(t.clone(), first_row, &mut b.pbuf) {
                 b.load_param(dram, at, n);
             }
             (wgt.last, rec.last)
         };
-        // A tile's act rows: its row range and groups. Consecutive tiles with the same rows
-        // share them; the next distinct rows load behind the first tile that no longer
-        // needs the other ABUF half, so a long load overlaps a whole run of tiles.
-        let key =
-            |(oy0, t): &(usize, Range<usize>)| (*oy0, first(t.start).grp, last(t.end - 1).grp);
-        let act =
-            |b: &mut Self, (oy0, gf, gl): (usize, usize, usize)| -> Result<Tile, LayerError> {
-                let valid = r.min(oh - oy0);
-                let y0 = oy0 * s + off;
-                let rows = ((valid - 1) * s + k).min(li.hp() - y0);
-                b.load_rows(&li, gf * chunks, (gl - gf + 1) * chunks, y0, rows, rows_in)
-            };
+        // A tile's act rows: its row range, columns and groups. Consecutive tiles with the
+        // same rows share them; the next distinct rows load behind the first tile that no
+        // longer needs the other ABUF half, so a long load overlaps a whole run of tiles.
+        let key = |(oy0, x, t): &(usize, Cols, Range<usize>)| {
+            (*oy0, *x, first(t.start).grp, last(t.end - 1).grp)
+        };
+        let act = |b: &mut Self,
+                   (oy0, x, gf, gl): (usize, Cols, usize, usize)|
+         -> Result<Tile, LayerError> {
+            let valid = r.min(oh - oy0);
+            let y0 = oy0 * s + off;
+            let rows = ((valid - 1) * s + k).min(li.hp() - y0);
+            let chunk_range = (gf * chunks, (gl - gf + 1) * chunks);
+            b.load_rows(&li, chunk_range, y0, rows, rows_in, (x.x0, x.width))
+        };
         let next_distinct =
             |n: usize| (n + 1..schedule.len()).find(|&m| key(&schedule[m]) != key(&schedule[n]));
 
@@ -150,10 +174,11 @@ impl Builder<'_> {
         };
         // The next distinct act rows, once loaded: (first tile using them, place).
         let mut ahead: Option<(usize, Tile)> = None;
-        for (n, (oy0, tile)) in schedule.iter().enumerate() {
+        for (n, (oy0, x, tile)) in schedule.iter().enumerate() {
+            let w = x.owt;
             let obuf = self
                 .obuf
-                .take(out_need(tile.start, tile.end), "a tile's outputs")?;
+                .take(out_need(tile.start, tile.end, x), "a tile's outputs")?;
             let (oc0, end) = (first(tile.start).oc, last(tile.end - 1));
             let runs = (end.oc + end.ncols - oc0).div_ceil(g);
             let mut convs = Vec::with_capacity(tile.len());
@@ -162,7 +187,7 @@ impl Builder<'_> {
                     let a = here.act;
                     // This group's chunks within the tile's act rows.
                     let grp = part.grp - first(tile.start).grp;
-                    let abuf = a.abuf + grp * chunks * a.chunk_pitch + off;
+                    let abuf = a.abuf + grp * chunks * a.chunk_pitch + x.skip;
                     // OBUF chunk slots: the tile's `runs` chunks from `lead`; a paired
                     // pass's spare chunk goes to slot `runs + 1` (outputs in the low
                     // columns) or slot 0 (outputs in the high columns).
@@ -176,20 +201,21 @@ impl Builder<'_> {
                         wait: Wait::NONE,
                         abuf: u16_of(abuf, "ABUF address")?,
                         wbuf: (here.wbuf + i * steps) as u16,
-                        obuf: (obuf + at * ow) as u16,
+                        obuf: (obuf + at * w) as u16,
                         pbuf: (here.pbuf + i * cols) as u16,
-                        out_w: ow as u16,
+                        out_w: w as u16,
                         chunks: chunks as u16,
                         kernel: k as u8,
                         stride: s as u8,
                         row_pitch: a.row_pitch as u16,
                         chunk_pitch: u16_of(a.chunk_pitch, "chunk pitch")?,
-                        obuf_stride: u16_of(stride * ow, "OBUF stride")?,
+                        obuf_stride: u16_of(stride * w, "OBUF stride")?,
                     }));
                 }
             }
             let valid = r.min(oh - oy0);
-            let store = Self::store(&lo, obuf + lead * ow, oc0 / g, *oy0, valid, runs);
+            let at = (oc0 / g, *oy0, x.ox0);
+            let store = Self::store(&lo, obuf + lead * w, at, w, valid, runs);
             let next = self.tile(convs, Some(store), |b| {
                 if let Some(m) = next_distinct(n) {
                     if ahead.is_none_or(|(at, _)| at != m) {

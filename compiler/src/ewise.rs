@@ -1,6 +1,6 @@
 //! Lowering of an element-wise op (SE gate, residual add, both) to EWISEs over row tiles.
 
-use crate::builder::{Builder, Tile};
+use crate::builder::{Builder, Cols, Tile};
 use crate::error::{u16_of, LayerError};
 use contract::isa::{Ewise, Instr, LoadAct, Wait};
 use int8::ir::QEwise;
@@ -34,37 +34,65 @@ impl Builder<'_> {
             );
         }
         u16_of(la.w, "width")?;
+        // The residual add's records: every channel's in one PBUF half when they fit it,
+        // otherwise each step's own, loaded with its rows.
+        let per_step_records = lb.is_some() && la.chunks * g > self.pbuf.half;
         let mut pbuf = 0;
         self.begin_op(|b| {
-            if lb.is_some() {
+            if lb.is_some() && !per_step_records {
                 pbuf = b.channel_params(&e.requant, la.chunks)?;
             }
             Ok(())
         })?;
-        // The largest chunk set whose a and b row tiles (and gate) fit half the ABUF.
+        // The largest chunk set whose a and b row tiles (and gate) fit half the ABUF (and
+        // whose records half the PBUF, when they go per step); when one chunk's whole rows
+        // do not fit, column slices of them.
         let operands = 1 + lb.is_some() as usize;
-        let per_chunk = operands * r * la.wp() + lgate.is_some() as usize;
-        let nch = (self.abuf.half / per_chunk).min(la.chunks);
-        self.abuf
-            .check(per_chunk, "one chunk of every operand's rows")?;
-        let steps: Vec<(usize, usize)> = (0..la.h)
+        let gate_entries = lgate.is_some() as usize;
+        let half = self.abuf.half;
+        let whole = operands * r * la.wp() + gate_entries <= half;
+        let slice = if whole {
+            la.w
+        } else {
+            self.abuf.check(
+                operands * r + gate_entries,
+                "one column of every operand's rows",
+            )?;
+            (half - gate_entries) / (operands * r)
+        };
+        let cols = Cols::tiles(&la, la.w, slice, 1, 1, la.pad);
+        let per_chunk = operands * r * cols[0].width + gate_entries;
+        let mut nch = (half / per_chunk).min(la.chunks);
+        if per_step_records {
+            self.pbuf.check(g, "one chunk's requantiser records")?;
+            nch = nch.min(self.pbuf.half / g);
+        }
+        let steps: Vec<(usize, Cols, usize)> = (0..la.h)
             .step_by(r)
-            .flat_map(|y| (0..la.chunks).step_by(nch).map(move |j0| (y, j0)))
+            .flat_map(|y| {
+                let cols = &cols;
+                cols.iter()
+                    .flat_map(move |&c| (0..la.chunks).step_by(nch).map(move |j0| (y, c, j0)))
+            })
             .collect();
         // One step's a and b rows and gate values, packed in one ABUF half.
         let load = |b: &mut Self,
-                    (y, j0): (usize, usize)|
-         -> Result<(Tile, Tile, usize), LayerError> {
+                    (y, c, j0): (usize, Cols, usize)|
+         -> Result<(Tile, Tile, usize, Option<usize>), LayerError> {
             let (banks, n) = (r.min(la.h - y), nch.min(la.chunks - j0));
             let base = b.abuf.take(n * per_chunk, "an EWISE tile")?;
-            let ta = b.load_rows_at(&la, base, j0, n, y + la.pad, banks);
+            let (x, width) = ((c.x0, c.width), c.width);
+            let ta = b.load_rows_at(&la, base, (j0, n), y + la.pad, banks, x);
             let tb = match lb {
-                Some(lb) => b.load_rows_at(&lb, base + n * r * la.wp(), j0, n, y + lb.pad, banks),
+                Some(lb) => {
+                    let at = base + n * r * width;
+                    b.load_rows_at(&lb, at, (j0, n), y + lb.pad, banks, x)
+                }
                 None => ta,
             };
             let gate = match lgate {
                 Some(lg) => {
-                    let at = base + operands * n * r * la.wp();
+                    let at = base + operands * n * r * width;
                     b.push(Instr::LoadAct(LoadAct {
                         wait: Wait::NONE,
                         dram: lg.addr(j0, 0, 0),
@@ -77,31 +105,38 @@ impl Builder<'_> {
                 }
                 None => 0,
             };
-            Ok((ta, tb, gate))
+            let records = match per_step_records {
+                true => Some(b.channel_params(e.requant.get(j0 * g..).unwrap_or(&[]), n)?),
+                false => None,
+            };
+            Ok((ta, tb, gate, records))
         };
         let mut here = self.first_loads(|b| load(b, steps[0]))?;
-        for (i, &(y, j0)) in steps.iter().enumerate() {
+        for (i, &(y, c, j0)) in steps.iter().enumerate() {
+            let w = c.owt;
             let (banks, n) = (r.min(la.h - y), nch.min(la.chunks - j0));
-            let (a, b, gate) = here;
-            let obuf = self.obuf.take(n * la.w, "an EWISE tile's outputs")?;
+            let (a, b, gate, records) = here;
+            // the step's records, or its chunks' among every channel's
+            let pbuf = records.unwrap_or(pbuf + j0 * g);
+            let obuf = self.obuf.take(n * w, "an EWISE tile's outputs")?;
             let instr = Instr::Ewise(Ewise {
                 wait: Wait::NONE,
-                a: u16_of(a.abuf + la.pad, "ABUF address")?,
-                b: u16_of(b.abuf + la.pad, "ABUF address")?,
+                a: u16_of(a.abuf + c.skip, "ABUF address")?,
+                b: u16_of(b.abuf + c.skip, "ABUF address")?,
                 gate: gate as u16,
                 obuf: obuf as u16,
-                pbuf: (pbuf + j0 * g) as u16,
+                pbuf: pbuf as u16,
                 chunks: n as u16,
-                width: la.w as u16,
+                width: w as u16,
                 row_pitch: a.row_pitch as u16,
                 chunk_pitch: u16_of(a.chunk_pitch, "chunk pitch")?,
-                obuf_stride: la.w as u16,
+                obuf_stride: w as u16,
                 use_b: lb.is_some(),
                 use_gate: lgate.is_some(),
                 ka: e.add.ka,
                 kb: e.add.kb,
             });
-            let store = Self::store(&lo, obuf, j0, y, banks, n);
+            let store = Self::store(&lo, obuf, (j0, y, c.ox0), w, banks, n);
             let next = self.tile(vec![instr], Some(store), |bd| {
                 steps.get(i + 1).map(|&st| load(bd, st)).transpose()
             })?;

@@ -103,7 +103,7 @@ impl EngineConfig {
             cols: 8,
             vector_rows: 1,
             abuf_entries: 1024,
-            wbuf_entries: 256,
+            wbuf_entries: 512,
             obuf_entries: 512,
             pbuf_entries: 256,
             dram_bus_bytes: 8,

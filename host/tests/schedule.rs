@@ -169,8 +169,10 @@ proptest! {
         let fc1 = n.conv(sq, (c / 4).max(1), 1, 1, 1);
         let fc2 = n.conv(fc1, c, 1, 1, 1);
         n.ewise(pw, Some(fc2), Some(0));
-        // C = G, and C = 2G, where groups of 8 outputs share weight sets in pairs
+        // C = G, and C = 2G, where groups of 8 outputs share weight sets in pairs; and
+        // buffers so small that rows are cut into column slices and records go per step
         n.clone().check(&EngineConfig::tiny(), stall);
+        n.clone().check(&tiny_small_buffers(), stall);
         n.check(&tiny_2g(), stall);
     }
 
@@ -250,6 +252,47 @@ fn embedding_block() {
     net.check(&tiny_2g(), 0);
 }
 
+/// A layer wider than half the ABUF holds, and more channels than half the PBUF has
+/// records for: convs and the pool run in column slices, the pool in chunk groups, the
+/// residual add with each step's own records.
+#[test]
+fn wide_layers_run_in_column_slices() {
+    let mut n = Net::new(11, 24, 5, 60);
+    let dw = n.conv(0, 48, 3, 1, 3);
+    let pw = n.conv(dw, 24, 1, 1, 1);
+    let sq = n.pool(pw);
+    let fc = n.conv(sq, 24, 1, 1, 1);
+    n.ewise(pw, Some(fc), Some(0));
+    let cfg = tiny_small_buffers();
+    let plan = compiler::compile(&n.m, &cfg, false).unwrap();
+    let instrs = &plan.programs[0].instrs;
+    let conv_widths: Vec<u16> = instrs
+        .iter()
+        .filter_map(|i| match i {
+            contract::isa::Instr::Conv(c) => Some(c.out_w),
+            _ => None,
+        })
+        .collect();
+    assert!(conv_widths.iter().all(|&w| w < 60), "{conv_widths:?}");
+    let pool_groups = instrs
+        .iter()
+        .filter(|i| matches!(i, contract::isa::Instr::Pool(p) if p.first))
+        .count();
+    assert_eq!(pool_groups, 3, "24 channels pooled one chunk at a time");
+    n.check(&cfg, 9000);
+}
+
+/// The tiny preset with buffers near `validate`'s minimum: half the ABUF holds 80 entries
+/// and half the PBUF one chunk's records.
+fn tiny_small_buffers() -> EngineConfig {
+    EngineConfig {
+        abuf_entries: 160,
+        pbuf_entries: 16,
+        obuf_entries: 64,
+        ..EngineConfig::tiny()
+    }
+}
+
 /// The tiny preset with 2G columns: grouped convs with G outputs per group pair up.
 fn tiny_2g() -> EngineConfig {
     EngineConfig {
@@ -281,18 +324,44 @@ fn vargfacenet_on_the_cycle_model() {
     assert!(v["dram_bytes"].as_u64() >= v["dram_min_bytes"].as_u64());
 }
 
-/// A config whose buffers cannot hold a layer's tile: one line naming the layer.
+/// A config whose WBUF cannot hold one pass of a layer (the 160-chunk embedding
+/// pointwise conv: its weights cannot be split, the CONV has no partial sums): one line
+/// naming the layer and the config field to raise, before the engine runs.
 #[test]
-fn untileable_layer_is_a_clear_error() {
+fn unplaceable_layer_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("host-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("small-wbuf.toml");
+    let cfg = EngineConfig {
+        wbuf_entries: 256,
+        ..EngineConfig::tiny()
+    };
+    std::fs::write(&path, cfg.to_toml()).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
-        .args(["infer", "--preset", "tiny"])
+        .args(["infer", "--config", path.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("layer "), "{err}");
-    assert!(err.contains("raise `abuf_entries`"), "{err}");
+    assert!(err.contains("layer embedding.pw_conv"), "{err}");
+    assert!(err.contains("raise `wbuf_entries` (now 256)"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// The tiny preset (2×8 PEs) runs the whole network bit-exact too: its narrow buffers
+/// cut the wide early layers into column slices and the wide late ones' records per step.
+#[test]
+fn vargfacenet_on_the_tiny_preset() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
+        .args(["infer", "--json", "--preset", "tiny"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["bit_exact"], true);
+    assert_eq!(v["total_macs"], 517_068_320u64);
+    assert_eq!(v["macs_per_cycle"], 128);
 }
 
 /// The emitted RTL in Verilator runs the same whole-model program as the cycle model: the
