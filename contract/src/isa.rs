@@ -923,7 +923,7 @@ mod tests {
 
     #[test]
     fn validate_catches_each_limit() {
-        let cfg = EngineConfig::tiny(); // rows 2, cols 8, abuf 1024, wbuf 256, obuf 512
+        let cfg = EngineConfig::tiny(); // rows 2, cols 8, abuf 1024, wbuf 512, obuf 512
         let ok = Instr::Conv(conv());
         ok.validate(&cfg).unwrap();
         let bad = |f: fn(&mut Conv)| {
@@ -943,7 +943,7 @@ mod tests {
         .validate(&cfg)
         .unwrap();
         assert!(bad(|c| c.abuf = 1023 - 38).contains("ABUF entry 1024"));
-        assert!(bad(|c| c.wbuf = 256 - 8).contains("WBUF"));
+        assert!(bad(|c| c.wbuf = 512 - 8).contains("WBUF"));
         assert!(bad(|c| c.pbuf = 256 - 7).contains("PBUF"));
         assert!(bad(|c| c.obuf = 512 - 7).contains("OBUF"));
 
