@@ -287,6 +287,10 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     // calibration and builds.
     let cfg = EngineConfig::from_preset_or_file(Some(&o.preset), o.config.as_deref())?;
     check_options(o)?;
+    if o.backend == BackendKind::Verilator {
+        // the RTL's own limits (G = 8, bus width) before calibration and the build
+        hdl::emit::check_supported(&cfg)?;
+    }
     if let Some(dir) = &o.rtl {
         read_rtl(dir, &cfg)?;
     }
