@@ -11,6 +11,7 @@
 //! `2k + 1`'s weights enter the array with column `2k`'s (the WBUF skew in `engine.rs`
 //! steps by pairs), and PE(r, 2k + 1) gets its dot product one cycle later, registered,
 //! with the step's tags — the same cycle as before.
+use crate::bits::vec_of;
 use crate::pair::PairDot;
 use crate::pe::{DotPe, ENTRY_BITS};
 use rust_hdl::prelude::*;
@@ -38,11 +39,6 @@ pub struct PeArray {
     _cols: usize,
     /// column pairs (C / 2)
     _pairs: usize,
-}
-
-/// `n` default blocks (ports or children).
-pub fn vec_of<T: Default>(n: usize) -> Vec<T> {
-    (0..n).map(|_| T::default()).collect()
 }
 
 impl PeArray {

@@ -4,7 +4,7 @@
 //! else `mult_neg` (PReLU folded in). A `Verilog::Custom` leaf (field notes §2b): the
 //! 33×32-bit signed multiply and the 66-bit arithmetic shift are one line each in Verilog
 //! and a chain of `Signed<16>` casts in hdl_gen. Its Rust `update()` *is* the contract.
-use crate::sx::to_i64;
+use crate::bits::to_i64;
 use contract::arith::Requant;
 use rust_hdl::prelude::*;
 

@@ -7,16 +7,10 @@
 //!   record `l` of the PBUF read (`recs` bits `128·l..`).
 //! - [`PoolAdd`]: a link of the cross-bank adder chain, `sum_out = sum_in + (en ? a : 0)`
 //!   per lane (int32, wrapping), combinational.
+use crate::bits::{lane_i32, lane_i8, vec_of};
+use crate::ram::SdpRam;
 use contract::arith::{se_scale, sigmoid_gate, Requant};
 use rust_hdl::prelude::*;
-
-pub(crate) fn lane_i8<const N: usize>(b: &Bits<N>, l: usize) -> i8 {
-    b.get_bits::<8>(8 * l).to_u64() as u8 as i8
-}
-
-fn lane_i32<const N: usize>(b: &Bits<N>, l: usize) -> i32 {
-    b.get_bits::<32>(32 * l).to_u64() as u32 as i32
-}
 
 fn record(recs: &Bits<1024>, l: usize) -> Requant {
     let lo = recs.get_bits::<64>(128 * l).to_u64();
@@ -204,6 +198,122 @@ impl Logic for PoolAdd {
     }
 }
 
+/// The POOL accumulator: running sums of chunk `j` over the tile's columns and banks.
+/// A chain of [`PoolAdd`]s adds bank `r`'s entry (`r < banks`) to the sums of the column
+/// before (`acc`), or, at a chunk's first column, to the chunk's sums from earlier POOLs
+/// (`sum_mem`, 0 unless chunk `j` was written since the last `first`: `live`). The last
+/// column writes the sums back; a POOL with `last` set requantises them (`VecLanes`).
+#[derive(LogicBlock)]
+pub struct PoolAcc {
+    pub clock: Signal<In, Clock>,
+    // from VecSeq
+    pub sum_addr: Signal<In, Bits<16>>,
+    pub is_pool: Signal<In, Bit>,
+    pub clear: Signal<In, Bit>,
+    pub banks: Signal<In, Bits<16>>,
+    pub d_pro: Signal<In, Bit>,
+    pub d_a: Signal<In, Bit>,
+    pub d_first_x: Signal<In, Bit>,
+    pub d_last_x: Signal<In, Bit>,
+    pub d_j: Signal<In, Bits<16>>,
+    /// ABUF bank r's read data
+    pub a: Vec<Signal<In, Bits<64>>>,
+    /// the sums including this cycle's entries
+    pub sums: Signal<Out, Bits<256>>,
+    padd: Vec<PoolAdd>,
+    sum_mem: SdpRam<256>,
+    base_reg: DFF<Bits<256>>,
+    acc_reg: DFF<Bits<256>>,
+    live: DFF<Bits<256>>,
+    live_j: Signal<Local, Bit>,
+    live_sh: Signal<Local, Bits<256>>,
+    pool_out: Signal<Local, Bits<256>>,
+    one256: Constant<Bits<256>>,
+    row16: Vec<Constant<Bits<16>>>,
+    _rows: usize,
+}
+
+impl PoolAcc {
+    pub fn new(rows: usize) -> Self {
+        Self {
+            clock: Default::default(),
+            sum_addr: Default::default(),
+            is_pool: Default::default(),
+            clear: Default::default(),
+            banks: Default::default(),
+            d_pro: Default::default(),
+            d_a: Default::default(),
+            d_first_x: Default::default(),
+            d_last_x: Default::default(),
+            d_j: Default::default(),
+            a: vec_of(rows),
+            sums: Default::default(),
+            padd: vec_of(rows),
+            sum_mem: SdpRam::new(contract::isa::POOL_MAX_CHUNKS),
+            base_reg: Default::default(),
+            acc_reg: Default::default(),
+            live: Default::default(),
+            live_j: Default::default(),
+            live_sh: Default::default(),
+            pool_out: Default::default(),
+            one256: Constant::new(1u64.into()),
+            row16: (0..rows).map(|i| Constant::new((i as u64).into())).collect(),
+            _rows: rows,
+        }
+    }
+}
+
+impl Logic for PoolAcc {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.sum_mem.clock.next = self.clock.val();
+        self.base_reg.clock.next = self.clock.val();
+        self.acc_reg.clock.next = self.clock.val();
+        self.live.clock.next = self.clock.val();
+        self.sum_mem.rd_addr.next = self.sum_addr.val();
+        self.live_sh.next = self.live.q.val() >> bit_cast::<256, 16>(self.d_j.val());
+        self.live_j.next = self.live_sh.val().get_bit(0);
+        self.base_reg.d.next = self.base_reg.q.val();
+        if self.d_pro.val() {
+            self.base_reg.d.next = 0.into();
+            if self.live_j.val() {
+                self.base_reg.d.next = self.sum_mem.rd_data.val();
+            }
+        }
+        self.padd[0].sum_in.next = self.acc_reg.q.val();
+        if self.d_first_x.val() {
+            self.padd[0].sum_in.next = self.base_reg.q.val();
+        }
+        for r in 1..self._rows {
+            self.padd[r].sum_in.next = self.padd[r - 1].sum_out.val();
+        }
+        for r in 0..self._rows {
+            self.padd[r].a.next = self.a[r].val();
+            self.padd[r].en.next = self.d_a.val() && (self.row16[r].val() < self.banks.val());
+        }
+        for rl in (self._rows - 1)..self._rows {
+            self.pool_out.next = self.padd[rl].sum_out.val();
+        }
+        self.sums.next = self.pool_out.val();
+        self.acc_reg.d.next = self.acc_reg.q.val();
+        self.sum_mem.wr_en.next = false;
+        self.sum_mem.wr_addr.next = self.d_j.val();
+        self.sum_mem.wr_data.next = self.pool_out.val();
+        self.live.d.next = self.live.q.val();
+        if self.is_pool.val() && self.d_a.val() {
+            self.acc_reg.d.next = self.pool_out.val();
+            if self.d_last_x.val() {
+                self.sum_mem.wr_en.next = true;
+                self.live.d.next =
+                    self.live.q.val() | (self.one256.val() << bit_cast::<256, 16>(self.d_j.val()));
+            }
+        }
+        if self.clear.val() {
+            self.live.d.next = 0.into();
+        }
+    }
+}
+
 #[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
 pub enum VecState {
     Idle,
@@ -338,7 +448,7 @@ impl VecSeq {
             two: Default::default(),
             last_group: Default::default(),
             rowbase: Default::default(),
-            rstep: crate::array::vec_of(cfg.vector_rows),
+            rstep: vec_of(cfg.vector_rows),
             _vrows: cfg.vector_rows,
             ub: Default::default(),
             chunks: Default::default(),

@@ -3,7 +3,7 @@
 use contract::arith::dot_accumulate;
 use hdl::pair::PairDot;
 use hdl::pe::DotPe;
-use hdl::sx::to_i64;
+use hdl::bits::to_i64;
 use rust_hdl::prelude::*;
 
 fn pack(v: &[i8]) -> Bits<64> {
@@ -63,7 +63,7 @@ fn dot_pe_matches_dot_accumulate_including_minus_128() {
     for (i, (a, w)) in steps.iter().enumerate() {
         pe.a_in.next = pack(a);
         pe.w_in.next = pack(w);
-        pe.dot.next = hdl::sx::from_i64(dot_accumulate(0, a, w) as i64);
+        pe.dot.next = hdl::bits::from_i64(dot_accumulate(0, a, w) as i64);
         pe.valid_in.next = true;
         pe.first_in.next = i == 0;
         pe.last_in.next = i == steps.len() - 1;
