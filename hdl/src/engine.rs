@@ -469,7 +469,7 @@ pub const TOP: &str = "vargnet_engine";
 pub fn generate(cfg: &EngineConfig) -> anyhow::Result<String> {
     fn gen<B: Block>(mut uut: B) -> String {
         uut.connect_all();
-        generate_verilog(&uut)
+        rename_top(&generate_verilog(&uut))
     }
     Ok(match cfg.dram_bus_bytes {
         8 => gen(Engine::<64, 8>::new(cfg)),

@@ -699,7 +699,7 @@ fn engine_reg(cfg: &EngineConfig, name: &str) -> u32 {
     hdl::axi::registers(cfg, &extra)
         .iter()
         .find(|r| r.name == name)
-        .unwrap_or_else(|| panic!("no register {name}: does `top` still have that output?"))
+        .unwrap_or_else(|| panic!("no register {name}: does `vargnet_engine` still have that output?"))
         .offset
 }
 

@@ -81,7 +81,7 @@ fn dot_pe_matches_dot_accumulate_including_minus_128() {
 #[test]
 fn engine_verilog_has_one_top_and_the_documented_pins() {
     let v = hdl::emit::verilog(&contract::EngineConfig::tiny()).unwrap();
-    assert!(v.contains("module top("));
+    assert!(v.contains("module vargnet_engine("));
     for pin in [
         "start",
         "prog_len",

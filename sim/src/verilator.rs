@@ -118,13 +118,14 @@ const RECIPE: &str = "verilator-cc+gxx-shared v3";
 /// library twice on a 2-core machine).
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
-/// Builds (or finds in the cache) the shared library for `verilog` (top module `top`).
+/// Builds (or finds in the cache) the shared library for `verilog` (top module
+/// `vargnet_engine`).
 /// Returns the library path and whether it was built now.
 pub fn build_library(verilog: &str) -> Result<(PathBuf, bool), HarnessError> {
     build_shared(&Design {
         verilog,
-        top: "top",
-        prefix: "Vtop",
+        top: "vargnet_engine",
+        prefix: "Vvargnet_engine",
         harness: HARNESS_CPP,
         cache: "verilator",
     })
