@@ -61,3 +61,17 @@ pub fn u64s_to_bits<const N: usize>(v: &[u64]) -> Bits<N> {
 pub fn vec_of<T: Default>(n: usize) -> Vec<T> {
     (0..n).map(|_| T::default()).collect()
 }
+
+/// The bit offset of an instruction field (`contract::isa::field`) as a `Constant`, i.e. a
+/// Verilog `localparam`: `#[hdl_gen]` translates `get_bits`' offset as an expression, and a
+/// Rust `const` path there becomes an undeclared Verilog name (docs/rust-hdl.md#consts).
+/// Read the field as `instr.get_bits::<W>(self.at_x.val().index())` with `W` its width.
+pub fn at(f: contract::isa::Field) -> Constant<Bits<16>> {
+    Constant::new((f.0 as u64).into())
+}
+
+/// An opcode (`contract::isa::opcode`) as a 4-bit `Constant`.
+pub fn op(code: u32) -> Constant<Bits<4>> {
+    assert_eq!(contract::isa::field::OPCODE.1, 4);
+    Constant::new((code as u64).into())
+}

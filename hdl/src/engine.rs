@@ -1,19 +1,21 @@
-//! The engine top: controller, DMA, CONV sequencer, buffers, the R×C array and the C
-//! post-processing units, wired per docs/engine.md.
+//! The engine top: the wiring of controller, DMA, CONV sequencer, buffers, the R×C array,
+//! the post-processing and the vector unit, per docs/engine.md. Each level is a block of
+//! its own; this file only connects them (and muxes the ABUF/PBUF read addresses between
+//! CONV and the vector unit).
 //!
-//! Buffers (registered reads; the DMA side moves one B-byte bus word per cycle, see
+//! Buffers (registered reads; the DMA side moves one B-byte bus word per cycle,
 //! [`crate::bankram`]): ABUF = R banks of G-byte entries (DMA writes every bank, B/G
 //! entries per cycle); WBUF = C column banks of G bytes (column `c` holds bytes `cG..cG+G`
-//! of a WBUF entry; a bus word writes up to B/G columns); PBUF = 8 record banks, read 8
-//! consecutive records at a time; OBUF = R banks × G byte lanes, one RAM per lane so that
-//! columns finishing in the same cycle can write different entries of a bank, each lane
-//! read B/G entries at a time by STORE.
+//! of a WBUF entry; a bus word writes up to B/G columns, [`crate::steer`]); PBUF = 8
+//! record banks, read 8 consecutive records at a time; OBUF = R banks × G byte lanes, one
+//! RAM per lane so that columns finishing in the same cycle can write different entries
+//! of a bank, each lane read B/G entries at a time by STORE ([`crate::store`]).
 //!
-//! Skew: row `r` reads its ABUF bank `r` cycles after row 0 (one address register per row,
-//! adding `stride·row_pitch`), column `c` reads its WBUF bank `c` cycles after column 0.
+//! Data path of a CONV: [`crate::skew`] → ABUF/WBUF → [`crate::array`] →
+//! [`crate::post`] → [`crate::steer::ObufSteer`] → OBUF.
 use crate::array::PeArray;
 use crate::bankram::{AbufBank, ObufLane, Pbuf};
-use crate::bits::vec_of;
+use crate::bits::{at, op, vec_of};
 use crate::conv::ConvSeq;
 use crate::ctrl::Controller;
 use crate::dma::Dma;
@@ -190,7 +192,8 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             dsteer: DmaSteer::new(c),
             osteer: ObufSteer::new(r, c, cfg.vector_rows),
             store: StorePack::new(r),
-            op_conv: Constant::new((opcode::CONV as u64).into()),
+            op_conv: op(opcode::CONV),
+            at_op: at(contract::isa::field::OPCODE),
             zero8: Constant::new(0u64.into()),
             _rows: r,
             _cols: c,
@@ -250,7 +253,8 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.dma.instr.next = self.ctrl.instr.val();
         self.ctrl.dma_busy.next = self.dma.busy.val();
         self.ctrl.dma_qbusy.next = self.dma.qbusy.val();
-        self.is_conv.next = self.ctrl.instr.val().get_bits::<4>(0) == self.op_conv.val();
+        self.is_conv.next =
+            self.ctrl.instr.val().get_bits::<4>(self.at_op.val().index()) == self.op_conv.val();
         self.conv.start.next = self.ctrl.comp_start.val() && self.is_conv.val();
         self.conv.instr.next = self.ctrl.instr.val();
         self.vec.start.next = self.ctrl.comp_start.val() && !self.is_conv.val();

@@ -7,10 +7,25 @@
 //!   record `l` of the PBUF read (`recs` bits `128·l..`).
 //! - [`PoolAdd`]: a link of the cross-bank adder chain, `sum_out = sum_in + (en ? a : 0)`
 //!   per lane (int32, wrapping), combinational.
-use crate::bits::{lane_i32, lane_i8, vec_of};
+use crate::bits::{at, lane_i32, lane_i8, vec_of};
 use crate::ram::SdpRam;
 use contract::arith::{se_scale, sigmoid_gate, Requant};
+use contract::isa::field::{ewise, pool, OPCODE};
+use contract::isa::opcode;
 use rust_hdl::prelude::*;
+
+// VecSeq reads the operand address at one offset for both opcodes and tells POOL from
+// EWISE by one opcode bit; the widths are the ones `update()` reads the fields with.
+const _: () = {
+    assert!(ewise::A.0 == pool::ABUF.0 && ewise::A.1 == 16 && pool::ABUF.1 == 16);
+    assert!(opcode::POOL ^ opcode::EWISE == 1 && opcode::POOL & 1 == 1);
+    assert!(ewise::B.1 == 16 && ewise::GATE.1 == 16 && ewise::KA.1 == 16 && ewise::KB.1 == 16);
+    assert!(ewise::CHUNKS.1 == 16 && ewise::WIDTH.1 == 16 && ewise::ROW_PITCH.1 == 16);
+    assert!(ewise::CHUNK_PITCH.1 == 16 && ewise::PBUF.1 == 16 && ewise::OBUF.1 == 16);
+    assert!(ewise::OBUF_STRIDE.1 == 16 && pool::BANKS.1 == 8);
+    assert!(pool::CHUNKS.1 == 16 && pool::WIDTH.1 == 16 && pool::ROW_PITCH.1 == 16);
+    assert!(pool::CHUNK_PITCH.1 == 16 && pool::PBUF.1 == 16 && pool::OBUF.1 == 16);
+};
 
 fn record(recs: &Bits<1024>, l: usize) -> Requant {
     let lo = recs.get_bits::<64>(128 * l).to_u64();
@@ -397,6 +412,31 @@ pub struct VecSeq {
     rows16: Constant<Bits<16>>,
     vrows16: Constant<Bits<16>>,
     two_phase: Constant<Bit>,
+    // instruction field offsets (contract::isa::field); `at_is_pool`: the opcode bit
+    at_is_pool: Constant<Bits<16>>,
+    at_a: Constant<Bits<16>>,
+    at_b: Constant<Bits<16>>,
+    at_gate: Constant<Bits<16>>,
+    at_use_b: Constant<Bits<16>>,
+    at_use_gate: Constant<Bits<16>>,
+    at_ka: Constant<Bits<16>>,
+    at_kb: Constant<Bits<16>>,
+    at_ew_chunks: Constant<Bits<16>>,
+    at_ew_width: Constant<Bits<16>>,
+    at_ew_rp: Constant<Bits<16>>,
+    at_ew_cp: Constant<Bits<16>>,
+    at_ew_pbuf: Constant<Bits<16>>,
+    at_ew_obuf: Constant<Bits<16>>,
+    at_ew_ostride: Constant<Bits<16>>,
+    at_first: Constant<Bits<16>>,
+    at_last: Constant<Bits<16>>,
+    at_banks: Constant<Bits<16>>,
+    at_pl_chunks: Constant<Bits<16>>,
+    at_pl_width: Constant<Bits<16>>,
+    at_pl_rp: Constant<Bits<16>>,
+    at_pl_cp: Constant<Bits<16>>,
+    at_pl_pbuf: Constant<Bits<16>>,
+    at_pl_obuf: Constant<Bits<16>>,
 }
 
 impl VecSeq {
@@ -462,6 +502,30 @@ impl VecSeq {
             rows16: Constant::new((cfg.rows as u64).into()),
             vrows16: Constant::new((cfg.vector_rows as u64).into()),
             two_phase: Constant::new(cfg.rows == 1),
+            at_is_pool: at((OPCODE.0, 1)),
+            at_a: at(ewise::A),
+            at_b: at(ewise::B),
+            at_gate: at(ewise::GATE),
+            at_use_b: at(ewise::USE_B),
+            at_use_gate: at(ewise::USE_GATE),
+            at_ka: at(ewise::KA),
+            at_kb: at(ewise::KB),
+            at_ew_chunks: at(ewise::CHUNKS),
+            at_ew_width: at(ewise::WIDTH),
+            at_ew_rp: at(ewise::ROW_PITCH),
+            at_ew_cp: at(ewise::CHUNK_PITCH),
+            at_ew_pbuf: at(ewise::PBUF),
+            at_ew_obuf: at(ewise::OBUF),
+            at_ew_ostride: at(ewise::OBUF_STRIDE),
+            at_first: at(pool::FIRST),
+            at_last: at(pool::LAST),
+            at_banks: at(pool::BANKS),
+            at_pl_chunks: at(pool::CHUNKS),
+            at_pl_width: at(pool::WIDTH),
+            at_pl_rp: at(pool::ROW_PITCH),
+            at_pl_cp: at(pool::CHUNK_PITCH),
+            at_pl_pbuf: at(pool::PBUF),
+            at_pl_obuf: at(pool::OBUF),
         }
     }
 }
@@ -474,28 +538,28 @@ impl Logic for VecSeq {
             r_last_x, r_j, r_xa, r_row0, row0, goff
         );
         // fields (contract::isa): EWISE op 6, POOL op 7
-        self.pool.next = self.ins.q.val().get_bit(0);
-        self.ub.next = self.ins.q.val().get_bit(6) && !self.pool.val();
-        self.use_gate.next = self.ins.q.val().get_bit(7) && !self.pool.val();
+        self.pool.next = self.ins.q.val().get_bit(self.at_is_pool.val().index());
+        self.ub.next = self.ins.q.val().get_bit(self.at_use_b.val().index()) && !self.pool.val();
+        self.use_gate.next = self.ins.q.val().get_bit(self.at_use_gate.val().index()) && !self.pool.val();
         self.use_b.next = self.ub.val();
         self.is_pool.next = self.pool.val();
-        self.ka.next = self.ins.q.val().get_bits::<16>(192);
-        self.kb.next = self.ins.q.val().get_bits::<16>(208);
-        self.banks.next = bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(144));
+        self.ka.next = self.ins.q.val().get_bits::<16>(self.at_ka.val().index());
+        self.kb.next = self.ins.q.val().get_bits::<16>(self.at_kb.val().index());
+        self.banks.next = bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(self.at_banks.val().index()));
         if self.pool.val() {
-            self.chunks.next = self.ins.q.val().get_bits::<16>(48);
-            self.width.next = self.ins.q.val().get_bits::<16>(64);
-            self.rp.next = self.ins.q.val().get_bits::<16>(80);
-            self.cp.next = self.ins.q.val().get_bits::<16>(96);
-            self.pbuf.next = self.ins.q.val().get_bits::<16>(112);
-            self.obuf.next = self.ins.q.val().get_bits::<16>(128);
+            self.chunks.next = self.ins.q.val().get_bits::<16>(self.at_pl_chunks.val().index());
+            self.width.next = self.ins.q.val().get_bits::<16>(self.at_pl_width.val().index());
+            self.rp.next = self.ins.q.val().get_bits::<16>(self.at_pl_rp.val().index());
+            self.cp.next = self.ins.q.val().get_bits::<16>(self.at_pl_cp.val().index());
+            self.pbuf.next = self.ins.q.val().get_bits::<16>(self.at_pl_pbuf.val().index());
+            self.obuf.next = self.ins.q.val().get_bits::<16>(self.at_pl_obuf.val().index());
         } else {
-            self.chunks.next = self.ins.q.val().get_bits::<16>(112);
-            self.width.next = self.ins.q.val().get_bits::<16>(128);
-            self.rp.next = self.ins.q.val().get_bits::<16>(144);
-            self.cp.next = self.ins.q.val().get_bits::<16>(160);
-            self.pbuf.next = self.ins.q.val().get_bits::<16>(96);
-            self.obuf.next = self.ins.q.val().get_bits::<16>(80);
+            self.chunks.next = self.ins.q.val().get_bits::<16>(self.at_ew_chunks.val().index());
+            self.width.next = self.ins.q.val().get_bits::<16>(self.at_ew_width.val().index());
+            self.rp.next = self.ins.q.val().get_bits::<16>(self.at_ew_rp.val().index());
+            self.cp.next = self.ins.q.val().get_bits::<16>(self.at_ew_cp.val().index());
+            self.pbuf.next = self.ins.q.val().get_bits::<16>(self.at_ew_pbuf.val().index());
+            self.obuf.next = self.ins.q.val().get_bits::<16>(self.at_ew_obuf.val().index());
         }
         self.busy.next = self.state.q.val() != VecState::Idle;
         self.clear.next = false;
@@ -509,11 +573,11 @@ impl Logic for VecSeq {
         // a (phase 0) or b (phase 1) of column x in the group's first row; the gate of
         // chunk j in the prologue
         self.rowbase.next = self.jbase.q.val() + self.goff.q.val() + self.x.q.val();
-        self.rd_addr.next = self.ins.q.val().get_bits::<16>(32) + self.rowbase.val();
+        self.rd_addr.next = self.ins.q.val().get_bits::<16>(self.at_a.val().index()) + self.rowbase.val();
         if self.ph.q.val() {
-            self.rd_addr.next = self.ins.q.val().get_bits::<16>(48) + self.rowbase.val();
+            self.rd_addr.next = self.ins.q.val().get_bits::<16>(self.at_b.val().index()) + self.rowbase.val();
         }
-        self.rd_addr_b.next = self.ins.q.val().get_bits::<16>(48) + self.rowbase.val();
+        self.rd_addr_b.next = self.ins.q.val().get_bits::<16>(self.at_b.val().index()) + self.rowbase.val();
         self.rstep[0].next = self.rp.val();
         for v in 1..self._vrows {
             self.rstep[v].next = self.rstep[v - 1].val() + self.rp.val();
@@ -533,7 +597,7 @@ impl Logic for VecSeq {
             VecState::Idle => {
                 if self.start.val() {
                     self.ins.d.next = self.instr.val();
-                    self.clear.next = self.instr.val().get_bit(0) && self.instr.val().get_bit(6);
+                    self.clear.next = self.instr.val().get_bit(self.at_is_pool.val().index()) && self.instr.val().get_bit(self.at_first.val().index());
                     self.j.d.next = 0.into();
                     self.x.d.next = 0.into();
                     self.ph.d.next = false;
@@ -545,7 +609,7 @@ impl Logic for VecSeq {
                 }
             }
             VecState::Pro => {
-                self.rd_addr.next = self.ins.q.val().get_bits::<16>(64) + self.j.q.val();
+                self.rd_addr.next = self.ins.q.val().get_bits::<16>(self.at_gate.val().index()) + self.j.q.val();
                 self.r_pro.d.next = true;
                 self.state.d.next = VecState::Run;
             }
@@ -553,7 +617,7 @@ impl Logic for VecSeq {
                 self.r_a.d.next = !self.ph.q.val();
                 self.r_emit.d.next = self.ph.q.val() || !self.two.val();
                 if self.pool.val() {
-                    self.r_emit.d.next = self.last_x.val() && self.ins.q.val().get_bit(7);
+                    self.r_emit.d.next = self.last_x.val() && self.ins.q.val().get_bit(self.at_last.val().index());
                 }
                 if self.two.val() && !self.ph.q.val() {
                     self.ph.d.next = true;
@@ -575,7 +639,7 @@ impl Logic for VecSeq {
                             self.j.d.next = self.j.q.val() + self.one16.val();
                             self.jbase.d.next = self.jbase.q.val() + self.cp.val();
                             self.obase.d.next =
-                                self.obase.q.val() + self.ins.q.val().get_bits::<16>(176);
+                                self.obase.q.val() + self.ins.q.val().get_bits::<16>(self.at_ew_ostride.val().index());
                             self.state.d.next = VecState::Pro;
                         } else {
                             self.cnt.d.next = 0.into();
