@@ -78,7 +78,7 @@ impl Logic for PeArray {
             self.pair[k].clock.next = self.clock.val();
         }
         // `cc` binds the column count to a loop variable: `[..]` indices are evaluated with
-        // only loop variables in scope (field notes P4).
+        // only loop variables in scope (docs/rust-hdl.md#indexing).
         for cc in self._cols..(self._cols + 1) {
             for r in 0..self._rows {
                 self.pe[r * cc].a_in.next = self.a_in[r].val();
