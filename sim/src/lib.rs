@@ -17,6 +17,7 @@ pub mod dram;
 pub mod engine;
 pub mod func;
 pub mod hazard;
+pub mod testkit;
 pub mod timing;
 pub mod verilator;
 
