@@ -125,7 +125,16 @@ pub mod field {
         pub const KERNEL: Field = (176, 8);
         pub const STRIDE: Field = (184, 8);
         pub const ALL: &[Field] = &[
-            ABUF, WBUF, OBUF, PBUF, OUT_W, CHUNKS, ROW_PITCH, CHUNK_PITCH, OBUF_STRIDE, KERNEL,
+            ABUF,
+            WBUF,
+            OBUF,
+            PBUF,
+            OUT_W,
+            CHUNKS,
+            ROW_PITCH,
+            CHUNK_PITCH,
+            OBUF_STRIDE,
+            KERNEL,
             STRIDE,
         ];
     }
@@ -213,14 +222,22 @@ pub mod field {
 /// `v` into field `f` of `w` (no field straddles a word).
 fn put(w: &mut [u32; 8], f: Field, v: u32) {
     let (at, bits) = f;
-    let mask = if bits == 32 { u32::MAX } else { (1 << bits) - 1 };
+    let mask = if bits == 32 {
+        u32::MAX
+    } else {
+        (1 << bits) - 1
+    };
     w[at / 32] |= (v & mask) << (at % 32);
 }
 
 /// Field `f` of `w`.
 fn get(w: &[u32; 8], f: Field) -> u32 {
     let (at, bits) = f;
-    let mask = if bits == 32 { u32::MAX } else { (1 << bits) - 1 };
+    let mask = if bits == 32 {
+        u32::MAX
+    } else {
+        (1 << bits) - 1
+    };
     (w[at / 32] >> (at % 32)) & mask
 }
 
@@ -1154,7 +1171,10 @@ mod tests {
         ] {
             let mut seen = [false; 256];
             for &(at, bits) in [OPCODE, WAIT_DMA, WAIT_COMPUTE].iter().chain(fields) {
-                assert!(at % 32 + bits <= 32, "field ({at}, {bits}) straddles a word");
+                assert!(
+                    at % 32 + bits <= 32,
+                    "field ({at}, {bits}) straddles a word"
+                );
                 for b in at..at + bits {
                     assert!(!seen[b], "bit {b} in two fields");
                     seen[b] = true;

@@ -128,7 +128,9 @@ const KNOWN_PINS: &[&str] = &[
 pub fn top_ports(engine_verilog: &str) -> anyhow::Result<Vec<Port>> {
     let start = engine_verilog
         .find(&format!("\nmodule {}(", crate::engine::TOP))
-        .ok_or_else(|| anyhow::anyhow!("no `module {}(` in the engine Verilog", crate::engine::TOP))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!("no `module {}(` in the engine Verilog", crate::engine::TOP)
+        })?;
     let mut ports = Vec::new();
     for line in engine_verilog[start + 1..].lines().skip(1) {
         let l = line.trim();

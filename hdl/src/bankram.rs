@@ -186,7 +186,11 @@ fn banked_verilog(s: &Shape, aw: usize) -> String {
             } else {
                 format!("wr_en && wr_base[{}:0] == {k}'d{b}", k - 1)
             };
-            (sel, format!("wr_base[{}:{k}]", a - 1), "wr_data".to_string())
+            (
+                sel,
+                format!("wr_base[{}:{k}]", a - 1),
+                "wr_data".to_string(),
+            )
         } else {
             v.push_str(&format!(
                 "wire [7:0] wp{b} = {{{}'d0, {k}'d{b} - wr_base[{}:0]}};\n\

@@ -228,12 +228,30 @@ impl Logic for ConvSeq {
         self.obuf.next = self.ins.q.val().get_bits::<16>(self.at_obuf.val().index());
         self.pbuf.next = self.ins.q.val().get_bits::<16>(self.at_pbuf.val().index());
         self.out_w.next = self.ins.q.val().get_bits::<16>(self.at_out_w.val().index());
-        self.chunks.next = self.ins.q.val().get_bits::<16>(self.at_chunks.val().index());
-        self.rp.next = self.ins.q.val().get_bits::<16>(self.at_row_pitch.val().index());
-        self.cp.next = self.ins.q.val().get_bits::<16>(self.at_chunk_pitch.val().index());
-        self.obuf_stride.next = self.ins.q.val().get_bits::<16>(self.at_obuf_stride.val().index());
-        self.k.next = bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(self.at_kernel.val().index()));
-        self.s.next = bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(self.at_stride.val().index()));
+        self.chunks.next = self
+            .ins
+            .q
+            .val()
+            .get_bits::<16>(self.at_chunks.val().index());
+        self.rp.next = self
+            .ins
+            .q
+            .val()
+            .get_bits::<16>(self.at_row_pitch.val().index());
+        self.cp.next = self
+            .ins
+            .q
+            .val()
+            .get_bits::<16>(self.at_chunk_pitch.val().index());
+        self.obuf_stride.next = self
+            .ins
+            .q
+            .val()
+            .get_bits::<16>(self.at_obuf_stride.val().index());
+        self.k.next =
+            bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(self.at_kernel.val().index()));
+        self.s.next =
+            bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(self.at_stride.val().index()));
         self.row_off.next = self.rp.val();
         if self.s.val() == 2 {
             self.row_off.next = self.rp.val() << 1;
@@ -268,10 +286,14 @@ impl Logic for ConvSeq {
         self.lead.next = false;
         self.nxt.next = self.xbase.q.val() + self.s.val();
         // steps and period of the instruction being issued (latched at the issue edge)
-        self.n_k.next = bit_cast::<16, 8>(self.instr.val().get_bits::<8>(self.at_kernel.val().index()));
+        self.n_k.next =
+            bit_cast::<16, 8>(self.instr.val().get_bits::<8>(self.at_kernel.val().index()));
         self.n_kk.next = self.n_k.val() * self.n_k.val();
-        self.n_steps.next =
-            self.instr.val().get_bits::<16>(self.at_chunks.val().index()) * bit_cast::<16, 32>(self.n_kk.val());
+        self.n_steps.next = self
+            .instr
+            .val()
+            .get_bits::<16>(self.at_chunks.val().index())
+            * bit_cast::<16, 32>(self.n_kk.val());
         self.n_period.next = self.n_steps.val();
         if self.n_steps.val() < self.rows.val() {
             self.n_period.next = self.rows.val();

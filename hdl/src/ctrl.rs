@@ -243,7 +243,9 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             CtrlState::Decode => {
                 self.running.next = true;
                 if self.check.legal.val()
-                    && (self.is_dma.val() || self.is_comp.val() || (self.op.val() == self.op_end.val()))
+                    && (self.is_dma.val()
+                        || self.is_comp.val()
+                        || (self.op.val() == self.op_end.val()))
                 {
                     self.state.d.next = CtrlState::Issue;
                 } else {

@@ -259,37 +259,99 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
         self.req.n_o.next = self.one16.val();
         self.req.n_i.next = self.one16.val();
         // LOAD_ACT: rows × row_entries entries, DRAM stride dram_stride, ABUF rows contiguous
-        self.req.len.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(self.at_act_entries.val().index())) << 3;
-        self.req.bbase.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(self.at_act_abuf.val().index()));
+        self.req.len.next = bit_cast::<32, 16>(
+            self.instr
+                .val()
+                .get_bits::<16>(self.at_act_entries.val().index()),
+        ) << 3;
+        self.req.bbase.next = bit_cast::<32, 16>(
+            self.instr
+                .val()
+                .get_bits::<16>(self.at_act_abuf.val().index()),
+        );
         if self.new_op.val() == self.op_act.val() {
-            self.req.si.next = self.instr.val().get_bits::<32>(self.at_act_stride.val().index());
-            self.req.bi.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(self.at_act_entries.val().index()));
-            self.req.n_i.next = self.instr.val().get_bits::<16>(self.at_act_rows.val().index());
+            self.req.si.next = self
+                .instr
+                .val()
+                .get_bits::<32>(self.at_act_stride.val().index());
+            self.req.bi.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_act_entries.val().index()),
+            );
+            self.req.n_i.next = self
+                .instr
+                .val()
+                .get_bits::<16>(self.at_act_rows.val().index());
         }
         if self.new_op.val() == self.op_wgt.val() {
-            self.req.len.next = self.instr.val().get_bits::<16>(self.at_wgt_entries.val().index()) * self.wgt_entry_bytes.val();
+            self.req.len.next = self
+                .instr
+                .val()
+                .get_bits::<16>(self.at_wgt_entries.val().index())
+                * self.wgt_entry_bytes.val();
             self.req.bbase.next = self.zero32.val();
         }
         if self.new_op.val() == self.op_par.val() {
-            self.req.len.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(self.at_par_channels.val().index())) << 4;
-            self.req.bbase.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(self.at_par_pbuf.val().index())) << 1;
+            self.req.len.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_par_channels.val().index()),
+            ) << 4;
+            self.req.bbase.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_par_pbuf.val().index()),
+            ) << 1;
         }
         if self.new_op.val() == self.op_store.val() {
             // banks (outer, bank_stride) × runs (inner, run_stride) of run_entries entries
-            self.req.so.next = self.instr.val().get_bits::<32>(self.at_st_bank_stride.val().index());
-            self.req.si.next = self.instr.val().get_bits::<32>(self.at_st_run_stride.val().index());
-            self.req.len.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(self.at_st_run_entries.val().index())) << 3;
-            self.req.bbase.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(self.at_st_obuf.val().index()));
-            self.req.bi.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(self.at_st_obuf_stride.val().index()));
-            self.req.n_o.next = bit_cast::<16, 8>(self.instr.val().get_bits::<8>(self.at_st_banks.val().index()));
-            self.req.n_i.next = self.instr.val().get_bits::<16>(self.at_st_runs.val().index());
+            self.req.so.next = self
+                .instr
+                .val()
+                .get_bits::<32>(self.at_st_bank_stride.val().index());
+            self.req.si.next = self
+                .instr
+                .val()
+                .get_bits::<32>(self.at_st_run_stride.val().index());
+            self.req.len.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_st_run_entries.val().index()),
+            ) << 3;
+            self.req.bbase.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_st_obuf.val().index()),
+            );
+            self.req.bi.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_st_obuf_stride.val().index()),
+            );
+            self.req.n_o.next = bit_cast::<16, 8>(
+                self.instr
+                    .val()
+                    .get_bits::<8>(self.at_st_banks.val().index()),
+            );
+            self.req.n_i.next = self
+                .instr
+                .val()
+                .get_bits::<16>(self.at_st_runs.val().index());
         }
         // ---- LOAD_WGT: entry/column of word position 0 (stepped with the responses) ----
         self.p0.next = bit_cast::<16, 32>((self.req.dram.val() & self.low_mask.val()) >> 3);
-        self.new_e0.next = self.instr.val().get_bits::<16>(self.at_wgt_wbuf.val().index());
+        self.new_e0.next = self
+            .instr
+            .val()
+            .get_bits::<16>(self.at_wgt_wbuf.val().index());
         self.new_c0.next = 0.into();
         if self.p0.val().any() {
-            self.new_e0.next = self.instr.val().get_bits::<16>(self.at_wgt_wbuf.val().index()) - self.one16.val();
+            self.new_e0.next = self
+                .instr
+                .val()
+                .get_bits::<16>(self.at_wgt_wbuf.val().index())
+                - self.one16.val();
             self.new_c0.next = self.cols.val() - self.p0.val();
         }
         // ---- the response walker: a new load goes straight in when it is idle, else waits

@@ -254,8 +254,12 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.dma.instr.next = self.ctrl.instr.val();
         self.ctrl.dma_busy.next = self.dma.busy.val();
         self.ctrl.dma_qbusy.next = self.dma.qbusy.val();
-        self.is_conv.next =
-            self.ctrl.instr.val().get_bits::<4>(self.at_op.val().index()) == self.op_conv.val();
+        self.is_conv.next = self
+            .ctrl
+            .instr
+            .val()
+            .get_bits::<4>(self.at_op.val().index())
+            == self.op_conv.val();
         self.conv.start.next = self.ctrl.comp_start.val() && self.is_conv.val();
         self.conv.instr.next = self.ctrl.instr.val();
         self.vec.start.next = self.ctrl.comp_start.val() && !self.is_conv.val();

@@ -9,8 +9,8 @@
 //! column's is combinational; the odd column's is registered, because that PE sees the
 //! same step one cycle later (the array's skew), and its weights are read one cycle early
 //! to meet the even column's (`engine.rs`, WBUF skew).
-use crate::pe::LANES;
 use crate::bits::{from_i64, lane_i8 as lane};
+use crate::pe::LANES;
 use rust_hdl::prelude::*;
 
 /// `x` wrapped to a `bits`-wide two's-complement value, as a Verilog wire of that width.

@@ -114,8 +114,7 @@ impl Logic for PostProc {
             if self.p_load.val() && (self.p_grp.val() == self.grp16[gi].val()) {
                 for l in 0..8 {
                     self.plo_s[gi * 8 + l].d.next = self.records.val().get_bits::<64>(128 * l);
-                    self.phi_s[gi * 8 + l].d.next =
-                        self.records.val().get_bits::<64>(128 * l + 64);
+                    self.phi_s[gi * 8 + l].d.next = self.records.val().get_bits::<64>(128 * l + 64);
                     self.gof_s[gi * 8 + l].d.next = self.goff[gi].val();
                 }
             }

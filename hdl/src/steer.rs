@@ -163,8 +163,12 @@ impl ObufSteer {
             pool_q: Default::default(),
             xa_q: Default::default(),
             row0_q: Default::default(),
-            row8: (0..rows).map(|i| Constant::new((i as u64).into())).collect(),
-            row16: (0..rows).map(|i| Constant::new((i as u64).into())).collect(),
+            row8: (0..rows)
+                .map(|i| Constant::new((i as u64).into()))
+                .collect(),
+            row16: (0..rows)
+                .map(|i| Constant::new((i as u64).into()))
+                .collect(),
             zero16: Constant::new(0u64.into()),
             _rows: rows,
             _vrows: vrows,
@@ -191,7 +195,8 @@ impl Logic for ObufSteer {
                 self.addr[r * 8 + l].next = self.xa[l].val();
                 self.data[r * 8 + l].next = self.q[l].val();
                 for gi in 0..self._groups {
-                    if self.valid[gi * 8 + l].val() && (self.row[gi * 8 + l].val() == self.row8[r].val())
+                    if self.valid[gi * 8 + l].val()
+                        && (self.row[gi * 8 + l].val() == self.row8[r].val())
                     {
                         self.en[r * 8 + l].next = true;
                         self.addr[r * 8 + l].next = self.xa[gi * 8 + l].val();

@@ -23,7 +23,9 @@ impl<const BUS: usize, const STRB: usize> StorePack<BUS, STRB> {
             bank: Default::default(),
             word: Default::default(),
             pack: vec_of(rows),
-            row16: (0..rows).map(|i| Constant::new((i as u64).into())).collect(),
+            row16: (0..rows)
+                .map(|i| Constant::new((i as u64).into()))
+                .collect(),
             _rows: rows,
         }
     }

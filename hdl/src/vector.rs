@@ -272,7 +272,9 @@ impl PoolAcc {
             live_sh: Default::default(),
             pool_out: Default::default(),
             one256: Constant::new(1u64.into()),
-            row16: (0..rows).map(|i| Constant::new((i as u64).into())).collect(),
+            row16: (0..rows)
+                .map(|i| Constant::new((i as u64).into()))
+                .collect(),
             _rows: rows,
         }
     }
@@ -540,26 +542,60 @@ impl Logic for VecSeq {
         // fields (contract::isa): EWISE op 6, POOL op 7
         self.pool.next = self.ins.q.val().get_bit(self.at_is_pool.val().index());
         self.ub.next = self.ins.q.val().get_bit(self.at_use_b.val().index()) && !self.pool.val();
-        self.use_gate.next = self.ins.q.val().get_bit(self.at_use_gate.val().index()) && !self.pool.val();
+        self.use_gate.next =
+            self.ins.q.val().get_bit(self.at_use_gate.val().index()) && !self.pool.val();
         self.use_b.next = self.ub.val();
         self.is_pool.next = self.pool.val();
         self.ka.next = self.ins.q.val().get_bits::<16>(self.at_ka.val().index());
         self.kb.next = self.ins.q.val().get_bits::<16>(self.at_kb.val().index());
-        self.banks.next = bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(self.at_banks.val().index()));
+        self.banks.next =
+            bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(self.at_banks.val().index()));
         if self.pool.val() {
-            self.chunks.next = self.ins.q.val().get_bits::<16>(self.at_pl_chunks.val().index());
-            self.width.next = self.ins.q.val().get_bits::<16>(self.at_pl_width.val().index());
+            self.chunks.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_pl_chunks.val().index());
+            self.width.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_pl_width.val().index());
             self.rp.next = self.ins.q.val().get_bits::<16>(self.at_pl_rp.val().index());
             self.cp.next = self.ins.q.val().get_bits::<16>(self.at_pl_cp.val().index());
-            self.pbuf.next = self.ins.q.val().get_bits::<16>(self.at_pl_pbuf.val().index());
-            self.obuf.next = self.ins.q.val().get_bits::<16>(self.at_pl_obuf.val().index());
+            self.pbuf.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_pl_pbuf.val().index());
+            self.obuf.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_pl_obuf.val().index());
         } else {
-            self.chunks.next = self.ins.q.val().get_bits::<16>(self.at_ew_chunks.val().index());
-            self.width.next = self.ins.q.val().get_bits::<16>(self.at_ew_width.val().index());
+            self.chunks.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_ew_chunks.val().index());
+            self.width.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_ew_width.val().index());
             self.rp.next = self.ins.q.val().get_bits::<16>(self.at_ew_rp.val().index());
             self.cp.next = self.ins.q.val().get_bits::<16>(self.at_ew_cp.val().index());
-            self.pbuf.next = self.ins.q.val().get_bits::<16>(self.at_ew_pbuf.val().index());
-            self.obuf.next = self.ins.q.val().get_bits::<16>(self.at_ew_obuf.val().index());
+            self.pbuf.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_ew_pbuf.val().index());
+            self.obuf.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_ew_obuf.val().index());
         }
         self.busy.next = self.state.q.val() != VecState::Idle;
         self.clear.next = false;
@@ -573,11 +609,14 @@ impl Logic for VecSeq {
         // a (phase 0) or b (phase 1) of column x in the group's first row; the gate of
         // chunk j in the prologue
         self.rowbase.next = self.jbase.q.val() + self.goff.q.val() + self.x.q.val();
-        self.rd_addr.next = self.ins.q.val().get_bits::<16>(self.at_a.val().index()) + self.rowbase.val();
+        self.rd_addr.next =
+            self.ins.q.val().get_bits::<16>(self.at_a.val().index()) + self.rowbase.val();
         if self.ph.q.val() {
-            self.rd_addr.next = self.ins.q.val().get_bits::<16>(self.at_b.val().index()) + self.rowbase.val();
+            self.rd_addr.next =
+                self.ins.q.val().get_bits::<16>(self.at_b.val().index()) + self.rowbase.val();
         }
-        self.rd_addr_b.next = self.ins.q.val().get_bits::<16>(self.at_b.val().index()) + self.rowbase.val();
+        self.rd_addr_b.next =
+            self.ins.q.val().get_bits::<16>(self.at_b.val().index()) + self.rowbase.val();
         self.rstep[0].next = self.rp.val();
         for v in 1..self._vrows {
             self.rstep[v].next = self.rstep[v - 1].val() + self.rp.val();
@@ -597,7 +636,8 @@ impl Logic for VecSeq {
             VecState::Idle => {
                 if self.start.val() {
                     self.ins.d.next = self.instr.val();
-                    self.clear.next = self.instr.val().get_bit(self.at_is_pool.val().index()) && self.instr.val().get_bit(self.at_first.val().index());
+                    self.clear.next = self.instr.val().get_bit(self.at_is_pool.val().index())
+                        && self.instr.val().get_bit(self.at_first.val().index());
                     self.j.d.next = 0.into();
                     self.x.d.next = 0.into();
                     self.ph.d.next = false;
@@ -609,7 +649,8 @@ impl Logic for VecSeq {
                 }
             }
             VecState::Pro => {
-                self.rd_addr.next = self.ins.q.val().get_bits::<16>(self.at_gate.val().index()) + self.j.q.val();
+                self.rd_addr.next =
+                    self.ins.q.val().get_bits::<16>(self.at_gate.val().index()) + self.j.q.val();
                 self.r_pro.d.next = true;
                 self.state.d.next = VecState::Run;
             }
@@ -617,7 +658,8 @@ impl Logic for VecSeq {
                 self.r_a.d.next = !self.ph.q.val();
                 self.r_emit.d.next = self.ph.q.val() || !self.two.val();
                 if self.pool.val() {
-                    self.r_emit.d.next = self.last_x.val() && self.ins.q.val().get_bit(self.at_last.val().index());
+                    self.r_emit.d.next =
+                        self.last_x.val() && self.ins.q.val().get_bit(self.at_last.val().index());
                 }
                 if self.two.val() && !self.ph.q.val() {
                     self.ph.d.next = true;
@@ -638,8 +680,12 @@ impl Logic for VecSeq {
                         if self.j.q.val() + self.one16.val() < self.chunks.val() {
                             self.j.d.next = self.j.q.val() + self.one16.val();
                             self.jbase.d.next = self.jbase.q.val() + self.cp.val();
-                            self.obase.d.next =
-                                self.obase.q.val() + self.ins.q.val().get_bits::<16>(self.at_ew_ostride.val().index());
+                            self.obase.d.next = self.obase.q.val()
+                                + self
+                                    .ins
+                                    .q
+                                    .val()
+                                    .get_bits::<16>(self.at_ew_ostride.val().index());
                             self.state.d.next = VecState::Pro;
                         } else {
                             self.cnt.d.next = 0.into();

@@ -1,9 +1,9 @@
 //! Tiny rust-hdl simulations of single blocks (rust-hdl's simulator is ~500x slower than
 //! Verilator, so the engine is tested in Verilator; see conv_verilator.rs).
 use contract::arith::dot_accumulate;
+use hdl::bits::to_i64;
 use hdl::pair::PairDot;
 use hdl::pe::DotPe;
-use hdl::bits::to_i64;
 use rust_hdl::prelude::*;
 
 fn pack(v: &[i8]) -> Bits<64> {
