@@ -43,7 +43,7 @@ pub struct PeArray {
 
 impl PeArray {
     pub fn new(rows: usize, cols: usize) -> Self {
-        assert!((1..=64).contains(&rows) && (1..=256).contains(&cols) && cols % 2 == 0);
+        assert!((1..=64).contains(&rows) && (1..=256).contains(&cols) && cols.is_multiple_of(2));
         Self {
             clock: Default::default(),
             a_in: vec_of(rows),

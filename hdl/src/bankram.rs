@@ -61,7 +61,7 @@ impl<const AW: usize, const WW: usize, const RW: usize> BankedRam<AW, WW, RW> {
     /// and to at least two rows per sub-bank.
     pub fn new(unit: usize, rd_shift: usize, rows: usize) -> Self {
         assert!(unit <= 64 && 64 % unit == 0 && AW >= 16);
-        assert!(WW % unit == 0 && RW % unit == 0);
+        assert!(WW.is_multiple_of(unit) && RW.is_multiple_of(unit));
         let (wpos, rpos) = (WW / unit, RW / unit);
         let m = wpos.max(rpos);
         assert!(m.is_power_of_two() && m <= 16 && m >= 1 << rd_shift);

@@ -24,7 +24,7 @@ impl<const W: usize> SdpRam<W> {
     /// (no Verilator WIDTH warnings, no X on out-of-range reads).
     pub fn new(depth: usize) -> Self {
         assert!(
-            depth >= 2 && depth <= 1 << 16,
+            (2..=1 << 16).contains(&depth),
             "RAM depth {depth} not in 2..=65536"
         );
         let addr_bits = depth.next_power_of_two().trailing_zeros() as usize;

@@ -210,7 +210,7 @@ impl Logic for Walker {
         self.o_idx.next = self.o.q.val();
         self.last_word.next = self.active_r.q.val()
             && (self.cur.q.val() == self.last.q.val())
-            && !(self.i.q.val() + self.one16.val() < self.ni_r.q.val())
-            && !(self.o.q.val() + self.one16.val() < self.no_r.q.val());
+            && (self.i.q.val() + self.one16.val() >= self.ni_r.q.val())
+            && (self.o.q.val() + self.one16.val() >= self.no_r.q.val());
     }
 }

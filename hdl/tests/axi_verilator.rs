@@ -264,11 +264,12 @@ impl AxiMem {
             p.m_rlast = *last as u32;
             p.m_rdata[..d.len()].copy_from_slice(d);
         }
-        if self.b_cur.is_none() && self.chance(st.gap) {
-            if self.b.front().is_some_and(|(due, ..)| *due <= now) {
-                let (_, id, resp, w) = self.b.pop_front().unwrap();
-                self.b_cur = Some((id, resp, w));
-            }
+        if self.b_cur.is_none()
+            && self.chance(st.gap)
+            && self.b.front().is_some_and(|(due, ..)| *due <= now)
+        {
+            let (_, id, resp, w) = self.b.pop_front().unwrap();
+            self.b_cur = Some((id, resp, w));
         }
         p.m_bvalid = self.b_cur.is_some() as u32;
         if let Some((id, resp, _)) = &self.b_cur {
@@ -428,7 +429,7 @@ fn burst_ok(bus: usize, addr: u32, len: u32, size: u32, burst: u32) -> bool {
     1u32 << size == bus as u32
         && burst == 1
         && len < hdl::axi::MAX_BURST as u32
-        && addr % bus as u64 == 0
+        && addr.is_multiple_of(bus as u64)
         && (addr >> 12) == ((end - 1) >> 12)
 }
 
@@ -504,8 +505,8 @@ impl AxiSim {
         p.s_awvalid = 0;
         p.s_wvalid = 0;
         p.s_arvalid = 0;
-        p.s_bready = (self.rng.next() % 4 != 0) as u32;
-        p.s_rready = (self.rng.next() % 4 != 0) as u32;
+        p.s_bready = !self.rng.next().is_multiple_of(4) as u32;
+        p.s_rready = !self.rng.next().is_multiple_of(4) as u32;
         if let Some((_, op)) = &self.lite {
             match op {
                 LiteOp::Write {

@@ -19,8 +19,8 @@ const OUT_LEN: u64 = 0x2000;
 
 fn wait(rng: &mut Rng) -> Wait {
     Wait {
-        dma: rng.next() % 3 == 0,
-        compute: rng.next() % 3 == 0,
+        dma: rng.next().is_multiple_of(3),
+        compute: rng.next().is_multiple_of(3),
     }
 }
 
