@@ -1,8 +1,9 @@
-//! The vector unit's arithmetic (EWISE, POOL), as `Verilog::Custom` leaves whose Rust
-//! `update()` calls `contract::arith` (like `ppu.rs`):
+//! The vector unit (EWISE, POOL): its sequencer [`VecSeq`], the POOL accumulator
+//! [`PoolAcc`], and its arithmetic as `Verilog::Custom` leaves whose Rust `update()` calls
+//! `contract::arith` (like `ppu.rs`, docs/rust-hdl.md#leaves):
 //!
-//! - [`VecLanes`]: one row of G = 8 lanes (V rows of them), registered. EWISE: `v = a`; with `use_gate`
-//!   `v = se_scale(v, sigmoid_gate(gate))`; with `use_b`
+//! - [`VecLanes`]: one row of G = 8 lanes (V rows of them), registered. EWISE: `v = a`; with
+//!   `use_gate` `v = se_scale(v, sigmoid_gate(gate))`; with `use_b`
 //!   `v = rec.apply(v·ka + b·kb)`. POOL (`pool`): `rec.apply(sum)`. `rec` of lane `l` is
 //!   record `l` of the PBUF read (`recs` bits `128·l..`).
 //! - [`PoolAdd`]: a link of the cross-bank adder chain, `sum_out = sum_in + (en ? a : 0)`
