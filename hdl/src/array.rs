@@ -8,7 +8,7 @@
 //!
 //! Columns `2k` and `2k + 1` of a row share one [`PairDot`] (two products per multiplier):
 //! it multiplies the activation entering PE(r, 2k) by both columns' weights, so column
-//! `2k + 1`'s weights enter the array with column `2k`'s (the WBUF skew in `engine.rs`
+//! `2k + 1`'s weights enter the array with column `2k`'s (the WBUF skew in `skew.rs`
 //! steps by pairs), and PE(r, 2k + 1) gets its dot product one cycle later, registered,
 //! with the step's tags — the same cycle as before.
 use crate::bits::vec_of;
