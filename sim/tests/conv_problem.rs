@@ -32,7 +32,45 @@ impl std::fmt::Debug for Case {
     }
 }
 
+/// The shape `(chunks, kernel, stride, pad, width)` of a problem.
+type Shape = (usize, usize, usize, usize, usize);
+
 impl Case {
+    /// `data` = (input, weights, requantisers), `bases` = (abuf, wbuf, obuf, pbuf); no
+    /// stalls. The input's padded border is zeroed, as the scheduler leaves it in DRAM.
+    fn new(
+        (rows, cols, bus): (usize, usize, usize),
+        (chunks, kernel, stride, pad, width): Shape,
+        (input, weights, requant): (Vec<i8>, Vec<i8>, Vec<Requant>),
+        (abuf, wbuf, obuf, pbuf): (u16, u16, u16, u16),
+    ) -> Self {
+        let mut case = Case {
+            rows,
+            cols,
+            bus,
+            p: GroupConvProblem {
+                chunks,
+                kernel,
+                stride,
+                pad,
+                width,
+                input,
+                weights,
+                requant,
+                abuf,
+                wbuf,
+                obuf,
+                pbuf,
+                obuf_gap: 3, // runs not back to back in OBUF
+            },
+            stall_per_65536: 0,
+            seed: 0,
+        };
+        let cfg = case.config();
+        case.p.zero_borders(&cfg);
+        case
+    }
+
     fn config(&self) -> EngineConfig {
         EngineConfig {
             rows: self.rows,
@@ -134,32 +172,15 @@ fn problem() -> impl Strategy<Value = Case> {
                 proptest::collection::vec(any::<i8>(), n_w),
                 proptest::collection::vec(requant(), cols),
             )
-                .prop_map(move |(input, weights, requant)| {
-                    let mut case = Case {
-                        rows,
-                        cols,
-                        bus,
-                        p: GroupConvProblem {
-                            chunks,
-                            kernel,
-                            stride,
-                            pad,
-                            width,
-                            input,
-                            weights,
-                            requant,
-                            abuf: bases.0,
-                            wbuf: bases.1,
-                            obuf: bases.2,
-                            pbuf: bases.3,
-                            obuf_gap: 3, // runs not back to back in OBUF
-                        },
-                        stall_per_65536: stalls,
-                        seed,
-                    };
-                    let cfg = case.config();
-                    case.p.zero_borders(&cfg);
-                    case
+                .prop_map(move |data| Case {
+                    stall_per_65536: stalls,
+                    seed,
+                    ..Case::new(
+                        (rows, cols, bus),
+                        (chunks, kernel, stride, pad, width),
+                        data,
+                        bases,
+                    )
                 })
         },
     )
@@ -179,30 +200,17 @@ proptest! {
 fn all_ones_3x3_stride2() {
     let (rows, cols, chunks, kernel, stride, pad, width) = (2, 16, 1, 3, 2, 1, 6);
     let hp = (rows - 1) * stride + kernel;
-    let mut case = Case {
-        rows,
-        cols,
-        bus: 8,
-        p: GroupConvProblem {
-            chunks,
-            kernel,
-            stride,
-            pad,
-            width,
-            input: vec![1; chunks * hp * (width + 2 * pad) * G],
-            weights: vec![1; cols * chunks * kernel * kernel * G],
-            requant: vec![Requant::IDENTITY; cols],
-            abuf: 0,
-            wbuf: 0,
-            obuf: 0,
-            pbuf: 0,
-            obuf_gap: 3,
-        },
-        stall_per_65536: 0,
-        seed: 0,
-    };
+    let case = Case::new(
+        (rows, cols, 8),
+        (chunks, kernel, stride, pad, width),
+        (
+            vec![1; chunks * hp * (width + 2 * pad) * G],
+            vec![1; cols * chunks * kernel * kernel * G],
+            vec![Requant::IDENTITY; cols],
+        ),
+        (0, 0, 0, 0),
+    );
     let cfg = case.config();
-    case.p.zero_borders(&cfg);
     let out = case.p.reference(&cfg);
     // Column 0 of row 0 sees a 2×2 interior corner: 4 taps × 8 lanes = 32.
     assert_eq!(out[0], 32);
