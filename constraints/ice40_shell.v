@@ -1,6 +1,6 @@
-// vargnet_ice40: a measurement shell around the engine `top` for the iCE40 boards
+// vargnet_ice40: a measurement shell around the engine `vargnet_engine` for the iCE40 boards
 // (constraints/icebreaker.pcf). Board: iCEBreaker (iCE40UP5K-SG48); top: this module around
-// the `top` of `hdl emit verilog` (plain, not --axi) for the preset scripts/pnr-ice40 builds.
+// the `vargnet_engine` of `hdl emit verilog` (plain, not --axi) for the preset scripts/pnr-ice40 builds.
 //
 // The engine's ~400 pin bits cannot reach package pins, and tying them off would let the
 // tools delete the logic. So every engine input comes from a register loaded from a serial
@@ -35,7 +35,7 @@ module vargnet_ice40 #(
     wire [DW-1:0] mem_req_wdata;
     wire [SW-1:0] mem_req_wstrb;
 
-    top engine (
+    vargnet_engine engine (
         .clock(clk),
         .start(in_r[0]),
         .prog_addr(in_r[32:1]),

@@ -70,6 +70,179 @@ pub mod opcode {
     pub const POOL: u32 = 7;
 }
 
+// ---- Field positions -----------------------------------------------------------------
+//
+// The layout table above, as data: `(bit offset, width)` of every field in the 256-bit
+// instruction (bit `32·i + b` is bit `b` of word `w<i>`). `encode`, `decode` and the
+// reserved-bit masks are built from these, and so is the RTL (`hdl`), which reads fields
+// as bit slices of the instruction bus.
+
+/// Where one field sits: `(bit offset, width in bits)`.
+pub type Field = (usize, usize);
+
+pub mod field {
+    use super::Field;
+
+    /// Every opcode.
+    pub const OPCODE: Field = (0, 4);
+    pub const WAIT_DMA: Field = (4, 1);
+    pub const WAIT_COMPUTE: Field = (5, 1);
+
+    pub mod load_act {
+        use super::Field;
+        pub const DRAM: Field = (32, 32);
+        pub const DRAM_STRIDE: Field = (64, 32);
+        pub const ABUF: Field = (96, 16);
+        pub const ROWS: Field = (112, 16);
+        pub const ROW_ENTRIES: Field = (128, 16);
+        pub const ALL: &[Field] = &[DRAM, DRAM_STRIDE, ABUF, ROWS, ROW_ENTRIES];
+    }
+    pub mod load_wgt {
+        use super::Field;
+        pub const DRAM: Field = (32, 32);
+        pub const WBUF: Field = (64, 16);
+        pub const ENTRIES: Field = (80, 16);
+        pub const ALL: &[Field] = &[DRAM, WBUF, ENTRIES];
+    }
+    pub mod load_param {
+        use super::Field;
+        pub const DRAM: Field = (32, 32);
+        pub const PBUF: Field = (64, 16);
+        pub const CHANNELS: Field = (80, 16);
+        pub const ALL: &[Field] = &[DRAM, PBUF, CHANNELS];
+    }
+    pub mod conv {
+        use super::Field;
+        pub const ABUF: Field = (32, 16);
+        pub const WBUF: Field = (48, 16);
+        pub const OBUF: Field = (64, 16);
+        pub const PBUF: Field = (80, 16);
+        pub const OUT_W: Field = (96, 16);
+        pub const CHUNKS: Field = (112, 16);
+        pub const ROW_PITCH: Field = (128, 16);
+        pub const CHUNK_PITCH: Field = (144, 16);
+        pub const OBUF_STRIDE: Field = (160, 16);
+        pub const KERNEL: Field = (176, 8);
+        pub const STRIDE: Field = (184, 8);
+        pub const ALL: &[Field] = &[
+            ABUF,
+            WBUF,
+            OBUF,
+            PBUF,
+            OUT_W,
+            CHUNKS,
+            ROW_PITCH,
+            CHUNK_PITCH,
+            OBUF_STRIDE,
+            KERNEL,
+            STRIDE,
+        ];
+    }
+    pub mod store {
+        use super::Field;
+        pub const DRAM: Field = (32, 32);
+        pub const BANK_STRIDE: Field = (64, 32);
+        pub const RUN_STRIDE: Field = (96, 32);
+        pub const OBUF: Field = (128, 16);
+        pub const OBUF_STRIDE: Field = (144, 16);
+        pub const RUN_ENTRIES: Field = (160, 16);
+        pub const RUNS: Field = (176, 16);
+        pub const BANKS: Field = (192, 8);
+        pub const ALL: &[Field] = &[
+            DRAM,
+            BANK_STRIDE,
+            RUN_STRIDE,
+            OBUF,
+            OBUF_STRIDE,
+            RUN_ENTRIES,
+            RUNS,
+            BANKS,
+        ];
+    }
+    pub mod ewise {
+        use super::Field;
+        pub const USE_B: Field = (6, 1);
+        pub const USE_GATE: Field = (7, 1);
+        pub const A: Field = (32, 16);
+        pub const B: Field = (48, 16);
+        pub const GATE: Field = (64, 16);
+        pub const OBUF: Field = (80, 16);
+        pub const PBUF: Field = (96, 16);
+        pub const CHUNKS: Field = (112, 16);
+        pub const WIDTH: Field = (128, 16);
+        pub const ROW_PITCH: Field = (144, 16);
+        pub const CHUNK_PITCH: Field = (160, 16);
+        pub const OBUF_STRIDE: Field = (176, 16);
+        pub const KA: Field = (192, 16);
+        pub const KB: Field = (208, 16);
+        pub const ALL: &[Field] = &[
+            USE_B,
+            USE_GATE,
+            A,
+            B,
+            GATE,
+            OBUF,
+            PBUF,
+            CHUNKS,
+            WIDTH,
+            ROW_PITCH,
+            CHUNK_PITCH,
+            OBUF_STRIDE,
+            KA,
+            KB,
+        ];
+    }
+    pub mod pool {
+        use super::Field;
+        pub const FIRST: Field = (6, 1);
+        pub const LAST: Field = (7, 1);
+        pub const ABUF: Field = (32, 16);
+        pub const CHUNKS: Field = (48, 16);
+        pub const WIDTH: Field = (64, 16);
+        pub const ROW_PITCH: Field = (80, 16);
+        pub const CHUNK_PITCH: Field = (96, 16);
+        pub const PBUF: Field = (112, 16);
+        pub const OBUF: Field = (128, 16);
+        pub const BANKS: Field = (144, 8);
+        pub const ALL: &[Field] = &[
+            FIRST,
+            LAST,
+            ABUF,
+            CHUNKS,
+            WIDTH,
+            ROW_PITCH,
+            CHUNK_PITCH,
+            PBUF,
+            OBUF,
+            BANKS,
+        ];
+    }
+}
+
+/// `v` into field `f` of `w` (no field straddles a word).
+fn put(w: &mut [u32; 8], f: Field, v: u32) {
+    let (at, bits) = f;
+    let mask = if bits == 32 {
+        u32::MAX
+    } else {
+        (1 << bits) - 1
+    };
+    w[at / 32] |= (v & mask) << (at % 32);
+}
+
+/// Field `f` of `w`.
+fn get(w: &[u32; 8], f: Field) -> u32 {
+    let (at, bits) = f;
+    let mask = if bits == 32 {
+        u32::MAX
+    } else {
+        (1 << bits) - 1
+    };
+    (w[at / 32] >> (at % 32)) & mask
+}
+
+// ---- end of field positions --------------------------------------------------------------
+
 #[derive(Debug, Error, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IsaError {
     #[error("unknown opcode {opcode} (word 0 = {word0:#010x}); known opcodes are 0..=7")]
@@ -269,34 +442,27 @@ pub enum Unit {
     Compute,
 }
 
-// Field packing helpers: `lo16 | hi16 << 16`.
-fn pack(lo: u16, hi: u16) -> u32 {
-    lo as u32 | (hi as u32) << 16
-}
-fn lo(w: u32) -> u16 {
-    w as u16
-}
-fn hi(w: u32) -> u16 {
-    (w >> 16) as u16
-}
-fn bit(w: u32, b: u32) -> bool {
-    (w >> b) & 1 == 1
-}
-
-/// Bits each opcode uses, per word; everything else is reserved.
+/// Bits each opcode uses, per word (its fields); everything else is reserved.
 fn used_bits(op: u32) -> [u32; 8] {
-    const F: u32 = u32::MAX;
-    const W0: u32 = 0x3f; // opcode + wait flags
-    match op {
-        opcode::END => [W0, 0, 0, 0, 0, 0, 0, 0],
-        opcode::LOAD_ACT => [W0, F, F, F, 0xffff, 0, 0, 0],
-        opcode::LOAD_WGT | opcode::LOAD_PARAM => [W0, F, F, 0, 0, 0, 0, 0],
-        opcode::CONV => [W0, F, F, F, F, F, 0, 0],
-        opcode::STORE => [W0, F, F, F, F, F, 0xff, 0],
-        opcode::EWISE => [0xff, F, F, F, F, F, F, 0],
-        opcode::POOL => [0xff, F, F, F, 0x00ff_ffff, 0, 0, 0],
+    let fields: &[Field] = match op {
+        opcode::END => &[],
+        opcode::LOAD_ACT => field::load_act::ALL,
+        opcode::LOAD_WGT => field::load_wgt::ALL,
+        opcode::LOAD_PARAM => field::load_param::ALL,
+        opcode::CONV => field::conv::ALL,
+        opcode::STORE => field::store::ALL,
+        opcode::EWISE => field::ewise::ALL,
+        opcode::POOL => field::pool::ALL,
         _ => unreachable!("opcode checked by caller"),
+    };
+    let mut used = [0u32; 8];
+    for &f in [field::OPCODE, field::WAIT_DMA, field::WAIT_COMPUTE]
+        .iter()
+        .chain(fields)
+    {
+        put(&mut used, f, u32::MAX);
     }
+    used
 }
 
 fn check_range(
@@ -444,60 +610,93 @@ impl Instr {
     pub fn encode(&self) -> [u32; 8] {
         let wait = self.wait();
         let mut w = [0u32; 8];
-        w[0] = self.opcode() | (wait.dma as u32) << 4 | (wait.compute as u32) << 5;
+        put(&mut w, field::OPCODE, self.opcode());
+        put(&mut w, field::WAIT_DMA, wait.dma as u32);
+        put(&mut w, field::WAIT_COMPUTE, wait.compute as u32);
+        let mut p = |f: Field, v: u32| put(&mut w, f, v);
         match *self {
             Instr::End(_) => {}
             Instr::LoadAct(i) => {
-                w[1] = i.dram;
-                w[2] = i.dram_stride;
-                w[3] = pack(i.abuf, i.rows);
-                w[4] = i.row_entries as u32;
+                use field::load_act as f;
+                p(f::DRAM, i.dram);
+                p(f::DRAM_STRIDE, i.dram_stride);
+                p(f::ABUF, i.abuf.into());
+                p(f::ROWS, i.rows.into());
+                p(f::ROW_ENTRIES, i.row_entries.into());
             }
             Instr::LoadWgt(i) => {
-                w[1] = i.dram;
-                w[2] = pack(i.wbuf, i.entries);
+                use field::load_wgt as f;
+                p(f::DRAM, i.dram);
+                p(f::WBUF, i.wbuf.into());
+                p(f::ENTRIES, i.entries.into());
             }
             Instr::LoadParam(i) => {
-                w[1] = i.dram;
-                w[2] = pack(i.pbuf, i.channels);
+                use field::load_param as f;
+                p(f::DRAM, i.dram);
+                p(f::PBUF, i.pbuf.into());
+                p(f::CHANNELS, i.channels.into());
             }
             Instr::Conv(i) => {
-                w[1] = pack(i.abuf, i.wbuf);
-                w[2] = pack(i.obuf, i.pbuf);
-                w[3] = pack(i.out_w, i.chunks);
-                w[4] = pack(i.row_pitch, i.chunk_pitch);
-                w[5] = i.obuf_stride as u32 | (i.kernel as u32) << 16 | (i.stride as u32) << 24;
+                use field::conv as f;
+                p(f::ABUF, i.abuf.into());
+                p(f::WBUF, i.wbuf.into());
+                p(f::OBUF, i.obuf.into());
+                p(f::PBUF, i.pbuf.into());
+                p(f::OUT_W, i.out_w.into());
+                p(f::CHUNKS, i.chunks.into());
+                p(f::ROW_PITCH, i.row_pitch.into());
+                p(f::CHUNK_PITCH, i.chunk_pitch.into());
+                p(f::OBUF_STRIDE, i.obuf_stride.into());
+                p(f::KERNEL, i.kernel.into());
+                p(f::STRIDE, i.stride.into());
             }
             Instr::Store(i) => {
-                w[1] = i.dram;
-                w[2] = i.bank_stride;
-                w[3] = i.run_stride;
-                w[4] = pack(i.obuf, i.obuf_stride);
-                w[5] = pack(i.run_entries, i.runs);
-                w[6] = i.banks as u32;
+                use field::store as f;
+                p(f::DRAM, i.dram);
+                p(f::BANK_STRIDE, i.bank_stride);
+                p(f::RUN_STRIDE, i.run_stride);
+                p(f::OBUF, i.obuf.into());
+                p(f::OBUF_STRIDE, i.obuf_stride.into());
+                p(f::RUN_ENTRIES, i.run_entries.into());
+                p(f::RUNS, i.runs.into());
+                p(f::BANKS, i.banks.into());
             }
             Instr::Ewise(i) => {
-                w[0] |= (i.use_b as u32) << 6 | (i.use_gate as u32) << 7;
-                w[1] = pack(i.a, i.b);
-                w[2] = pack(i.gate, i.obuf);
-                w[3] = pack(i.pbuf, i.chunks);
-                w[4] = pack(i.width, i.row_pitch);
-                w[5] = pack(i.chunk_pitch, i.obuf_stride);
-                w[6] = pack(i.ka as u16, i.kb as u16);
+                use field::ewise as f;
+                p(f::USE_B, i.use_b.into());
+                p(f::USE_GATE, i.use_gate.into());
+                p(f::A, i.a.into());
+                p(f::B, i.b.into());
+                p(f::GATE, i.gate.into());
+                p(f::OBUF, i.obuf.into());
+                p(f::PBUF, i.pbuf.into());
+                p(f::CHUNKS, i.chunks.into());
+                p(f::WIDTH, i.width.into());
+                p(f::ROW_PITCH, i.row_pitch.into());
+                p(f::CHUNK_PITCH, i.chunk_pitch.into());
+                p(f::OBUF_STRIDE, i.obuf_stride.into());
+                p(f::KA, i.ka as u16 as u32);
+                p(f::KB, i.kb as u16 as u32);
             }
             Instr::Pool(i) => {
-                w[0] |= (i.first as u32) << 6 | (i.last as u32) << 7;
-                w[1] = pack(i.abuf, i.chunks);
-                w[2] = pack(i.width, i.row_pitch);
-                w[3] = pack(i.chunk_pitch, i.pbuf);
-                w[4] = i.obuf as u32 | (i.banks as u32) << 16;
+                use field::pool as f;
+                p(f::FIRST, i.first.into());
+                p(f::LAST, i.last.into());
+                p(f::ABUF, i.abuf.into());
+                p(f::CHUNKS, i.chunks.into());
+                p(f::WIDTH, i.width.into());
+                p(f::ROW_PITCH, i.row_pitch.into());
+                p(f::CHUNK_PITCH, i.chunk_pitch.into());
+                p(f::PBUF, i.pbuf.into());
+                p(f::OBUF, i.obuf.into());
+                p(f::BANKS, i.banks.into());
             }
         }
         w
     }
 
     pub fn decode(w: [u32; 8]) -> Result<Instr, IsaError> {
-        let op = w[0] & 0xf;
+        let op = get(&w, field::OPCODE);
         if op > opcode::POOL {
             return Err(IsaError::UnknownOpcode {
                 opcode: op,
@@ -506,86 +705,111 @@ impl Instr {
         }
         let used = used_bits(op);
         let wait = Wait {
-            dma: bit(w[0], 4),
-            compute: bit(w[0], 5),
+            dma: get(&w, field::WAIT_DMA) == 1,
+            compute: get(&w, field::WAIT_COMPUTE) == 1,
         };
+        // the field's width is the Rust type's, so the casts below never truncate
+        let g = |f: Field| get(&w, f);
+        let h = |f: Field| get(&w, f) as u16;
+        let b = |f: Field| get(&w, f) == 1;
         let instr = match op {
             opcode::END => Instr::End(End { wait }),
-            opcode::LOAD_ACT => Instr::LoadAct(LoadAct {
-                wait,
-                dram: w[1],
-                dram_stride: w[2],
-                abuf: lo(w[3]),
-                rows: hi(w[3]),
-                row_entries: lo(w[4]),
-            }),
-            opcode::LOAD_WGT => Instr::LoadWgt(LoadWgt {
-                wait,
-                dram: w[1],
-                wbuf: lo(w[2]),
-                entries: hi(w[2]),
-            }),
-            opcode::LOAD_PARAM => Instr::LoadParam(LoadParam {
-                wait,
-                dram: w[1],
-                pbuf: lo(w[2]),
-                channels: hi(w[2]),
-            }),
-            opcode::CONV => Instr::Conv(Conv {
-                wait,
-                abuf: lo(w[1]),
-                wbuf: hi(w[1]),
-                obuf: lo(w[2]),
-                pbuf: hi(w[2]),
-                out_w: lo(w[3]),
-                chunks: hi(w[3]),
-                row_pitch: lo(w[4]),
-                chunk_pitch: hi(w[4]),
-                obuf_stride: lo(w[5]),
-                kernel: (w[5] >> 16) as u8,
-                stride: (w[5] >> 24) as u8,
-            }),
-            opcode::STORE => Instr::Store(Store {
-                wait,
-                dram: w[1],
-                bank_stride: w[2],
-                run_stride: w[3],
-                obuf: lo(w[4]),
-                obuf_stride: hi(w[4]),
-                run_entries: lo(w[5]),
-                runs: hi(w[5]),
-                banks: w[6] as u8,
-            }),
-            opcode::EWISE => Instr::Ewise(Ewise {
-                wait,
-                use_b: bit(w[0], 6),
-                use_gate: bit(w[0], 7),
-                a: lo(w[1]),
-                b: hi(w[1]),
-                gate: lo(w[2]),
-                obuf: hi(w[2]),
-                pbuf: lo(w[3]),
-                chunks: hi(w[3]),
-                width: lo(w[4]),
-                row_pitch: hi(w[4]),
-                chunk_pitch: lo(w[5]),
-                obuf_stride: hi(w[5]),
-                ka: lo(w[6]) as i16,
-                kb: hi(w[6]) as i16,
-            }),
-            _ => Instr::Pool(Pool {
-                wait,
-                first: bit(w[0], 6),
-                last: bit(w[0], 7),
-                abuf: lo(w[1]),
-                chunks: hi(w[1]),
-                width: lo(w[2]),
-                row_pitch: hi(w[2]),
-                chunk_pitch: lo(w[3]),
-                pbuf: hi(w[3]),
-                obuf: lo(w[4]),
-                banks: (w[4] >> 16) as u8,
-            }),
+            opcode::LOAD_ACT => {
+                use field::load_act as f;
+                Instr::LoadAct(LoadAct {
+                    wait,
+                    dram: g(f::DRAM),
+                    dram_stride: g(f::DRAM_STRIDE),
+                    abuf: h(f::ABUF),
+                    rows: h(f::ROWS),
+                    row_entries: h(f::ROW_ENTRIES),
+                })
+            }
+            opcode::LOAD_WGT => {
+                use field::load_wgt as f;
+                Instr::LoadWgt(LoadWgt {
+                    wait,
+                    dram: g(f::DRAM),
+                    wbuf: h(f::WBUF),
+                    entries: h(f::ENTRIES),
+                })
+            }
+            opcode::LOAD_PARAM => {
+                use field::load_param as f;
+                Instr::LoadParam(LoadParam {
+                    wait,
+                    dram: g(f::DRAM),
+                    pbuf: h(f::PBUF),
+                    channels: h(f::CHANNELS),
+                })
+            }
+            opcode::CONV => {
+                use field::conv as f;
+                Instr::Conv(Conv {
+                    wait,
+                    abuf: h(f::ABUF),
+                    wbuf: h(f::WBUF),
+                    obuf: h(f::OBUF),
+                    pbuf: h(f::PBUF),
+                    out_w: h(f::OUT_W),
+                    chunks: h(f::CHUNKS),
+                    row_pitch: h(f::ROW_PITCH),
+                    chunk_pitch: h(f::CHUNK_PITCH),
+                    obuf_stride: h(f::OBUF_STRIDE),
+                    kernel: g(f::KERNEL) as u8,
+                    stride: g(f::STRIDE) as u8,
+                })
+            }
+            opcode::STORE => {
+                use field::store as f;
+                Instr::Store(Store {
+                    wait,
+                    dram: g(f::DRAM),
+                    bank_stride: g(f::BANK_STRIDE),
+                    run_stride: g(f::RUN_STRIDE),
+                    obuf: h(f::OBUF),
+                    obuf_stride: h(f::OBUF_STRIDE),
+                    run_entries: h(f::RUN_ENTRIES),
+                    runs: h(f::RUNS),
+                    banks: g(f::BANKS) as u8,
+                })
+            }
+            opcode::EWISE => {
+                use field::ewise as f;
+                Instr::Ewise(Ewise {
+                    wait,
+                    use_b: b(f::USE_B),
+                    use_gate: b(f::USE_GATE),
+                    a: h(f::A),
+                    b: h(f::B),
+                    gate: h(f::GATE),
+                    obuf: h(f::OBUF),
+                    pbuf: h(f::PBUF),
+                    chunks: h(f::CHUNKS),
+                    width: h(f::WIDTH),
+                    row_pitch: h(f::ROW_PITCH),
+                    chunk_pitch: h(f::CHUNK_PITCH),
+                    obuf_stride: h(f::OBUF_STRIDE),
+                    ka: h(f::KA) as i16,
+                    kb: h(f::KB) as i16,
+                })
+            }
+            _ => {
+                use field::pool as f;
+                Instr::Pool(Pool {
+                    wait,
+                    first: b(f::FIRST),
+                    last: b(f::LAST),
+                    abuf: h(f::ABUF),
+                    chunks: h(f::CHUNKS),
+                    width: h(f::WIDTH),
+                    row_pitch: h(f::ROW_PITCH),
+                    chunk_pitch: h(f::CHUNK_PITCH),
+                    pbuf: h(f::PBUF),
+                    obuf: h(f::OBUF),
+                    banks: g(f::BANKS) as u8,
+                })
+            }
         };
         for (word, (&value, &mask)) in w.iter().zip(&used).enumerate() {
             if value & !mask != 0 {
@@ -896,6 +1120,32 @@ mod tests {
         assert_eq!(e.encode(), [0x66, 0, 0, 0x0004_0003, 0, 0, 0x0002_ffff, 0]);
         let bytes = encode_program(&[Instr::End(End::default())]);
         assert_eq!(bytes, vec![0u8; 32]);
+    }
+
+    #[test]
+    fn fields_fit_their_words_and_do_not_overlap() {
+        use super::field::*;
+        for fields in [
+            load_act::ALL,
+            load_wgt::ALL,
+            load_param::ALL,
+            conv::ALL,
+            store::ALL,
+            ewise::ALL,
+            pool::ALL,
+        ] {
+            let mut seen = [false; 256];
+            for &(at, bits) in [OPCODE, WAIT_DMA, WAIT_COMPUTE].iter().chain(fields) {
+                assert!(
+                    at % 32 + bits <= 32,
+                    "field ({at}, {bits}) straddles a word"
+                );
+                for (b, seen) in seen.iter_mut().enumerate().skip(at).take(bits) {
+                    assert!(!*seen, "bit {b} in two fields");
+                    *seen = true;
+                }
+            }
+        }
     }
 
     #[test]

@@ -8,9 +8,10 @@
 //!
 //! Columns `2k` and `2k + 1` of a row share one [`PairDot`] (two products per multiplier):
 //! it multiplies the activation entering PE(r, 2k) by both columns' weights, so column
-//! `2k + 1`'s weights enter the array with column `2k`'s (the WBUF skew in `engine.rs`
+//! `2k + 1`'s weights enter the array with column `2k`'s (the WBUF skew in `skew.rs`
 //! steps by pairs), and PE(r, 2k + 1) gets its dot product one cycle later, registered,
 //! with the step's tags — the same cycle as before.
+use crate::bits::vec_of;
 use crate::pair::PairDot;
 use crate::pe::{DotPe, ENTRY_BITS};
 use rust_hdl::prelude::*;
@@ -40,14 +41,9 @@ pub struct PeArray {
     _pairs: usize,
 }
 
-/// `n` default blocks (ports or children).
-pub fn vec_of<T: Default>(n: usize) -> Vec<T> {
-    (0..n).map(|_| T::default()).collect()
-}
-
 impl PeArray {
     pub fn new(rows: usize, cols: usize) -> Self {
-        assert!((1..=64).contains(&rows) && (1..=256).contains(&cols) && cols % 2 == 0);
+        assert!((1..=64).contains(&rows) && (1..=256).contains(&cols) && cols.is_multiple_of(2));
         Self {
             clock: Default::default(),
             a_in: vec_of(rows),
@@ -82,7 +78,7 @@ impl Logic for PeArray {
             self.pair[k].clock.next = self.clock.val();
         }
         // `cc` binds the column count to a loop variable: `[..]` indices are evaluated with
-        // only loop variables in scope (field notes P4).
+        // only loop variables in scope (docs/rust-hdl.md#indexing).
         for cc in self._cols..(self._cols + 1) {
             for r in 0..self._rows {
                 self.pe[r * cc].a_in.next = self.a_in[r].val();

@@ -1,16 +1,23 @@
-//! Interleaved buffer RAMs: the DMA moves one B-byte bus word per cycle, i.e. N = B/8
-//! eight-byte *units* (ABUF/OBUF entries, WBUF column slices, PBUF record halves), while
-//! compute reads or writes one unit at a time. Each leaf below splits its storage into
-//! sub-banks by address modulo the number of units a port moves per cycle, so the wide port
-//! touches every sub-bank at most once per cycle.
+//! The banked buffer RAM, one generator for ABUF banks, OBUF byte lanes and the PBUF.
 //!
-//! The wide side of a DMA word is described by `base` (the buffer address that word
-//! position 0 would have — it may lie before the transfer's first unit, 16-bit wrapping)
-//! and the inclusive position range `lo..=hi` the transfer covers in this word.
+//! The DMA moves one B-byte bus word per cycle, i.e. several *units* (8-byte ABUF entries
+//! and PBUF record halves, 1-byte OBUF lane entries), while compute reads or writes one
+//! unit — or, for the PBUF, eight records — at a time. [`BankedRam`] splits its storage
+//! into `M` sub-banks by unit address modulo `M` (`M` = the widest port in units), so a
+//! wide port touches every sub-bank at most once per cycle.
 //!
-//! `Verilog::Custom` leaves (field notes §2b): the Rust `update()` is the behavioural model
-//! (a flat array; interleaving is invisible functionally), the Verilog is the sub-banked
-//! BRAM template.
+//! - Write port, `wpos` units per cycle: `wr_base` (`AW` bits) is the unit address that word position
+//!   0 would have (it may lie before the transfer's first unit; the address wraps) and
+//!   `lo..=hi` the positions the transfer covers in this word. A one-unit port
+//!   (`wpos = 1`) writes unit 0 at `wr_base` and ignores `lo`/`hi`.
+//! - Read port, registered, `rpos` units per cycle in *rows* of `2^rd_shift` units:
+//!   position `p` is unit `rd_addr · 2^rd_shift + p` (the PBUF reads 8 records of 2 halves
+//!   at record address `rd_addr`).
+//!
+//! A `Verilog::Custom` leaf (docs/rust-hdl.md#leaves): `update()` is the behavioural model
+//! (a flat array of units; the sub-banks are invisible functionally), the Verilog is the
+//! sub-banked template Vivado and Yosys map to block RAM.
+use crate::bits::{bits_to_u64s, u64s_to_bits};
 use rust_hdl::prelude::*;
 
 fn log2(n: usize) -> usize {
@@ -18,76 +25,127 @@ fn log2(n: usize) -> usize {
     n.trailing_zeros() as usize
 }
 
-fn bits_to_u64s<const N: usize>(b: &Bits<N>) -> Vec<u64> {
-    (0..N.div_ceil(64))
-        .map(|i| {
-            let w = (N - 64 * i).min(64);
-            let mut v = 0u64;
-            for k in 0..w {
-                if b.get_bit(64 * i + k) {
-                    v |= 1 << k;
-                }
-            }
-            v
-        })
-        .collect()
+/// The geometry of one [`BankedRam`].
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// bits per unit (≤ 64, divides 64)
+    pub unit: usize,
+    /// units written per cycle
+    pub wpos: usize,
+    /// units read per cycle
+    pub rpos: usize,
+    /// a read row is `2^rd_shift` units
+    pub rd_shift: usize,
+    /// log2 of the depth in units
+    abits: usize,
+    /// log2 of the sub-bank count
+    kbits: usize,
 }
 
-fn u64s_to_bits<const N: usize>(v: &[u64]) -> Bits<N> {
-    let mut b = Bits::<N>::default();
-    for k in 0..N {
-        if (v[k / 64] >> (k % 64)) & 1 == 1 {
-            b = b.replace_bit(k, true);
-        }
-    }
-    b
-}
-
-/// An ABUF bank: wide write port (one bus word of `BUS/64` entries), one registered
-/// 64-bit read port. `depth` entries rounded up to a power of two.
 #[derive(LogicBlock)]
-pub struct WideWriteRam<const BUS: usize> {
+pub struct BankedRam<const AW: usize, const WW: usize, const RW: usize> {
     pub clock: Signal<In, Clock>,
-    pub rd_addr: Signal<In, Bits<16>>,
-    pub rd_data: Signal<Out, Bits<64>>,
     pub wr_en: Signal<In, Bit>,
-    pub wr_base: Signal<In, Bits<16>>,
+    pub wr_base: Signal<In, Bits<AW>>,
     pub wr_lo: Signal<In, Bits<8>>,
     pub wr_hi: Signal<In, Bits<8>>,
-    pub wr_data: Signal<In, Bits<BUS>>,
-    _abits: usize,
+    pub wr_data: Signal<In, Bits<WW>>,
+    pub rd_addr: Signal<In, Bits<16>>,
+    pub rd_data: Signal<Out, Bits<RW>>,
+    _shape: Shape,
     _mem: Vec<u64>,
 }
 
-impl<const BUS: usize> WideWriteRam<BUS> {
-    pub fn new(depth: usize) -> Self {
-        let n = BUS / 64;
-        let depth = depth.next_power_of_two().max(2 * n);
+impl<const AW: usize, const WW: usize, const RW: usize> BankedRam<AW, WW, RW> {
+    /// `rows` read rows of `2^rd_shift` units of `unit` bits, rounded up to a power of two
+    /// and to at least two rows per sub-bank.
+    pub fn new(unit: usize, rd_shift: usize, rows: usize) -> Self {
+        assert!(unit <= 64 && 64 % unit == 0 && AW >= 16);
+        assert!(WW.is_multiple_of(unit) && RW.is_multiple_of(unit));
+        let (wpos, rpos) = (WW / unit, RW / unit);
+        let m = wpos.max(rpos);
+        assert!(m.is_power_of_two() && m <= 16 && m >= 1 << rd_shift);
+        assert!(rpos == 1 || rpos == m, "a wide read covers every sub-bank");
+        let rows = rows.next_power_of_two().max(2 * (m >> rd_shift));
+        let units = rows << rd_shift;
+        assert!(rows <= 1 << 16, "{rows} rows do not fit a 16-bit address");
         Self {
             clock: Default::default(),
-            rd_addr: Default::default(),
-            rd_data: Default::default(),
             wr_en: Default::default(),
             wr_base: Default::default(),
             wr_lo: Default::default(),
             wr_hi: Default::default(),
             wr_data: Default::default(),
-            _abits: log2(depth),
-            _mem: vec![0; depth],
+            rd_addr: Default::default(),
+            rd_data: Default::default(),
+            _shape: Shape {
+                unit,
+                wpos,
+                rpos,
+                rd_shift,
+                abits: log2(units),
+                kbits: log2(m),
+            },
+            _mem: vec![0; units],
         }
     }
 }
 
-impl<const BUS: usize> Logic for WideWriteRam<BUS> {
+/// An ABUF bank: a wide write port (one bus word, `BUS/64` entries), a 64-bit read port.
+pub type AbufBank<const BUS: usize> = BankedRam<32, BUS, 64>;
+/// One byte lane of an OBUF bank: a one-byte write port (compute side) and a read port
+/// returning the lane's bytes of `STRB/8` consecutive entries (`STRB` bits), for STORE.
+pub type ObufLane<const STRB: usize> = BankedRam<16, 8, STRB>;
+/// The PBUF: a wide write port of record halves (unit `u` = record `u/2`, half `u%2`) and
+/// a read port of eight consecutive records (bits `128·l ..` = record `rd_addr + l`, low
+/// half first).
+pub type Pbuf<const BUS: usize> = BankedRam<32, BUS, 1024>;
+
+impl<const BUS: usize> AbufBank<BUS> {
+    pub fn abuf(entries: usize) -> Self {
+        Self::new(64, 0, entries)
+    }
+}
+impl<const STRB: usize> ObufLane<STRB> {
+    pub fn obuf_lane(entries: usize) -> Self {
+        Self::new(8, 0, entries)
+    }
+}
+impl<const BUS: usize> Pbuf<BUS> {
+    pub fn pbuf(records: usize) -> Self {
+        Self::new(64, 1, records)
+    }
+}
+
+impl<const AW: usize, const WW: usize, const RW: usize> Logic for BankedRam<AW, WW, RW> {
     fn update(&mut self) {
         if self.clock.pos_edge() {
+            let s = self._shape;
             let mask = self._mem.len() - 1;
-            self.rd_data.next = self._mem[self.rd_addr.val().index() & mask].into();
+            let umask = if s.unit == 64 {
+                u64::MAX
+            } else {
+                (1 << s.unit) - 1
+            };
+            let rbase = self.rd_addr.val().index() << s.rd_shift;
+            let mut out = vec![0u64; RW.div_ceil(64)];
+            for p in 0..s.rpos {
+                let at = s.unit * p;
+                out[at / 64] |= self._mem[(rbase + p) & mask] << (at % 64);
+            }
+            self.rd_data.next = u64s_to_bits(&out);
             if self.wr_en.val() {
                 let words = bits_to_u64s(&self.wr_data.val());
-                let base = self.wr_base.val().index();
-                for p in self.wr_lo.val().index()..=self.wr_hi.val().index().min(BUS / 64 - 1) {
-                    self._mem[(base + p) & 0xffff & mask] = words[p];
+                let base = self.wr_base.val().to_u64() as usize;
+                let (lo, hi) = if s.wpos == 1 {
+                    (0, 0)
+                } else {
+                    let hi = self.wr_hi.val().index().min(s.wpos - 1);
+                    (self.wr_lo.val().index(), hi)
+                };
+                for p in lo..=hi {
+                    let at = s.unit * p;
+                    self._mem[(base + p) & mask] = (words[at / 64] >> (at % 64)) & umask;
                 }
             }
         }
@@ -96,343 +154,116 @@ impl<const BUS: usize> Logic for WideWriteRam<BUS> {
         self.rd_data.connect();
     }
     fn hdl(&self) -> Verilog {
-        let n = BUS / 64;
-        let k = log2(n);
-        let a = self._abits;
-        let sub = 1usize << (a - k); // entries per sub-bank
-        let mut v = String::new();
+        Verilog::Custom(banked_verilog(&self._shape, AW))
+    }
+}
+
+/// The sub-banked template: sub-bank `s` holds units `u ≡ s (mod M)` at `u / M`; a wide
+/// port gives sub-bank `s` the position `(s − base) mod M`, a one-unit port the address
+/// itself. Read rows: row bank `b` is sub-banks `b·2^rd_shift ..`.
+fn banked_verilog(s: &Shape, aw: usize) -> String {
+    let (u, k, a, sh) = (s.unit, s.kbits, s.abits, s.rd_shift);
+    let m = 1usize << k;
+    let kr = k - sh; // row-bank bits
+    let mut v = format!(
+        "// {m} sub-banks of {sub} x {u} bits: unit e lives in sub-bank e % {m} at e / {m}.\n\
+         /* verilator lint_off UNUSEDSIGNAL */\n\
+         wire unused_ok = &{{1'b0, rd_addr, wr_base, wr_lo, wr_hi}};\n\
+         /* verilator lint_on UNUSEDSIGNAL */\n",
+        sub = 1usize << (a - k),
+    );
+    if kr > 0 {
         v.push_str(&format!(
-            "// {n} sub-banks of {sub} entries: entry e lives in sub-bank e % {n} at e / {n}.\n\
-             /* verilator lint_off UNUSEDSIGNAL */\n\
-             wire unused_ok = &{{1'b0, rd_addr, wr_base, wr_lo, wr_hi}};\n\
-             /* verilator lint_on UNUSEDSIGNAL */\n"
+            "reg [{h}:0] rsel;\nalways @(posedge clock) rsel <= rd_addr[{h}:0];\n",
+            h = kr - 1
         ));
-        if k > 0 {
-            v.push_str(&format!("reg [{}:0] sel;\n", k - 1));
-        }
-        for s in 0..n {
-            // position of sub-bank s in the word: (s - base) mod n
-            let pos = if k == 0 {
-                "8'd0".to_string()
+    }
+    for b in 0..m {
+        // write: position and unit address of sub-bank b
+        let (we, waddr, wdata) = if s.wpos == 1 {
+            let sel = if k == 0 {
+                "wr_en".to_string()
             } else {
-                format!("{{{}'d0, {k}'d{s} - wr_base[{}:0]}}", 8 - k, k - 1)
+                format!("wr_en && wr_base[{}:0] == {k}'d{b}", k - 1)
             };
-            v.push_str(&format!(
-                "reg [63:0] m{s} [0:{last}];\nreg [63:0] q{s};\nwire [7:0] p{s} = {pos};\n\
-                 wire [15:0] a{s} = wr_base + {{8'd0, p{s}}};\n\
-                 always @(posedge clock) begin\n   \
-                 if ({we}) m{s}[a{s}[{ahi}:{k}]] <= wr_data[64*p{s} +: 64];\n   \
-                 q{s} <= m{s}[rd_addr[{ahi}:{k}]];\nend\n",
-                last = sub - 1,
-                ahi = a - 1,
-                we = if k == 0 {
-                    "wr_en".to_string()
-                } else {
-                    format!("wr_en && p{s} >= wr_lo && p{s} <= wr_hi")
-                },
-            ));
-        }
-        if k == 0 {
-            v.push_str("always @(*) rd_data = q0;\n");
+            (
+                sel,
+                format!("wr_base[{}:{k}]", a - 1),
+                "wr_data".to_string(),
+            )
         } else {
             v.push_str(&format!(
-                "always @(posedge clock) sel <= rd_addr[{}:0];\nalways @(*) begin\n   case (sel)\n",
-                k - 1
+                "wire [7:0] wp{b} = {{{}'d0, {k}'d{b} - wr_base[{}:0]}};\n\
+                 wire [{}:0] wa{b} = wr_base + {{{}'d0, wp{b}}};\n",
+                8 - k,
+                k - 1,
+                aw - 1,
+                aw - 8
             ));
-            for s in 0..n {
-                v.push_str(&format!("      {k}'d{s}: rd_data = q{s};\n"));
-            }
-            v.push_str("      default: rd_data = q0;\n   endcase\nend\n");
-        }
-        Verilog::Custom(v)
-    }
-}
-
-/// One byte lane of an OBUF bank: a narrow write port (one byte, compute side) and a wide
-/// registered read port returning the lane's bytes of `STRB/8` consecutive entries
-/// starting at `rd_base` (position p = entry `rd_base + p`), for STORE. `STRB` = B bits
-/// = (B/8 entries) × 8 bits.
-#[derive(LogicBlock)]
-pub struct WideReadLane<const STRB: usize> {
-    pub clock: Signal<In, Clock>,
-    pub wr_en: Signal<In, Bit>,
-    pub wr_addr: Signal<In, Bits<16>>,
-    pub wr_data: Signal<In, Bits<8>>,
-    pub rd_base: Signal<In, Bits<16>>,
-    pub rd_data: Signal<Out, Bits<STRB>>,
-    _abits: usize,
-    _mem: Vec<u8>,
-}
-
-impl<const STRB: usize> WideReadLane<STRB> {
-    pub fn new(depth: usize) -> Self {
-        let n = STRB / 8;
-        let depth = depth.next_power_of_two().max(2 * n);
-        Self {
-            clock: Default::default(),
-            wr_en: Default::default(),
-            wr_addr: Default::default(),
-            wr_data: Default::default(),
-            rd_base: Default::default(),
-            rd_data: Default::default(),
-            _abits: log2(depth),
-            _mem: vec![0; depth],
-        }
-    }
-}
-
-impl<const STRB: usize> Logic for WideReadLane<STRB> {
-    fn update(&mut self) {
-        if self.clock.pos_edge() {
-            let mask = self._mem.len() - 1;
-            let base = self.rd_base.val().index();
-            let mut out = vec![0u64; STRB.div_ceil(64)];
-            for p in 0..STRB / 8 {
-                let b = self._mem[(base + p) & 0xffff & mask] as u64;
-                out[(8 * p) / 64] |= b << ((8 * p) % 64);
-            }
-            self.rd_data.next = u64s_to_bits(&out);
-            if self.wr_en.val() {
-                self._mem[self.wr_addr.val().index() & mask] = self.wr_data.val().to_u64() as u8;
-            }
-        }
-    }
-    fn connect(&mut self) {
-        self.rd_data.connect();
-    }
-    fn hdl(&self) -> Verilog {
-        let n = STRB / 8;
-        let k = log2(n);
-        let a = self._abits;
-        let sub = 1usize << (a - k);
-        let mut v = format!(
-            "// {n} sub-banks of {sub} bytes: entry e lives in sub-bank e % {n} at e / {n}.\n\
-             /* verilator lint_off UNUSEDSIGNAL */\n\
-             wire unused_ok = &{{1'b0, rd_base, wr_addr}};\n\
-             /* verilator lint_on UNUSEDSIGNAL */\n"
-        );
-        if k > 0 {
-            v.push_str(&format!("reg [{}:0] rsel;\n", k - 1));
-            v.push_str(&format!(
-                "always @(posedge clock) rsel <= rd_base[{}:0];\n",
-                k - 1
-            ));
-        }
-        for s in 0..n {
-            let pos = if k == 0 {
-                "16'd0".to_string()
+            let inside = if s.wpos < m {
+                format!(" && wp{b} < 8'd{}", s.wpos)
             } else {
-                format!("{{{}'d0, {k}'d{s} - rd_base[{}:0]}}", 16 - k, k - 1)
+                String::new()
             };
-            let wsel = if k == 0 {
-                "1'b1".to_string()
-            } else {
-                format!("wr_addr[{}:0] == {k}'d{s}", k - 1)
-            };
+            (
+                format!("wr_en{inside} && wp{b} >= wr_lo && wp{b} <= wr_hi"),
+                format!("wa{b}[{}:{k}]", a - 1),
+                format!("wr_data[{u}*wp{b} +: {u}]"),
+            )
+        };
+        // read: the row of row bank b = b >> rd_shift
+        let raddr = if s.rpos == 1 || kr == 0 {
+            format!("rd_addr[{}:{kr}]", a - sh - 1)
+        } else {
             v.push_str(&format!(
-                "reg [7:0] m{s} [0:{last}];\nreg [7:0] q{s};\nwire [15:0] ra{s} = rd_base + {pos};\n\
-                 always @(posedge clock) begin\n   \
-                 if (wr_en && {wsel}) m{s}[wr_addr[{ahi}:{k}]] <= wr_data;\n   \
-                 q{s} <= m{s}[ra{s}[{ahi}:{k}]];\nend\n",
-                last = sub - 1,
-                ahi = a - 1,
+                "wire [15:0] ra{b} = rd_addr + {{{}'d0, {kr}'d{} - rd_addr[{}:0]}};\n",
+                16 - kr,
+                b >> sh,
+                kr - 1
             ));
+            format!("ra{b}[{}:{kr}]", a - sh - 1)
+        };
+        v.push_str(&format!(
+            "reg [{w}:0] m{b} [0:{last}];\nreg [{w}:0] q{b};\n\
+             always @(posedge clock) begin\n   \
+             if ({we}) m{b}[{waddr}] <= {wdata};\n   \
+             q{b} <= m{b}[{raddr}];\nend\n",
+            w = u - 1,
+            last = (1usize << (a - k)) - 1,
+        ));
+    }
+    // read position p = row l·2^rd_shift + h comes from row bank (rsel + l) mod 2^kr
+    let row = u << sh;
+    let row_of = |rb: usize| -> String {
+        let parts: Vec<String> = (0..1usize << sh)
+            .rev()
+            .map(|h| format!("q{}", (rb << sh) + h))
+            .collect();
+        if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            format!("{{{}}}", parts.join(", "))
         }
-        // output position p comes from sub-bank (rd_base + p) % n
-        v.push_str("always @(*) begin\n");
-        for p in 0..n {
-            if k == 0 {
-                v.push_str("   rd_data[7:0] = q0;\n");
-            } else {
-                v.push_str(&format!("   case (rsel + {k}'d{p})\n"));
-                for s in 0..n {
-                    v.push_str(&format!(
-                        "      {k}'d{s}: rd_data[{}:{}] = q{s};\n",
-                        8 * p + 7,
-                        8 * p
-                    ));
-                }
+    };
+    v.push_str("always @(*) begin\n");
+    for l in 0..(s.rpos >> sh).max(1) {
+        let (hi, lo) = (row * l + row - 1, row * l);
+        if kr == 0 {
+            v.push_str(&format!("   rd_data[{hi}:{lo}] = {};\n", row_of(0)));
+        } else {
+            v.push_str(&format!("   case (rsel + {kr}'d{l})\n"));
+            for rb in 0..1usize << kr {
                 v.push_str(&format!(
-                    "      default: rd_data[{}:{}] = q0;\n   endcase\n",
-                    8 * p + 7,
-                    8 * p
-                ));
-            }
-        }
-        v.push_str("end\n");
-        Verilog::Custom(v)
-    }
-}
-
-/// The PBUF: `G = 8` record banks (record r in bank r % 8), each record two 64-bit halves.
-/// The DMA writes a bus word of 8-byte units (unit u = record u/2, half u%2); compute reads
-/// eight consecutive records at once (`rd_data` bits `128·l ..` = record `rd_addr + l`:
-/// low half then high half), one per lane for EWISE/POOL, one per column for CONV.
-#[derive(LogicBlock)]
-pub struct PbufRam<const BUS: usize> {
-    pub clock: Signal<In, Clock>,
-    pub rd_addr: Signal<In, Bits<16>>,
-    pub rd_data: Signal<Out, Bits<1024>>,
-    pub wr_en: Signal<In, Bit>,
-    /// unit address (2·record + half) of word position 0, 17 bits wide in effect: the top
-    /// bit of a record address is bit 16 of the unit address, so it is carried as 32 bits
-    pub wr_base: Signal<In, Bits<32>>,
-    pub wr_lo: Signal<In, Bits<8>>,
-    pub wr_hi: Signal<In, Bits<8>>,
-    pub wr_data: Signal<In, Bits<BUS>>,
-    _rbits: usize,
-    _mem: Vec<[u64; 2]>,
-}
-
-impl<const BUS: usize> PbufRam<BUS> {
-    pub fn new(records: usize) -> Self {
-        assert!(BUS / 64 <= 16, "a bus word holds at most 16 record halves");
-        let records = records.next_power_of_two().max(16);
-        Self {
-            clock: Default::default(),
-            rd_addr: Default::default(),
-            rd_data: Default::default(),
-            wr_en: Default::default(),
-            wr_base: Default::default(),
-            wr_lo: Default::default(),
-            wr_hi: Default::default(),
-            wr_data: Default::default(),
-            _rbits: log2(records),
-            _mem: vec![[0; 2]; records],
-        }
-    }
-}
-
-impl<const BUS: usize> Logic for PbufRam<BUS> {
-    fn update(&mut self) {
-        if self.clock.pos_edge() {
-            let mask = self._mem.len() - 1;
-            let base = self.rd_addr.val().index();
-            let mut out = vec![0u64; 16];
-            for l in 0..8 {
-                let r = self._mem[(base + l) & 0xffff & mask];
-                out[2 * l] = r[0];
-                out[2 * l + 1] = r[1];
-            }
-            self.rd_data.next = u64s_to_bits(&out);
-            if self.wr_en.val() {
-                let words = bits_to_u64s(&self.wr_data.val());
-                let ub = self.wr_base.val().to_u64() as usize;
-                for p in self.wr_lo.val().index()..=self.wr_hi.val().index().min(BUS / 64 - 1) {
-                    let u = (ub + p) & 0x1ffff;
-                    self._mem[(u >> 1) & mask][u & 1] = words[p];
-                }
-            }
-        }
-    }
-    fn connect(&mut self) {
-        self.rd_data.connect();
-    }
-    fn hdl(&self) -> Verilog {
-        let n = BUS / 64; // units per word
-        let a = self._rbits;
-        let sub = 1usize << (a - 3);
-        let mut v = format!(
-            "// 8 record banks x 2 halves of {sub} words; record r lives in bank r % 8 at r / 8.\n\
-             /* verilator lint_off UNUSEDSIGNAL */\n\
-             wire unused_ok = &{{1'b0, rd_addr, wr_base, wr_lo, wr_hi}};\n\
-             /* verilator lint_on UNUSEDSIGNAL */\n\
-             reg [2:0] rsel;\nalways @(posedge clock) rsel <= rd_addr[2:0];\n"
-        );
-        for b in 0..8 {
-            for h in 0..2 {
-                // the word position holding (bank b, half h), if any: unit u = 2r + h with
-                // r % 8 == b, u = wr_base + p, 0 <= p < n
-                let u = 2 * b + h;
-                v.push_str(&format!(
-                    "reg [63:0] m{b}_{h} [0:{last}];\nreg [63:0] q{b}_{h};\n\
-                     wire [3:0] d{b}_{h} = 4'd{u} - wr_base[3:0];\n\
-                     wire [31:0] u{b}_{h} = wr_base + {{28'd0, d{b}_{h}}};\n\
-                     wire [15:0] ra{b}_{h} = rd_addr + ((3'd{b} - rd_addr[2:0]) & 3'd7);\n\
-                     always @(posedge clock) begin\n   \
-                     if (wr_en && {{4'd0, d{b}_{h}}} < 8'd{n} && {{4'd0, d{b}_{h}}} >= wr_lo && {{4'd0, d{b}_{h}}} <= wr_hi)\n      \
-                     m{b}_{h}[u{b}_{h}[{uhi}:4]] <= wr_data[64*d{b}_{h} +: 64];\n   \
-                     q{b}_{h} <= m{b}_{h}[ra{b}_{h}[{ahi}:3]];\nend\n",
-                    last = sub - 1,
-                    uhi = a,
-                    ahi = a - 1,
-                ));
-            }
-        }
-        v.push_str("always @(*) begin\n");
-        for l in 0..8 {
-            v.push_str(&format!("   case (rsel + 3'd{l})\n"));
-            for b in 0..8 {
-                v.push_str(&format!(
-                    "      3'd{b}: rd_data[{}:{}] = {{q{b}_1, q{b}_0}};\n",
-                    128 * l + 127,
-                    128 * l
+                    "      {kr}'d{rb}: rd_data[{hi}:{lo}] = {};\n",
+                    row_of(rb)
                 ));
             }
             v.push_str(&format!(
-                "      default: rd_data[{}:{}] = {{q0_1, q0_0}};\n   endcase\n",
-                128 * l + 127,
-                128 * l
+                "      default: rd_data[{hi}:{lo}] = {};\n   endcase\n",
+                row_of(0)
             ));
         }
-        v.push_str("end\n");
-        Verilog::Custom(v)
     }
-}
-
-/// Interleaves the eight byte lanes of an OBUF bank (each `STRB` bits = `STRB/8` entries)
-/// into a bus word: byte `8p + l` = lane `l`, position `p`.
-#[derive(LogicBlock, Default)]
-pub struct Interleave8<const BUS: usize, const STRB: usize> {
-    pub lane0: Signal<In, Bits<STRB>>,
-    pub lane1: Signal<In, Bits<STRB>>,
-    pub lane2: Signal<In, Bits<STRB>>,
-    pub lane3: Signal<In, Bits<STRB>>,
-    pub lane4: Signal<In, Bits<STRB>>,
-    pub lane5: Signal<In, Bits<STRB>>,
-    pub lane6: Signal<In, Bits<STRB>>,
-    pub lane7: Signal<In, Bits<STRB>>,
-    pub word: Signal<Out, Bits<BUS>>,
-}
-
-impl<const BUS: usize, const STRB: usize> Logic for Interleave8<BUS, STRB> {
-    fn update(&mut self) {
-        let lanes = [
-            bits_to_u64s(&self.lane0.val()),
-            bits_to_u64s(&self.lane1.val()),
-            bits_to_u64s(&self.lane2.val()),
-            bits_to_u64s(&self.lane3.val()),
-            bits_to_u64s(&self.lane4.val()),
-            bits_to_u64s(&self.lane5.val()),
-            bits_to_u64s(&self.lane6.val()),
-            bits_to_u64s(&self.lane7.val()),
-        ];
-        let mut out = vec![0u64; BUS / 64];
-        for p in 0..STRB / 8 {
-            for (l, lane) in lanes.iter().enumerate() {
-                let b = (lane[(8 * p) / 64] >> ((8 * p) % 64)) & 0xff;
-                out[p] |= b << (8 * l);
-            }
-        }
-        self.word.next = u64s_to_bits(&out);
-    }
-    fn connect(&mut self) {
-        self.word.connect();
-    }
-    fn hdl(&self) -> Verilog {
-        let mut v = String::from("always @(*) begin\n");
-        for p in 0..STRB / 8 {
-            for l in 0..8 {
-                v.push_str(&format!(
-                    "   word[{}:{}] = lane{l}[{}:{}];\n",
-                    64 * p + 8 * l + 7,
-                    64 * p + 8 * l,
-                    8 * p + 7,
-                    8 * p
-                ));
-            }
-        }
-        v.push_str("end\n");
-        Verilog::Custom(v)
-    }
+    v.push_str("end\n");
+    v
 }

@@ -2,7 +2,7 @@
 //! (ABUF address + step tags) and the column-0 weight address stream; the engine skews them
 //! by one register per row/column.
 //!
-//! Timing (`sim::timing::conv_cycles`): no setup — the issue edge latches `steps =
+//! Timing (`contract::timing::conv_cycles`): no setup — the issue edge latches `steps =
 //! chunks·k²` and the period, and the first step is read the next cycle. Output column `x`
 //! starts `x·P` cycles in, `P = EngineConfig::conv_period(steps)`: at least `max(steps, R)`
 //! (one PPU per column serves the R rows of an output pixel), bumped past the few periods
@@ -11,14 +11,24 @@
 //! pipeline drains in `R + C + 1` cycles (ABUF read 1, skew R − 1 + C − 1, PE 1, PPU + OBUF write 1). So the
 //! unit is busy `(out_w − 1)·P + steps + R + C + 1` cycles.
 //!
-//! The next CONV may issue into the drain (`accept`, `sim::timing::conv_accept`): once the
+//! The next CONV may issue into the drain (`accept`, `contract::timing::conv_accept`): once the
 //! drain has run `max(R, C − G + 1) − 1` cycles, `C` cycles after the first column's last
 //! step (`age`), and with no older CONV still draining (`tail`, which also times that
 //! CONV's `done`). The PPU parameters of column group `g` (G records, one PBUF read) are
 //! read in the issue cycle (g = 0) or the `g`-th run cycle into the engine's staging
 //! registers; `lead` (the first column's last step) starts the column-by-column switch.
+use crate::bits::at;
+use contract::isa::field::conv as f;
 use contract::EngineConfig;
 use rust_hdl::prelude::*;
+
+// the widths `update()` reads the CONV fields with
+const _: () = {
+    assert!(f::ABUF.1 == 16 && f::WBUF.1 == 16 && f::OBUF.1 == 16 && f::PBUF.1 == 16);
+    assert!(f::OUT_W.1 == 16 && f::CHUNKS.1 == 16 && f::ROW_PITCH.1 == 16);
+    assert!(f::CHUNK_PITCH.1 == 16 && f::OBUF_STRIDE.1 == 16);
+    assert!(f::KERNEL.1 == 8 && f::STRIDE.1 == 8);
+};
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
 pub enum ConvState {
@@ -104,6 +114,18 @@ pub struct ConvSeq {
     n_period: Signal<Local, Bits<32>>,
     one16: Constant<Bits<16>>,
     one32: Constant<Bits<32>>,
+    // CONV field offsets (contract::isa::field::conv)
+    at_abuf: Constant<Bits<16>>,
+    at_wbuf: Constant<Bits<16>>,
+    at_obuf: Constant<Bits<16>>,
+    at_pbuf: Constant<Bits<16>>,
+    at_out_w: Constant<Bits<16>>,
+    at_chunks: Constant<Bits<16>>,
+    at_row_pitch: Constant<Bits<16>>,
+    at_chunk_pitch: Constant<Bits<16>>,
+    at_obuf_stride: Constant<Bits<16>>,
+    at_kernel: Constant<Bits<16>>,
+    at_stride: Constant<Bits<16>>,
 }
 
 impl ConvSeq {
@@ -178,6 +200,17 @@ impl ConvSeq {
             n_period: Default::default(),
             one16: Constant::new(1u64.into()),
             one32: Constant::new(1u64.into()),
+            at_abuf: at(f::ABUF),
+            at_wbuf: at(f::WBUF),
+            at_obuf: at(f::OBUF),
+            at_pbuf: at(f::PBUF),
+            at_out_w: at(f::OUT_W),
+            at_chunks: at(f::CHUNKS),
+            at_row_pitch: at(f::ROW_PITCH),
+            at_chunk_pitch: at(f::CHUNK_PITCH),
+            at_obuf_stride: at(f::OBUF_STRIDE),
+            at_kernel: at(f::KERNEL),
+            at_stride: at(f::STRIDE),
         }
     }
 }
@@ -189,18 +222,36 @@ impl Logic for ConvSeq {
             self, clock, state, ins, cnt, pg, rd, rdg, steps, period, pc, x, j, ky, kx, xbase,
             jbase, kybase, addr, age, tail, end_done, tail_done
         );
-        // CONV fields (contract::isa)
-        self.abuf.next = self.ins.q.val().get_bits::<16>(32);
-        self.wbuf.next = self.ins.q.val().get_bits::<16>(48);
-        self.obuf.next = self.ins.q.val().get_bits::<16>(64);
-        self.pbuf.next = self.ins.q.val().get_bits::<16>(80);
-        self.out_w.next = self.ins.q.val().get_bits::<16>(96);
-        self.chunks.next = self.ins.q.val().get_bits::<16>(112);
-        self.rp.next = self.ins.q.val().get_bits::<16>(128);
-        self.cp.next = self.ins.q.val().get_bits::<16>(144);
-        self.obuf_stride.next = self.ins.q.val().get_bits::<16>(160);
-        self.k.next = bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(176));
-        self.s.next = bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(184));
+        // CONV fields
+        self.abuf.next = self.ins.q.val().get_bits::<16>(self.at_abuf.val().index());
+        self.wbuf.next = self.ins.q.val().get_bits::<16>(self.at_wbuf.val().index());
+        self.obuf.next = self.ins.q.val().get_bits::<16>(self.at_obuf.val().index());
+        self.pbuf.next = self.ins.q.val().get_bits::<16>(self.at_pbuf.val().index());
+        self.out_w.next = self.ins.q.val().get_bits::<16>(self.at_out_w.val().index());
+        self.chunks.next = self
+            .ins
+            .q
+            .val()
+            .get_bits::<16>(self.at_chunks.val().index());
+        self.rp.next = self
+            .ins
+            .q
+            .val()
+            .get_bits::<16>(self.at_row_pitch.val().index());
+        self.cp.next = self
+            .ins
+            .q
+            .val()
+            .get_bits::<16>(self.at_chunk_pitch.val().index());
+        self.obuf_stride.next = self
+            .ins
+            .q
+            .val()
+            .get_bits::<16>(self.at_obuf_stride.val().index());
+        self.k.next =
+            bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(self.at_kernel.val().index()));
+        self.s.next =
+            bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(self.at_stride.val().index()));
         self.row_off.next = self.rp.val();
         if self.s.val() == 2 {
             self.row_off.next = self.rp.val() << 1;
@@ -235,10 +286,14 @@ impl Logic for ConvSeq {
         self.lead.next = false;
         self.nxt.next = self.xbase.q.val() + self.s.val();
         // steps and period of the instruction being issued (latched at the issue edge)
-        self.n_k.next = bit_cast::<16, 8>(self.instr.val().get_bits::<8>(176));
+        self.n_k.next =
+            bit_cast::<16, 8>(self.instr.val().get_bits::<8>(self.at_kernel.val().index()));
         self.n_kk.next = self.n_k.val() * self.n_k.val();
-        self.n_steps.next =
-            self.instr.val().get_bits::<16>(112) * bit_cast::<16, 32>(self.n_kk.val());
+        self.n_steps.next = self
+            .instr
+            .val()
+            .get_bits::<16>(self.at_chunks.val().index())
+            * bit_cast::<16, 32>(self.n_kk.val());
         self.n_period.next = self.n_steps.val();
         if self.n_steps.val() < self.rows.val() {
             self.n_period.next = self.rows.val();
@@ -321,14 +376,14 @@ impl Logic for ConvSeq {
             self.j.d.next = 0.into();
             self.ky.d.next = 0.into();
             self.kx.d.next = 0.into();
-            self.xbase.d.next = self.instr.val().get_bits::<16>(32);
-            self.jbase.d.next = self.instr.val().get_bits::<16>(32);
-            self.kybase.d.next = self.instr.val().get_bits::<16>(32);
-            self.addr.d.next = self.instr.val().get_bits::<16>(32);
+            self.xbase.d.next = self.instr.val().get_bits::<16>(self.at_abuf.val().index());
+            self.jbase.d.next = self.instr.val().get_bits::<16>(self.at_abuf.val().index());
+            self.kybase.d.next = self.instr.val().get_bits::<16>(self.at_abuf.val().index());
+            self.addr.d.next = self.instr.val().get_bits::<16>(self.at_abuf.val().index());
             self.state.d.next = ConvState::Run;
             // the first column group's PBUF read goes out in the issue cycle (its PPU
             // parameters are staged before the first results, docs/engine.md)
-            self.pb_addr.next = self.instr.val().get_bits::<16>(80);
+            self.pb_addr.next = self.instr.val().get_bits::<16>(self.at_pbuf.val().index());
             self.rd.d.next = true;
             self.rdg.d.next = 0.into();
             self.pg.d.next = 1.into();

@@ -3,7 +3,10 @@
 //! `status`. An illegal instruction — or running past `prog_len` without an `END` (a
 //! truncated program) — stops the engine with `status = ERROR` and the instruction's index
 //! in `err_index`, instead of hanging.
+use crate::bits::{at, op};
 use crate::check::IsaCheck;
+use contract::isa::field::{OPCODE, WAIT_COMPUTE, WAIT_DMA};
+use contract::isa::opcode;
 use contract::EngineConfig;
 use rust_hdl::prelude::*;
 
@@ -72,7 +75,17 @@ pub struct Controller<const BUS: usize> {
     shamt: Signal<Local, Bits<32>>,
     // configuration
     beats: Constant<Bits<8>>,
+    op_end: Constant<Bits<4>>,
+    op_act: Constant<Bits<4>>,
+    op_wgt: Constant<Bits<4>>,
+    op_par: Constant<Bits<4>>,
+    op_conv: Constant<Bits<4>>,
     op_store: Constant<Bits<4>>,
+    op_ewise: Constant<Bits<4>>,
+    op_pool: Constant<Bits<4>>,
+    at_op: Constant<Bits<16>>,
+    at_wait_dma: Constant<Bits<16>>,
+    at_wait_comp: Constant<Bits<16>>,
     dma_block: Signal<Local, Bit>,
     wide: Constant<Bit>,
     bus_bytes: Constant<Bits<32>>,
@@ -132,7 +145,17 @@ impl<const BUS: usize> Controller<BUS> {
             wait_comp: Default::default(),
             shamt: Default::default(),
             beats: Constant::new((if wide { 1 } else { 32 / b }).into()),
-            op_store: Constant::new(crate::dma::OP_STORE.into()),
+            op_end: op(opcode::END),
+            op_act: op(opcode::LOAD_ACT),
+            op_wgt: op(opcode::LOAD_WGT),
+            op_par: op(opcode::LOAD_PARAM),
+            op_conv: op(opcode::CONV),
+            op_store: op(opcode::STORE),
+            op_ewise: op(opcode::EWISE),
+            op_pool: op(opcode::POOL),
+            at_op: at(OPCODE),
+            at_wait_dma: at(WAIT_DMA),
+            at_wait_comp: at(WAIT_COMPUTE),
             dma_block: Default::default(),
             wide: Constant::new(wide),
             bus_bytes: Constant::new(b.into()),
@@ -156,15 +179,17 @@ impl<const BUS: usize> Logic for Controller<BUS> {
         dff_setup!(self, clock, state, pc, pc_addr, fetch_addr, ins, beats_req, beats_rsp, err);
         self.check.instr.next = self.ins.q.val();
         self.instr.next = self.ins.q.val();
-        self.op.next = self.ins.q.val().get_bits::<4>(0);
-        self.wait_dma.next = self.ins.q.val().get_bit(4);
-        self.wait_comp.next = self.ins.q.val().get_bit(5);
-        // opcodes 1, 2, 3, 5 go to the DMA; 4, 6, 7 to compute
-        self.is_dma.next = (self.op.val() == 1)
-            || (self.op.val() == 2)
-            || (self.op.val() == 3)
-            || (self.op.val() == 5);
-        self.is_comp.next = (self.op.val() == 4) || (self.op.val() == 6) || (self.op.val() == 7);
+        self.op.next = self.ins.q.val().get_bits::<4>(self.at_op.val().index());
+        self.wait_dma.next = self.ins.q.val().get_bit(self.at_wait_dma.val().index());
+        self.wait_comp.next = self.ins.q.val().get_bit(self.at_wait_comp.val().index());
+        // the loads and STORE go to the DMA; CONV, EWISE, POOL to compute (Instr::unit)
+        self.is_dma.next = (self.op.val() == self.op_act.val())
+            || (self.op.val() == self.op_wgt.val())
+            || (self.op.val() == self.op_par.val())
+            || (self.op.val() == self.op_store.val());
+        self.is_comp.next = (self.op.val() == self.op_conv.val())
+            || (self.op.val() == self.op_ewise.val())
+            || (self.op.val() == self.op_pool.val());
         self.ins_req_valid.next = false;
         self.ins_req_addr.next = self.fetch_addr.q.val();
         self.dma_start.next = false;
@@ -218,7 +243,9 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             CtrlState::Decode => {
                 self.running.next = true;
                 if self.check.legal.val()
-                    && (self.is_dma.val() || self.is_comp.val() || (self.op.val() == 0))
+                    && (self.is_dma.val()
+                        || self.is_comp.val()
+                        || (self.op.val() == self.op_end.val()))
                 {
                     self.state.d.next = CtrlState::Issue;
                 } else {
@@ -229,7 +256,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             CtrlState::Issue => {
                 self.running.next = true;
                 self.stalled.next = true;
-                if self.op.val() == 0 {
+                if self.op.val() == self.op_end.val() {
                     if !self.dma_busy.val() && !self.comp_busy.val() {
                         self.issue.next = true;
                         self.stalled.next = false;
@@ -239,7 +266,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                     && !self.dma_block.val()
                     && !(self.wait_comp.val() && self.comp_busy.val()))
                     || (self.is_comp.val()
-                        && ((self.op.val() == 4
+                        && ((self.op.val() == self.op_conv.val()
                             && !self.wait_comp.val()
                             && self.conv_accept.val())
                             || !self.comp_busy.val())

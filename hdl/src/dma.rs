@@ -1,5 +1,5 @@
 //! The DMA: LOAD_ACT / LOAD_WGT / LOAD_PARAM / STORE over a valid/ready memory port, **one
-//! bus request per B-byte word** a transfer touches (`sim::timing::dma_beats`): each row
+//! bus request per B-byte word** a transfer touches (`contract::timing::dma_beats`): each row
 //! (LOAD_ACT), run (STORE) or whole transfer (LOAD_WGT, LOAD_PARAM) is a burst of the words
 //! it touches; partial words are read whole and written with per-byte strobes.
 //!
@@ -9,14 +9,25 @@
 //! whole word per cycle (`bankram`), described by `wr_base` / `wr_lo` / `wr_hi`.
 //!
 //! DRAM addresses and strides must be multiples of 8 (G): an entry never straddles a word.
+use crate::bits::{at, op};
 use crate::walker::Walker;
+use contract::isa::field::{load_act, load_param, load_wgt, store, OPCODE};
+use contract::isa::opcode;
 use rust_hdl::prelude::*;
 
-/// DMA opcodes (contract::isa::opcode).
-pub const OP_LOAD_ACT: u64 = 1;
-pub const OP_LOAD_WGT: u64 = 2;
-pub const OP_LOAD_PARAM: u64 = 3;
-pub const OP_STORE: u64 = 5;
+// Every DMA instruction has its DRAM address in the same place; the widths are the ones
+// `update()` reads the fields with.
+const _: () = {
+    assert!(load_act::DRAM.0 == load_wgt::DRAM.0 && load_act::DRAM.0 == load_param::DRAM.0);
+    assert!(load_act::DRAM.0 == store::DRAM.0 && load_act::DRAM.1 == 32);
+    assert!(load_act::DRAM_STRIDE.1 == 32 && load_act::ABUF.1 == 16);
+    assert!(load_act::ROWS.1 == 16 && load_act::ROW_ENTRIES.1 == 16);
+    assert!(load_wgt::WBUF.1 == 16 && load_wgt::ENTRIES.1 == 16);
+    assert!(load_param::PBUF.1 == 16 && load_param::CHANNELS.1 == 16);
+    assert!(store::BANK_STRIDE.1 == 32 && store::RUN_STRIDE.1 == 32);
+    assert!(store::OBUF.1 == 16 && store::OBUF_STRIDE.1 == 16);
+    assert!(store::RUN_ENTRIES.1 == 16 && store::RUNS.1 == 16 && store::BANKS.1 == 8);
+};
 
 #[derive(LogicBlock)]
 pub struct Dma<const BUS: usize, const STRB: usize> {
@@ -105,6 +116,24 @@ pub struct Dma<const BUS: usize, const STRB: usize> {
     op_store: Constant<Bits<4>>,
     one16: Constant<Bits<16>>,
     zero32: Constant<Bits<32>>,
+    // instruction field offsets (contract::isa::field)
+    at_op: Constant<Bits<16>>,
+    at_dram: Constant<Bits<16>>,
+    at_act_stride: Constant<Bits<16>>,
+    at_act_abuf: Constant<Bits<16>>,
+    at_act_rows: Constant<Bits<16>>,
+    at_act_entries: Constant<Bits<16>>,
+    at_wgt_wbuf: Constant<Bits<16>>,
+    at_wgt_entries: Constant<Bits<16>>,
+    at_par_pbuf: Constant<Bits<16>>,
+    at_par_channels: Constant<Bits<16>>,
+    at_st_bank_stride: Constant<Bits<16>>,
+    at_st_run_stride: Constant<Bits<16>>,
+    at_st_obuf: Constant<Bits<16>>,
+    at_st_obuf_stride: Constant<Bits<16>>,
+    at_st_run_entries: Constant<Bits<16>>,
+    at_st_runs: Constant<Bits<16>>,
+    at_st_banks: Constant<Bits<16>>,
 }
 
 impl<const BUS: usize, const STRB: usize> Dma<BUS, STRB> {
@@ -183,12 +212,29 @@ impl<const BUS: usize, const STRB: usize> Dma<BUS, STRB> {
             units: Constant::new((bus / 8).into()),
             last_pos: Constant::new((bus / 8 - 1).into()),
             ones: Constant::new(Bits::<STRB>::mask()),
-            op_act: Constant::new(OP_LOAD_ACT.into()),
-            op_wgt: Constant::new(OP_LOAD_WGT.into()),
-            op_par: Constant::new(OP_LOAD_PARAM.into()),
-            op_store: Constant::new(OP_STORE.into()),
+            op_act: op(opcode::LOAD_ACT),
+            op_wgt: op(opcode::LOAD_WGT),
+            op_par: op(opcode::LOAD_PARAM),
+            op_store: op(opcode::STORE),
             one16: Constant::new(1u64.into()),
             zero32: Constant::new(0u64.into()),
+            at_op: at(OPCODE),
+            at_dram: at(load_act::DRAM),
+            at_act_stride: at(load_act::DRAM_STRIDE),
+            at_act_abuf: at(load_act::ABUF),
+            at_act_rows: at(load_act::ROWS),
+            at_act_entries: at(load_act::ROW_ENTRIES),
+            at_wgt_wbuf: at(load_wgt::WBUF),
+            at_wgt_entries: at(load_wgt::ENTRIES),
+            at_par_pbuf: at(load_param::PBUF),
+            at_par_channels: at(load_param::CHANNELS),
+            at_st_bank_stride: at(store::BANK_STRIDE),
+            at_st_run_stride: at(store::RUN_STRIDE),
+            at_st_obuf: at(store::OBUF),
+            at_st_obuf_stride: at(store::OBUF_STRIDE),
+            at_st_run_entries: at(store::RUN_ENTRIES),
+            at_st_runs: at(store::RUNS),
+            at_st_banks: at(store::BANKS),
         }
     }
 }
@@ -204,8 +250,8 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
         self.req.clock.next = self.clock.val();
         self.rsp.clock.next = self.clock.val();
         // ---- start: both walkers get the same walk (fields per contract::isa) ----
-        self.new_op.next = self.instr.val().get_bits::<4>(0);
-        self.req.dram.next = self.instr.val().get_bits::<32>(32);
+        self.new_op.next = self.instr.val().get_bits::<4>(self.at_op.val().index());
+        self.req.dram.next = self.instr.val().get_bits::<32>(self.at_dram.val().index());
         self.req.so.next = self.zero32.val();
         self.req.si.next = self.zero32.val();
         self.req.bo.next = self.zero32.val();
@@ -213,37 +259,99 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
         self.req.n_o.next = self.one16.val();
         self.req.n_i.next = self.one16.val();
         // LOAD_ACT: rows × row_entries entries, DRAM stride dram_stride, ABUF rows contiguous
-        self.req.len.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(128)) << 3;
-        self.req.bbase.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(96));
+        self.req.len.next = bit_cast::<32, 16>(
+            self.instr
+                .val()
+                .get_bits::<16>(self.at_act_entries.val().index()),
+        ) << 3;
+        self.req.bbase.next = bit_cast::<32, 16>(
+            self.instr
+                .val()
+                .get_bits::<16>(self.at_act_abuf.val().index()),
+        );
         if self.new_op.val() == self.op_act.val() {
-            self.req.si.next = self.instr.val().get_bits::<32>(64);
-            self.req.bi.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(128));
-            self.req.n_i.next = self.instr.val().get_bits::<16>(112);
+            self.req.si.next = self
+                .instr
+                .val()
+                .get_bits::<32>(self.at_act_stride.val().index());
+            self.req.bi.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_act_entries.val().index()),
+            );
+            self.req.n_i.next = self
+                .instr
+                .val()
+                .get_bits::<16>(self.at_act_rows.val().index());
         }
         if self.new_op.val() == self.op_wgt.val() {
-            self.req.len.next = self.instr.val().get_bits::<16>(80) * self.wgt_entry_bytes.val();
+            self.req.len.next = self
+                .instr
+                .val()
+                .get_bits::<16>(self.at_wgt_entries.val().index())
+                * self.wgt_entry_bytes.val();
             self.req.bbase.next = self.zero32.val();
         }
         if self.new_op.val() == self.op_par.val() {
-            self.req.len.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(80)) << 4;
-            self.req.bbase.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(64)) << 1;
+            self.req.len.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_par_channels.val().index()),
+            ) << 4;
+            self.req.bbase.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_par_pbuf.val().index()),
+            ) << 1;
         }
         if self.new_op.val() == self.op_store.val() {
             // banks (outer, bank_stride) × runs (inner, run_stride) of run_entries entries
-            self.req.so.next = self.instr.val().get_bits::<32>(64);
-            self.req.si.next = self.instr.val().get_bits::<32>(96);
-            self.req.len.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(160)) << 3;
-            self.req.bbase.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(128));
-            self.req.bi.next = bit_cast::<32, 16>(self.instr.val().get_bits::<16>(144));
-            self.req.n_o.next = bit_cast::<16, 8>(self.instr.val().get_bits::<8>(192));
-            self.req.n_i.next = self.instr.val().get_bits::<16>(176);
+            self.req.so.next = self
+                .instr
+                .val()
+                .get_bits::<32>(self.at_st_bank_stride.val().index());
+            self.req.si.next = self
+                .instr
+                .val()
+                .get_bits::<32>(self.at_st_run_stride.val().index());
+            self.req.len.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_st_run_entries.val().index()),
+            ) << 3;
+            self.req.bbase.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_st_obuf.val().index()),
+            );
+            self.req.bi.next = bit_cast::<32, 16>(
+                self.instr
+                    .val()
+                    .get_bits::<16>(self.at_st_obuf_stride.val().index()),
+            );
+            self.req.n_o.next = bit_cast::<16, 8>(
+                self.instr
+                    .val()
+                    .get_bits::<8>(self.at_st_banks.val().index()),
+            );
+            self.req.n_i.next = self
+                .instr
+                .val()
+                .get_bits::<16>(self.at_st_runs.val().index());
         }
         // ---- LOAD_WGT: entry/column of word position 0 (stepped with the responses) ----
         self.p0.next = bit_cast::<16, 32>((self.req.dram.val() & self.low_mask.val()) >> 3);
-        self.new_e0.next = self.instr.val().get_bits::<16>(64);
+        self.new_e0.next = self
+            .instr
+            .val()
+            .get_bits::<16>(self.at_wgt_wbuf.val().index());
         self.new_c0.next = 0.into();
         if self.p0.val().any() {
-            self.new_e0.next = self.instr.val().get_bits::<16>(64) - self.one16.val();
+            self.new_e0.next = self
+                .instr
+                .val()
+                .get_bits::<16>(self.at_wgt_wbuf.val().index())
+                - self.one16.val();
             self.new_c0.next = self.cols.val() - self.p0.val();
         }
         // ---- the response walker: a new load goes straight in when it is idle, else waits

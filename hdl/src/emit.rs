@@ -48,7 +48,7 @@ pub fn emit_verilog(cfg: &EngineConfig, out: &Path) -> anyhow::Result<Vec<PathBu
     std::fs::write(&vfile, v)?;
     let manifest = Manifest {
         isa_version: ISA_VERSION,
-        top: "top".into(),
+        top: engine::TOP.into(),
         verilog: VERILOG_FILE.into(),
         config: cfg.clone(),
     };

@@ -1,5 +1,5 @@
 //! `hdl emit verilog [--preset NAME | --config FILE] [--out DIR] [--axi]`: writes `engine.v` (top
-//! module `top`) and `manifest.json` (the EngineConfig and `contract::isa::ISA_VERSION`).
+//! module `vargnet_engine`) and `manifest.json` (the EngineConfig and `contract::isa::ISA_VERSION`).
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

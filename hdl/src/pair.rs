@@ -8,10 +8,9 @@
 //! [`PairDot`] is one row's pair: the G-lane dot products of both columns. The even
 //! column's is combinational; the odd column's is registered, because that PE sees the
 //! same step one cycle later (the array's skew), and its weights are read one cycle early
-//! to meet the even column's (`engine.rs`, WBUF skew).
+//! to meet the even column's (`skew.rs`).
+use crate::bits::{from_i64, lane_i8 as lane};
 use crate::pe::LANES;
-use crate::sx::from_i64;
-use crate::vector::lane_i8 as lane;
 use rust_hdl::prelude::*;
 
 /// `x` wrapped to a `bits`-wide two's-complement value, as a Verilog wire of that width.

@@ -50,7 +50,7 @@ pub struct DotPe {
     res_xa_r: DFF<Bits<16>>,
     base: Signal<Local, Signed<32>>,
     sum: Signal<Local, Signed<32>>,
-    // a signed zero: an unsigned literal would turn the Verilog sum unsigned (field notes P2)
+    // a signed zero: an unsigned literal would turn the Verilog sum unsigned (docs/rust-hdl.md#signed)
     zero: Constant<Signed<32>>,
 }
 

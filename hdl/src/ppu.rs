@@ -1,10 +1,10 @@
 //! Post-processing unit: `contract::arith::Requant::apply` in one registered stage.
 //!
 //! `saturate(round_half_up((acc + bias) · m >> shift))`, `m = mult_pos` if `acc + bias ≥ 0`
-//! else `mult_neg` (PReLU folded in). A `Verilog::Custom` leaf (field notes §2b): the
+//! else `mult_neg` (PReLU folded in). A `Verilog::Custom` leaf (docs/rust-hdl.md#leaves): the
 //! 33×32-bit signed multiply and the 66-bit arithmetic shift are one line each in Verilog
 //! and a chain of `Signed<16>` casts in hdl_gen. Its Rust `update()` *is* the contract.
-use crate::sx::to_i64;
+use crate::bits::to_i64;
 use contract::arith::Requant;
 use rust_hdl::prelude::*;
 

@@ -1,6 +1,8 @@
-//! Simple-dual-port block RAM leaf: one write port, one registered read port.
+//! Simple-dual-port block RAM leaf: one write port, one registered read port, any width
+//! (WBUF column banks of 64 bits, the POOL sums of 256): the one-bank case that
+//! [`crate::bankram`] does not cover, whose units are at most 64 bits.
 //!
-//! A `Verilog::Custom` leaf (field notes §2b) because rust-hdl's `RAM` widget preloads with
+//! A `Verilog::Custom` leaf (docs/rust-hdl.md#leaves) because rust-hdl's `RAM` widget preloads with
 //! one `initial` line per word and its depth is a const generic; here the depth comes from
 //! the `EngineConfig` at run time. The body is the template Vivado/Yosys map to BRAM.
 use rust_hdl::prelude::*;
@@ -22,7 +24,7 @@ impl<const W: usize> SdpRam<W> {
     /// (no Verilator WIDTH warnings, no X on out-of-range reads).
     pub fn new(depth: usize) -> Self {
         assert!(
-            depth >= 2 && depth <= 1 << 16,
+            (2..=1 << 16).contains(&depth),
             "RAM depth {depth} not in 2..=65536"
         );
         let addr_bits = depth.next_power_of_two().trailing_zeros() as usize;

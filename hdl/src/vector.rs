@@ -1,22 +1,32 @@
-//! The vector unit's arithmetic (EWISE, POOL), as `Verilog::Custom` leaves whose Rust
-//! `update()` calls `contract::arith` (like `ppu.rs`):
+//! The vector unit (EWISE, POOL): its sequencer [`VecSeq`], the POOL accumulator
+//! [`PoolAcc`], and its arithmetic as `Verilog::Custom` leaves whose Rust `update()` calls
+//! `contract::arith` (like `ppu.rs`, docs/rust-hdl.md#leaves):
 //!
-//! - [`VecLanes`]: one row of G = 8 lanes (V rows of them), registered. EWISE: `v = a`; with `use_gate`
-//!   `v = se_scale(v, sigmoid_gate(gate))`; with `use_b`
+//! - [`VecLanes`]: one row of G = 8 lanes (V rows of them), registered. EWISE: `v = a`; with
+//!   `use_gate` `v = se_scale(v, sigmoid_gate(gate))`; with `use_b`
 //!   `v = rec.apply(v·ka + b·kb)`. POOL (`pool`): `rec.apply(sum)`. `rec` of lane `l` is
 //!   record `l` of the PBUF read (`recs` bits `128·l..`).
 //! - [`PoolAdd`]: a link of the cross-bank adder chain, `sum_out = sum_in + (en ? a : 0)`
 //!   per lane (int32, wrapping), combinational.
+use crate::bits::{at, lane_i32, lane_i8, vec_of};
+use crate::ram::SdpRam;
 use contract::arith::{se_scale, sigmoid_gate, Requant};
+use contract::isa::field::{ewise, pool, OPCODE};
+use contract::isa::opcode;
 use rust_hdl::prelude::*;
 
-pub(crate) fn lane_i8<const N: usize>(b: &Bits<N>, l: usize) -> i8 {
-    b.get_bits::<8>(8 * l).to_u64() as u8 as i8
-}
-
-fn lane_i32<const N: usize>(b: &Bits<N>, l: usize) -> i32 {
-    b.get_bits::<32>(32 * l).to_u64() as u32 as i32
-}
+// VecSeq reads the operand address at one offset for both opcodes and tells POOL from
+// EWISE by one opcode bit; the widths are the ones `update()` reads the fields with.
+const _: () = {
+    assert!(ewise::A.0 == pool::ABUF.0 && ewise::A.1 == 16 && pool::ABUF.1 == 16);
+    assert!(opcode::POOL ^ opcode::EWISE == 1 && opcode::POOL & 1 == 1);
+    assert!(ewise::B.1 == 16 && ewise::GATE.1 == 16 && ewise::KA.1 == 16 && ewise::KB.1 == 16);
+    assert!(ewise::CHUNKS.1 == 16 && ewise::WIDTH.1 == 16 && ewise::ROW_PITCH.1 == 16);
+    assert!(ewise::CHUNK_PITCH.1 == 16 && ewise::PBUF.1 == 16 && ewise::OBUF.1 == 16);
+    assert!(ewise::OBUF_STRIDE.1 == 16 && pool::BANKS.1 == 8);
+    assert!(pool::CHUNKS.1 == 16 && pool::WIDTH.1 == 16 && pool::ROW_PITCH.1 == 16);
+    assert!(pool::CHUNK_PITCH.1 == 16 && pool::PBUF.1 == 16 && pool::OBUF.1 == 16);
+};
 
 fn record(recs: &Bits<1024>, l: usize) -> Requant {
     let lo = recs.get_bits::<64>(128 * l).to_u64();
@@ -204,6 +214,124 @@ impl Logic for PoolAdd {
     }
 }
 
+/// The POOL accumulator: running sums of chunk `j` over the tile's columns and banks.
+/// A chain of [`PoolAdd`]s adds bank `r`'s entry (`r < banks`) to the sums of the column
+/// before (`acc`), or, at a chunk's first column, to the chunk's sums from earlier POOLs
+/// (`sum_mem`, 0 unless chunk `j` was written since the last `first`: `live`). The last
+/// column writes the sums back; a POOL with `last` set requantises them (`VecLanes`).
+#[derive(LogicBlock)]
+pub struct PoolAcc {
+    pub clock: Signal<In, Clock>,
+    // from VecSeq
+    pub sum_addr: Signal<In, Bits<16>>,
+    pub is_pool: Signal<In, Bit>,
+    pub clear: Signal<In, Bit>,
+    pub banks: Signal<In, Bits<16>>,
+    pub d_pro: Signal<In, Bit>,
+    pub d_a: Signal<In, Bit>,
+    pub d_first_x: Signal<In, Bit>,
+    pub d_last_x: Signal<In, Bit>,
+    pub d_j: Signal<In, Bits<16>>,
+    /// ABUF bank r's read data
+    pub a: Vec<Signal<In, Bits<64>>>,
+    /// the sums including this cycle's entries
+    pub sums: Signal<Out, Bits<256>>,
+    padd: Vec<PoolAdd>,
+    sum_mem: SdpRam<256>,
+    base_reg: DFF<Bits<256>>,
+    acc_reg: DFF<Bits<256>>,
+    live: DFF<Bits<256>>,
+    live_j: Signal<Local, Bit>,
+    live_sh: Signal<Local, Bits<256>>,
+    pool_out: Signal<Local, Bits<256>>,
+    one256: Constant<Bits<256>>,
+    row16: Vec<Constant<Bits<16>>>,
+    _rows: usize,
+}
+
+impl PoolAcc {
+    pub fn new(rows: usize) -> Self {
+        Self {
+            clock: Default::default(),
+            sum_addr: Default::default(),
+            is_pool: Default::default(),
+            clear: Default::default(),
+            banks: Default::default(),
+            d_pro: Default::default(),
+            d_a: Default::default(),
+            d_first_x: Default::default(),
+            d_last_x: Default::default(),
+            d_j: Default::default(),
+            a: vec_of(rows),
+            sums: Default::default(),
+            padd: vec_of(rows),
+            sum_mem: SdpRam::new(contract::isa::POOL_MAX_CHUNKS),
+            base_reg: Default::default(),
+            acc_reg: Default::default(),
+            live: Default::default(),
+            live_j: Default::default(),
+            live_sh: Default::default(),
+            pool_out: Default::default(),
+            one256: Constant::new(1u64.into()),
+            row16: (0..rows)
+                .map(|i| Constant::new((i as u64).into()))
+                .collect(),
+            _rows: rows,
+        }
+    }
+}
+
+impl Logic for PoolAcc {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.sum_mem.clock.next = self.clock.val();
+        self.base_reg.clock.next = self.clock.val();
+        self.acc_reg.clock.next = self.clock.val();
+        self.live.clock.next = self.clock.val();
+        self.sum_mem.rd_addr.next = self.sum_addr.val();
+        self.live_sh.next = self.live.q.val() >> bit_cast::<256, 16>(self.d_j.val());
+        self.live_j.next = self.live_sh.val().get_bit(0);
+        self.base_reg.d.next = self.base_reg.q.val();
+        if self.d_pro.val() {
+            self.base_reg.d.next = 0.into();
+            if self.live_j.val() {
+                self.base_reg.d.next = self.sum_mem.rd_data.val();
+            }
+        }
+        self.padd[0].sum_in.next = self.acc_reg.q.val();
+        if self.d_first_x.val() {
+            self.padd[0].sum_in.next = self.base_reg.q.val();
+        }
+        for r in 1..self._rows {
+            self.padd[r].sum_in.next = self.padd[r - 1].sum_out.val();
+        }
+        for r in 0..self._rows {
+            self.padd[r].a.next = self.a[r].val();
+            self.padd[r].en.next = self.d_a.val() && (self.row16[r].val() < self.banks.val());
+        }
+        for rl in (self._rows - 1)..self._rows {
+            self.pool_out.next = self.padd[rl].sum_out.val();
+        }
+        self.sums.next = self.pool_out.val();
+        self.acc_reg.d.next = self.acc_reg.q.val();
+        self.sum_mem.wr_en.next = false;
+        self.sum_mem.wr_addr.next = self.d_j.val();
+        self.sum_mem.wr_data.next = self.pool_out.val();
+        self.live.d.next = self.live.q.val();
+        if self.is_pool.val() && self.d_a.val() {
+            self.acc_reg.d.next = self.pool_out.val();
+            if self.d_last_x.val() {
+                self.sum_mem.wr_en.next = true;
+                self.live.d.next =
+                    self.live.q.val() | (self.one256.val() << bit_cast::<256, 16>(self.d_j.val()));
+            }
+        }
+        if self.clear.val() {
+            self.live.d.next = 0.into();
+        }
+    }
+}
+
 #[derive(Copy, Clone, PartialEq, Eq, Debug, LogicState)]
 pub enum VecState {
     Idle,
@@ -220,7 +348,7 @@ pub enum VecState {
 /// `rd_addr_b + v·rp` (every bank holds the whole tile). With one bank (R = 1) `a` and `b`
 /// take two cycles (`ph`). After the last read the pipeline drains in 2 cycles (ABUF read,
 /// lanes + OBUF write). So EWISE takes `chunks·(1 + width·⌈R/V⌉·phases) + 2` cycles and
-/// POOL `chunks·(1 + width) + 2` (`sim::timing::ewise_cycles`, `pool_cycles`).
+/// POOL `chunks·(1 + width) + 2` (`contract::timing::ewise_cycles`, `pool_cycles`).
 ///
 /// Every `d_*` output is the tag of the read presented the cycle before: its data is on
 /// the RAM outputs now.
@@ -287,6 +415,31 @@ pub struct VecSeq {
     rows16: Constant<Bits<16>>,
     vrows16: Constant<Bits<16>>,
     two_phase: Constant<Bit>,
+    // instruction field offsets (contract::isa::field); `at_is_pool`: the opcode bit
+    at_is_pool: Constant<Bits<16>>,
+    at_a: Constant<Bits<16>>,
+    at_b: Constant<Bits<16>>,
+    at_gate: Constant<Bits<16>>,
+    at_use_b: Constant<Bits<16>>,
+    at_use_gate: Constant<Bits<16>>,
+    at_ka: Constant<Bits<16>>,
+    at_kb: Constant<Bits<16>>,
+    at_ew_chunks: Constant<Bits<16>>,
+    at_ew_width: Constant<Bits<16>>,
+    at_ew_rp: Constant<Bits<16>>,
+    at_ew_cp: Constant<Bits<16>>,
+    at_ew_pbuf: Constant<Bits<16>>,
+    at_ew_obuf: Constant<Bits<16>>,
+    at_ew_ostride: Constant<Bits<16>>,
+    at_first: Constant<Bits<16>>,
+    at_last: Constant<Bits<16>>,
+    at_banks: Constant<Bits<16>>,
+    at_pl_chunks: Constant<Bits<16>>,
+    at_pl_width: Constant<Bits<16>>,
+    at_pl_rp: Constant<Bits<16>>,
+    at_pl_cp: Constant<Bits<16>>,
+    at_pl_pbuf: Constant<Bits<16>>,
+    at_pl_obuf: Constant<Bits<16>>,
 }
 
 impl VecSeq {
@@ -338,7 +491,7 @@ impl VecSeq {
             two: Default::default(),
             last_group: Default::default(),
             rowbase: Default::default(),
-            rstep: crate::array::vec_of(cfg.vector_rows),
+            rstep: vec_of(cfg.vector_rows),
             _vrows: cfg.vector_rows,
             ub: Default::default(),
             chunks: Default::default(),
@@ -352,6 +505,30 @@ impl VecSeq {
             rows16: Constant::new((cfg.rows as u64).into()),
             vrows16: Constant::new((cfg.vector_rows as u64).into()),
             two_phase: Constant::new(cfg.rows == 1),
+            at_is_pool: at((OPCODE.0, 1)),
+            at_a: at(ewise::A),
+            at_b: at(ewise::B),
+            at_gate: at(ewise::GATE),
+            at_use_b: at(ewise::USE_B),
+            at_use_gate: at(ewise::USE_GATE),
+            at_ka: at(ewise::KA),
+            at_kb: at(ewise::KB),
+            at_ew_chunks: at(ewise::CHUNKS),
+            at_ew_width: at(ewise::WIDTH),
+            at_ew_rp: at(ewise::ROW_PITCH),
+            at_ew_cp: at(ewise::CHUNK_PITCH),
+            at_ew_pbuf: at(ewise::PBUF),
+            at_ew_obuf: at(ewise::OBUF),
+            at_ew_ostride: at(ewise::OBUF_STRIDE),
+            at_first: at(pool::FIRST),
+            at_last: at(pool::LAST),
+            at_banks: at(pool::BANKS),
+            at_pl_chunks: at(pool::CHUNKS),
+            at_pl_width: at(pool::WIDTH),
+            at_pl_rp: at(pool::ROW_PITCH),
+            at_pl_cp: at(pool::CHUNK_PITCH),
+            at_pl_pbuf: at(pool::PBUF),
+            at_pl_obuf: at(pool::OBUF),
         }
     }
 }
@@ -364,28 +541,62 @@ impl Logic for VecSeq {
             r_last_x, r_j, r_xa, r_row0, row0, goff
         );
         // fields (contract::isa): EWISE op 6, POOL op 7
-        self.pool.next = self.ins.q.val().get_bit(0);
-        self.ub.next = self.ins.q.val().get_bit(6) && !self.pool.val();
-        self.use_gate.next = self.ins.q.val().get_bit(7) && !self.pool.val();
+        self.pool.next = self.ins.q.val().get_bit(self.at_is_pool.val().index());
+        self.ub.next = self.ins.q.val().get_bit(self.at_use_b.val().index()) && !self.pool.val();
+        self.use_gate.next =
+            self.ins.q.val().get_bit(self.at_use_gate.val().index()) && !self.pool.val();
         self.use_b.next = self.ub.val();
         self.is_pool.next = self.pool.val();
-        self.ka.next = self.ins.q.val().get_bits::<16>(192);
-        self.kb.next = self.ins.q.val().get_bits::<16>(208);
-        self.banks.next = bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(144));
+        self.ka.next = self.ins.q.val().get_bits::<16>(self.at_ka.val().index());
+        self.kb.next = self.ins.q.val().get_bits::<16>(self.at_kb.val().index());
+        self.banks.next =
+            bit_cast::<16, 8>(self.ins.q.val().get_bits::<8>(self.at_banks.val().index()));
         if self.pool.val() {
-            self.chunks.next = self.ins.q.val().get_bits::<16>(48);
-            self.width.next = self.ins.q.val().get_bits::<16>(64);
-            self.rp.next = self.ins.q.val().get_bits::<16>(80);
-            self.cp.next = self.ins.q.val().get_bits::<16>(96);
-            self.pbuf.next = self.ins.q.val().get_bits::<16>(112);
-            self.obuf.next = self.ins.q.val().get_bits::<16>(128);
+            self.chunks.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_pl_chunks.val().index());
+            self.width.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_pl_width.val().index());
+            self.rp.next = self.ins.q.val().get_bits::<16>(self.at_pl_rp.val().index());
+            self.cp.next = self.ins.q.val().get_bits::<16>(self.at_pl_cp.val().index());
+            self.pbuf.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_pl_pbuf.val().index());
+            self.obuf.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_pl_obuf.val().index());
         } else {
-            self.chunks.next = self.ins.q.val().get_bits::<16>(112);
-            self.width.next = self.ins.q.val().get_bits::<16>(128);
-            self.rp.next = self.ins.q.val().get_bits::<16>(144);
-            self.cp.next = self.ins.q.val().get_bits::<16>(160);
-            self.pbuf.next = self.ins.q.val().get_bits::<16>(96);
-            self.obuf.next = self.ins.q.val().get_bits::<16>(80);
+            self.chunks.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_ew_chunks.val().index());
+            self.width.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_ew_width.val().index());
+            self.rp.next = self.ins.q.val().get_bits::<16>(self.at_ew_rp.val().index());
+            self.cp.next = self.ins.q.val().get_bits::<16>(self.at_ew_cp.val().index());
+            self.pbuf.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_ew_pbuf.val().index());
+            self.obuf.next = self
+                .ins
+                .q
+                .val()
+                .get_bits::<16>(self.at_ew_obuf.val().index());
         }
         self.busy.next = self.state.q.val() != VecState::Idle;
         self.clear.next = false;
@@ -399,11 +610,14 @@ impl Logic for VecSeq {
         // a (phase 0) or b (phase 1) of column x in the group's first row; the gate of
         // chunk j in the prologue
         self.rowbase.next = self.jbase.q.val() + self.goff.q.val() + self.x.q.val();
-        self.rd_addr.next = self.ins.q.val().get_bits::<16>(32) + self.rowbase.val();
+        self.rd_addr.next =
+            self.ins.q.val().get_bits::<16>(self.at_a.val().index()) + self.rowbase.val();
         if self.ph.q.val() {
-            self.rd_addr.next = self.ins.q.val().get_bits::<16>(48) + self.rowbase.val();
+            self.rd_addr.next =
+                self.ins.q.val().get_bits::<16>(self.at_b.val().index()) + self.rowbase.val();
         }
-        self.rd_addr_b.next = self.ins.q.val().get_bits::<16>(48) + self.rowbase.val();
+        self.rd_addr_b.next =
+            self.ins.q.val().get_bits::<16>(self.at_b.val().index()) + self.rowbase.val();
         self.rstep[0].next = self.rp.val();
         for v in 1..self._vrows {
             self.rstep[v].next = self.rstep[v - 1].val() + self.rp.val();
@@ -423,7 +637,8 @@ impl Logic for VecSeq {
             VecState::Idle => {
                 if self.start.val() {
                     self.ins.d.next = self.instr.val();
-                    self.clear.next = self.instr.val().get_bit(0) && self.instr.val().get_bit(6);
+                    self.clear.next = self.instr.val().get_bit(self.at_is_pool.val().index())
+                        && self.instr.val().get_bit(self.at_first.val().index());
                     self.j.d.next = 0.into();
                     self.x.d.next = 0.into();
                     self.ph.d.next = false;
@@ -435,7 +650,8 @@ impl Logic for VecSeq {
                 }
             }
             VecState::Pro => {
-                self.rd_addr.next = self.ins.q.val().get_bits::<16>(64) + self.j.q.val();
+                self.rd_addr.next =
+                    self.ins.q.val().get_bits::<16>(self.at_gate.val().index()) + self.j.q.val();
                 self.r_pro.d.next = true;
                 self.state.d.next = VecState::Run;
             }
@@ -443,7 +659,8 @@ impl Logic for VecSeq {
                 self.r_a.d.next = !self.ph.q.val();
                 self.r_emit.d.next = self.ph.q.val() || !self.two.val();
                 if self.pool.val() {
-                    self.r_emit.d.next = self.last_x.val() && self.ins.q.val().get_bit(7);
+                    self.r_emit.d.next =
+                        self.last_x.val() && self.ins.q.val().get_bit(self.at_last.val().index());
                 }
                 if self.two.val() && !self.ph.q.val() {
                     self.ph.d.next = true;
@@ -464,8 +681,12 @@ impl Logic for VecSeq {
                         if self.j.q.val() + self.one16.val() < self.chunks.val() {
                             self.j.d.next = self.j.q.val() + self.one16.val();
                             self.jbase.d.next = self.jbase.q.val() + self.cp.val();
-                            self.obase.d.next =
-                                self.obase.q.val() + self.ins.q.val().get_bits::<16>(176);
+                            self.obase.d.next = self.obase.q.val()
+                                + self
+                                    .ins
+                                    .q
+                                    .val()
+                                    .get_bits::<16>(self.at_ew_ostride.val().index());
                             self.state.d.next = VecState::Pro;
                         } else {
                             self.cnt.d.next = 0.into();

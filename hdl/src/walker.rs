@@ -2,7 +2,7 @@
 //! `o < n_o`, inner `i < n_i`) of `len` bytes each, segment `(o, i)` starting at DRAM byte
 //! `dram + o·so + i·si` and buffer unit `bbase + o·bo + i·bi`. The walker yields one
 //! B-byte bus word per step — every word a segment touches, in address order, each segment
-//! its own burst (exactly `sim::timing::dma_beats`) — with the 8-byte unit positions
+//! its own burst (exactly `contract::timing::dma_beats`) — with the 8-byte unit positions
 //! `lo..=hi` the segment covers in that word and `ubase`, the buffer unit that word
 //! position 0 corresponds to (it may precede the segment's first unit; wrapping).
 //!
@@ -210,7 +210,7 @@ impl Logic for Walker {
         self.o_idx.next = self.o.q.val();
         self.last_word.next = self.active_r.q.val()
             && (self.cur.q.val() == self.last.q.val())
-            && !(self.i.q.val() + self.one16.val() < self.ni_r.q.val())
-            && !(self.o.q.val() + self.one16.val() < self.no_r.q.val());
+            && (self.i.q.val() + self.one16.val() >= self.ni_r.q.val())
+            && (self.o.q.val() + self.one16.val() >= self.no_r.q.val());
     }
 }

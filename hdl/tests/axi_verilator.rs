@@ -9,10 +9,9 @@ use common::*;
 use contract::isa::{self, End, Instr, LoadWgt, Wait};
 use contract::EngineConfig;
 use hdl::axi::{ctrl, status};
-use sim::verilator::{build_shared, Design, RunOptions};
+use sim::verilator::{build_shared, Design, Harness, Instance, RunOptions};
 use sim::Dram;
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::{Mutex, OnceLock};
 
 const HARNESS: &str = include_str!("axi/harness.cpp");
@@ -84,18 +83,7 @@ struct Pins {
     m_wstrb: [u32; 4],
 }
 
-extern "C" {
-    fn dlopen(filename: *const c_char, flag: c_int) -> *mut c_void;
-    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
-    fn dlerror() -> *const c_char;
-}
-
-struct Lib {
-    new: unsafe extern "C" fn() -> *mut c_void,
-    free: unsafe extern "C" fn(*mut c_void),
-    eval: unsafe extern "C" fn(*mut c_void, *mut Pins),
-    tick: unsafe extern "C" fn(*mut c_void),
-}
+type Lib = Harness<Pins>;
 
 /// Builds (cached under build/verilator-axi/<hash>) and loads the wrapper for `cfg`.
 fn lib(cfg: &EngineConfig) -> &'static Lib {
@@ -120,37 +108,7 @@ fn lib(cfg: &EngineConfig) -> &'static Lib {
         cache: "verilator-axi",
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    let c = CString::new(so.to_str().unwrap()).unwrap();
-    // SAFETY: symbols are checked for null and have the signatures of harness.cpp.
-    let l = unsafe {
-        let h = dlopen(c.as_ptr(), 2);
-        assert!(
-            !h.is_null(),
-            "{}",
-            CStr::from_ptr(dlerror()).to_string_lossy()
-        );
-        let sym = |n: &str| {
-            let p = dlsym(h, CString::new(n).unwrap().as_ptr());
-            assert!(!p.is_null(), "symbol {n} missing");
-            p
-        };
-        let size: unsafe extern "C" fn() -> u32 = std::mem::transmute(sym("va_pins_size"));
-        assert_eq!(size() as usize, std::mem::size_of::<Pins>(), "Pins layout");
-        Lib {
-            new: std::mem::transmute::<*mut c_void, unsafe extern "C" fn() -> *mut c_void>(sym(
-                "va_new",
-            )),
-            free: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void)>(sym(
-                "va_free",
-            )),
-            eval: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, *mut Pins)>(
-                sym("va_eval"),
-            ),
-            tick: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void)>(sym(
-                "va_tick",
-            )),
-        }
-    };
+    let l = Harness::load(&so, "va").unwrap_or_else(|e| panic!("{e}"));
     let l: &'static Lib = Box::leak(Box::new(l));
     list.push((cfg.clone(), l));
     l
@@ -306,11 +264,12 @@ impl AxiMem {
             p.m_rlast = *last as u32;
             p.m_rdata[..d.len()].copy_from_slice(d);
         }
-        if self.b_cur.is_none() && self.chance(st.gap) {
-            if self.b.front().is_some_and(|(due, ..)| *due <= now) {
-                let (_, id, resp, w) = self.b.pop_front().unwrap();
-                self.b_cur = Some((id, resp, w));
-            }
+        if self.b_cur.is_none()
+            && self.chance(st.gap)
+            && self.b.front().is_some_and(|(due, ..)| *due <= now)
+        {
+            let (_, id, resp, w) = self.b.pop_front().unwrap();
+            self.b_cur = Some((id, resp, w));
         }
         p.m_bvalid = self.b_cur.is_some() as u32;
         if let Some((id, resp, _)) = &self.b_cur {
@@ -470,7 +429,7 @@ fn burst_ok(bus: usize, addr: u32, len: u32, size: u32, burst: u32) -> bool {
     1u32 << size == bus as u32
         && burst == 1
         && len < hdl::axi::MAX_BURST as u32
-        && addr % bus as u64 == 0
+        && addr.is_multiple_of(bus as u64)
         && (addr >> 12) == ((end - 1) >> 12)
 }
 
@@ -491,8 +450,7 @@ enum LiteOp {
 
 /// One `vargnet_axi` instance with its memory and an AXI4-Lite master.
 struct AxiSim {
-    lib: &'static Lib,
-    h: *mut c_void,
+    dut: Instance<'static, Pins>,
     p: Pins,
     mem: AxiMem,
     rng: Rng,
@@ -502,18 +460,10 @@ struct AxiSim {
     lite_result: Option<u32>,
 }
 
-impl Drop for AxiSim {
-    fn drop(&mut self) {
-        unsafe { (self.lib.free)(self.h) };
-    }
-}
-
 impl AxiSim {
     fn new(cfg: &EngineConfig, dram: Dram, st: Stalls, seed: u64) -> Self {
-        let lib = lib(cfg);
         let mut s = AxiSim {
-            lib,
-            h: unsafe { (lib.new)() },
+            dut: lib(cfg).instance(),
             p: Pins::default(),
             mem: AxiMem::new(dram, cfg.dram_bus_bytes, st, seed),
             rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
@@ -531,10 +481,10 @@ impl AxiSim {
         self.p.aresetn = (!self.reset) as u32;
         self.mem.drive(now, &mut self.p);
         self.drive_lite(now);
-        unsafe { (self.lib.eval)(self.h, &mut self.p) };
+        self.dut.eval(&mut self.p);
         self.mem.observe(now, &self.p, self.reset);
         self.observe_lite(now);
-        unsafe { (self.lib.tick)(self.h) };
+        self.dut.tick();
         if self.reset {
             self.mem.reset();
         }
@@ -555,8 +505,8 @@ impl AxiSim {
         p.s_awvalid = 0;
         p.s_wvalid = 0;
         p.s_arvalid = 0;
-        p.s_bready = (self.rng.next() % 4 != 0) as u32;
-        p.s_rready = (self.rng.next() % 4 != 0) as u32;
+        p.s_bready = !self.rng.next().is_multiple_of(4) as u32;
+        p.s_rready = !self.rng.next().is_multiple_of(4) as u32;
         if let Some((_, op)) = &self.lite {
             match op {
                 LiteOp::Write {
@@ -699,7 +649,9 @@ fn engine_reg(cfg: &EngineConfig, name: &str) -> u32 {
     hdl::axi::registers(cfg, &extra)
         .iter()
         .find(|r| r.name == name)
-        .unwrap_or_else(|| panic!("no register {name}: does `top` still have that output?"))
+        .unwrap_or_else(|| {
+            panic!("no register {name}: does `vargnet_engine` still have that output?")
+        })
         .offset
 }
 

@@ -1,9 +1,9 @@
 //! Tiny rust-hdl simulations of single blocks (rust-hdl's simulator is ~500x slower than
 //! Verilator, so the engine is tested in Verilator; see conv_verilator.rs).
 use contract::arith::dot_accumulate;
+use hdl::bits::to_i64;
 use hdl::pair::PairDot;
 use hdl::pe::DotPe;
-use hdl::sx::to_i64;
 use rust_hdl::prelude::*;
 
 fn pack(v: &[i8]) -> Bits<64> {
@@ -63,7 +63,7 @@ fn dot_pe_matches_dot_accumulate_including_minus_128() {
     for (i, (a, w)) in steps.iter().enumerate() {
         pe.a_in.next = pack(a);
         pe.w_in.next = pack(w);
-        pe.dot.next = hdl::sx::from_i64(dot_accumulate(0, a, w) as i64);
+        pe.dot.next = hdl::bits::from_i64(dot_accumulate(0, a, w) as i64);
         pe.valid_in.next = true;
         pe.first_in.next = i == 0;
         pe.last_in.next = i == steps.len() - 1;
@@ -81,7 +81,7 @@ fn dot_pe_matches_dot_accumulate_including_minus_128() {
 #[test]
 fn engine_verilog_has_one_top_and_the_documented_pins() {
     let v = hdl::emit::verilog(&contract::EngineConfig::tiny()).unwrap();
-    assert!(v.contains("module top("));
+    assert!(v.contains("module vargnet_engine("));
     for pin in [
         "start",
         "prog_len",

@@ -143,7 +143,7 @@ fn every_isa_check_agrees_with_contract_validate() {
             };
             // words 1..=3 hold DRAM addresses and strides: whole entries half the time, so
             // the other checks are reached too
-            if i <= 3 && rng.next() % 2 == 0 {
+            if i <= 3 && rng.next().is_multiple_of(2) {
                 *word &= !7;
             }
         }

@@ -2,7 +2,7 @@
 //! of the test suite (about a minute, cached on disk): a grouped 3×3 CONV tile and a
 //! pointwise one against the contract::arith reference, both in lockstep with the model.
 mod common;
-use common::{lockstep, GroupConvProblem};
+use common::{lockstep, GroupConvProblem, RunOnRtl};
 use contract::EngineConfig;
 use sim::verilator::{HwStatus, RunOptions};
 use sim::MemoryModel;

@@ -19,8 +19,8 @@ const OUT_LEN: u64 = 0x2000;
 
 fn wait(rng: &mut Rng) -> Wait {
     Wait {
-        dma: rng.next() % 3 == 0,
-        compute: rng.next() % 3 == 0,
+        dma: rng.next().is_multiple_of(3),
+        compute: rng.next().is_multiple_of(3),
     }
 }
 
@@ -162,43 +162,6 @@ fn random_instr(cfg: &EngineConfig, rng: &mut Rng, with_vector: bool) -> Instr {
     }
 }
 
-fn with_wait(i: Instr, w: Wait) -> Instr {
-    match i {
-        Instr::End(mut x) => {
-            x.wait = w;
-            Instr::End(x)
-        }
-        Instr::LoadAct(mut x) => {
-            x.wait = w;
-            Instr::LoadAct(x)
-        }
-        Instr::LoadWgt(mut x) => {
-            x.wait = w;
-            Instr::LoadWgt(x)
-        }
-        Instr::LoadParam(mut x) => {
-            x.wait = w;
-            Instr::LoadParam(x)
-        }
-        Instr::Conv(mut x) => {
-            x.wait = w;
-            Instr::Conv(x)
-        }
-        Instr::Store(mut x) => {
-            x.wait = w;
-            Instr::Store(x)
-        }
-        Instr::Ewise(mut x) => {
-            x.wait = w;
-            Instr::Ewise(x)
-        }
-        Instr::Pool(mut x) => {
-            x.wait = w;
-            Instr::Pool(x)
-        }
-    }
-}
-
 /// A valid random program: parameters, weights and activations first (so CONV results
 /// are not all zero), then `n` random instructions, then END.
 fn random_program(cfg: &EngineConfig, seed: u64, n: usize, with_vector: bool) -> Vec<Instr> {
@@ -229,7 +192,7 @@ fn random_program(cfg: &EngineConfig, seed: u64, n: usize, with_vector: bool) ->
         let i = random_instr(cfg, &mut rng, with_vector);
         if i.validate(cfg).is_ok() {
             let w = wait(&mut rng);
-            p.push(with_wait(i, w));
+            p.push(i.with_wait(w));
         }
     }
     p.push(Instr::End(End { wait: Wait::NONE }));
@@ -277,7 +240,7 @@ fn race_free(
             return program;
         };
         let i = h.issued as usize;
-        program[i] = with_wait(program[i], Wait::BOTH);
+        program[i] = program[i].with_wait(Wait::BOTH);
     }
     program
 }

@@ -1,7 +1,7 @@
-// C ABI around the Verilated engine (top module `top` from `hdl emit verilog`), loaded by
+// C ABI around the Verilated engine (top module `vargnet_engine` from `hdl emit verilog`), loaded by
 // sim/src/verilator.rs with dlopen. Rust owns the clock loop and the DRAM model (the same
 // sim::dram code the cycle model uses); this file only moves pins.
-#include "Vtop.h"
+#include "Vvargnet_engine.h"
 #include "verilated.h"
 #include "ports.h"
 #include <cstdint>
@@ -29,14 +29,14 @@ struct Pins {
 
 struct Handle {
     VerilatedContext ctx;
-    Vtop* top;
+    Vvargnet_engine* top;
 };
 
 extern "C" {
 
 void* vg_new() {
     Handle* h = new Handle;
-    h->top = new Vtop(&h->ctx, "top");
+    h->top = new Vvargnet_engine(&h->ctx, "vargnet_engine");
     h->top->clock = 0;
     h->top->start = 0;
     h->top->eval();
@@ -52,7 +52,7 @@ void vg_free(void* p) {
 
 // Drive the inputs, settle combinational logic, read the outputs (before the clock edge).
 void vg_eval(void* p, Pins* s) {
-    Vtop* t = ((Handle*)p)->top;
+    Vvargnet_engine* t = ((Handle*)p)->top;
     t->start = s->start;
     t->prog_addr = s->prog_addr;
     t->prog_len = s->prog_len;
@@ -95,7 +95,7 @@ void vg_eval(void* p, Pins* s) {
 
 // One rising edge (inputs as last driven by vg_eval).
 void vg_tick(void* p) {
-    Vtop* t = ((Handle*)p)->top;
+    Vvargnet_engine* t = ((Handle*)p)->top;
     t->clock = 1;
     t->eval();
     t->clock = 0;

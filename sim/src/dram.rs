@@ -77,17 +77,19 @@ impl MemoryModel {
     }
 }
 
-/// One memory port: the ready generator and the in-flight reads.
+/// One memory port: the ready generator and the in-flight reads, each carrying a `T`
+/// until its response cycle (the cycle model: the address of a bus error, if any; the
+/// Verilator harness: the data words).
 #[derive(Clone, Debug)]
-pub(crate) struct MemPort {
+pub(crate) struct MemPort<T = Option<u64>> {
     latency: u64,
     gen: ReadyGen,
     ready: bool,
-    /// Reads in flight: (cycle the response arrives, address of a bus error).
-    in_flight: VecDeque<(u64, Option<u64>)>,
+    /// Reads in flight: (cycle the response arrives, payload).
+    in_flight: VecDeque<(u64, T)>,
 }
 
-impl MemPort {
+impl<T> MemPort<T> {
     pub fn new(latency: u64, gen: ReadyGen) -> Self {
         MemPort {
             latency,
@@ -104,20 +106,19 @@ impl MemPort {
     }
 
     /// Issue a read in cycle `now`; the caller has checked `ready`.
-    pub fn read(&mut self, now: u64, error: Option<u64>) {
+    pub fn read(&mut self, now: u64, payload: T) {
         debug_assert!(self.ready);
-        self.in_flight.push_back((now + self.latency, error));
+        self.in_flight.push_back((now + self.latency, payload));
     }
 
-    /// The response arriving in cycle `now`, if any: `Some(None)` is data, `Some(Some(a))` a
-    /// bus error at address `a`. One request per cycle means at most one response per cycle.
-    pub fn response(&mut self, now: u64) -> Option<Option<u64>> {
-        match self.in_flight.front() {
-            Some(&(due, err)) if due == now => {
-                self.in_flight.pop_front();
-                Some(err)
-            }
-            _ => None,
+    /// The response arriving in cycle `now`, if any (for the cycle model `Some(None)` is
+    /// data, `Some(Some(a))` a bus error at address `a`). One request per cycle means at
+    /// most one response per cycle.
+    pub fn response(&mut self, now: u64) -> Option<T> {
+        if self.in_flight.front().is_some_and(|&(due, _)| due == now) {
+            self.in_flight.pop_front().map(|(_, p)| p)
+        } else {
+            None
         }
     }
 }
@@ -205,7 +206,8 @@ mod tests {
 
     #[test]
     fn xorshift_sequence_is_pinned() {
-        // The Verilator harness reimplements this generator; these values pin it.
+        // The cycle model and the Verilator harness both draw `ready` from this generator;
+        // these values pin it.
         let mut g = ReadyGen::new(1, 0);
         let states: Vec<u64> = (0..3)
             .map(|_| {

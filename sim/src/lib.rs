@@ -17,6 +17,7 @@ pub mod dram;
 pub mod engine;
 pub mod func;
 pub mod hazard;
+pub mod testkit;
 pub mod verilator;
 
 /// The engine's timing is contract; the model steps by it.

@@ -1,7 +1,8 @@
 //! The Verilator harness: builds the Verilog that `hdl emit verilog` wrote into a shared
 //! library (C++ shim in `sim/csrc/harness.cpp`, cached under `build/verilator/<hash>/`),
-//! then clocks it from Rust, serving both memory ports with the *same* [`ReadyGen`] stall
-//! generators and latency rules as the cycle model ([`crate::dram`]).
+//! then clocks it from Rust, serving both memory ports with the cycle model's own memory
+//! port code (`dram::MemPort`: the [`crate::ReadyGen`] stalls, the read latency, in-order
+//! responses). What differs from the model is listed in docs/engine.md, "Verilator".
 //!
 //! Why a shared library driven per cycle rather than a C++ main loop: the DRAM model stays
 //! one piece of Rust code, and a crash or hang shows up in the test that caused it.
@@ -9,11 +10,10 @@
 //! Engine pins (docs/engine.md, "RTL"): `start` is pulsed in cycle 0 with `prog_addr` and
 //! `prog_len`; `status` is 0 idle, 1 busy, 2 done, 3 error (`err_index` = instruction).
 
-use crate::dram::{Dram, MemoryModel, ReadyGen};
+use crate::dram::{Dram, MemPort, MemoryModel};
 use crate::engine::{Counters, UnitCycles, WriteBeat};
 use contract::isa::{Unit, INSTR_BYTES};
 use contract::EngineConfig;
-use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -118,13 +118,14 @@ const RECIPE: &str = "verilator-cc+gxx-shared v3";
 /// library twice on a 2-core machine).
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
-/// Builds (or finds in the cache) the shared library for `verilog` (top module `top`).
+/// Builds (or finds in the cache) the shared library for `verilog` (top module
+/// `vargnet_engine`).
 /// Returns the library path and whether it was built now.
 pub fn build_library(verilog: &str) -> Result<(PathBuf, bool), HarnessError> {
     build_shared(&Design {
         verilog,
-        top: "top",
-        prefix: "Vtop",
+        top: "vargnet_engine",
+        prefix: "Vvargnet_engine",
         harness: HARNESS_CPP,
         cache: "verilator",
     })
@@ -307,24 +308,115 @@ const RTLD_NOW: c_int = 2;
 
 type NewFn = unsafe extern "C" fn() -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);
-type EvalFn = unsafe extern "C" fn(*mut c_void, *mut Pins);
 type TickFn = unsafe extern "C" fn(*mut c_void);
 type SizeFn = unsafe extern "C" fn() -> u32;
 
-/// A loaded Verilated engine library (one per config/Verilog text).
-pub struct VerilatedEngine {
-    cfg: EngineConfig,
+/// A loaded harness library ([`build_shared`]): the C ABI every harness exports,
+/// `<prefix>_new`, `_free`, `_eval(handle, pins)`, `_tick` and `_pins_size`, over a pin
+/// image `P` (`#[repr(C)]`, the harness's `struct Pins`). The one loader of Verilated
+/// designs: the engine here (`vg`), the AXI wrapper in hdl/tests/axi_verilator.rs (`va`).
+pub struct Harness<P> {
     lib: PathBuf,
     new: NewFn,
     free: FreeFn,
-    eval: EvalFn,
+    eval: unsafe extern "C" fn(*mut c_void, *mut P),
     tick: TickFn,
 }
 
 // SAFETY: the library's functions touch only the model instance passed to them; each
-// `run` creates and frees its own instance.
-unsafe impl Send for VerilatedEngine {}
-unsafe impl Sync for VerilatedEngine {}
+// `Instance` is created, used and freed by its owner.
+unsafe impl<P> Send for Harness<P> {}
+unsafe impl<P> Sync for Harness<P> {}
+
+impl<P> Harness<P> {
+    /// Loads `lib` and checks that its pin image has the size of `P`.
+    pub fn load(lib: &Path, prefix: &str) -> Result<Self, HarnessError> {
+        let err = |reason: String| HarnessError::Load {
+            path: lib.display().to_string(),
+            reason,
+        };
+        let c = CString::new(lib.as_os_str().to_string_lossy().as_bytes())
+            .map_err(|e| err(e.to_string()))?;
+        // SAFETY: dlopen/dlsym with valid C strings; symbols are checked for null and have
+        // the signatures of the harness ABI above.
+        unsafe {
+            let h = dlopen(c.as_ptr(), RTLD_NOW);
+            if h.is_null() {
+                let msg = CStr::from_ptr(dlerror()).to_string_lossy().into_owned();
+                return Err(err(msg));
+            }
+            let sym = |name: &str| -> Result<*mut c_void, HarnessError> {
+                let n = CString::new(format!("{prefix}_{name}")).unwrap();
+                let p = dlsym(h, n.as_ptr());
+                if p.is_null() {
+                    Err(err(format!("symbol {prefix}_{name} missing")))
+                } else {
+                    Ok(p)
+                }
+            };
+            let size: SizeFn = std::mem::transmute(sym("pins_size")?);
+            if size() as usize != std::mem::size_of::<P>() {
+                return Err(err("Pins layout differs between Rust and C++".into()));
+            }
+            Ok(Harness {
+                lib: lib.to_path_buf(),
+                new: std::mem::transmute::<*mut c_void, NewFn>(sym("new")?),
+                free: std::mem::transmute::<*mut c_void, FreeFn>(sym("free")?),
+                eval: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, *mut P)>(
+                    sym("eval")?,
+                ),
+                tick: std::mem::transmute::<*mut c_void, TickFn>(sym("tick")?),
+            })
+        }
+    }
+
+    pub fn library(&self) -> &Path {
+        &self.lib
+    }
+
+    /// A fresh instance of the design (freed when dropped).
+    pub fn instance(&self) -> Instance<'_, P> {
+        // SAFETY: `new` returns a handle that only this Instance uses and frees.
+        let handle = unsafe { (self.new)() };
+        Instance {
+            harness: self,
+            handle,
+        }
+    }
+}
+
+/// One instance of a Verilated design.
+pub struct Instance<'a, P> {
+    harness: &'a Harness<P>,
+    handle: *mut c_void,
+}
+
+impl<P> Instance<'_, P> {
+    /// Drives the inputs of `pins`, evaluates, and reads the outputs back into `pins`.
+    pub fn eval(&mut self, pins: &mut P) {
+        // SAFETY: a live handle of this library and a pin image of the checked size.
+        unsafe { (self.harness.eval)(self.handle, pins) }
+    }
+
+    /// One rising clock edge (inputs as last driven by [`Instance::eval`]).
+    pub fn tick(&mut self) {
+        // SAFETY: a live handle of this library.
+        unsafe { (self.harness.tick)(self.handle) }
+    }
+}
+
+impl<P> Drop for Instance<'_, P> {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `new` and is freed once.
+        unsafe { (self.harness.free)(self.handle) }
+    }
+}
+
+/// A loaded Verilated engine library (one per config/Verilog text).
+pub struct VerilatedEngine {
+    cfg: EngineConfig,
+    harness: Harness<Pins>,
+}
 
 /// How a Verilator run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -405,46 +497,14 @@ impl VerilatedEngine {
     }
 
     pub fn load(cfg: &EngineConfig, lib: &Path) -> Result<Self, HarnessError> {
-        let err = |reason: String| HarnessError::Load {
-            path: lib.display().to_string(),
-            reason,
-        };
-        let c = CString::new(lib.as_os_str().to_string_lossy().as_bytes())
-            .map_err(|e| err(e.to_string()))?;
-        // SAFETY: dlopen/dlsym with valid C strings; symbols are checked for null and have
-        // the signatures declared in harness.cpp.
-        unsafe {
-            let h = dlopen(c.as_ptr(), RTLD_NOW);
-            if h.is_null() {
-                let msg = CStr::from_ptr(dlerror()).to_string_lossy().into_owned();
-                return Err(err(msg));
-            }
-            let sym = |name: &str| -> Result<*mut c_void, HarnessError> {
-                let n = CString::new(name).unwrap();
-                let p = dlsym(h, n.as_ptr());
-                if p.is_null() {
-                    Err(err(format!("symbol {name} missing")))
-                } else {
-                    Ok(p)
-                }
-            };
-            let size: SizeFn = std::mem::transmute(sym("vg_pins_size")?);
-            if size() as usize != std::mem::size_of::<Pins>() {
-                return Err(err("Pins layout differs between Rust and C++".into()));
-            }
-            Ok(VerilatedEngine {
-                cfg: cfg.clone(),
-                lib: lib.to_path_buf(),
-                new: std::mem::transmute::<*mut c_void, NewFn>(sym("vg_new")?),
-                free: std::mem::transmute::<*mut c_void, FreeFn>(sym("vg_free")?),
-                eval: std::mem::transmute::<*mut c_void, EvalFn>(sym("vg_eval")?),
-                tick: std::mem::transmute::<*mut c_void, TickFn>(sym("vg_tick")?),
-            })
-        }
+        Ok(VerilatedEngine {
+            cfg: cfg.clone(),
+            harness: Harness::load(lib, "vg")?,
+        })
     }
 
     pub fn library(&self) -> &Path {
-        &self.lib
+        self.harness.library()
     }
 
     /// Runs the program of `prog_len` instructions at `prog_addr` on a fresh engine.
@@ -452,11 +512,9 @@ impl VerilatedEngine {
         let bus = self.cfg.dram_bus_bytes;
         let words = bus / 4;
         let latency = opts.latency.unwrap_or(self.cfg.dram_latency as u64);
-        let mut ins_gen: ReadyGen = opts.memory.instr_port();
-        let mut data_gen: ReadyGen = opts.memory.data_port();
-        // reads in flight: (due cycle, data words)
-        let mut ins_q: VecDeque<(u64, Vec<u32>)> = VecDeque::new();
-        let mut mem_q: VecDeque<(u64, Vec<u32>)> = VecDeque::new();
+        // the cycle model's memory ports (ready stalls, latency), carrying the data words
+        let mut ins_port: MemPort<Vec<u32>> = MemPort::new(latency, opts.memory.instr_port());
+        let mut mem_port: MemPort<Vec<u32>> = MemPort::new(latency, opts.memory.data_port());
         let mut pins = Pins {
             prog_addr,
             prog_len,
@@ -487,29 +545,26 @@ impl VerilatedEngine {
                 .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
                 .collect())
         };
-        // SAFETY: the handle is created and freed here and used by this thread only.
-        let h = unsafe { (self.new)() };
+        let mut dut = self.harness.instance();
         let mut status = HwStatus::Watchdog;
         let mut cycles = opts.watchdog;
         'run: for now in 0..opts.watchdog {
-            let ready_i = ins_gen.ready();
-            let ready_d = data_gen.ready();
+            let ready_i = ins_port.tick();
+            let ready_d = mem_port.tick();
             pins.start = (now == 0) as u32;
             pins.ins_req_ready = ready_i as u32;
             pins.mem_req_ready = ready_d as u32;
             pins.ins_rsp_valid = 0;
-            if ins_q.front().is_some_and(|(due, _)| *due == now) {
-                let (_, d) = ins_q.pop_front().unwrap();
+            if let Some(d) = ins_port.response(now) {
                 pins.ins_rsp_data[..words].copy_from_slice(&d);
                 pins.ins_rsp_valid = 1;
             }
             pins.mem_rsp_valid = 0;
-            if mem_q.front().is_some_and(|(due, _)| *due == now) {
-                let (_, d) = mem_q.pop_front().unwrap();
+            if let Some(d) = mem_port.response(now) {
                 pins.mem_rsp_data[..words].copy_from_slice(&d);
                 pins.mem_rsp_valid = 1;
             }
-            unsafe { (self.eval)(h, &mut pins) };
+            dut.eval(&mut pins);
             // completions: each unit's done pulse ends its oldest instruction last cycle
             for (done, slots) in [
                 (pins.dma_done, &mut dma_slots),
@@ -555,7 +610,7 @@ impl VerilatedEngine {
             if pins.ins_req_valid != 0 && ready_i {
                 ib += 1;
                 match read_word(&dram, pins.ins_req_addr as u64) {
-                    Ok(d) => ins_q.push_back((now + latency, d)),
+                    Ok(d) => ins_port.read(now, d),
                     Err(addr) => {
                         status = HwStatus::BusError { addr };
                         cycles = now;
@@ -594,7 +649,7 @@ impl VerilatedEngine {
                 } else {
                     rb += 1;
                     match read_word(&dram, addr) {
-                        Ok(d) => mem_q.push_back((now + latency, d)),
+                        Ok(d) => mem_port.read(now, d),
                         Err(addr) => {
                             status = HwStatus::BusError { addr };
                             cycles = now;
@@ -603,9 +658,9 @@ impl VerilatedEngine {
                     }
                 }
             }
-            unsafe { (self.tick)(h) };
+            dut.tick();
         }
-        unsafe { (self.free)(h) };
+        drop(dut);
         HwRun {
             status,
             cycles,

@@ -1,5 +1,5 @@
 //! Whole-engine timing and status tests on the tiny config (G 8, R 2, C 8, B 8, latency 4).
-//! Expected cycle numbers are worked out by hand from sim::timing's conventions: an
+//! Expected cycle numbers are worked out by hand from contract::timing's conventions: an
 //! instruction fetch is 4 one-per-cycle requests answered 4 cycles later, then 1 decode
 //! cycle, then issue; a unit issued in cycle c is busy from c+1.
 

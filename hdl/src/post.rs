@@ -1,0 +1,152 @@
+//! Post-processing: one [`Ppu`] per column and the registers that stage its parameters.
+//!
+//! A CONV's first PBUF reads load column group `g`'s G records (bias, mult_pos, mult_neg,
+//! shift) into staging registers; column `c` switches to them in the cycle before row 0 of
+//! the CONV's first output column reaches its PPU (`lead` + 1 + c, one cycle apart per
+//! column), so the previous CONV's results can still drain through the PPUs while the next
+//! CONV's parameters load. The OBUF offset `g·obuf_stride` of column group `g` is staged
+//! the same way and added to the result's address before the PPU.
+use crate::bits::vec_of;
+use crate::ppu::Ppu;
+use rust_hdl::prelude::*;
+
+#[derive(LogicBlock)]
+pub struct PostProc {
+    pub clock: Signal<In, Clock>,
+    /// eight PBUF records (`Pbuf` read port)
+    pub records: Signal<In, Bits<1024>>,
+    /// `records` hold column group `grp`'s parameters
+    pub p_load: Signal<In, Bit>,
+    pub p_grp: Signal<In, Bits<16>>,
+    /// the CONV's first column's last step (`ConvSeq::lead`): start the switch
+    pub lead: Signal<In, Bit>,
+    pub obuf_stride: Signal<In, Bits<16>>,
+    // the array's read-out, one per column
+    pub col_valid: Vec<Signal<In, Bit>>,
+    pub col_acc: Vec<Signal<In, Signed<32>>>,
+    pub col_row: Vec<Signal<In, Bits<8>>>,
+    pub col_xa: Vec<Signal<In, Bits<16>>>,
+    // results, one per column: requantised byte, its row and OBUF entry
+    pub valid: Vec<Signal<Out, Bit>>,
+    pub row: Vec<Signal<Out, Bits<8>>>,
+    pub xa: Vec<Signal<Out, Bits<16>>>,
+    pub q: Vec<Signal<Out, Bits<8>>>,
+    ppu: Vec<Ppu>,
+    // record halves and OBUF offset of column c: staged, then in use
+    plo_s: Vec<DFF<Bits<64>>>,
+    phi_s: Vec<DFF<Bits<64>>>,
+    gof_s: Vec<DFF<Bits<16>>>,
+    plo: Vec<DFF<Bits<64>>>,
+    phi: Vec<DFF<Bits<64>>>,
+    gof: Vec<DFF<Bits<16>>>,
+    /// column c switches to its staged parameters
+    swq: Vec<DFF<Bit>>,
+    /// OBUF offset of column group g
+    goff: Vec<Signal<Local, Bits<16>>>,
+    grp16: Vec<Constant<Bits<16>>>,
+    zero16: Constant<Bits<16>>,
+    _cols: usize,
+    /// C / G
+    _groups: usize,
+}
+
+impl PostProc {
+    pub fn new(cols: usize) -> Self {
+        let groups = cols / 8;
+        Self {
+            clock: Default::default(),
+            records: Default::default(),
+            p_load: Default::default(),
+            p_grp: Default::default(),
+            lead: Default::default(),
+            obuf_stride: Default::default(),
+            col_valid: vec_of(cols),
+            col_acc: vec_of(cols),
+            col_row: vec_of(cols),
+            col_xa: vec_of(cols),
+            valid: vec_of(cols),
+            row: vec_of(cols),
+            xa: vec_of(cols),
+            q: vec_of(cols),
+            ppu: vec_of(cols),
+            plo_s: vec_of(cols),
+            phi_s: vec_of(cols),
+            gof_s: vec_of(cols),
+            plo: vec_of(cols),
+            phi: vec_of(cols),
+            gof: vec_of(cols),
+            swq: vec_of(cols),
+            goff: vec_of(groups),
+            grp16: (0..groups)
+                .map(|g| Constant::new((g as u64).into()))
+                .collect(),
+            zero16: Constant::new(0u64.into()),
+            _cols: cols,
+            _groups: groups,
+        }
+    }
+}
+
+impl Logic for PostProc {
+    #[hdl_gen]
+    fn update(&mut self) {
+        for c in 0..self._cols {
+            self.ppu[c].clock.next = self.clock.val();
+            self.plo[c].clock.next = self.clock.val();
+            self.phi[c].clock.next = self.clock.val();
+            self.plo_s[c].clock.next = self.clock.val();
+            self.phi_s[c].clock.next = self.clock.val();
+            self.gof_s[c].clock.next = self.clock.val();
+            self.gof[c].clock.next = self.clock.val();
+            self.swq[c].clock.next = self.clock.val();
+        }
+        // OBUF offset of column group g: g·obuf_stride
+        self.goff[0].next = self.zero16.val();
+        for gi in 1..self._groups {
+            self.goff[gi].next = self.goff[gi - 1].val() + self.obuf_stride.val();
+        }
+        for c in 0..self._cols {
+            self.plo_s[c].d.next = self.plo_s[c].q.val();
+            self.phi_s[c].d.next = self.phi_s[c].q.val();
+            self.gof_s[c].d.next = self.gof_s[c].q.val();
+        }
+        for gi in 0..self._groups {
+            if self.p_load.val() && (self.p_grp.val() == self.grp16[gi].val()) {
+                for l in 0..8 {
+                    self.plo_s[gi * 8 + l].d.next = self.records.val().get_bits::<64>(128 * l);
+                    self.phi_s[gi * 8 + l].d.next = self.records.val().get_bits::<64>(128 * l + 64);
+                    self.gof_s[gi * 8 + l].d.next = self.goff[gi].val();
+                }
+            }
+        }
+        self.swq[0].d.next = self.lead.val();
+        for c in 1..self._cols {
+            self.swq[c].d.next = self.swq[c - 1].q.val();
+        }
+        for c in 0..self._cols {
+            self.plo[c].d.next = self.plo[c].q.val();
+            self.phi[c].d.next = self.phi[c].q.val();
+            self.gof[c].d.next = self.gof[c].q.val();
+            if self.swq[c].q.val() {
+                self.plo[c].d.next = self.plo_s[c].q.val();
+                self.phi[c].d.next = self.phi_s[c].q.val();
+                self.gof[c].d.next = self.gof_s[c].q.val();
+            }
+        }
+        // record layout: contract::isa::encode_requant
+        for c in 0..self._cols {
+            self.ppu[c].valid.next = self.col_valid[c].val();
+            self.ppu[c].acc.next = self.col_acc[c].val();
+            self.ppu[c].row_in.next = self.col_row[c].val();
+            self.ppu[c].xa_in.next = self.col_xa[c].val() + self.gof[c].q.val();
+            self.ppu[c].bias.next = self.plo[c].q.val().get_bits::<32>(0);
+            self.ppu[c].mult_pos.next = self.plo[c].q.val().get_bits::<32>(32);
+            self.ppu[c].mult_neg.next = self.phi[c].q.val().get_bits::<32>(0);
+            self.ppu[c].shift.next = self.phi[c].q.val().get_bits::<8>(32);
+            self.valid[c].next = self.ppu[c].valid_out.val();
+            self.row[c].next = self.ppu[c].row_out.val();
+            self.xa[c].next = self.ppu[c].xa_out.val();
+            self.q[c].next = self.ppu[c].q.val();
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The buffers' write steering.
+//!
+//! [`DmaSteer`], the DMA side: a bus word goes to every ABUF bank (LOAD_ACT), to the PBUF
+//! (LOAD_PARAM), or slice by slice to the WBUF column banks (LOAD_WGT: column `c` takes
+//! word position `(c − c0) mod C`, of entry `e0`, or `e0 + 1` for the columns that wrapped
+//! into the next WBUF entry).
+//!
+//! [`ObufSteer`], the compute side: OBUF lane `l` of bank `r` takes the result of the PPU
+//! of column `g·G + l` that finishes row `r` (at most one per cycle and lane, `array.rs`),
+//! or an EWISE / POOL lane's result: EWISE lane `v` writes bank `row0 + v`, POOL (its
+//! last pass) lane 0 bank 0. One RAM per lane lets columns finishing in the same cycle
+//! write different entries of a bank.
+use crate::bits::vec_of;
+use crate::pe::LANES;
+use contract::isa::opcode;
+use rust_hdl::prelude::*;
+
+#[derive(LogicBlock)]
+pub struct DmaSteer<const BUS: usize> {
+    // the DMA's buffer write (`Dma::wr_*`)
+    pub wr_en: Signal<In, Bit>,
+    pub wr_op: Signal<In, Bits<4>>,
+    pub wr_lo: Signal<In, Bits<8>>,
+    pub wr_hi: Signal<In, Bits<8>>,
+    pub wr_data: Signal<In, Bits<BUS>>,
+    pub wg_e0: Signal<In, Bits<16>>,
+    pub wg_c0: Signal<In, Bits<16>>,
+    pub abuf_en: Signal<Out, Bit>,
+    pub pbuf_en: Signal<Out, Bit>,
+    // WBUF column c
+    pub wbuf_en: Vec<Signal<Out, Bit>>,
+    pub wbuf_addr: Vec<Signal<Out, Bits<16>>>,
+    pub wbuf_data: Vec<Signal<Out, Bits<64>>>,
+    // word position, entry and shifted word of column c
+    wpos: Vec<Signal<Local, Bits<32>>>,
+    went: Vec<Signal<Local, Bits<16>>>,
+    wword: Vec<Signal<Local, Bits<BUS>>>,
+    wlo: Signal<Local, Bits<32>>,
+    whi: Signal<Local, Bits<32>>,
+    wc0: Signal<Local, Bits<32>>,
+    col32: Vec<Constant<Bits<32>>>,
+    cols32: Constant<Bits<32>>,
+    units32: Constant<Bits<32>>,
+    one16: Constant<Bits<16>>,
+    op_act: Constant<Bits<4>>,
+    op_wgt: Constant<Bits<4>>,
+    op_par: Constant<Bits<4>>,
+    _cols: usize,
+}
+
+impl<const BUS: usize> DmaSteer<BUS> {
+    pub fn new(cols: usize) -> Self {
+        Self {
+            wr_en: Default::default(),
+            wr_op: Default::default(),
+            wr_lo: Default::default(),
+            wr_hi: Default::default(),
+            wr_data: Default::default(),
+            wg_e0: Default::default(),
+            wg_c0: Default::default(),
+            abuf_en: Default::default(),
+            pbuf_en: Default::default(),
+            wbuf_en: vec_of(cols),
+            wbuf_addr: vec_of(cols),
+            wbuf_data: vec_of(cols),
+            wpos: vec_of(cols),
+            went: vec_of(cols),
+            wword: vec_of(cols),
+            wlo: Default::default(),
+            whi: Default::default(),
+            wc0: Default::default(),
+            col32: (0..cols)
+                .map(|c| Constant::new((c as u64).into()))
+                .collect(),
+            cols32: Constant::new((cols as u64).into()),
+            units32: Constant::new(((BUS / 64) as u64).into()),
+            one16: Constant::new(1u64.into()),
+            op_act: Constant::new((opcode::LOAD_ACT as u64).into()),
+            op_wgt: Constant::new((opcode::LOAD_WGT as u64).into()),
+            op_par: Constant::new((opcode::LOAD_PARAM as u64).into()),
+            _cols: cols,
+        }
+    }
+}
+
+impl<const BUS: usize> Logic for DmaSteer<BUS> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.abuf_en.next = self.wr_en.val() && (self.wr_op.val() == self.op_act.val());
+        self.pbuf_en.next = self.wr_en.val() && (self.wr_op.val() == self.op_par.val());
+        self.wlo.next = bit_cast::<32, 8>(self.wr_lo.val());
+        self.whi.next = bit_cast::<32, 8>(self.wr_hi.val());
+        self.wc0.next = bit_cast::<32, 16>(self.wg_c0.val());
+        for c in 0..self._cols {
+            self.wpos[c].next = self.col32[c].val() - self.wc0.val();
+            self.went[c].next = self.wg_e0.val();
+            if self.col32[c].val() < self.wc0.val() {
+                self.wpos[c].next = self.col32[c].val() + self.cols32.val() - self.wc0.val();
+                self.went[c].next = self.wg_e0.val() + self.one16.val();
+            }
+            self.wword[c].next = self.wr_data.val() >> (self.wpos[c].val() << 6);
+            self.wbuf_en[c].next = self.wr_en.val()
+                && (self.wr_op.val() == self.op_wgt.val())
+                && (self.wpos[c].val() < self.units32.val())
+                && (self.wpos[c].val() >= self.wlo.val())
+                && (self.wpos[c].val() <= self.whi.val());
+            self.wbuf_addr[c].next = self.went[c].val();
+            self.wbuf_data[c].next = self.wword[c].val().get_bits::<64>(0);
+        }
+    }
+}
+
+#[derive(LogicBlock)]
+pub struct ObufSteer {
+    pub clock: Signal<In, Clock>,
+    // PPU results, one per column
+    pub valid: Vec<Signal<In, Bit>>,
+    pub row: Vec<Signal<In, Bits<8>>>,
+    pub xa: Vec<Signal<In, Bits<16>>>,
+    pub q: Vec<Signal<In, Bits<8>>>,
+    // the vector unit's result tags (`VecSeq::d_*`), one cycle before its lanes' `q`
+    pub v_emit: Signal<In, Bit>,
+    pub v_pool: Signal<In, Bit>,
+    pub v_xa: Signal<In, Bits<16>>,
+    pub v_row0: Signal<In, Bits<16>>,
+    /// lane row v's result
+    pub v_q: Vec<Signal<In, Bits<64>>>,
+    // OBUF lane k = r·G + l
+    pub en: Vec<Signal<Out, Bit>>,
+    pub addr: Vec<Signal<Out, Bits<16>>>,
+    pub data: Vec<Signal<Out, Bits<8>>>,
+    // the tags, delayed to meet the lanes' registered results
+    emit_q: DFF<Bit>,
+    pool_q: DFF<Bit>,
+    xa_q: DFF<Bits<16>>,
+    row0_q: DFF<Bits<16>>,
+    row8: Vec<Constant<Bits<8>>>,
+    row16: Vec<Constant<Bits<16>>>,
+    zero16: Constant<Bits<16>>,
+    _rows: usize,
+    _vrows: usize,
+    /// C / G
+    _groups: usize,
+}
+
+impl ObufSteer {
+    pub fn new(rows: usize, cols: usize, vrows: usize) -> Self {
+        Self {
+            clock: Default::default(),
+            valid: vec_of(cols),
+            row: vec_of(cols),
+            xa: vec_of(cols),
+            q: vec_of(cols),
+            v_emit: Default::default(),
+            v_pool: Default::default(),
+            v_xa: Default::default(),
+            v_row0: Default::default(),
+            v_q: vec_of(vrows),
+            en: vec_of(rows * LANES),
+            addr: vec_of(rows * LANES),
+            data: vec_of(rows * LANES),
+            emit_q: Default::default(),
+            pool_q: Default::default(),
+            xa_q: Default::default(),
+            row0_q: Default::default(),
+            row8: (0..rows)
+                .map(|i| Constant::new((i as u64).into()))
+                .collect(),
+            row16: (0..rows)
+                .map(|i| Constant::new((i as u64).into()))
+                .collect(),
+            zero16: Constant::new(0u64.into()),
+            _rows: rows,
+            _vrows: vrows,
+            _groups: cols / LANES,
+        }
+    }
+}
+
+impl Logic for ObufSteer {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.emit_q.clock.next = self.clock.val();
+        self.pool_q.clock.next = self.clock.val();
+        self.xa_q.clock.next = self.clock.val();
+        self.row0_q.clock.next = self.clock.val();
+        self.emit_q.d.next = self.v_emit.val();
+        self.pool_q.d.next = self.v_pool.val();
+        self.xa_q.d.next = self.v_xa.val();
+        self.row0_q.d.next = self.v_row0.val();
+        // column g·G + l writes lane l of its row's bank at the PPU's address
+        for r in 0..self._rows {
+            for l in 0..8 {
+                self.en[r * 8 + l].next = false;
+                self.addr[r * 8 + l].next = self.xa[l].val();
+                self.data[r * 8 + l].next = self.q[l].val();
+                for gi in 0..self._groups {
+                    if self.valid[gi * 8 + l].val()
+                        && (self.row[gi * 8 + l].val() == self.row8[r].val())
+                    {
+                        self.en[r * 8 + l].next = true;
+                        self.addr[r * 8 + l].next = self.xa[gi * 8 + l].val();
+                        self.data[r * 8 + l].next = self.q[gi * 8 + l].val();
+                    }
+                }
+            }
+        }
+        if self.emit_q.q.val() {
+            for r in 0..self._rows {
+                for v in 0..self._vrows {
+                    if (self.row16[r].val() == self.row0_q.q.val() + self.row16[v].val())
+                        && (!self.pool_q.q.val() || (self.row16[r].val() == self.zero16.val()))
+                    {
+                        for l in 0..8 {
+                            self.en[r * 8 + l].next = true;
+                            self.addr[r * 8 + l].next = self.xa_q.q.val();
+                            self.data[r * 8 + l].next = self.v_q[v].val().get_bits::<8>(8 * l);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
