@@ -86,7 +86,7 @@ fn misaligned_program_address_is_an_error() {
         let hw = engine(&cfg).run(d.clone(), addr, 1, &RunOptions::default());
         let mut model = sim::Engine::new(cfg.clone()).unwrap();
         *model.dram_mut() = d;
-        let m = model.run(addr as u64, 1000);
+        let m = model.run(addr as u64, 1, 1000);
         assert_eq!(hw.status, HwStatus::Error { index: 0 }, "address {addr}");
         assert_eq!(
             m.status,

@@ -235,7 +235,7 @@ fn race_free(
         let mut e = sim::Engine::new(cfg.clone()).unwrap();
         *e.dram_mut() = dram_for(&program, seed);
         e.set_memory_model(memory);
-        let r = e.run(0, 2_000_000);
+        let r = e.run(0, program.len() as u32, 2_000_000);
         let Some(h) = r.hazards.first() else {
             return program;
         };
@@ -523,7 +523,7 @@ fn conv_into_the_previous_drain() {
                     .trace
                     .iter()
                     .filter(|t| matches!(t.instr, Instr::Conv(_)))
-                    .map(|t| (t.issue, t.complete))
+                    .map(|t| (t.issue, t.complete.expect("the run ends in END")))
                     .collect();
                 let overlapped = convs.chunks(2).filter(|w| w[1].0 <= w[0].1).count();
                 assert_eq!(
@@ -727,7 +727,7 @@ fn pipelined_loads_in_lockstep() {
                 .trace
                 .windows(2)
                 .take(5)
-                .filter(|w| w[1].issue <= w[0].complete)
+                .filter(|w| w[0].complete.is_some_and(|c| w[1].issue <= c))
                 .count();
             assert!(overlaps >= 2, "only {overlaps} loads overlapped");
             let nonzero = m
@@ -738,5 +738,47 @@ fn pipelined_loads_in_lockstep() {
                 .count();
             assert!(nonzero > 0, "CONV results are all zero");
         }
+    }
+}
+
+/// A program without END stops with ERROR at its length in both — the zero bytes after it,
+/// which would decode as END, are never fetched — and so does an empty program, at index
+/// 0; under stalls too.
+#[test]
+fn a_program_without_end_stops_at_its_length() {
+    let cfg = EngineConfig::tiny();
+    let program = [
+        Instr::LoadWgt(LoadWgt {
+            wait: Wait::NONE,
+            dram: DATA as u32,
+            wbuf: 0,
+            entries: 4,
+        }),
+        Instr::LoadAct(LoadAct {
+            wait: Wait::DMA,
+            dram: (DATA + 0x100) as u32,
+            dram_stride: 64,
+            abuf: 0,
+            rows: 2,
+            row_entries: 3,
+        }),
+    ];
+    for (len, stall) in [(2, 0), (2, 20_000), (0, 0), (0, 20_000)] {
+        let program = &program[..len];
+        let dram = dram_for(program, 4);
+        let memory = MemoryModel {
+            stall_per_65536: stall,
+            seed: 9,
+        };
+        let m = lockstep(&cfg, &dram, program, memory, 3)
+            .unwrap_or_else(|e| panic!("{len} instructions, stall {stall}: {e}"));
+        let end = sim::ErrorCause::ProgramEnd { len: len as u32 };
+        assert_eq!(
+            m.status,
+            sim::Status::Error {
+                index: len as u32,
+                cause: end
+            }
+        );
     }
 }

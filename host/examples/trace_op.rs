@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
     let mut engine = sim::Engine::new(cfg)?;
     *engine.dram_mut() = dram;
     engine.set_trace(true);
-    let r = engine.run(prog.addr as u64, 100_000_000);
+    let r = engine.run(prog.addr as u64, prog.instrs.len() as u32, 100_000_000);
     println!(
         "{}: program of {} instructions {:?} after {} cycles; {} MACs",
         op.name,
@@ -85,8 +85,8 @@ fn main() -> anyhow::Result<()> {
             owner(t.index),
             t.instr.name(),
             t.issue,
-            t.complete,
-            t.complete - t.issue,
+            t.complete.unwrap_or(r.cycles),
+            t.complete.unwrap_or(r.cycles) - t.issue,
         );
     }
     Ok(())

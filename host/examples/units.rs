@@ -18,7 +18,12 @@ fn main() -> anyhow::Result<()> {
     let mut engine = sim::Engine::new(cfg.clone())?;
     *engine.dram_mut() = EngineBackend::initial_dram(&plan, &input);
     engine.set_trace(true);
-    let r = engine.run(plan.programs[0].addr as u64, 100_000_000);
+    let program = &plan.programs[0];
+    let r = engine.run(
+        program.addr as u64,
+        program.instrs.len() as u32,
+        100_000_000,
+    );
     let c = r.counters;
     println!("{} cycles, {} instructions", r.cycles, c.instructions);
     for (unit, u) in [
@@ -50,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let hidden: u64 = comp
         .windows(2)
-        .map(|w| w[0].complete.saturating_sub(w[1].issue))
+        .map(|w| w[0].complete.unwrap_or(r.cycles).saturating_sub(w[1].issue))
         .sum();
     println!(
         "{convs} CONVs, drain {} cycles ({:.3} of the run), {hidden} of them under the next CONV",
@@ -71,7 +76,7 @@ fn main() -> anyhow::Result<()> {
                 &mut at_ops
             }) += gap;
         }
-        last = Some((t.complete, owner));
+        last = Some((t.complete.unwrap_or(r.cycles), owner));
     }
     println!("array idle between ops {at_ops} cycles, within ops {in_ops}");
     // Bounds on utilisation: an op takes at least its compute unit's busy cycles (a CONV

@@ -31,6 +31,8 @@ pub enum ErrorCause {
     Illegal(IsaError),
     /// A bus word outside the DRAM (instruction fetch or DMA).
     BusError { addr: u64 },
+    /// The program's `len` instructions ran out without an END.
+    ProgramEnd { len: u32 },
 }
 
 /// Cycles a unit spent in each state; the three add up to the run's cycles.
@@ -83,8 +85,9 @@ pub struct InstrTrace {
     pub fetch: u64,
     /// The cycle the controller issued it.
     pub issue: u64,
-    /// Its unit's last busy cycle (the issue cycle for END).
-    pub complete: u64,
+    /// Its unit's last busy cycle (the issue cycle for END); `None` if the run stopped
+    /// first (an error while it was in flight), as in the RTL's trace.
+    pub complete: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -202,9 +205,11 @@ impl Engine {
             .write(addr, &contract::isa::encode_program(program));
     }
 
-    /// Runs from reset until END, an error, or `max_cycles` cycles (the watchdog).
-    pub fn run(&mut self, program_addr: u64, max_cycles: u64) -> RunResult {
-        let mut run = Run::new(self, program_addr);
+    /// Runs the `len`-instruction program at `program_addr` (the RTL's `prog_addr` and
+    /// `prog_len`) from reset until END, an error — fetching past `len` without an END is
+    /// one —, or `max_cycles` cycles (the watchdog).
+    pub fn run(&mut self, program_addr: u64, len: u32, max_cycles: u64) -> RunResult {
+        let mut run = Run::new(self, program_addr, len);
         let status = loop {
             if run.cycle >= max_cycles {
                 break Status::Timeout;
@@ -230,6 +235,8 @@ impl Engine {
 struct Run {
     cycle: u64,
     program_addr: u64,
+    /// Instructions in the program.
+    len: u32,
     index: u32,
     fetch_start: u64,
     ctrl: Ctrl,
@@ -250,11 +257,12 @@ struct Run {
 }
 
 impl Run {
-    fn new(e: &Engine, program_addr: u64) -> Run {
+    fn new(e: &Engine, program_addr: u64, len: u32) -> Run {
         let latency = e.cfg.dram_latency as u64;
         Run {
             cycle: 0,
             program_addr,
+            len,
             index: 0,
             fetch_start: 0,
             ctrl: Ctrl::Fetch {
@@ -283,6 +291,12 @@ impl Run {
     /// instruction) reports a bus error before the controller reports anything.
     fn step(&mut self, e: &mut Engine) -> Result<(), Halt> {
         let now = self.cycle;
+        if matches!(self.ctrl, Ctrl::Fetch { .. }) && self.index >= self.len && now > 0 {
+            // Fetching instruction `len` stops the engine before the cycle does anything:
+            // no request, no unit counted (the RTL's controller leaves `running` low).
+            let len = self.len;
+            return Err(Self::error(self.index, ErrorCause::ProgramEnd { len }));
+        }
         let bus = e.cfg.dram_bus_bytes as u64;
         let iready = self.iport.tick();
         let dready = self.dport.tick();
@@ -375,7 +389,7 @@ impl Run {
                     break;
                 }
                 if let Some(t) = job.trace {
-                    self.trace[t].complete = now;
+                    self.trace[t].complete = Some(now);
                 }
                 self.dma.pop_front();
             }
@@ -394,7 +408,7 @@ impl Run {
                 job.remaining -= 1;
                 if job.remaining == 0 {
                     if let Some(t) = job.trace {
-                        self.trace[t].complete = now;
+                        self.trace[t].complete = Some(now);
                     }
                     *unit = None;
                 }
@@ -421,6 +435,11 @@ impl Run {
                         0,
                         ErrorCause::Illegal(IsaError::ProgramAddress { addr }),
                     ));
+                }
+                if self.len == 0 {
+                    // the start cycle requests nothing for an empty program
+                    self.counters.controller.busy += 1;
+                    return Ok(());
                 }
                 if let Some(err) = self.iport.response(now) {
                     if let Some(addr) = err {
@@ -505,7 +524,7 @@ impl Run {
                 instr,
                 fetch: self.fetch_start,
                 issue: now,
-                complete: now,
+                complete: (instr.unit() == Unit::Controller).then_some(now),
             });
             self.trace.len() - 1
         });

@@ -9,7 +9,7 @@
 //! use contract::isa::{End, Instr};
 //! let mut engine = sim::Engine::new(contract::EngineConfig::tiny()).unwrap();
 //! engine.load_program(0, &[Instr::End(End::default())]);
-//! let result = engine.run(0, 1_000);
+//! let result = engine.run(0, 1, 1_000);
 //! assert_eq!(result.status, sim::Status::Done);
 //! ```
 

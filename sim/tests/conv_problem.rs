@@ -91,7 +91,7 @@ impl Case {
         });
         let program = self.p.program(&cfg);
         *e.dram_mut() = self.p.dram(&cfg, &program);
-        let result = e.run(0, 1_000_000);
+        let result = e.run(0, program.len() as u32, 1_000_000);
         (self.p.output(&cfg, e.dram()), result)
     }
 
@@ -118,7 +118,7 @@ impl Case {
             panic!("instruction 3 is the CONV")
         };
         assert_eq!(
-            conv.complete - conv.issue,
+            conv.complete.expect("ran to completion") - conv.issue,
             contract::timing::conv_cycles(&cfg, &c)
         );
         assert_eq!(

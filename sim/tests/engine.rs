@@ -43,13 +43,13 @@ const END: Instr = Instr::End(End { wait: Wait::NONE });
 fn run(program: &[Instr]) -> sim::RunResult {
     let mut e = engine();
     e.load_program(0, program);
-    e.run(0, 10_000)
+    e.run(0, program.len() as u32, 10_000)
 }
 
 fn issue_complete(r: &sim::RunResult) -> Vec<(u64, u64, u64)> {
     r.trace
         .iter()
-        .map(|t| (t.fetch, t.issue, t.complete))
+        .map(|t| (t.fetch, t.issue, t.complete.expect("ran to completion")))
         .collect()
 }
 
@@ -111,7 +111,7 @@ fn illegal_instructions_stop_with_their_index() {
     let mut e = engine();
     e.load_program(0, &[load_wgt(Wait::NONE)]);
     e.dram_mut().write(INSTR_BYTES as u64, &[9, 0, 0, 0]); // opcode 9
-    let r = e.run(0, 10_000);
+    let r = e.run(0, 2, 10_000);
     assert_eq!(r.cycles, 19); // instruction 1 decodes in cycle 18
     assert!(matches!(
         r.status,
@@ -147,7 +147,7 @@ fn truncated_program_is_a_bus_error() {
     let mut e = engine();
     let at = e.dram().len() as u64 - INSTR_BYTES as u64;
     e.load_program(at, &[load_wgt(Wait::NONE)]);
-    let r = e.run(at, 10_000);
+    let r = e.run(at, 2, 10_000);
     assert_eq!(
         r.status,
         Status::Error {
@@ -187,15 +187,15 @@ fn watchdog_stops_a_stuck_engine() {
         stall_per_65536: 1 << 16, // never ready
         seed: 1,
     });
-    let r = e.run(0, 500);
+    let r = e.run(0, 1, 500);
     assert_eq!((r.status, r.cycles), (Status::Timeout, 500));
     assert_eq!(r.counters.controller.stall, 500);
     // And a program that is merely too long for the budget.
     let r = run(&[load_wgt(Wait::NONE), END]);
     let mut e = engine();
     e.load_program(0, &[load_wgt(Wait::NONE), END]);
-    assert_eq!(e.run(0, r.cycles - 1).status, Status::Timeout);
-    assert_eq!(e.run(0, r.cycles).status, Status::Done);
+    assert_eq!(e.run(0, 2, r.cycles - 1).status, Status::Timeout);
+    assert_eq!(e.run(0, 2, r.cycles).status, Status::Done);
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn stalls_slow_down_but_are_deterministic() {
             stall_per_65536: 1 << 14, // 25 %
             seed,
         });
-        e.run(0, 10_000)
+        e.run(0, program.len() as u32, 10_000)
     };
     let (a, b, c) = (stalled(5), stalled(5), stalled(6));
     assert_eq!(a, b);

@@ -64,7 +64,7 @@ proptest! {
         // A random instruction word after the program (often illegal, sometimes not).
         let tail: Vec<u8> = garbage.iter().flat_map(|w| w.to_le_bytes()).collect();
         e.dram_mut().write(program.len() as u64 * 32, &tail);
-        let r = e.run(0, 200_000);
+        let r = e.run(0, program.len() as u32 + 1, 200_000);
         let c = r.counters;
         prop_assert_eq!(c.dma.busy + c.dma.stall + c.dma.idle, r.cycles);
         match r.status {

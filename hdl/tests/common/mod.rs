@@ -63,7 +63,7 @@ pub fn lockstep(
     *model.dram_mut() = dram.clone();
     model.set_memory_model(memory);
     model.set_trace(true);
-    let m = model.run(0, 2_000_000);
+    let m = model.run(0, program.len() as u32, 2_000_000);
     let opts = RunOptions {
         latency: Some(latency),
         memory,
@@ -83,9 +83,9 @@ pub fn lockstep(
                 name(t.index), t.issue, hw.status, hw.cycles
             ));
         };
-        if h.index != t.index || h.issue != t.issue || h.complete != Some(t.complete) {
+        if h.index != t.index || h.issue != t.issue || h.complete != t.complete {
             return Err(format!(
-                "instruction {}: model issue {} complete {}, RTL instruction {} issue {} complete {:?}",
+                "instruction {}: model issue {} complete {:?}, RTL instruction {} issue {} complete {:?}",
                 name(t.index),
                 t.issue,
                 t.complete,
@@ -130,7 +130,18 @@ pub fn lockstep(
             name(h.index)
         ));
     }
-    let status_ok = matches!((&m.status, &hw.status), (sim::Status::Done, HwStatus::Done));
+    let status_ok = match (&m.status, &hw.status) {
+        (sim::Status::Done, HwStatus::Done) => true,
+        (
+            sim::Status::Error {
+                cause: sim::ErrorCause::BusError { addr },
+                ..
+            },
+            HwStatus::BusError { addr: a },
+        ) => addr == a,
+        (sim::Status::Error { index, .. }, HwStatus::Error { index: i }) => index == i,
+        _ => false,
+    };
     if !status_ok || m.cycles != hw.cycles {
         return Err(format!(
             "end: model {:?} after {} cycles, RTL {:?} after {} cycles",

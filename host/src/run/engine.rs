@@ -77,7 +77,7 @@ impl Machine for SimMachine {
     }
     fn run(&mut self, dram: &mut Dram, addr: u32, len: u32) -> Result<ProgramRun> {
         std::mem::swap(self.engine.dram_mut(), dram);
-        let r = self.engine.run(addr as u64, OP_WATCHDOG_CYCLES);
+        let r = self.engine.run(addr as u64, len, OP_WATCHDOG_CYCLES);
         std::mem::swap(self.engine.dram_mut(), dram);
         match r.status {
             Status::Done => {}
@@ -95,7 +95,9 @@ impl Machine for SimMachine {
         Ok(ProgramRun::new(
             r.cycles,
             len,
-            r.trace.iter().map(|t| (t.index, t.issue, t.complete)),
+            r.trace
+                .iter()
+                .map(|t| (t.index, t.issue, t.complete.unwrap_or(r.cycles))),
             &r.counters,
         ))
     }

@@ -208,7 +208,7 @@ fn main() {
     let image = engine.dram().clone();
     engine.set_trace(false);
     let start = Instant::now();
-    let result = engine.run(prog as u64, u64::MAX);
+    let result = engine.run(prog as u64, program.len() as u32, u64::MAX);
     let wall = start.elapsed().as_secs_f64();
     if result.status != Status::Done {
         eprintln!("bench: the program did not finish: {:?}", result.status);
