@@ -3,6 +3,8 @@
 
 pub mod float;
 mod graph;
+pub mod input;
+pub mod onnx;
 pub mod params;
 pub mod summary;
 
