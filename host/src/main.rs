@@ -101,7 +101,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Summary { model, json } => {
             let model = match Model::from_name(&model) {
                 Ok(m) => m,
-                Err(e) if !std::path::Path::new(&model).is_file() => return Err(e.into()),
                 Err(_) => load_model(&model, None, 0)?.0,
             };
             if json {

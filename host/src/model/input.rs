@@ -143,7 +143,10 @@ pub fn read_input(path: &Path, shape: Shape, norm: &Normalization) -> Result<Ten
             if npy.order() != npyz::Order::C {
                 return Err(bad("Fortran order; save a C-order array".into()));
             }
-            let dtype = npy.dtype().descr();
+            let dtype = match npy.dtype() {
+                npyz::DType::Plain(t) => t.to_string(),
+                other => other.descr(),
+            };
             match dtype.as_str() {
                 "<f4" => npy.into_vec::<f32>(),
                 "<f8" => npy
@@ -219,8 +222,8 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     Ok(out)
 }
 
-/// Values of `x` the int8 input at `scale` cannot hold (more than half a step beyond
-/// ±127): how many, and the worst one's `[c, y, x]` and value.
+/// Values of `x` the int8 input at `scale` cannot hold (beyond ±128 steps, so rounding
+/// alone would not explain them): how many, and the worst one's `[c, y, x]` and value.
 pub fn out_of_range(x: &Tensor, scale: f32) -> Option<(usize, [usize; 3], f32)> {
     let limit = 128.0 * scale;
     let mut count = 0;

@@ -805,11 +805,13 @@ impl Importer {
                 self.push(name, Op::L2Norm, &[x.tensor], out, x.rank)?;
             }
             "Identity" | "Dropout" => self.alias(out, x),
-            other => return Err(a.err(format!(
+            other => {
+                return Err(a.err(format!(
                 "op {other} is not supported (supported: Conv, BatchNormalization, PRelu, Relu, \
                      Add, Mul, GlobalAveragePool, Sigmoid, Gemm, MatMul, Flatten, Reshape, \
                      ReduceL2 + Div, LpNormalization)"
-            ))),
+            )))
+            }
         }
         Ok(())
     }

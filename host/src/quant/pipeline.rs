@@ -49,7 +49,13 @@ pub fn load_model(
         return crate::model::onnx::load(path)
             .with_context(|| format!("importing ONNX model {model_name}"));
     }
-    let model = Model::from_name(model_name)?;
+    let model = match Model::from_name(model_name) {
+        Ok(m) => m,
+        Err(e) if model_name.ends_with(".onnx") || model_name.contains('/') => {
+            anyhow::bail!("{model_name}: no such model file ({e})")
+        }
+        Err(e) => return Err(e.into()),
+    };
     let params = match params_file {
         Some(path) => Params::load(&model, path)
             .with_context(|| format!("loading parameters {}", path.display()))?,
