@@ -262,3 +262,31 @@ fn export_is_standard_onnx() {
     ];
     assert_eq!(types.into_iter().collect::<Vec<_>>(), want);
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// A damaged file imports or errs, never panics; what imports also runs and quantises
+        /// (or errs).
+        #[test]
+        fn damaged_fixture_never_panics(
+            edits in proptest::collection::vec((0usize..FIXTURE.len(), any::<u8>()), 1..6),
+            cut in 0usize..=FIXTURE.len(),
+        ) {
+            let mut bytes = FIXTURE.to_vec();
+            for (i, b) in edits {
+                bytes[i] = b;
+            }
+            bytes.truncate(cut.max(FIXTURE.len() / 2));
+            if let Ok((model, params)) = import(&bytes, "x") {
+                let x = synthetic_image(1, model.shape(model.input));
+                let _ = forward(&model, &params, &x);
+                let images = host::quant::pipeline::synthetic_calibration(&model, 1);
+                let _ = host::quant::pipeline::prepare_with(model, params, &images[..2]);
+            }
+        }
+    }
+}

@@ -102,8 +102,7 @@ fn tensor_const(t: &pb::TensorProto) -> Result<Const, OnnxError> {
     match t.data_type {
         FLOAT => {
             let data: Vec<f32> = if !t.raw_data.is_empty() {
-                count(t.raw_data.len() / 4)?;
-                if t.raw_data.len() % 4 != 0 {
+                if !t.raw_data.len().is_multiple_of(4) {
                     return Err(err("raw data is not a whole number of f32 values"));
                 }
                 t.raw_data
@@ -124,7 +123,7 @@ fn tensor_const(t: &pb::TensorProto) -> Result<Const, OnnxError> {
         }
         INT64 => {
             let data: Vec<i64> = if !t.raw_data.is_empty() {
-                if t.raw_data.len() % 8 != 0 {
+                if !t.raw_data.len().is_multiple_of(8) {
                     return Err(err("raw data is not a whole number of i64 values"));
                 }
                 t.raw_data
@@ -371,8 +370,10 @@ fn input_shape(input: &pb::ValueInfoProto) -> Result<Shape, OnnxError> {
         })
         .unwrap_or_default();
     match dims.as_slice() {
+        // At most 4096 on a side: an input the host can hold (a corrupt size cannot ask
+        // for terabytes).
         [n, Some(c), Some(h), Some(w)]
-            if n.is_none_or(|n| n == 1) && *c > 0 && *h > 0 && *w > 0 =>
+            if n.is_none_or(|n| n == 1) && [c, h, w].iter().all(|d| (1..=4096).contains(*d)) =>
         {
             Ok(Shape::new(*c as usize, *h as usize, *w as usize))
         }
@@ -475,7 +476,7 @@ impl Importer {
                 if matches!(node.op_type.as_str(), "Dropout" | "BatchNormalization")
                     && rest
                         .iter()
-                        .all(|r| r.is_empty() || self.readers.get(r).is_none()) =>
+                        .all(|r| r.is_empty() || !self.readers.contains_key(r)) =>
             {
                 o.as_str()
             }
