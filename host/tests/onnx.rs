@@ -112,6 +112,26 @@ fn fixture_from_another_tool_imports_and_tract_agrees() {
     assert_eq!(p2, params);
 }
 
+/// The opset-11 file (`Identity`, `Reshape`, `MatMul` + `Add`, `ReduceL2` with an axes
+/// attribute) holds the same weights: the same graph, the same embedding.
+#[test]
+fn opset11_fixture_is_the_same_network() {
+    let op11: &[u8] = include_bytes!("data/tiny_vargnet_op11.onnx");
+    let (m11, p11) = import(op11, "unused").unwrap();
+    let (m18, p18) = import(FIXTURE, "unused").unwrap();
+    let ops = |m: &Model| m.nodes.iter().map(|n| n.op.clone()).collect::<Vec<_>>();
+    assert_eq!(ops(&m11), ops(&m18));
+    assert_eq!(
+        p11.tensors.values().collect::<Vec<_>>(),
+        p18.tensors.values().collect::<Vec<_>>()
+    );
+    let x = synthetic_image(4, m11.shape(m11.input));
+    let y = forward(&m11, &p11, &x).unwrap();
+    assert!(max_abs_diff(&y.data, &forward(&m18, &p18, &x).unwrap().data) <= 1e-6);
+    let d = max_abs_diff(&y.data, &tract_forward(op11, &x));
+    assert!(d <= 1e-4, "max |Δ| = {d}");
+}
+
 #[test]
 fn fixture_quantises_and_runs_int8() {
     use host::quant::pipeline::{prepare_with, synthetic_calibration};
