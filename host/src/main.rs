@@ -175,6 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[derive(Args)]
 struct InferOptions {
+    /// vargfacenet, vargfacenet-1024, or an ONNX file (its own parameters).
     #[arg(long, default_value = "vargfacenet")]
     model: String,
     #[arg(long, value_enum, default_value_t = BackendKind::Sim)]
@@ -217,7 +218,8 @@ struct InferOptions {
     /// them (default: 8 synthetic images from --seed).
     #[arg(long, num_args = 1..)]
     calib: Vec<PathBuf>,
-    /// Parameters as safetensors (PyTorch state_dict names); default: generated from --seed.
+    /// Parameters of a preset as safetensors (PyTorch state_dict names); default:
+    /// generated from --seed.
     #[arg(long)]
     params: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
