@@ -207,7 +207,7 @@ fn bad_files_are_one_clear_error() {
         ),
         (
             broken(|m| set_f32(init(m, "bn.var"), 3, 0.0)),
-            "tensor `block.pw_bn.running_var`[3]: a BatchNorm variance of 0",
+            "node `block.pw_bn` (BatchNormalization): variance `bn.var`[3] is 0; a BatchNorm variance must be > 0",
         ),
         (
             broken(|m| {

@@ -592,6 +592,13 @@ impl Importer {
                             a.err(format!("`{src}` has {} values for {c} channels", v.len()))
                         );
                     }
+                    if *suffix == "running_var" {
+                        if let Some((i, var)) = v.iter().enumerate().find(|(_, &var)| var <= 0.0) {
+                            return Err(a.err(format!(
+                                "variance `{src}`[{i}] is {var}; a BatchNorm variance must be > 0"
+                            )));
+                        }
+                    }
                     self.params.insert(&format!("{name}.{suffix}"), vec![c], v);
                 }
                 let bn = BatchNorm { channels: c, eps };
