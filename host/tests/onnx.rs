@@ -242,6 +242,36 @@ fn bad_files_are_one_clear_error() {
     }
 }
 
+/// `torch.onnx.export(..., dynamic_axes={"input": {0: "batch"}})` names the batch: it runs
+/// as batch 1.
+#[test]
+fn symbolic_batch_imports_as_one() {
+    use pb::tensor_shape_proto::dimension::Value as D;
+    let mut m = pb::ModelProto::decode(FIXTURE).unwrap();
+    let input = &mut m.graph.as_mut().unwrap().input[0];
+    let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_mut().unwrap().value.as_mut()
+    else {
+        panic!()
+    };
+    t.shape.as_mut().unwrap().dim[0].value = Some(D::DimParam("batch".into()));
+    let (model, _) = import(&m.encode_to_vec(), "x").unwrap();
+    assert_eq!(model.shape(model.input), host::model::Shape::new(3, 16, 16));
+    // but a fixed batch of 2 is refused
+    let err = broken(|m| {
+        let input = &mut m.graph.as_mut().unwrap().input[0];
+        let Some(pb::type_proto::Value::TensorType(t)) =
+            input.r#type.as_mut().unwrap().value.as_mut()
+        else {
+            panic!()
+        };
+        t.shape.as_mut().unwrap().dim[0].value = Some(D::DimValue(2));
+    });
+    assert!(
+        err.contains("tensor `input`: input shape [2, 3, 16, 16]; give [1, C, H, W]"),
+        "{err}"
+    );
+}
+
 #[test]
 fn prelu_slope_the_requantiser_cannot_fold_is_refused() {
     use host::quant::pipeline::{prepare_with, synthetic_calibration};

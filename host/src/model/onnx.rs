@@ -377,9 +377,16 @@ fn input_shape(input: &pb::ValueInfoProto) -> Result<Shape, OnnxError> {
         {
             Ok(Shape::new(*c as usize, *h as usize, *w as usize))
         }
-        _ => Err(err(format!(
-            "input shape {dims:?}; give [1, C, H, W] with fixed C, H, W (batch 1)"
-        ))),
+        _ => {
+            let shown: Vec<String> = dims
+                .iter()
+                .map(|d| d.map_or("?".into(), |v| v.to_string()))
+                .collect();
+            Err(err(format!(
+                "input shape [{}]; give [1, C, H, W] with fixed C, H, W up to 4096 (batch 1)",
+                shown.join(", ")
+            )))
+        }
     }
 }
 
