@@ -58,6 +58,111 @@ fn builtin_vargfacenet_round_trips_and_tract_agrees() {
     assert!(d <= 1e-4, "max |Δ| = {d}");
 }
 
+/// What `torch.onnx.export` writes in eval mode: every BatchNormalization after a Conv
+/// folded into the Conv's weights and a bias (`W·γ/σ`, `β + (b − μ)·γ/σ`).
+fn fold_batchnorms(m: &mut pb::ModelProto) {
+    let g = m.graph.as_mut().unwrap();
+    let f32s = |t: &pb::TensorProto| -> Vec<f32> {
+        t.raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    };
+    let mut inits: std::collections::HashMap<String, pb::TensorProto> = g
+        .initializer
+        .drain(..)
+        .map(|t| (t.name.clone(), t))
+        .collect();
+    let mut nodes: Vec<pb::NodeProto> = Vec::new();
+    for n in g.node.drain(..) {
+        let prev = nodes.last_mut();
+        let folds = n.op_type == "BatchNormalization"
+            && prev
+                .as_ref()
+                .is_some_and(|p| p.op_type == "Conv" && p.output[0] == n.input[0]);
+        if !folds {
+            nodes.push(n);
+            continue;
+        }
+        let conv = prev.unwrap();
+        let eps = n
+            .attribute
+            .iter()
+            .find(|a| a.name == "epsilon")
+            .map_or(1e-5, |a| a.f);
+        let [gamma, beta, mean, var] = [1, 2, 3, 4].map(|i| f32s(&inits[&n.input[i]]));
+        let scale: Vec<f32> = (0..gamma.len())
+            .map(|c| gamma[c] / (var[c] + eps).sqrt())
+            .collect();
+        let w = inits.get_mut(&conv.input[1]).unwrap();
+        let per = f32s(w).len() / scale.len();
+        let folded: Vec<f32> = f32s(w)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * scale[i / per])
+            .collect();
+        w.raw_data = folded.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let b: Vec<f32> = (0..scale.len())
+            .map(|c| beta[c] - mean[c] * scale[c])
+            .collect();
+        let b_name = format!("{}.bias", conv.name);
+        inits.insert(
+            b_name.clone(),
+            pb::TensorProto {
+                name: b_name.clone(),
+                dims: vec![b.len() as i64],
+                data_type: pb::tensor_proto::DataType::Float as i32,
+                raw_data: b.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ..Default::default()
+            },
+        );
+        conv.input.push(b_name);
+        conv.output[0] = n.output[0].clone();
+        for i in &n.input[1..] {
+            inits.remove(i);
+        }
+    }
+    g.node = nodes;
+    g.initializer = inits.into_values().collect();
+    g.initializer.sort_by(|a, b| a.name.cmp(&b.name));
+    m.metadata_props.clear(); // the block ranges no longer hold
+}
+
+#[test]
+fn bn_folded_vargfacenet_imports_and_quantises() {
+    use host::quant::pipeline::{prepare_with, synthetic_calibration};
+    let model = Model::vargfacenet(Variant::Seed);
+    let params = Params::synthetic(&model, 1);
+    let mut m = export(&model, &params).unwrap();
+    fold_batchnorms(&mut m);
+    let bytes = m.encode_to_vec();
+    let (folded, fparams) = import(&bytes, "folded").unwrap();
+    let bns = |m: &Model| {
+        m.nodes
+            .iter()
+            .filter(|n| matches!(n.op, Op::BatchNorm2d(_)))
+            .count()
+    };
+    assert_eq!((bns(&model), bns(&folded)), (78, 0));
+    assert_eq!(folded.total_macs(), model.total_macs());
+    let x = synthetic_image(1, model.shape(model.input));
+    let want = forward(&model, &params, &x).unwrap();
+    let got = forward(&folded, &fparams, &x).unwrap();
+    let d = max_abs_diff(&got.data, &want.data);
+    println!("folded vs unfolded float embedding: max |Δ| = {d:e}");
+    assert!(d <= 1e-4, "max |Δ| = {d}");
+    assert!(max_abs_diff(&got.data, &tract_forward(&bytes, &x)) <= 1e-4);
+    // quantised, it is as accurate as the unfolded model
+    let images = synthetic_calibration(&folded, 1);
+    let p = prepare_with(folded, fparams, &images).unwrap();
+    let q = &p.qmodel;
+    let qx = host::quant::quantize_tensor(&x.data, q.tensors[q.input].scale);
+    let e = &int8::reference::forward(q, &qx)[q.embedding];
+    let cos = Tensor::new(want.shape, e.iter().map(|&v| v as f32).collect()).cosine(&want);
+    println!("folded VarGFaceNet int8 cosine {cos:.4}");
+    assert!(cos > 0.99, "cosine {cos}");
+}
+
 #[test]
 fn fixture_from_another_tool_imports_and_tract_agrees() {
     let (model, params) = import(FIXTURE, "unused").unwrap();
