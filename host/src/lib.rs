@@ -2,7 +2,8 @@
 //! turns it into the compiler's int8 IR, the backends that run a compiled [`compiler::Plan`]
 //! (or the int8 reference), the report, and the design-space sweep.
 //!
-//! - [`model`]: VarGFaceNet as data, parameters, the float executor, the layer summary.
+//! - [`model`]: VarGFaceNet as data, parameters, the float executor, the layer summary,
+//!   ONNX import/export, input files.
 //! - [`quant`]: float → int8 (`compiler::ir`), calibration, the `prepare` pipeline.
 //! - [`run`]: one trait for every backend (int8 reference, cycle model, Verilator), and the
 //!   inference report.

@@ -1,6 +1,7 @@
 //! `host`: the VarGNet engine driver.
 //!
 //! - `summary`: the model's layer table (`--json` for machines).
+//! - `export-onnx`: the model and its parameters as ONNX.
 //! - `infer`: one inference on a backend, checked against the int8 reference and compared
 //!   with the float model.
 
@@ -8,10 +9,12 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use compiler::Plan;
 use contract::EngineConfig;
-use host::model::float::{self, synthetic_input, Tensor};
+use host::model::float::{self, synthetic_image, Tensor};
+use host::model::input::{expand_paths, out_of_range, read_input, Normalization};
 use host::model::summary::{summary_json, summary_table};
 use host::model::Model;
-use host::quant::{prepare, quantize_tensor};
+use host::quant::pipeline::{load_model, prepare_scaled, synthetic_calibration};
+use host::quant::quantize_tensor;
 use host::run::engine::{read_rtl, EngineBackend, Machine, SimMachine, VerilatorMachine};
 use host::run::report::Report;
 use host::run::{Backend, Reference};
@@ -32,11 +35,24 @@ struct Cli {
 enum Command {
     /// Per-layer table of the model: shapes, MACs, parameters, totals.
     Summary {
-        /// vargfacenet (the seed, 1280-channel embedding conv) or vargfacenet-1024.
+        /// vargfacenet (the seed, 1280-channel embedding conv), vargfacenet-1024, or an
+        /// ONNX file.
         #[arg(long, default_value = "vargfacenet")]
         model: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Write a model with its parameters as standard ONNX (opset 13).
+    ExportOnnx {
+        /// The ONNX file to write.
+        file: PathBuf,
+        #[arg(long, default_value = "vargfacenet")]
+        model: String,
+        /// Parameters as safetensors; default: generated from --seed.
+        #[arg(long)]
+        params: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Design-space sweep: full VarGFaceNet on the cycle model for a grid of engine
     /// configs (in parallel), each design emitted, paired with synthesis resources.
@@ -83,7 +99,10 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Summary { model, json } => {
-            let model = Model::from_name(&model)?;
+            let model = match Model::from_name(&model) {
+                Ok(m) => m,
+                Err(_) => load_model(&model, None, 0)?.0,
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary_json(&model))?);
             } else {
@@ -132,6 +151,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::ExportOnnx {
+            file,
+            model,
+            params,
+            seed,
+        } => {
+            let (model, params) = load_model(&model, params.as_deref(), seed)?;
+            host::model::onnx::save(&model, &params, &file)
+                .with_context(|| format!("writing {}", file.display()))?;
+            println!(
+                "wrote {} ({} nodes, {} parameter tensors, opset {})",
+                file.display(),
+                model.nodes.len(),
+                params.tensors.len(),
+                host::model::onnx::EXPORT_OPSET
+            );
+        }
         Command::Infer(opts) => infer(&opts)?,
     }
     Ok(())
@@ -139,6 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[derive(Args)]
 struct InferOptions {
+    /// vargfacenet, vargfacenet-1024, or an ONNX file (its own parameters).
     #[arg(long, default_value = "vargfacenet")]
     model: String,
     #[arg(long, value_enum, default_value_t = BackendKind::Sim)]
@@ -166,10 +203,23 @@ struct InferOptions {
     /// for the whole model.
     #[arg(long)]
     per_op: bool,
-    /// Raw little-endian f32 image, 3×112×112 in CHW order; default: a synthetic image.
+    /// The image: a PNG or JPEG face crop of the model's size (112×112), normalised by
+    /// --mean/--std; a .npy array (f32/f64, [1,]3×112×112); or raw little-endian f32 CHW.
+    /// Default: a synthetic image from --seed.
     #[arg(long)]
     input: Option<PathBuf>,
-    /// Parameters as safetensors (PyTorch state_dict names); default: generated from --seed.
+    /// Per-channel mean subtracted from 8-bit pixels (one value, or R,G,B).
+    #[arg(long, value_delimiter = ',', default_value = "127.5")]
+    mean: Vec<f32>,
+    /// Per-channel divisor of 8-bit pixels after the mean (one value, or R,G,B).
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    std: Vec<f32>,
+    /// Calibrate the activation ranges on these images, .npy arrays or directories of
+    /// them (default: 8 synthetic images from --seed).
+    #[arg(long, num_args = 1..)]
+    calib: Vec<PathBuf>,
+    /// Parameters of a preset as safetensors (PyTorch state_dict names); default:
+    /// generated from --seed.
     #[arg(long)]
     params: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
@@ -223,37 +273,22 @@ fn backend_for(
     Ok(Box::new(b))
 }
 
-fn read_image(path: &PathBuf, model: &Model) -> anyhow::Result<Tensor> {
-    let shape = model.shape(model.input);
-    let bytes = std::fs::read(path).with_context(|| format!("reading input {}", path.display()))?;
-    let want = shape.numel() * 4;
-    if bytes.len() != want {
-        bail!(
-            "input {} has {} bytes; a {}×{}×{} f32 image has {want}",
+/// The input file and, for an 8-bit image, its preprocessing.
+fn describe(path: &std::path::Path, norm: &Normalization) -> String {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "png" | "jpg" | "jpeg" => format!(
+            "{} ((p - {:?}) / {:?}, RGB)",
             path.display(),
-            bytes.len(),
-            shape.c,
-            shape.h,
-            shape.w
-        );
+            norm.mean,
+            norm.std
+        ),
+        "npy" => format!("{} (.npy, as stored)", path.display()),
+        _ => format!("{} (raw f32 CHW, as stored)", path.display()),
     }
-    let data: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    if let Some((i, v)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        let (hw, w) = (shape.h * shape.w, shape.w);
-        bail!(
-            "input {}: pixel [{}, {}, {}] (flat index {} of {}) is {v}; an image must be finite",
-            path.display(),
-            i / hw,
-            i % hw / w,
-            i % w,
-            i,
-            data.len()
-        );
-    }
-    Ok(Tensor::new(shape, data))
 }
 
 /// The options that need no model: checked before anything slow.
@@ -302,11 +337,62 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))
         })
         .transpose()?;
-    let image = match &o.input {
-        Some(path) => read_image(path, &Model::from_name(&o.model)?)?,
-        None => synthetic_input(o.seed),
+    // A preset's graph is free, its synthetic parameters are not: read the input first.
+    let (model, params) = match Model::from_name(&o.model) {
+        Ok(m) if o.params.is_none() => (m, None),
+        _ => {
+            let (m, p) = load_model(&o.model, o.params.as_deref(), o.seed)?;
+            (m, Some(p))
+        }
     };
-    let p = prepare(&o.model, o.params.as_deref(), o.seed)?;
+    let norm = Normalization::from_args(&o.mean, &o.std).map_err(anyhow::Error::msg)?;
+    let shape = model.shape(model.input);
+    let (image, input_desc) = match &o.input {
+        Some(path) => (read_input(path, shape, &norm)?, describe(path, &norm)),
+        None => (
+            synthetic_image(o.seed, shape),
+            format!("synthetic image (seed {})", o.seed),
+        ),
+    };
+    let (calibration, calib_desc) = if o.calib.is_empty() {
+        (
+            synthetic_calibration(&model, o.seed),
+            format!(
+                "{} synthetic images (seed {})",
+                host::quant::pipeline::CALIBRATION_IMAGES,
+                o.seed
+            ),
+        )
+    } else {
+        let files = expand_paths(&o.calib)?;
+        let images = files
+            .iter()
+            .map(|f| read_input(f, shape, &norm))
+            .collect::<Result<Vec<_>, _>>()?;
+        let names: Vec<String> = o.calib.iter().map(|p| p.display().to_string()).collect();
+        (
+            images,
+            format!("{} files from {}", files.len(), names.join(" ")),
+        )
+    };
+    let params = match params {
+        Some(p) => p,
+        None => load_model(&o.model, None, o.seed)?.1,
+    };
+    let input_scale = host::quant::pipeline::input_scale(&norm);
+    for (what, x) in
+        std::iter::once((&input_desc, &image)).chain(calibration.iter().map(|x| (&calib_desc, x)))
+    {
+        if let Some((count, [c, y, x], v)) = out_of_range(x, input_scale) {
+            bail!(
+                "{what}: {count} values outside the int8 input's range ±{:.3} (scale {input_scale:.6}), \
+                 e.g. {v} at [{c}, {y}, {x}]; the engine would clip them: normalise the input to that \
+                 range, or give the --mean/--std it was normalised with",
+                128.0 * input_scale
+            );
+        }
+    }
+    let p = prepare_scaled(model, params, &calibration, input_scale)?;
     let q = &p.qmodel;
     // Compile once, first: a shape the engine cannot take is reported before any build.
     let plan = match o.backend {
@@ -350,6 +436,9 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
         embedding,
         backend_seconds,
     );
+    let mut report = report;
+    report.calibration = calib_desc;
+    report.input = input_desc;
     if let (Some(mut file), Some(path)) = (csv, &o.csv) {
         use std::io::Write;
         file.write_all(report.csv().as_bytes())
@@ -379,6 +468,8 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
             None => println!("bit-exact vs int8 reference: n/a (this is the reference)"),
         }
         println!("cosine(int8, float): {cosine:.5}");
+        println!("input: {}", report.input);
+        println!("calibration: {}", report.calibration);
     }
     if report.bit_exact == Some(false) {
         bail!(

@@ -315,6 +315,14 @@ pub fn linear(l: &Linear, x: &Tensor, weight: &[f32]) -> Tensor {
     Tensor::new(Shape::new(l.out_features, 1, 1), data)
 }
 
+/// `x[c, :, :] += bias[c]` (an imported conv's or linear layer's bias).
+pub fn add_bias(x: &mut Tensor, bias: &[f32]) {
+    let hw = x.shape.hw();
+    for (plane, &b) in x.data.chunks_mut(hw).zip(bias) {
+        plane.iter_mut().for_each(|v| *v += b);
+    }
+}
+
 /// `x / ||x||₂` over all elements (batch 1: the channel axis).
 pub fn l2_norm(x: &Tensor) -> Tensor {
     let norm = x
@@ -339,7 +347,13 @@ pub fn eval_node(node: &Node, inputs: &[&Tensor], params: &Params) -> Result<Ten
     };
     let x = inputs[0];
     Ok(match &node.op {
-        Op::Conv2d(c) => conv2d(c, x, p("weight")?),
+        Op::Conv2d(c) => {
+            let mut y = conv2d(c, x, p("weight")?);
+            if c.bias {
+                add_bias(&mut y, p("bias")?);
+            }
+            y
+        }
         Op::BatchNorm2d(bn) | Op::BatchNorm1d(bn) => batch_norm(
             bn,
             x,
@@ -354,7 +368,13 @@ pub fn eval_node(node: &Node, inputs: &[&Tensor], params: &Params) -> Result<Ten
         Op::Sigmoid => sigmoid(x),
         Op::ChannelMul => channel_mul(x, inputs[1]),
         Op::Flatten => flatten(x),
-        Op::Linear(l) => linear(l, x, p("weight")?),
+        Op::Linear(l) => {
+            let mut y = linear(l, x, p("weight")?);
+            if l.bias {
+                add_bias(&mut y, p("bias")?);
+            }
+            y
+        }
         Op::L2Norm => l2_norm(x),
     })
 }

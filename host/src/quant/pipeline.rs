@@ -33,22 +33,81 @@ pub struct Prepared {
     pub qmodel: QModel,
 }
 
-pub fn prepare(
+/// A model by preset name (`vargfacenet`, …) or as an ONNX file, with its parameters: the
+/// ONNX file's own, a safetensors file's (`params_file`, presets only), or synthetic ones
+/// from `seed`.
+pub fn load_model(
     model_name: &str,
     params_file: Option<&Path>,
     seed: u64,
-) -> anyhow::Result<Prepared> {
-    let model = Model::from_name(model_name)?;
+) -> anyhow::Result<(Model, Params)> {
+    let path = Path::new(model_name);
+    if Model::from_name(model_name).is_err() && path.is_file() {
+        if params_file.is_some() {
+            anyhow::bail!("--params: the ONNX model {model_name} carries its own parameters");
+        }
+        return crate::model::onnx::load(path)
+            .with_context(|| format!("importing ONNX model {model_name}"));
+    }
+    let model = match Model::from_name(model_name) {
+        Ok(m) => m,
+        Err(e) if model_name.ends_with(".onnx") || model_name.contains('/') => {
+            anyhow::bail!("{model_name}: no such model file ({e})")
+        }
+        Err(e) => return Err(e.into()),
+    };
     let params = match params_file {
         Some(path) => Params::load(&model, path)
             .with_context(|| format!("loading parameters {}", path.display()))?,
         None => Params::synthetic(&model, seed),
     };
+    Ok((model, params))
+}
+
+/// The int8 input's scale for images normalised by `norm`: 1/128 while every 8-bit pixel
+/// fits ±1 (the default `(p − 127.5) / 128` does, and `(p − 128) / 128` exactly), else
+/// wide enough for the largest, `max |x| / 127`.
+pub fn input_scale(norm: &crate::model::input::Normalization) -> f32 {
+    let m = norm.max_abs();
+    if m <= 1.0 {
+        crate::quant::INPUT_SCALE
+    } else {
+        m / 127.0
+    }
+}
+
+/// The synthetic calibration images of `seed` (the default calibration set).
+pub fn synthetic_calibration(model: &Model, seed: u64) -> Vec<Tensor> {
     let shape = model.shape(model.input);
-    let images: Vec<Tensor> = (0..CALIBRATION_IMAGES)
+    (0..CALIBRATION_IMAGES)
         .map(|i| synthetic_image(seed.wrapping_mul(77).wrapping_add(5000 + i), shape))
-        .collect();
-    let calibration = calibrate(&model, &params, &images)?;
+        .collect()
+}
+
+pub fn prepare(
+    model_name: &str,
+    params_file: Option<&Path>,
+    seed: u64,
+) -> anyhow::Result<Prepared> {
+    let (model, params) = load_model(model_name, params_file, seed)?;
+    let images = synthetic_calibration(&model, seed);
+    prepare_with(model, params, &images)
+}
+
+/// Calibrate on `images` and quantise, the int8 input at [`crate::quant::INPUT_SCALE`].
+pub fn prepare_with(model: Model, params: Params, images: &[Tensor]) -> anyhow::Result<Prepared> {
+    prepare_scaled(model, params, images, crate::quant::INPUT_SCALE)
+}
+
+/// [`prepare_with`] with the int8 input at `input_scale` (see [`input_scale`]).
+pub fn prepare_scaled(
+    model: Model,
+    params: Params,
+    images: &[Tensor],
+    input_scale: f32,
+) -> anyhow::Result<Prepared> {
+    let mut calibration = calibrate(&model, &params, images)?;
+    calibration.input_scale = input_scale;
     let qmodel = quantize(&model, &params, &calibration).context("quantising")?;
     Ok(Prepared {
         model,

@@ -5,7 +5,7 @@
 //! PReLU slopes fold into each requantiser's negative multiplier; the SE excitation logits
 //! use the fixed Q4 scale of `arith::sigmoid_gate`.
 
-use crate::model::{Model, Node, Op, TensorId};
+use crate::model::{Conv2d, Linear, Model, Node, Op, TensorId};
 use contract::arith::{saturate_i8, AddParams, Requant, SE_GATE_INPUT_SCALE};
 use int8::ir::{QConv, QEwise, QModel, QOp, QPool, QTensorInfo};
 use std::collections::HashMap;
@@ -71,6 +71,9 @@ pub struct Calibration {
     pub max_abs: Vec<f32>,
     /// |x| histograms over `[0, max_abs]` (second pass), by `TensorId.0`.
     pub histograms: Vec<Vec<u64>>,
+    /// The int8 input's fixed scale ([`INPUT_SCALE`] unless the images are normalised to
+    /// a wider range).
+    pub input_scale: f32,
 }
 
 const HISTOGRAM_BINS: usize = 2048;
@@ -80,6 +83,7 @@ impl Calibration {
         Calibration {
             max_abs: vec![0.0; model.tensors.len()],
             histograms: vec![Vec::new(); model.tensors.len()],
+            input_scale: INPUT_SCALE,
         }
     }
 
@@ -175,7 +179,7 @@ pub fn quantize(
         },
         qid: HashMap::new(),
     };
-    let input = q.new_tensor(model.input, Some(INPUT_SCALE))?;
+    let input = q.new_tensor(model.input, Some(calibration.input_scale))?;
     q.qmodel.input = input;
 
     // `out` is the float tensor the open group currently ends in.
@@ -258,6 +262,12 @@ pub fn quantize(
             }
             Op::Flatten => {
                 // A 1×1 map and its flattened vector share a layout: alias, no op.
+                if model.shape(node.inputs[0]).hw() != 1 {
+                    return Err(unsupported(
+                        node,
+                        "Flatten of a map larger than 1x1 (the engine's layout is CHWc)",
+                    ));
+                }
                 q.close(open.take())?;
                 let src = q.resolve(node.inputs[0], node)?;
                 q.qid.insert(node.output, src);
@@ -305,6 +315,10 @@ pub fn quantize(
         }
     }
     q.close(open.take())?;
+    if !model.nodes.iter().any(|n| n.op == Op::L2Norm) {
+        // No L2 normalisation: the output itself is the embedding.
+        q.qmodel.embedding = q.resolve(model.output, model.nodes.last().expect("a node"))?;
+    }
     Ok(q.qmodel)
 }
 
@@ -416,6 +430,17 @@ impl<'a> Quantizer<'a> {
                         (s, t)
                     }
                     None => (vec![1.0; out_ch], vec![0.0; out_ch]),
+                };
+                // An imported layer's bias goes through the BN's scale: s·(Wx + b − μ) + β.
+                let has_bias = matches!(
+                    &node.op,
+                    Op::Conv2d(Conv2d { bias: true, .. }) | Op::Linear(Linear { bias: true, .. })
+                );
+                let shift: Vec<f32> = if has_bias {
+                    let b = self.param(node, "bias")?;
+                    (0..out_ch).map(|c| shift[c] + scale[c] * b[c]).collect()
+                } else {
+                    shift
                 };
                 let slopes = self.slopes(prelu, out_ch)?;
                 let s_in = self.qmodel.tensors[input].scale as f64;

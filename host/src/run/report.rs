@@ -42,6 +42,10 @@ pub struct Report {
     pub bit_exact: Option<bool>,
     pub mismatched_layers: Vec<String>,
     pub cosine: f64,
+    /// What the activation ranges were calibrated on.
+    pub calibration: String,
+    /// Where the input came from, and its preprocessing.
+    pub input: String,
     pub host_ops: Vec<String>,
     pub embedding: Vec<f32>,
     pub embedding_q15: Vec<i16>,
@@ -110,6 +114,8 @@ impl Report {
             bit_exact: checked.then_some(mismatched.is_empty()),
             mismatched_layers: mismatched.into_iter().map(|(name, _)| name).collect(),
             cosine,
+            calibration: String::new(),
+            input: String::new(),
             host_ops: host_ops.iter().map(|s| s.to_string()).collect(),
             embedding: embedding_q15.iter().map(|&v| v as f32 / 32768.0).collect(),
             embedding_q15,
