@@ -12,7 +12,8 @@
 //! - Calibration: the default 8 smooth synthetic images, or 8 images of the test
 //!   distribution (seeds 100.., disjoint from the test images).
 //!
-//! `cargo run --release -p host --example accuracy [-- SEED [TEST_IMAGES]]`
+//! `cargo run --release -p host --example accuracy [-- SEED [TEST_IMAGES] [--equalize]]`
+//! (`--equalize`: cross-layer equalisation first, `host::quant::equalize`)
 
 use host::model::float::{forward, synthetic_image, Tensor};
 use host::model::params::{Params, SplitMix64, BN_CALIBRATION_NOISE};
@@ -48,7 +49,8 @@ fn bn_on_smooth_images(model: &Model, seed: u64) -> anyhow::Result<Params> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
+    let equalize = std::env::args().any(|a| a == "--equalize");
+    let args: Vec<String> = std::env::args().filter(|a| a != "--equalize").collect();
     let seed: u64 = args.get(1).map_or(Ok(1), |s| s.parse())?;
     let n: u64 = args.get(2).map_or(Ok(8), |s| s.parse())?;
     let model = Model::vargfacenet(Variant::Seed);
@@ -75,7 +77,11 @@ fn main() -> anyhow::Result<()> {
             ("8 synthetic images", synthetic_calibration(&model, seed)),
             ("8 test-distribution images", test_dist.clone()),
         ] {
-            let p = prepare_with(model.clone(), params.clone(), &calib)?;
+            let mut params = params.clone();
+            if equalize {
+                host::quant::equalize::equalize(&model, &mut params);
+            }
+            let p = prepare_with(model.clone(), params, &calib)?;
             let q = &p.qmodel;
             let cosines: Vec<f64> = tests
                 .iter()

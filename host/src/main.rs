@@ -218,6 +218,10 @@ struct InferOptions {
     /// them (default: 8 synthetic images from --seed).
     #[arg(long, num_args = 1..)]
     calib: Vec<PathBuf>,
+    /// Cross-layer equalisation of every separable conv before calibration (Nagel et
+    /// al. 2019): the same float function, more even weight ranges.
+    #[arg(long)]
+    equalize: bool,
     /// Parameters of a preset as safetensors (PyTorch state_dict names); default:
     /// generated from --seed.
     #[arg(long)]
@@ -391,6 +395,10 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
                 128.0 * input_scale
             );
         }
+    }
+    let mut params = params;
+    if o.equalize {
+        host::quant::equalize::equalize(&model, &mut params);
     }
     let p = prepare_scaled(model, params, &calibration, input_scale)?;
     let q = &p.qmodel;

@@ -2,6 +2,7 @@
 //! ([`quantize`]), and the pipeline that builds, calibrates and quantises a named model
 //! ([`pipeline`]).
 
+pub mod equalize;
 pub mod pipeline;
 pub mod quantize;
 
