@@ -16,8 +16,6 @@ pub enum Buffer {
 }
 
 impl Buffer {
-    pub const ALL: [Buffer; 4] = [Buffer::Abuf, Buffer::Wbuf, Buffer::Pbuf, Buffer::Obuf];
-
     pub fn name(self) -> &'static str {
         match self {
             Buffer::Abuf => "ABUF",

@@ -1,18 +1,7 @@
 //! The command line as a user meets it: totals, reports and clear errors.
 
-use std::process::Command;
-
-fn host(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_host"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::host;
 
 #[test]
 fn summary_json_totals() {

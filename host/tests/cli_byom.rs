@@ -2,21 +2,10 @@
 //! images and .npy arrays as --input, a calibration set from files, and one-line errors.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::host;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tiny_vargnet.onnx");
-
-fn host(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_host"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("host-byom-{}", std::process::id()));

@@ -171,20 +171,13 @@ pub fn read_input(path: &Path, shape: Shape, norm: &Normalization) -> Result<Ten
                     shape.w
                 )));
             }
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
+            crate::model::params::f32s_le(&bytes)
         }
     };
     if let Some((i, v)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        let (hw, w) = (shape.h * shape.w, shape.w);
+        let pixel = crate::model::params::unravel(i, &[shape.c, shape.h, shape.w]);
         return Err(bad(format!(
-            "pixel [{}, {}, {}] (flat index {} of {}) is {v}; an image must be finite",
-            i / hw,
-            i % hw / w,
-            i % w,
-            i,
+            "pixel {pixel:?} (flat index {i} of {}) is {v}; an image must be finite",
             data.len()
         )));
     }

@@ -105,10 +105,7 @@ fn tensor_const(t: &pb::TensorProto) -> Result<Const, OnnxError> {
                 if !t.raw_data.len().is_multiple_of(4) {
                     return Err(err("raw data is not a whole number of f32 values"));
                 }
-                t.raw_data
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect()
+                crate::model::params::f32s_le(&t.raw_data)
             } else {
                 t.float_data.clone()
             };

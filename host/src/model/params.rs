@@ -88,6 +88,15 @@ pub fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
     index
 }
 
+/// Little-endian f32 values (safetensors, ONNX raw data, raw images); a trailing partial
+/// value is ignored (callers check the length).
+pub fn f32s_le(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
 /// Small deterministic RNG: splitmix64 (Steele et al. 2014) with Box-Muller normals.
 #[derive(Clone, Debug)]
 pub struct SplitMix64 {
@@ -332,12 +341,7 @@ impl Params {
                     actual: view.shape().to_vec(),
                 });
             }
-            let data = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            p.insert(&name, expected, data);
+            p.insert(&name, expected, f32s_le(view.data()));
         }
         p.check_values()?;
         Ok(p)

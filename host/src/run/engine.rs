@@ -31,16 +31,17 @@ pub struct ProgramRun {
 
 impl ProgramRun {
     /// From a run's cycles, its `(index, issue, complete)` trace and its counters.
+    /// An instruction a stop cut short (no completion) counts as completing at the end.
     fn new(
         cycles: u64,
         len: u32,
-        trace: impl Iterator<Item = (u32, u64, u64)>,
+        trace: impl Iterator<Item = (u32, u64, Option<u64>)>,
         counters: &sim::Counters,
     ) -> Self {
         let (mut issue, mut complete) = (vec![0; len as usize], vec![0; len as usize]);
         for (index, i, c) in trace {
             issue[index as usize] = i;
-            complete[index as usize] = c;
+            complete[index as usize] = c.unwrap_or(cycles);
         }
         ProgramRun {
             cycles,
@@ -95,9 +96,7 @@ impl Machine for SimMachine {
         Ok(ProgramRun::new(
             r.cycles,
             len,
-            r.trace
-                .iter()
-                .map(|t| (t.index, t.issue, t.complete.unwrap_or(r.cycles))),
+            r.trace.iter().map(|t| (t.index, t.issue, t.complete)),
             &r.counters,
         ))
     }
@@ -147,9 +146,7 @@ impl Machine for VerilatorMachine {
         Ok(ProgramRun::new(
             r.cycles,
             len,
-            r.trace
-                .iter()
-                .map(|t| (t.index, t.issue, t.complete.unwrap_or(r.cycles))),
+            r.trace.iter().map(|t| (t.index, t.issue, t.complete)),
             &r.counters,
         ))
     }
