@@ -393,7 +393,7 @@ impl<'a> Builder<'a> {
                 } else {
                     self.cfg.dram_latency as u64
                 };
-                b.setup + b.words.len() as u64 + latency + 1
+                b.setup + b.count() + latency + 1
             }
             None => 0,
         }

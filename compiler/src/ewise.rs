@@ -60,9 +60,13 @@ impl Builder<'_> {
             )?;
             (half - gate_entries) / (operands * r)
         };
+        // a slice's outputs (one chunk) fit half the OBUF too
+        let slice = slice.min(self.obuf.half);
         let cols = Cols::tiles(&la, la.w, slice, 1, 1, la.pad);
         let per_chunk = operands * r * cols[0].width + gate_entries;
-        let mut nch = (half / per_chunk).min(la.chunks);
+        let mut nch = (half / per_chunk)
+            .min(la.chunks)
+            .min(self.obuf.half / cols[0].owt);
         if per_step_records {
             self.pbuf.check(g, "one chunk's requantiser records")?;
             nch = nch.min(self.pbuf.half / g);

@@ -49,7 +49,7 @@ pub enum ConfigError {
     Cols { cols: usize, g: usize },
     #[error("dram_bus_bytes is {bus}: it must be a power of two, at least group_width ({g}) and at most 128")]
     Bus { bus: usize, g: usize },
-    #[error("{buffer} has {actual} entries but one tile needs at least {needed}; raise it to {needed} or more")]
+    #[error("{buffer} has {actual} entries but two of the smallest tiles (double buffering) need {needed}; raise it to {needed} or more")]
     BufferTooSmall {
         buffer: &'static str,
         needed: usize,
@@ -184,17 +184,24 @@ impl EngineConfig {
         if self.dram_latency == 0 || self.dram_latency > 1024 {
             return Err(ConfigError::Latency(self.dram_latency));
         }
-        // One tile: a 3×3 stride-2 conv over one G-channel chunk, 8 output columns wide,
-        // needs 2·(rows−1)+3 input rows of 17 padded entries in every bank.
+        // Two of the smallest tiles (the compiler double-buffers every buffer): a 3×3
+        // stride-2 conv over one G-channel chunk, 8 output columns wide, needs 2·(rows−1)+3
+        // input rows of 17 padded entries in every bank, a 7×7 kernel's weights, 8 output
+        // columns per column group, and a record per column. What a model needs beyond
+        // this (a pass holds all its input chunks) the compiler reports per layer.
         let buffers = [
             (
                 "abuf_entries",
                 self.abuf_entries,
-                (2 * (self.rows - 1) + 3) * 17,
+                2 * (2 * (self.rows - 1) + 3) * 17,
             ),
-            ("wbuf_entries", self.wbuf_entries, MAX_KERNEL * MAX_KERNEL),
-            ("obuf_entries", self.obuf_entries, 8 * self.cols / g),
-            ("pbuf_entries", self.pbuf_entries, self.cols),
+            (
+                "wbuf_entries",
+                self.wbuf_entries,
+                2 * MAX_KERNEL * MAX_KERNEL,
+            ),
+            ("obuf_entries", self.obuf_entries, 2 * 8 * self.cols / g),
+            ("pbuf_entries", self.pbuf_entries, 2 * self.cols),
         ];
         for (buffer, actual, needed) in buffers {
             if actual < needed {

@@ -125,54 +125,159 @@ fn words_of(addr: u64, len: u64, bus: u64, out: &mut Vec<u64>) {
     }
 }
 
-/// A DMA transfer as the bus sees it: the B-byte words it touches, in request order (row by
-/// row; for STORE bank-major, then run), and whether it writes.
+/// A DMA transfer as the bus sees it: `outer × inner` contiguous runs of `len` bytes (run
+/// `(o, i)` at `base + o·outer_stride + i·inner_stride`: rows of a LOAD_ACT, banks × runs of
+/// a STORE, one run for LOAD_WGT / LOAD_PARAM), each a burst of the B-byte words it
+/// touches, requested in run order. Described, not listed: a legal STORE may touch 2³⁸
+/// words, which the cycle model walks one per cycle ([`DmaBeats::beats`]) and the watchdog
+/// stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DmaBeats {
-    pub words: Vec<u64>,
     pub write: bool,
     /// Cycles between issue and the first request.
     pub setup: u64,
+    base: u64,
+    outer: u64,
+    outer_stride: u64,
+    inner: u64,
+    inner_stride: u64,
+    len: u64,
+    bus: u64,
 }
 
-/// The bus words of a DMA instruction (`None` for compute instructions and END). A word
-/// touched by two rows is requested twice: each contiguous run is its own burst.
+/// One bus request of a DMA transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Beat {
+    /// The word's index (its byte address is `word · B`).
+    pub word: u64,
+    /// The run it belongs to, `o · inner + i`.
+    pub run: u64,
+    /// The first byte of that run.
+    pub start: u64,
+}
+
+impl DmaBeats {
+    /// The first byte of run `run`.
+    fn start_of(&self, run: u64) -> u64 {
+        let (o, i) = (run / self.inner, run % self.inner);
+        self.base + o * self.outer_stride + i * self.inner_stride
+    }
+
+    /// Bus words of the run starting at `start`.
+    fn words_in(&self, start: u64) -> u64 {
+        if self.len == 0 {
+            0
+        } else {
+            (start + self.len - 1) / self.bus - start / self.bus + 1
+        }
+    }
+
+    /// Bytes per run.
+    pub fn run_len(&self) -> u64 {
+        self.len
+    }
+
+    /// Number of bus requests (a word touched by two runs counts twice): one step per run.
+    pub fn count(&self) -> u64 {
+        (0..self.outer * self.inner)
+            .map(|run| self.words_in(self.start_of(run)))
+            .sum()
+    }
+
+    /// The requests, in order, produced as they are asked for.
+    pub fn beats(&self) -> Beats {
+        Beats {
+            t: *self,
+            next_run: 0,
+            run: 0,
+            start: 0,
+            word: 0,
+            end: 0,
+        }
+    }
+
+    /// The words requested, in order.
+    pub fn words(&self) -> impl Iterator<Item = u64> {
+        self.beats().map(|b| b.word)
+    }
+}
+
+/// [`DmaBeats::beats`]: the requests of a transfer, one run at a time.
+#[derive(Clone, Debug)]
+pub struct Beats {
+    t: DmaBeats,
+    next_run: u64,
+    run: u64,
+    start: u64,
+    word: u64,
+    end: u64,
+}
+
+impl Iterator for Beats {
+    type Item = Beat;
+
+    fn next(&mut self) -> Option<Beat> {
+        while self.word == self.end {
+            if self.next_run == self.t.outer * self.t.inner {
+                return None;
+            }
+            self.run = self.next_run;
+            self.next_run += 1;
+            self.start = self.t.start_of(self.run);
+            self.word = self.start / self.t.bus;
+            self.end = self.word + self.t.words_in(self.start);
+        }
+        self.word += 1;
+        Some(Beat {
+            word: self.word - 1,
+            run: self.run,
+            start: self.start,
+        })
+    }
+}
+
+/// The bus transfer of a DMA instruction (`None` for compute instructions and END).
 pub fn dma_beats(cfg: &EngineConfig, instr: &Instr) -> Option<DmaBeats> {
     let g = cfg.group_width as u64;
     let bus = cfg.dram_bus_bytes as u64;
-    let mut words = Vec::new();
-    let (write, setup) = match instr {
-        Instr::LoadAct(i) => {
-            for r in 0..i.rows as u64 {
-                let addr = i.dram as u64 + r * i.dram_stride as u64;
-                words_of(addr, i.row_entries as u64 * g, bus, &mut words);
-            }
-            (false, LOAD_SETUP)
-        }
-        Instr::LoadWgt(i) => {
-            let len = i.entries as u64 * cfg.wbuf_entry_bytes() as u64;
-            words_of(i.dram as u64, len, bus, &mut words);
-            (false, LOAD_SETUP)
-        }
-        Instr::LoadParam(i) => {
-            let len = i.channels as u64 * PBUF_RECORD_BYTES as u64;
-            words_of(i.dram as u64, len, bus, &mut words);
-            (false, LOAD_SETUP)
-        }
-        Instr::Store(i) => {
-            for r in 0..i.banks as u64 {
-                for q in 0..i.runs as u64 {
-                    let addr = i.dram as u64 + r * i.bank_stride as u64 + q * i.run_stride as u64;
-                    words_of(addr, i.run_entries as u64 * g, bus, &mut words);
-                }
-            }
-            (true, STORE_SETUP)
-        }
-        _ => return None,
-    };
-    Some(DmaBeats {
-        words,
-        write,
+    let one = |base: u32, len: u64, setup| DmaBeats {
+        write: false,
         setup,
+        base: base as u64,
+        outer: 1,
+        outer_stride: 0,
+        inner: 1,
+        inner_stride: 0,
+        len,
+        bus,
+    };
+    Some(match instr {
+        Instr::LoadAct(i) => DmaBeats {
+            outer: i.rows as u64,
+            outer_stride: i.dram_stride as u64,
+            len: i.row_entries as u64 * g,
+            ..one(i.dram, 0, LOAD_SETUP)
+        },
+        Instr::LoadWgt(i) => one(
+            i.dram,
+            i.entries as u64 * cfg.wbuf_entry_bytes() as u64,
+            LOAD_SETUP,
+        ),
+        Instr::LoadParam(i) => one(
+            i.dram,
+            i.channels as u64 * PBUF_RECORD_BYTES as u64,
+            LOAD_SETUP,
+        ),
+        Instr::Store(i) => DmaBeats {
+            write: true,
+            outer: i.banks as u64,
+            outer_stride: i.bank_stride as u64,
+            inner: i.runs as u64,
+            inner_stride: i.run_stride as u64,
+            len: i.run_entries as u64 * g,
+            ..one(i.dram, 0, STORE_SETUP)
+        },
+        _ => return None,
     })
 }
 
@@ -274,11 +379,8 @@ mod tests {
             rows: 2,
             row_entries: 3,
         });
-        assert_eq!(dma_beats(&cfg32, &load).unwrap().words, vec![0, 1, 4]);
-        assert_eq!(
-            dma_beats(&cfg, &load).unwrap().words,
-            vec![3, 4, 5, 6, 16, 17, 18]
-        );
+        assert_eq!(words(&cfg32, &load), vec![0, 1, 4]);
+        assert_eq!(words(&cfg, &load), vec![3, 4, 5, 6, 16, 17, 18]);
         let store = Instr::Store(Store {
             banks: 2,
             runs: 2,
@@ -289,6 +391,31 @@ mod tests {
         });
         let beats = dma_beats(&cfg, &store).unwrap();
         assert!(beats.write && beats.setup == STORE_SETUP);
-        assert_eq!(beats.words, vec![0, 1, 125, 126]);
+        assert_eq!(words(&cfg, &store), vec![0, 1, 125, 126]);
+        assert_eq!(beats.count(), 4);
+    }
+
+    fn words(cfg: &EngineConfig, i: &Instr) -> Vec<u64> {
+        let beats = dma_beats(cfg, i).unwrap();
+        let words: Vec<u64> = beats.words().collect();
+        assert_eq!(words.len() as u64, beats.count());
+        words
+    }
+
+    #[test]
+    fn the_largest_store_is_described_not_listed() {
+        let cfg = EngineConfig::default();
+        let store = Instr::Store(Store {
+            banks: 7,
+            runs: u16::MAX,
+            run_entries: u16::MAX,
+            run_stride: 1 << 19,
+            ..Store::default()
+        });
+        let beats = dma_beats(&cfg, &store).unwrap();
+        // 65 535 runs of 524 280 bytes in each of 7 banks: 16 384 words per run at B = 32
+        assert_eq!(beats.count(), 7 * 65_535 * 16_384);
+        let b = beats.beats().nth(16_384).unwrap();
+        assert_eq!((b.word, b.run, b.start), (16_384, 1, 1 << 19));
     }
 }

@@ -3,6 +3,12 @@
 //! `status`. An illegal instruction — or running past `prog_len` without an `END` (a
 //! truncated program) — stops the engine with `status = ERROR` and the instruction's index
 //! in `err_index`, instead of hanging.
+//!
+//! It also guards the program's bytes: a DMA write whose bus word overlaps
+//! `[prog_addr, prog_addr + 32·prog_len)` is dropped (`dma_drop`: taken from the DMA, never
+//! on the bus) and stops the engine with the STORE's index, so a program never rewrites
+//! itself; the rest of that STORE is dropped too. In the cycle a program runs out without
+//! END the DMA is held (`dma_hold`): no unit makes a request in the stopping cycle.
 use crate::bits::{at, op};
 use crate::check::IsaCheck;
 use contract::isa::field::{OPCODE, WAIT_COMPUTE, WAIT_DMA};
@@ -51,6 +57,12 @@ pub struct Controller<const BUS: usize> {
     pub comp_busy: Signal<In, Bit>,
     /// The compute unit takes a CONV now (idle, or a CONV far enough into its drain).
     pub conv_accept: Signal<In, Bit>,
+    // the DMA's data-port request, and what to do with it
+    pub dma_req_valid: Signal<In, Bit>,
+    pub dma_req_write: Signal<In, Bit>,
+    pub dma_req_addr: Signal<In, Bits<32>>,
+    pub dma_drop: Signal<Out, Bit>,
+    pub dma_hold: Signal<Out, Bit>,
     // observation (performance counters, lockstep harness): `issue` pulses in the cycle
     // instruction `pc` issues (END included); `running` spans the start cycle to the stop
     // cycle; `stalled` marks a running cycle spent waiting (port not ready, unit busy)
@@ -66,6 +78,15 @@ pub struct Controller<const BUS: usize> {
     beats_req: DFF<Bits<8>>,
     beats_rsp: DFF<Bits<8>>,
     err: DFF<Bits<32>>,
+    // the program's bytes, `[prog_lo, prog_hi)`, latched at start
+    prog_lo: DFF<Bits<40>>,
+    prog_hi: DFF<Bits<40>>,
+    // the last DMA instruction issued (a STORE runs alone: the one writing)
+    dma_pc: DFF<Bits<32>>,
+    dropping: DFF<Bit>,
+    req_at: Signal<Local, Bits<40>>,
+    in_prog: Signal<Local, Bit>,
+    ends: Signal<Local, Bit>,
     check: IsaCheck,
     op: Signal<Local, Bits<4>>,
     is_dma: Signal<Local, Bit>,
@@ -89,6 +110,7 @@ pub struct Controller<const BUS: usize> {
     dma_block: Signal<Local, Bit>,
     wide: Constant<Bit>,
     bus_bytes: Constant<Bits<32>>,
+    bus_bytes40: Constant<Bits<40>>,
     bus_bits: Constant<Bits<16>>,
     keep_bits: Constant<Bits<16>>,
     word_mask: Constant<Bits<32>>,
@@ -125,6 +147,11 @@ impl<const BUS: usize> Controller<BUS> {
             comp_start: Default::default(),
             comp_busy: Default::default(),
             conv_accept: Default::default(),
+            dma_req_valid: Default::default(),
+            dma_req_write: Default::default(),
+            dma_req_addr: Default::default(),
+            dma_drop: Default::default(),
+            dma_hold: Default::default(),
             issue: Default::default(),
             pc_out: Default::default(),
             running: Default::default(),
@@ -137,6 +164,13 @@ impl<const BUS: usize> Controller<BUS> {
             beats_req: Default::default(),
             beats_rsp: Default::default(),
             err: Default::default(),
+            prog_lo: Default::default(),
+            prog_hi: Default::default(),
+            dma_pc: Default::default(),
+            dropping: Default::default(),
+            req_at: Default::default(),
+            in_prog: Default::default(),
+            ends: Default::default(),
             check: IsaCheck::new(cfg),
             op: Default::default(),
             is_dma: Default::default(),
@@ -159,6 +193,7 @@ impl<const BUS: usize> Controller<BUS> {
             dma_block: Default::default(),
             wide: Constant::new(wide),
             bus_bytes: Constant::new(b.into()),
+            bus_bytes40: Constant::new(b.into()),
             bus_bits: Constant::new((8 * b).into()),
             keep_bits: Constant::new((256 - (8 * b).min(256)).into()),
             word_mask: Constant::new((!(b - 1) & 0xffff_ffff).into()),
@@ -176,7 +211,10 @@ impl<const BUS: usize> Controller<BUS> {
 impl<const BUS: usize> Logic for Controller<BUS> {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, state, pc, pc_addr, fetch_addr, ins, beats_req, beats_rsp, err);
+        dff_setup!(
+            self, clock, state, pc, pc_addr, fetch_addr, ins, beats_req, beats_rsp, err, prog_lo,
+            prog_hi, dma_pc, dropping
+        );
         self.check.instr.next = self.ins.q.val();
         self.instr.next = self.ins.q.val();
         self.op.next = self.ins.q.val().get_bits::<4>(self.at_op.val().index());
@@ -207,6 +245,17 @@ impl<const BUS: usize> Logic for Controller<BUS> {
         if (self.op.val() == self.op_store.val()) || self.wait_dma.val() {
             self.dma_block.next = self.dma_busy.val();
         }
+        // the program guard (the model's `ErrorCause::StoreIntoProgram`)
+        self.ends.next =
+            (self.state.q.val() == CtrlState::Fetch) && (self.pc.q.val() >= self.prog_len.val());
+        self.req_at.next = bit_cast::<40, 32>(self.dma_req_addr.val());
+        self.in_prog.next = self.dma_req_valid.val()
+            && self.dma_req_write.val()
+            && (self.req_at.val() < self.prog_hi.q.val())
+            && (self.req_at.val() + self.bus_bytes40.val() > self.prog_lo.q.val());
+        self.dma_hold.next = self.ends.val();
+        self.dma_drop.next = (self.in_prog.val() && !self.ends.val()) || self.dropping.q.val();
+        self.dropping.d.next = self.dma_drop.val() && self.dma_busy.val();
         match self.state.q.val() {
             CtrlState::Idle => {
                 self.status.next = self.st_idle.val();
@@ -295,6 +344,24 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                 self.state.d.next = CtrlState::Idle;
             }
         }
+        if self.in_prog.val()
+            && !self.ends.val()
+            && ((self.state.q.val() == CtrlState::Fetch)
+                || (self.state.q.val() == CtrlState::Decode)
+                || (self.state.q.val() == CtrlState::Issue))
+        {
+            // the DMA's fault comes first: the controller does nothing else this cycle
+            self.ins_req_valid.next = false;
+            self.stalled.next = false;
+            self.issue.next = false;
+            self.dma_start.next = false;
+            self.comp_start.next = false;
+            self.err.d.next = self.dma_pc.q.val();
+            self.state.d.next = CtrlState::Error;
+        }
+        if self.dma_start.val() {
+            self.dma_pc.d.next = self.pc.q.val();
+        }
         if self.start.val() {
             // the first fetch request goes out in the start cycle itself (cycle 0)
             self.running.next = true;
@@ -315,6 +382,9 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             }
             self.beats_rsp.d.next = 0.into();
             self.err.d.next = 0.into();
+            self.prog_lo.d.next = bit_cast::<40, 32>(self.prog_addr.val());
+            self.prog_hi.d.next = bit_cast::<40, 32>(self.prog_addr.val())
+                + (bit_cast::<40, 32>(self.prog_len.val()) << 5);
             self.state.d.next = CtrlState::Fetch;
             if (self.prog_addr.val() & self.instr_low.val()).any() {
                 // a program address that is not a whole instruction: ERROR at index 0

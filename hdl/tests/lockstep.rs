@@ -782,3 +782,114 @@ fn a_program_without_end_stops_at_its_length() {
         );
     }
 }
+
+/// A STORE of `banks` banks of `runs` runs of 4 entries from OBUF entry 0, bank `b` at
+/// `dram + b·bank_stride`.
+fn store_at(dram: u64, banks: u8, runs: u16, bank_stride: u64) -> Instr {
+    Instr::Store(Store {
+        wait: Wait::DMA,
+        dram: dram as u32,
+        bank_stride: bank_stride as u32,
+        run_stride: 32,
+        obuf: 0,
+        obuf_stride: 4,
+        run_entries: 4,
+        runs,
+        banks,
+    })
+}
+
+#[test]
+fn a_store_into_its_own_program_stops_the_engine_in_both() {
+    // Program at 0 (B = 8): CONV (fills OBUF), LOAD_WGT, STORE to OUT, STORE, CONV, END =
+    // bytes 0..192. The second STORE lands on the program from the CONV at 128, on its
+    // last word (184..192), or just past it (192: legal).
+    let cfg = EngineConfig::tiny();
+    let conv = Instr::Conv(Conv {
+        wait: Wait::NONE,
+        out_w: 8,
+        chunks: 1,
+        kernel: 1,
+        stride: 1,
+        row_pitch: 8,
+        ..Conv::default()
+    });
+    let wgt = Instr::LoadWgt(LoadWgt {
+        wait: Wait::NONE,
+        dram: DATA as u32,
+        wbuf: 0,
+        entries: 6,
+    });
+    for (target, faults) in [(128u64, true), (192 - 8, true), (192, false)] {
+        for (stall, latency) in [(0, 3), (20_000, 5)] {
+            let program = [
+                conv,
+                wgt,
+                store_at(OUT, 2, 2, 0x100),
+                store_at(target, 1, 2, 0),
+                conv,
+                Instr::End(End { wait: Wait::NONE }),
+            ];
+            let dram = dram_for(&program, 11);
+            let memory = MemoryModel {
+                stall_per_65536: stall,
+                seed: 4,
+            };
+            let m = lockstep(&cfg, &dram, &program, memory, latency)
+                .unwrap_or_else(|e| panic!("STORE to {target}, stall {stall}: {e}"));
+            // the first STORE's 16 words are written in both (the lockstep compares them)
+            assert!(m.writes.iter().filter(|w| w.addr >= OUT).count() == 16);
+            if faults {
+                assert_eq!(
+                    m.status,
+                    sim::Status::Error {
+                        index: 3,
+                        cause: sim::ErrorCause::StoreIntoProgram {
+                            addr: target.max(128)
+                        }
+                    }
+                );
+                assert!(m.writes.iter().all(|w| w.addr >= OUT));
+            } else {
+                assert_eq!(m.status, sim::Status::Done);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_program_that_ends_during_a_store_writes_nothing_in_its_last_cycle() {
+    // STORE (64 words) then a CONV, no END: the engine stops while the STORE is sending.
+    let cfg = EngineConfig::tiny();
+    let conv = Instr::Conv(Conv {
+        wait: Wait::NONE,
+        out_w: 1,
+        chunks: 1,
+        kernel: 1,
+        stride: 1,
+        row_pitch: 1,
+        ..Conv::default()
+    });
+    let program = [store_at(OUT, 2, 8, 0x400), conv];
+    for stall in [0, 20_000] {
+        let dram = dram_for(&program, 12);
+        let memory = MemoryModel {
+            stall_per_65536: stall,
+            seed: 5,
+        };
+        let m = lockstep(&cfg, &dram, &program, memory, 4)
+            .unwrap_or_else(|e| panic!("stall {stall}: {e}"));
+        assert_eq!(
+            m.status,
+            sim::Status::Error {
+                index: 2,
+                cause: sim::ErrorCause::ProgramEnd { len: 2 }
+            }
+        );
+        assert!(
+            !m.writes.is_empty() && m.writes.len() < 64,
+            "{}",
+            m.writes.len()
+        );
+    }
+}

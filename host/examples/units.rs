@@ -88,8 +88,7 @@ fn main() -> anyhow::Result<()> {
             contract::isa::Instr::Conv(c) => contract::timing::conv_accept(&cfg, c),
             _ => contract::timing::compute_cycles(&cfg, ins).unwrap_or(0),
         };
-        words[prog.owner[i]] +=
-            contract::timing::dma_beats(&cfg, ins).map_or(0, |b| b.words.len()) as u64;
+        words[prog.owner[i]] += contract::timing::dma_beats(&cfg, ins).map_or(0, |b| b.count());
     }
     let ideal = plan.ops.iter().map(|o| o.macs).sum::<u64>() as f64 / cfg.macs_per_cycle() as f64;
     let bound: u64 = busy.iter().zip(&words).map(|(&b, &w)| b.max(w)).sum();
@@ -123,7 +122,7 @@ fn main() -> anyhow::Result<()> {
                     comp += c;
                 }
                 if let Some(b) = contract::timing::dma_beats(&plan.cfg, i) {
-                    dma += b.words.len() as u64
+                    dma += b.count()
                         + b.setup
                         + if b.write {
                             0

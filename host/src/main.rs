@@ -13,7 +13,7 @@ use host::model::float::{self, synthetic_image, Tensor};
 use host::model::input::{expand_paths, out_of_range, read_input, Normalization};
 use host::model::summary::{summary_json, summary_table};
 use host::model::Model;
-use host::quant::pipeline::{load_model, prepare_scaled, synthetic_calibration};
+use host::quant::pipeline::{load_model, prepare_scaled, skeleton, synthetic_calibration};
 use host::quant::quantize_tensor;
 use host::run::engine::{read_rtl, EngineBackend, Machine, SimMachine, VerilatorMachine};
 use host::run::report::Report;
@@ -349,6 +349,10 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
             (m, Some(p))
         }
     };
+    if o.backend != BackendKind::Reference {
+        // a layer the engine cannot place fails now, not after calibration
+        compiler::compile(&skeleton(&model, params.as_ref())?, &cfg, o.per_op)?;
+    }
     let norm = Normalization::from_args(&o.mean, &o.std).map_err(anyhow::Error::msg)?;
     let shape = model.shape(model.input);
     let (image, input_desc) = match &o.input {

@@ -326,7 +326,8 @@ fn vargfacenet_on_the_cycle_model() {
 
 /// A config whose WBUF cannot hold one pass of a layer (the 160-chunk embedding
 /// pointwise conv: its weights cannot be split, the CONV has no partial sums): one line
-/// naming the layer and the config field to raise, before the engine runs.
+/// naming the layer and the config field to raise, before the input is even read (so
+/// before calibration).
 #[test]
 fn unplaceable_layer_is_a_clear_error() {
     let dir = std::env::temp_dir().join(format!("host-cfg-{}", std::process::id()));
@@ -339,6 +340,7 @@ fn unplaceable_layer_is_a_clear_error() {
     std::fs::write(&path, cfg.to_toml()).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
         .args(["infer", "--config", path.to_str().unwrap()])
+        .args(["--input", "/nonexistent/face.png"])
         .output()
         .unwrap();
     assert!(!out.status.success());

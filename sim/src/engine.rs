@@ -2,10 +2,12 @@
 //! memory ports. Timing lives here (with the constants in `timing`); every data effect is
 //! delegated to `func::Buffers::execute` at issue.
 
-use contract::isa::{Instr, IsaError, Unit, INSTR_BYTES};
+use contract::isa::{Instr, IsaError, Store, Unit, INSTR_BYTES};
+use contract::timing::Beats;
 use contract::{ConfigError, EngineConfig};
 use serde::Serialize;
 use std::collections::VecDeque;
+use std::iter::Peekable;
 
 use crate::dram::{Dram, MemPort, MemoryModel};
 use crate::func::Buffers;
@@ -33,6 +35,10 @@ pub enum ErrorCause {
     BusError { addr: u64 },
     /// The program's `len` instructions ran out without an END.
     ProgramEnd { len: u32 },
+    /// A STORE's bus word at `addr` overlaps the running program's bytes: the DMA does not
+    /// present it, so a program never rewrites itself (the RTL's fetch and the model's
+    /// decode would see different bytes).
+    StoreIntoProgram { addr: u64 },
 }
 
 /// Cycles a unit spent in each state; the three add up to the run's cycles.
@@ -127,15 +133,18 @@ enum Ctrl {
 
 struct DmaJob {
     index: u32,
-    words: Vec<u64>,
+    /// The requests not yet sent (`timing::dma_beats`).
+    beats: Peekable<Beats>,
+    /// All of them.
+    total: u64,
+    /// A STORE: where each word's bytes come from (read from OBUF as the word is sent).
+    store: Option<Store>,
     write: bool,
     setup: u64,
-    sent: usize,
-    received: usize,
+    sent: u64,
+    received: u64,
     trace: Option<usize>,
     footprint: Vec<Access>,
-    /// STORE with tracing: each word's strobes and bytes.
-    payload: Vec<(u128, Vec<u8>)>,
     /// A load whose responses the response walker follows (false: waiting in the
     /// pending slot behind the previous load's responses).
     rsp_loaded: bool,
@@ -144,13 +153,19 @@ struct DmaJob {
 impl DmaJob {
     /// Still issuing requests (or in its set-up).
     fn sending(&self) -> bool {
-        self.setup > 0 || self.sent < self.words.len()
+        self.setup > 0 || self.sent < self.total
     }
 }
 
 struct ComputeJob {
     index: u32,
     remaining: u64,
+    /// Busy cycles so far.
+    elapsed: u64,
+    /// A CONV: its period and steps per output column, and its output columns; the array
+    /// steps in the first `steps` cycles of each period (counted as MACs as they happen, so
+    /// a run stopped mid-CONV counts what the RTL's counter does).
+    steps: Option<(u64, u64, u64)>,
     /// A CONV: the next CONV may issue once `remaining` is at most this
     /// (`timing::conv_accept`); `None` for EWISE and POOL.
     overlap: Option<u64>,
@@ -298,6 +313,8 @@ impl Run {
             return Err(Self::error(self.index, ErrorCause::ProgramEnd { len }));
         }
         let bus = e.cfg.dram_bus_bytes as u64;
+        let program = self.program_addr..self.program_addr + self.len as u64 * INSTR_BYTES as u64;
+        let in_program = |word: u64| word * bus < program.end && (word + 1) * bus > program.start;
         let iready = self.iport.tick();
         let dready = self.dport.tick();
         // The DMA's registered state at the start of the cycle: fully idle (`wait_dma`,
@@ -327,7 +344,7 @@ impl Run {
                 let job = self
                     .dma
                     .iter_mut()
-                    .find(|j| !j.write && j.received < j.words.len())
+                    .find(|j| !j.write && j.received < j.total)
                     .expect("a response belongs to an outstanding load");
                 match err {
                     Some(addr) => {
@@ -337,7 +354,7 @@ impl Run {
                     }
                     None => {
                         job.received += 1;
-                        rsp_end = job.received == job.words.len();
+                        rsp_end = job.received == job.total;
                     }
                 }
             }
@@ -353,21 +370,35 @@ impl Run {
                 } else if job.setup > 0 {
                     job.setup -= 1;
                     self.counters.dma.busy += 1;
+                } else if job.write && in_program(job.beats.peek().expect("sending").word) {
+                    // the request never reaches the bus: a busy cycle that stops the engine
+                    let addr = job.beats.peek().expect("sending").word * bus;
+                    let cause = ErrorCause::StoreIntoProgram { addr };
+                    dma_error = Some(Self::error(job.index, cause));
+                    self.counters.dma.busy += 1;
                 } else if dready {
-                    let word = job.words[job.sent];
+                    let beat = job.beats.next().expect("sending");
+                    let word = beat.word;
                     let err = (!e.dram.word_in_range(word, bus as usize)).then_some(word * bus);
-                    if job.write {
-                        if let Some(addr) = err {
-                            dma_error = Some(Self::error(job.index, ErrorCause::BusError { addr }));
-                        }
-                        if let Some((strobe, data)) = job.payload.get(job.sent) {
-                            self.writes.push(WriteBeat {
-                                cycle: now,
-                                index: job.index,
-                                addr: word * bus,
-                                strobe: *strobe,
-                                data: data.clone(),
-                            });
+                    if let Some(st) = &job.store {
+                        match err {
+                            Some(addr) => {
+                                let cause = ErrorCause::BusError { addr };
+                                dma_error = Some(Self::error(job.index, cause));
+                            }
+                            None => {
+                                let (strobe, data) = e.buffers.store_word(st, &beat);
+                                e.dram.write_word(word, strobe, &data);
+                                if e.trace {
+                                    self.writes.push(WriteBeat {
+                                        cycle: now,
+                                        index: job.index,
+                                        addr: word * bus,
+                                        strobe,
+                                        data,
+                                    });
+                                }
+                            }
                         }
                         self.counters.dram_write_bytes += bus;
                     } else {
@@ -384,7 +415,7 @@ impl Run {
             }
             // completions, in order (a STORE only ever runs alone)
             while let Some(job) = self.dma.front() {
-                let done = !job.sending() && (job.write || job.received == job.words.len());
+                let done = !job.sending() && (job.write || job.received == job.total);
                 if !done {
                     break;
                 }
@@ -405,6 +436,13 @@ impl Run {
         }
         for unit in [&mut self.drain, &mut self.compute] {
             if let Some(job) = unit {
+                if let Some((period, steps, out_w)) = job.steps {
+                    let t = job.elapsed;
+                    if t < (out_w - 1) * period + steps && t % period < steps {
+                        self.counters.macs += e.cfg.macs_per_cycle() as u64;
+                    }
+                }
+                job.elapsed += 1;
                 job.remaining -= 1;
                 if job.remaining == 0 {
                     if let Some(t) = job.trace {
@@ -548,30 +586,30 @@ impl Run {
                 });
             }
         }
-        e.buffers.execute(&mut e.dram, &instr);
-        if let Instr::Conv(c) = &instr {
-            self.counters.macs += timing::conv_macs(&e.cfg, c);
+        if !matches!(instr, Instr::Store(_)) {
+            // a STORE moves its words one by one, as the DMA sends them
+            e.buffers.execute(&mut e.dram, &instr);
         }
         match instr.unit() {
             Unit::Controller => return Err(Halt(Status::Done)),
             Unit::Dma => {
                 let beats = timing::dma_beats(&e.cfg, &instr).expect("DMA instruction");
-                let payload = match (&instr, e.trace) {
-                    (Instr::Store(st), true) => store_payload(&e.cfg, &e.buffers, st),
-                    _ => Vec::new(),
-                };
                 // the response walker takes it at once if it was idle this cycle
                 let rsp_loaded = !self.rsp_busy;
                 self.dma.push_back(DmaJob {
                     index: self.index,
-                    words: beats.words,
+                    beats: beats.beats().peekable(),
+                    total: beats.count(),
+                    store: match instr {
+                        Instr::Store(st) => Some(st),
+                        _ => None,
+                    },
                     write: beats.write,
                     setup: beats.setup,
                     sent: 0,
                     received: 0,
                     trace: slot,
                     footprint: fp,
-                    payload,
                     rsp_loaded,
                 });
             }
@@ -585,6 +623,15 @@ impl Run {
                 self.compute = Some(ComputeJob {
                     index: self.index,
                     remaining,
+                    elapsed: 0,
+                    steps: match &instr {
+                        Instr::Conv(c) => Some((
+                            timing::conv_period(&e.cfg, c),
+                            c.chunks as u64 * (c.kernel as u64).pow(2),
+                            c.out_w as u64,
+                        )),
+                        _ => None,
+                    },
                     overlap,
                     trace: slot,
                     footprint: fp,
@@ -601,35 +648,4 @@ impl Run {
         };
         Ok(())
     }
-}
-
-/// The strobes and bytes of each bus word a STORE writes, in `timing::dma_beats` order
-/// (bank-major, then run; each run its own burst): the data as OBUF holds it at issue.
-fn store_payload(
-    cfg: &EngineConfig,
-    buffers: &Buffers,
-    i: &contract::isa::Store,
-) -> Vec<(u128, Vec<u8>)> {
-    let (g, bus) = (cfg.group_width as u64, cfg.dram_bus_bytes as u64);
-    let mut out = Vec::new();
-    for r in 0..i.banks as u64 {
-        for q in 0..i.runs as u64 {
-            let start = i.dram as u64 + r * i.bank_stride as u64 + q * i.run_stride as u64;
-            let len = i.run_entries as u64 * g;
-            let src = (i.obuf as u64 + q * i.obuf_stride as u64) * g;
-            let bank = &buffers.obuf[r as usize];
-            for word in start / bus..=(start + len - 1) / bus {
-                let (mut strobe, mut data) = (0u128, vec![0u8; bus as usize]);
-                for b in 0..bus {
-                    let addr = word * bus + b;
-                    if addr >= start && addr < start + len {
-                        strobe |= 1 << b;
-                        data[b as usize] = bank[(src + addr - start) as usize] as u8;
-                    }
-                }
-                out.push((strobe, data));
-            }
-        }
-    }
-    out
 }

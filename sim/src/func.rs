@@ -11,6 +11,7 @@ use contract::isa::{
     decode_requant, Conv, Ewise, Instr, LoadAct, LoadParam, LoadWgt, Pool, Store,
     PBUF_RECORD_BYTES, POOL_MAX_CHUNKS,
 };
+use contract::timing::{self, Beat};
 use contract::EngineConfig;
 use rayon::prelude::*;
 
@@ -32,6 +33,7 @@ pub const ZERO_RECORD: Requant = Requant {
 /// banks always hold the same data: the model keeps one copy (`abuf`) that every bank reads.
 #[derive(Clone, Debug)]
 pub struct Buffers {
+    cfg: EngineConfig,
     g: usize,
     rows: usize,
     cols: usize,
@@ -52,6 +54,7 @@ impl Buffers {
     pub fn new(cfg: &EngineConfig) -> Self {
         let g = cfg.group_width;
         Buffers {
+            cfg: cfg.clone(),
             g,
             rows: cfg.rows,
             cols: cfg.cols,
@@ -114,16 +117,33 @@ impl Buffers {
     }
 
     fn store(&mut self, dram: &mut Dram, i: &Store) {
-        let n = i.run_entries as usize * self.g;
-        for r in 0..i.banks as usize {
-            for q in 0..i.runs as usize {
-                let src = (i.obuf as usize + q * i.obuf_stride as usize) * self.g;
-                let dst = i.dram as u64
-                    + r as u64 * i.bank_stride as u64
-                    + q as u64 * i.run_stride as u64;
-                dram.write_clipped(dst, as_u8(&self.obuf[r][src..src + n]));
+        let bus = self.cfg.dram_bus_bytes;
+        let beats = timing::dma_beats(&self.cfg, &Instr::Store(*i)).expect("a DMA transfer");
+        for beat in beats.beats() {
+            if dram.word_in_range(beat.word, bus) {
+                let (strobe, data) = self.store_word(i, &beat);
+                dram.write_word(beat.word, strobe, &data);
             }
         }
+    }
+
+    /// The strobes and bytes of one bus word a STORE writes (bit `b` of the strobes = byte
+    /// `b` of the word): its run's entries as OBUF holds them now.
+    pub fn store_word(&self, i: &Store, beat: &Beat) -> (u128, Vec<u8>) {
+        let (g, bus) = (self.g as u64, self.cfg.dram_bus_bytes as u64);
+        let len = i.run_entries as u64 * g;
+        let (bank, q) = (beat.run / i.runs as u64, beat.run % i.runs as u64);
+        let src = (i.obuf as u64 + q * i.obuf_stride as u64) * g;
+        let obuf = &self.obuf[bank as usize];
+        let (mut strobe, mut data) = (0u128, vec![0u8; bus as usize]);
+        for b in 0..bus {
+            let addr = beat.word * bus + b;
+            if (beat.start..beat.start + len).contains(&addr) {
+                strobe |= 1 << b;
+                data[b as usize] = obuf[(src + addr - beat.start) as usize] as u8;
+            }
+        }
+        (strobe, data)
     }
 
     /// PE(r, c) accumulates `act · wgt` over steps `(j, ky, kx)`; per output it is one
@@ -232,13 +252,8 @@ impl Buffers {
     }
 }
 
-fn as_u8(v: &[i8]) -> &[u8] {
-    // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid.
-    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len()) }
-}
-
 fn as_u8_mut(v: &mut [i8]) -> &mut [u8] {
-    // SAFETY: as in `as_u8`.
+    // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, v.len()) }
 }
 

@@ -261,3 +261,67 @@ fn races_are_reported() {
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::COMPUTE), END]);
     assert!(r.hazards.is_empty());
 }
+
+#[test]
+fn a_store_into_its_own_program_stops_before_the_word_is_written() {
+    // STORE 2 entries (16 bytes, words 4 and 5 at B = 8) onto instruction 0's bytes 32..48
+    // — instruction 1, the STORE itself — with the program at 0: its first word faults.
+    let store = Instr::Store(Store {
+        dram: 32,
+        banks: 1,
+        runs: 1,
+        run_entries: 2,
+        ..Store::default()
+    });
+    let before = {
+        let mut e = engine();
+        e.load_program(0, &[conv(Wait::NONE), store, END]);
+        e.dram().bytes().to_vec()
+    };
+    let mut e = engine();
+    e.load_program(0, &[conv(Wait::NONE), store, END]);
+    let r = e.run(0, 3, 10_000);
+    assert_eq!(
+        r.status,
+        Status::Error {
+            index: 1,
+            cause: ErrorCause::StoreIntoProgram { addr: 32 }
+        }
+    );
+    assert!(r.writes.is_empty());
+    assert_eq!(e.dram().bytes(), before, "nothing written");
+    // the same STORE just past the program's last byte is not in it
+    let mut e = engine();
+    let past = Instr::Store(Store {
+        dram: 96,
+        ..match store {
+            Instr::Store(s) => s,
+            _ => unreachable!(),
+        }
+    });
+    e.load_program(0, &[conv(Wait::NONE), past, END]);
+    assert_eq!(e.run(0, 3, 10_000).status, Status::Done);
+}
+
+#[test]
+fn the_largest_store_runs_into_the_watchdog_without_listing_its_words() {
+    // 2 banks × 65 535 runs of 512 entries (all of OBUF), all to DRAM 0: 67 M bus words,
+    // which the model walks one per cycle instead of listing them at issue.
+    let store = Instr::Store(Store {
+        dram: 0,
+        banks: 2,
+        runs: u16::MAX,
+        run_entries: 512,
+        run_stride: 0,
+        bank_stride: 0,
+        obuf: 0,
+        obuf_stride: 0,
+        ..Store::default()
+    });
+    let mut e = engine();
+    e.dram_mut().resize(1 << 20);
+    e.load_program(1 << 19, &[store, END]);
+    let r = e.run(1 << 19, 2, 50_000);
+    assert_eq!(r.status, Status::Timeout);
+    assert!(r.counters.dram_write_bytes > 40_000 * 8);
+}

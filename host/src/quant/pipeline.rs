@@ -33,6 +33,25 @@ pub struct Prepared {
     pub qmodel: QModel,
 }
 
+/// The quantised graph with placeholder numbers (`params`, or PyTorch-default ones, and
+/// every activation at ±1): all the compiler needs to place a model, before the slow BN
+/// and activation calibration. Its values mean nothing.
+pub fn skeleton(model: &Model, params: Option<&Params>) -> anyhow::Result<QModel> {
+    let init;
+    let params = match params {
+        Some(p) => p,
+        None => {
+            init = Params::init(model, 0);
+            &init
+        }
+    };
+    let mut cal = Calibration::new(model);
+    for t in 0..model.tensors.len() {
+        cal.observe_range(crate::model::TensorId(t), &[1.0]);
+    }
+    quantize(model, params, &cal).context("quantising the graph")
+}
+
 /// A model by preset name (`vargfacenet`, …) or as an ONNX file, with its parameters: the
 /// ONNX file's own, a safetensors file's (`params_file`, presets only), or synthetic ones
 /// from `seed`.

@@ -367,7 +367,7 @@ fn static_costs<'a>(
             busy += c;
         }
         if let Some(b) = timing::dma_beats(cfg, i) {
-            let bytes = (b.words.len() * cfg.dram_bus_bytes) as u64;
+            let bytes = b.count() * cfg.dram_bus_bytes as u64;
             if b.write {
                 written += bytes;
             } else {
