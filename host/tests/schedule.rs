@@ -286,7 +286,7 @@ fn wide_layers_run_in_column_slices() {
 /// and half the PBUF one chunk's records.
 fn tiny_small_buffers() -> EngineConfig {
     EngineConfig {
-        abuf_entries: 160,
+        abuf_entries: 170,
         pbuf_entries: 16,
         obuf_entries: 64,
         ..EngineConfig::tiny()
