@@ -4,11 +4,10 @@
 //! truncated program) — stops the engine with `status = ERROR` and the instruction's index
 //! in `err_index`, instead of hanging.
 //!
-//! It also guards the program's bytes: a DMA write whose bus word overlaps
-//! `[prog_addr, prog_addr + 32·prog_len)` is dropped (`dma_drop`: taken from the DMA, never
-//! on the bus) and stops the engine with the STORE's index, so a program never rewrites
-//! itself; the rest of that STORE is dropped too. In the cycle a program runs out without
-//! END the DMA is held (`dma_hold`): no unit makes a request in the stopping cycle.
+//! It also latches the program's bytes `[prog_addr, prog_addr + 32·prog_len)` for the DMA's
+//! guard (`crate::dma`): a STORE word there stops the engine with the STORE's index
+//! (`dma_fault`), so a program never rewrites itself. In the cycle a program runs out
+//! without END the DMA is held (`dma_hold`): no unit makes a request in the stopping cycle.
 use crate::bits::{at, op};
 use crate::check::IsaCheck;
 use contract::isa::field::{OPCODE, WAIT_COMPUTE, WAIT_DMA};
@@ -57,12 +56,11 @@ pub struct Controller<const BUS: usize> {
     pub comp_busy: Signal<In, Bit>,
     /// The compute unit takes a CONV now (idle, or a CONV far enough into its drain).
     pub conv_accept: Signal<In, Bit>,
-    // the DMA's data-port request, and what to do with it
-    pub dma_req_valid: Signal<In, Bit>,
-    pub dma_req_write: Signal<In, Bit>,
-    pub dma_req_addr: Signal<In, Bits<32>>,
-    pub dma_drop: Signal<Out, Bit>,
+    // the DMA's program guard
+    pub prog_lo: Signal<Out, Bits<40>>,
+    pub prog_hi: Signal<Out, Bits<40>>,
     pub dma_hold: Signal<Out, Bit>,
+    pub dma_fault: Signal<In, Bit>,
     // observation (performance counters, lockstep harness): `issue` pulses in the cycle
     // instruction `pc` issues (END included); `running` spans the start cycle to the stop
     // cycle; `stalled` marks a running cycle spent waiting (port not ready, unit busy)
@@ -79,13 +77,10 @@ pub struct Controller<const BUS: usize> {
     beats_rsp: DFF<Bits<8>>,
     err: DFF<Bits<32>>,
     // the program's bytes, `[prog_lo, prog_hi)`, latched at start
-    prog_lo: DFF<Bits<40>>,
-    prog_hi: DFF<Bits<40>>,
+    lo: DFF<Bits<40>>,
+    hi: DFF<Bits<40>>,
     // the last DMA instruction issued (a STORE runs alone: the one writing)
     dma_pc: DFF<Bits<32>>,
-    dropping: DFF<Bit>,
-    req_at: Signal<Local, Bits<40>>,
-    in_prog: Signal<Local, Bit>,
     ends: Signal<Local, Bit>,
     check: IsaCheck,
     op: Signal<Local, Bits<4>>,
@@ -110,7 +105,6 @@ pub struct Controller<const BUS: usize> {
     dma_block: Signal<Local, Bit>,
     wide: Constant<Bit>,
     bus_bytes: Constant<Bits<32>>,
-    bus_bytes40: Constant<Bits<40>>,
     bus_bits: Constant<Bits<16>>,
     keep_bits: Constant<Bits<16>>,
     word_mask: Constant<Bits<32>>,
@@ -147,11 +141,10 @@ impl<const BUS: usize> Controller<BUS> {
             comp_start: Default::default(),
             comp_busy: Default::default(),
             conv_accept: Default::default(),
-            dma_req_valid: Default::default(),
-            dma_req_write: Default::default(),
-            dma_req_addr: Default::default(),
-            dma_drop: Default::default(),
+            prog_lo: Default::default(),
+            prog_hi: Default::default(),
             dma_hold: Default::default(),
+            dma_fault: Default::default(),
             issue: Default::default(),
             pc_out: Default::default(),
             running: Default::default(),
@@ -164,12 +157,9 @@ impl<const BUS: usize> Controller<BUS> {
             beats_req: Default::default(),
             beats_rsp: Default::default(),
             err: Default::default(),
-            prog_lo: Default::default(),
-            prog_hi: Default::default(),
+            lo: Default::default(),
+            hi: Default::default(),
             dma_pc: Default::default(),
-            dropping: Default::default(),
-            req_at: Default::default(),
-            in_prog: Default::default(),
             ends: Default::default(),
             check: IsaCheck::new(cfg),
             op: Default::default(),
@@ -193,7 +183,6 @@ impl<const BUS: usize> Controller<BUS> {
             dma_block: Default::default(),
             wide: Constant::new(wide),
             bus_bytes: Constant::new(b.into()),
-            bus_bytes40: Constant::new(b.into()),
             bus_bits: Constant::new((8 * b).into()),
             keep_bits: Constant::new((256 - (8 * b).min(256)).into()),
             word_mask: Constant::new((!(b - 1) & 0xffff_ffff).into()),
@@ -212,8 +201,8 @@ impl<const BUS: usize> Logic for Controller<BUS> {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, state, pc, pc_addr, fetch_addr, ins, beats_req, beats_rsp, err, prog_lo,
-            prog_hi, dma_pc, dropping
+            self, clock, state, pc, pc_addr, fetch_addr, ins, beats_req, beats_rsp, err, lo, hi,
+            dma_pc
         );
         self.check.instr.next = self.ins.q.val();
         self.instr.next = self.ins.q.val();
@@ -248,14 +237,9 @@ impl<const BUS: usize> Logic for Controller<BUS> {
         // the program guard (the model's `ErrorCause::StoreIntoProgram`)
         self.ends.next =
             (self.state.q.val() == CtrlState::Fetch) && (self.pc.q.val() >= self.prog_len.val());
-        self.req_at.next = bit_cast::<40, 32>(self.dma_req_addr.val());
-        self.in_prog.next = self.dma_req_valid.val()
-            && self.dma_req_write.val()
-            && (self.req_at.val() < self.prog_hi.q.val())
-            && (self.req_at.val() + self.bus_bytes40.val() > self.prog_lo.q.val());
         self.dma_hold.next = self.ends.val();
-        self.dma_drop.next = (self.in_prog.val() && !self.ends.val()) || self.dropping.q.val();
-        self.dropping.d.next = self.dma_drop.val() && self.dma_busy.val();
+        self.prog_lo.next = self.lo.q.val();
+        self.prog_hi.next = self.hi.q.val();
         match self.state.q.val() {
             CtrlState::Idle => {
                 self.status.next = self.st_idle.val();
@@ -344,17 +328,17 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                 self.state.d.next = CtrlState::Idle;
             }
         }
-        if self.in_prog.val()
+        if self.dma_fault.val()
             && !self.ends.val()
             && ((self.state.q.val() == CtrlState::Fetch)
                 || (self.state.q.val() == CtrlState::Decode)
                 || (self.state.q.val() == CtrlState::Issue))
         {
-            // the DMA's fault comes first: the controller does nothing else this cycle
+            // the DMA's fault comes first: the controller does nothing else this cycle (no
+            // DMA instruction can issue: the faulting STORE keeps the DMA busy)
             self.ins_req_valid.next = false;
             self.stalled.next = false;
             self.issue.next = false;
-            self.dma_start.next = false;
             self.comp_start.next = false;
             self.err.d.next = self.dma_pc.q.val();
             self.state.d.next = CtrlState::Error;
@@ -382,8 +366,8 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             }
             self.beats_rsp.d.next = 0.into();
             self.err.d.next = 0.into();
-            self.prog_lo.d.next = bit_cast::<40, 32>(self.prog_addr.val());
-            self.prog_hi.d.next = bit_cast::<40, 32>(self.prog_addr.val())
+            self.lo.d.next = bit_cast::<40, 32>(self.prog_addr.val());
+            self.hi.d.next = bit_cast::<40, 32>(self.prog_addr.val())
                 + (bit_cast::<40, 32>(self.prog_len.val()) << 5);
             self.state.d.next = CtrlState::Fetch;
             if (self.prog_addr.val() & self.instr_low.val()).any() {

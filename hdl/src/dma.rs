@@ -9,6 +9,13 @@
 //! whole word per cycle (`bankram`), described by `wr_base` / `wr_lo` / `wr_hi`.
 //!
 //! DRAM addresses and strides must be multiples of 8 (G): an entry never straddles a word.
+//!
+//! The program guard: a STORE word whose bus word overlaps `[prog_lo, prog_hi)` (the running
+//! program's bytes) is flagged when it enters the request register, and then never goes on
+//! the bus: `fault` is raised for the controller and the word — and every later word of
+//! that STORE — is dropped (taken without a request). While `hold` (the cycle a program
+//! runs out without END) no request goes out and none is taken. All of it is registered
+//! state or the controller's, so no combinational path runs from the bus back to itself.
 use crate::bits::{at, op};
 use crate::walker::Walker;
 use contract::isa::field::{load_act, load_param, load_wgt, store, OPCODE};
@@ -42,6 +49,12 @@ pub struct Dma<const BUS: usize, const STRB: usize> {
     pub qbusy: Signal<Out, Bit>,
     /// An instruction's last busy cycle was the previous cycle (loads end in order).
     pub done: Signal<Out, Bit>,
+    // the program guard
+    pub prog_lo: Signal<In, Bits<40>>,
+    pub prog_hi: Signal<In, Bits<40>>,
+    pub hold: Signal<In, Bit>,
+    /// The STORE word in the request register lies in the program (its first such word).
+    pub fault: Signal<Out, Bit>,
     // memory port
     pub mem_req_valid: Signal<Out, Bit>,
     pub mem_req_ready: Signal<In, Bit>,
@@ -93,6 +106,12 @@ pub struct Dma<const BUS: usize, const STRB: usize> {
     e0: DFF<Bits<16>>,
     c0: DFF<Bits<16>>,
     cur_valid: DFF<Bit>,
+    // the word in the request register overlaps the program; the STORE has faulted
+    cur_prog: DFF<Bit>,
+    st_drop: DFF<Bit>,
+    drop: Signal<Local, Bit>,
+    req_at: Signal<Local, Bits<40>>,
+    bus40: Constant<Bits<40>>,
     cur_addr: DFF<Bits<32>>,
     cur_base: DFF<Bits<16>>,
     cur_bank: DFF<Bits<16>>,
@@ -196,6 +215,15 @@ impl<const BUS: usize, const STRB: usize> Dma<BUS, STRB> {
             e0: Default::default(),
             c0: Default::default(),
             cur_valid: Default::default(),
+            cur_prog: Default::default(),
+            st_drop: Default::default(),
+            drop: Default::default(),
+            req_at: Default::default(),
+            bus40: Constant::new(((BUS / 8) as u64).into()),
+            prog_lo: Default::default(),
+            prog_hi: Default::default(),
+            hold: Default::default(),
+            fault: Default::default(),
             cur_addr: Default::default(),
             cur_base: Default::default(),
             cur_bank: Default::default(),
@@ -245,7 +273,7 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
         dff_setup!(
             self, clock, op, rsp_op, pend_valid, pend_dram, pend_si, pend_len, pend_bbase, pend_bi,
             pend_ni, pend_op, pend_e0, pend_c0, rsp_fin, st_was, e0, c0, cur_valid, cur_addr,
-            cur_base, cur_bank, cur_lo, cur_hi
+            cur_base, cur_bank, cur_lo, cur_hi, cur_prog, st_drop
         );
         self.req.clock.next = self.clock.val();
         self.rsp.clock.next = self.clock.val();
@@ -421,12 +449,12 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
         self.wg_c0.next = self.c0.q.val();
 
         // ---- loads: one read request per word ----
-        self.mem_req_valid.next = self.req.active.val() && !self.is_store.val();
+        self.mem_req_valid.next = self.req.active.val() && !self.is_store.val() && !self.hold.val();
         self.mem_req_write.next = false;
         self.mem_req_addr.next = self.req.addr.val();
         self.mem_req_wdata.next = 0.into();
         self.mem_req_wstrb.next = 0.into();
-        self.req.step.next = self.req.active.val() && self.mem_req_ready.val();
+        self.req.step.next = self.req.active.val() && self.mem_req_ready.val() && !self.hold.val();
         // responses, in order: the replaying walker says where the word goes
         self.rsp.step.next = self.mem_rsp_valid.val();
         self.wr_en.next = self.mem_rsp_valid.val() && self.rsp.active.val();
@@ -438,12 +466,25 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
 
         // ---- STORE: the request register holds the word read from OBUF last cycle; while
         // it is stalled the same OBUF address is presented again, so the data stays valid ----
-        self.advance.next = !self.cur_valid.q.val() || self.mem_req_ready.val();
+        // the program guard: the word about to enter the request register, and a dropped
+        // word (in the program, or after the STORE's first such word)
+        self.req_at.next = bit_cast::<40, 32>(self.req.addr.val());
+        self.drop.next = self.cur_valid.q.val() && (self.cur_prog.q.val() || self.st_drop.q.val());
+        // (the request register only ever holds STORE words)
+        self.fault.next = self.cur_valid.q.val() && self.cur_prog.q.val() && !self.st_drop.q.val();
+        if self.start.val() {
+            self.st_drop.d.next = false;
+        } else if self.is_store.val() && self.drop.val() && !self.hold.val() {
+            self.st_drop.d.next = true;
+        }
+        self.advance.next = !self.cur_valid.q.val()
+            || ((self.mem_req_ready.val() || self.drop.val()) && !self.hold.val());
         self.ob_base.next = self.cur_base.q.val();
         self.ob_bank.next = self.cur_bank.q.val();
         if self.is_store.val() {
             self.req.step.next = self.advance.val() && self.req.active.val();
-            self.mem_req_valid.next = self.cur_valid.q.val();
+            self.mem_req_valid.next =
+                self.cur_valid.q.val() && !self.drop.val() && !self.hold.val();
             self.mem_req_write.next = true;
             self.mem_req_addr.next = self.cur_addr.q.val();
             self.mem_req_wdata.next = self.ob_data.val();
@@ -455,6 +496,8 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
                 self.ob_base.next = bit_cast::<16, 32>(self.req.ubase.val());
                 self.cur_valid.d.next = self.req.active.val();
                 self.cur_addr.d.next = self.req.addr.val();
+                self.cur_prog.d.next = (self.req_at.val() < self.prog_hi.val())
+                    && (self.req_at.val() + self.bus40.val() > self.prog_lo.val());
                 self.cur_base.d.next = bit_cast::<16, 32>(self.req.ubase.val());
                 self.cur_bank.d.next = self.req.o_idx.val();
                 self.cur_lo.d.next = self.req.lo.val();

@@ -93,8 +93,6 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     vaddr: Vec<Signal<Local, Bits<16>>>,
     vbaddr: Vec<Signal<Local, Bits<16>>>,
     is_conv: Signal<Local, Bit>,
-    dreq_valid: Signal<Local, Bit>,
-    dreq_ready: Signal<Local, Bit>,
     vec_was: DFF<Bit>,
     skew: Skew,
     array: PeArray,
@@ -182,8 +180,6 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             vaddr: vec_of(r),
             vbaddr: vec_of(pairs),
             is_conv: Default::default(),
-            dreq_valid: Default::default(),
-            dreq_ready: Default::default(),
             vec_was: Default::default(),
             skew: Skew::new(r, c),
             array: PeArray::new(r, c),
@@ -275,21 +271,16 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.conv.done.val() || (self.vec_was.q.val() && !self.vec.busy.val());
 
         // ---- DMA, the data port and the buffers' DMA-side writes ----
-        // the controller drops a write into the program, holds any request in the cycle a
-        // program runs out
-        self.ctrl.dma_req_valid.next = self.dma.mem_req_valid.val();
-        self.ctrl.dma_req_write.next = self.dma.mem_req_write.val();
-        self.ctrl.dma_req_addr.next = self.dma.mem_req_addr.val();
-        self.dreq_valid.next =
-            self.dma.mem_req_valid.val() && !self.ctrl.dma_drop.val() && !self.ctrl.dma_hold.val();
-        self.dreq_ready.next =
-            (self.mem_req_ready.val() && !self.ctrl.dma_hold.val()) || self.ctrl.dma_drop.val();
-        self.mem_req_valid.next = self.dreq_valid.val();
+        self.mem_req_valid.next = self.dma.mem_req_valid.val();
         self.mem_req_write.next = self.dma.mem_req_write.val();
         self.mem_req_addr.next = self.dma.mem_req_addr.val();
         self.mem_req_wdata.next = self.dma.mem_req_wdata.val();
         self.mem_req_wstrb.next = self.dma.mem_req_wstrb.val();
-        self.dma.mem_req_ready.next = self.dreq_ready.val();
+        self.dma.mem_req_ready.next = self.mem_req_ready.val();
+        self.dma.prog_lo.next = self.ctrl.prog_lo.val();
+        self.dma.prog_hi.next = self.ctrl.prog_hi.val();
+        self.dma.hold.next = self.ctrl.dma_hold.val();
+        self.ctrl.dma_fault.next = self.dma.fault.val();
         self.dma.mem_rsp_valid.next = self.mem_rsp_valid.val();
         self.dma.mem_rsp_data.next = self.mem_rsp_data.val();
         self.dsteer.wr_en.next = self.dma.wr_en.val();
@@ -458,14 +449,16 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.perf.running.next = self.ctrl.running.val();
         self.perf.ctrl_stalled.next = self.ctrl.stalled.val();
         self.perf.dma_active.next = self.dma.busy.val();
-        self.perf.dma_stalled.next = self.dma.mem_req_valid.val() && !self.dreq_ready.val();
+        self.perf.dma_stalled.next = self.dma.mem_req_valid.val() && !self.mem_req_ready.val();
         self.perf.comp_active.next = self.conv.busy.val() || self.vec.busy.val();
         self.perf.issue.next = self.ctrl.issue.val();
         self.perf.mac_step.next = self.conv.valid.val();
-        self.perf.rd_beat.next =
-            self.dreq_valid.val() && self.mem_req_ready.val() && !self.dma.mem_req_write.val();
-        self.perf.wr_beat.next =
-            self.dreq_valid.val() && self.mem_req_ready.val() && self.dma.mem_req_write.val();
+        self.perf.rd_beat.next = self.dma.mem_req_valid.val()
+            && self.mem_req_ready.val()
+            && !self.dma.mem_req_write.val();
+        self.perf.wr_beat.next = self.dma.mem_req_valid.val()
+            && self.mem_req_ready.val()
+            && self.dma.mem_req_write.val();
         self.perf.ins_beat.next = self.ctrl.ins_req_valid.val() && self.ins_req_ready.val();
         self.perf_ctrl_busy.next = self.perf.ctrl_busy.val();
         self.perf_ctrl_stall.next = self.perf.ctrl_stall.val();

@@ -134,15 +134,19 @@ impl Buffers {
         let len = i.run_entries as u64 * g;
         let (bank, q) = (beat.run / i.runs as u64, beat.run % i.runs as u64);
         let src = (i.obuf as u64 + q * i.obuf_stride as u64) * g;
-        let obuf = &self.obuf[bank as usize];
-        let (mut strobe, mut data) = (0u128, vec![0u8; bus as usize]);
-        for b in 0..bus {
-            let addr = beat.word * bus + b;
-            if (beat.start..beat.start + len).contains(&addr) {
-                strobe |= 1 << b;
-                data[b as usize] = obuf[(src + addr - beat.start) as usize] as u8;
-            }
+        // the run's bytes inside this word: [lo, hi) of DRAM
+        let word = beat.word * bus;
+        let (lo, hi) = (beat.start.max(word), (beat.start + len).min(word + bus));
+        let mut data = vec![0u8; bus as usize];
+        let from = (src + lo - beat.start) as usize;
+        let bytes = &self.obuf[bank as usize][from..from + (hi - lo) as usize];
+        for (d, &b) in data[(lo - word) as usize..(hi - word) as usize]
+            .iter_mut()
+            .zip(bytes)
+        {
+            *d = b as u8;
         }
+        let strobe = (u128::MAX >> (128 - (hi - lo))) << (lo - word);
         (strobe, data)
     }
 
