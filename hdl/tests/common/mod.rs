@@ -1,8 +1,9 @@
-//! Shared by the RTL tests: one cached Verilator engine library per config, the lockstep
-//! comparison with the cycle model, the test programs and configs (`programs`) and the
-//! test kit of `sim` (`sim::testkit`: the seeded RNG and the CONV problem the sim tests
-//! use too).
+//! Shared by the RTL tests: one cached Verilator engine library per config, the Icarus
+//! Verilog engine (`icarus`), the lockstep comparison with the cycle model, the test
+//! programs (`programs`) and the test kit of `sim` (`sim::testkit`: the seeded RNG and
+//! the CONV problem the sim tests use too).
 #![allow(dead_code, unused_imports)]
+pub mod icarus;
 pub mod programs;
 
 use contract::isa::Instr;
