@@ -24,8 +24,11 @@ static DIRS: AtomicUsize = AtomicUsize::new(0);
 
 fn work_dir(what: &str) -> PathBuf {
     let n = DIRS.fetch_add(1, Ordering::Relaxed);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("iverilog-{}-{what}-{n}", std::process::id()));
+    // not CARGO_TARGET_TMPDIR: an example includes this module too
+    let dir = std::env::temp_dir().join(format!(
+        "vargnet-iverilog-{}-{what}-{n}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -34,7 +37,14 @@ fn work_dir(what: &str) -> PathBuf {
 /// The engine for one config, compiled by `iverilog`.
 pub struct Icarus {
     cfg: EngineConfig,
+    dir: PathBuf,
     vvp: PathBuf,
+}
+
+impl Drop for Icarus {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Icarus {
@@ -68,6 +78,7 @@ impl Icarus {
         );
         Icarus {
             cfg: cfg.clone(),
+            dir,
             vvp,
         }
     }
