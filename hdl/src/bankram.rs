@@ -265,5 +265,8 @@ fn banked_verilog(s: &Shape, aw: usize) -> String {
         }
     }
     v.push_str("end\n");
+    let mems: Vec<String> = (0..m).map(|b| format!("m{b}")).collect();
+    let mems: Vec<&str> = mems.iter().map(|m| m.as_str()).collect();
+    v.push_str(&crate::ram::zero_init(&mems, 1 << (a - k)));
     v
 }

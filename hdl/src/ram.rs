@@ -72,10 +72,22 @@ reg [{w}:0] mem [0:{last}];{unused}
 always @(posedge clock) begin
    if (wr_en) mem[wr_addr[{a}:0]] <= wr_data;
    rd_data <= mem[rd_addr[{a}:0]];
-end",
+end
+{zero}",
             w = W - 1,
             last = words - 1,
             a = ab - 1,
+            zero = zero_init(&["mem"], words),
         ))
     }
+}
+
+/// The power-up contents of a RAM, zero, for simulators that start memories undefined
+/// (Icarus: `-DVARGNET_ZERO_RAMS`); Verilator starts them at zero, like the cycle model's
+/// buffers. Synthesis never sees it (docs/engine.md, "Buffer contents").
+pub(crate) fn zero_init(mems: &[&str], words: usize) -> String {
+    let clear: String = mems.iter().map(|m| format!(" {m}[zi] = 0;")).collect();
+    format!(
+        "`ifdef VARGNET_ZERO_RAMS\ninteger zi;\ninitial for (zi = 0; zi < {words}; zi = zi + 1) begin{clear} end\n`endif\n"
+    )
 }

@@ -61,6 +61,8 @@ pub struct Walker {
     nlo: Signal<Local, Bits<8>>,
     len_now: Signal<Local, Bits<32>>,
     new_seg: Signal<Local, Bit>,
+    lo_now: Signal<Local, Bits<8>>,
+    hi_now: Signal<Local, Bits<8>>,
     word: Constant<Bits<32>>,
     units: Constant<Bits<32>>,
     last_pos: Constant<Bits<8>>,
@@ -120,6 +122,8 @@ impl Walker {
             nlo: Default::default(),
             len_now: Default::default(),
             new_seg: Default::default(),
+            lo_now: Default::default(),
+            hi_now: Default::default(),
             word: Constant::new(bus_bytes.into()),
             units: Constant::new((bus_bytes / 8).into()),
             last_pos: Constant::new((bus_bytes / 8 - 1).into()),
@@ -198,14 +202,18 @@ impl Logic for Walker {
         }
         self.active.next = self.active_r.q.val();
         self.addr.next = self.cur.q.val();
-        self.lo.next = 0.into();
+        // a default and an override in a Local, the port assigned once: the DMA, which
+        // drives this walker, reads them (docs/rust-hdl.md#loops)
+        self.lo_now.next = 0.into();
         if self.first.q.val() {
-            self.lo.next = self.seg_lo.q.val();
+            self.lo_now.next = self.seg_lo.q.val();
         }
-        self.hi.next = self.last_pos.val();
+        self.lo.next = self.lo_now.val();
+        self.hi_now.next = self.last_pos.val();
         if self.cur.q.val() == self.last.q.val() {
-            self.hi.next = self.seg_hi.q.val();
+            self.hi_now.next = self.seg_hi.q.val();
         }
+        self.hi.next = self.hi_now.val();
         self.ubase.next = self.ub.q.val();
         self.o_idx.next = self.o.q.val();
         self.last_word.next = self.active_r.q.val()

@@ -282,7 +282,7 @@ fn wide_layers_run_in_column_slices() {
     n.check(&cfg, 9000);
 }
 
-/// The tiny preset with buffers near `validate`'s minimum: half the ABUF holds 80 entries
+/// The tiny preset with buffers at `validate`'s minimum: half the ABUF holds 85 entries
 /// and half the PBUF one chunk's records.
 fn tiny_small_buffers() -> EngineConfig {
     EngineConfig {

@@ -205,6 +205,11 @@ impl Engine {
         &self.buffers
     }
 
+    /// The buffers to write, e.g. with what an earlier run might have left in them.
+    pub fn buffers_mut(&mut self) -> &mut Buffers {
+        &mut self.buffers
+    }
+
     pub fn set_memory_model(&mut self, memory: MemoryModel) {
         self.memory = memory;
     }

@@ -412,6 +412,77 @@ impl<P> Drop for Instance<'_, P> {
     }
 }
 
+/// The unit that runs instruction `index` of the program at `prog_addr`, as DRAM holds it
+/// (`None` for END, or what does not decode).
+pub fn unit_of(dram: &Dram, prog_addr: u32, index: u32) -> Option<Unit> {
+    let at = prog_addr as u64 + index as u64 * INSTR_BYTES as u64;
+    if at + INSTR_BYTES as u64 > dram.len() as u64 {
+        return None;
+    }
+    let b: &[u8; INSTR_BYTES] = dram.read(at, INSTR_BYTES).try_into().ok()?;
+    contract::isa::Instr::from_bytes(b).ok().map(|i| i.unit())
+}
+
+/// Builds an [`HwRun`]'s trace and writes from the observation pins, in the order one cycle
+/// shows them: the units' done pulses, the issue, the accepted write. Shared by the
+/// simulator harnesses (Verilator here, Icarus Verilog in hdl/tests/common/icarus.rs).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub trace: Vec<HwTrace>,
+    pub writes: Vec<WriteBeat>,
+    // per unit, the trace slots of the instructions it runs: they end in issue order
+    dma_slots: std::collections::VecDeque<usize>,
+    comp_slots: std::collections::VecDeque<usize>,
+}
+
+impl Recorder {
+    /// `dma_done` in cycle `now`: the oldest DMA instruction's last busy cycle was `now − 1`.
+    pub fn dma_done(&mut self, now: u64) {
+        if let Some(t) = self.dma_slots.pop_front() {
+            self.trace[t].complete = Some(now - 1);
+        }
+    }
+
+    /// `comp_done` in cycle `now`: the same for the compute unit.
+    pub fn comp_done(&mut self, now: u64) {
+        if let Some(t) = self.comp_slots.pop_front() {
+            self.trace[t].complete = Some(now - 1);
+        }
+    }
+
+    /// `issue` in cycle `now` of instruction `index`, run by `unit` (END: `None`, complete
+    /// at once).
+    pub fn issue(&mut self, now: u64, index: u32, unit: Option<Unit>) {
+        let slot = self.trace.len();
+        self.trace.push(HwTrace {
+            index,
+            issue: now,
+            complete: None,
+        });
+        match unit {
+            Some(Unit::Dma) => self.dma_slots.push_back(slot),
+            Some(Unit::Compute) => self.comp_slots.push_back(slot),
+            _ => self.trace[slot].complete = Some(now),
+        }
+    }
+
+    /// A data-port write accepted in cycle `now` (the bus word at byte `addr`), made by the
+    /// DMA instruction issued last.
+    pub fn write(&mut self, now: u64, addr: u64, strobe: u128, data: Vec<u8>) {
+        let index = self
+            .dma_slots
+            .back()
+            .map_or(u32::MAX, |&t| self.trace[t].index);
+        self.writes.push(WriteBeat {
+            cycle: now,
+            index,
+            addr,
+            strobe,
+            data,
+        });
+    }
+}
+
 /// A loaded Verilated engine library (one per config/Verilog text).
 pub struct VerilatedEngine {
     cfg: EngineConfig,
@@ -521,20 +592,7 @@ impl VerilatedEngine {
             ..Pins::default()
         };
         let (mut ib, mut rb, mut wb) = (0u64, 0u64, 0u64);
-        let mut trace: Vec<HwTrace> = Vec::new();
-        let mut writes: Vec<WriteBeat> = Vec::new();
-        // per unit: the trace slots of the instructions it runs; they end in issue order
-        // (`dma_done` / `comp_done` pulse the cycle after each one's last busy cycle)
-        let mut dma_slots: std::collections::VecDeque<usize> = Default::default();
-        let mut comp_slots: std::collections::VecDeque<usize> = Default::default();
-        let unit_of = |dram: &Dram, index: u32| -> Option<Unit> {
-            let at = prog_addr as u64 + index as u64 * INSTR_BYTES as u64;
-            if at + INSTR_BYTES as u64 > dram.len() as u64 {
-                return None;
-            }
-            let b: &[u8; INSTR_BYTES] = dram.read(at, INSTR_BYTES).try_into().ok()?;
-            contract::isa::Instr::from_bytes(b).ok().map(|i| i.unit())
-        };
+        let mut rec = Recorder::default();
         let read_word = |dram: &Dram, addr: u64| -> Result<Vec<u32>, u64> {
             let word = addr / bus as u64;
             if !dram.word_in_range(word, bus) {
@@ -565,32 +623,15 @@ impl VerilatedEngine {
                 pins.mem_rsp_valid = 1;
             }
             dut.eval(&mut pins);
-            // completions: each unit's done pulse ends its oldest instruction last cycle
-            for (done, slots) in [
-                (pins.dma_done, &mut dma_slots),
-                (pins.comp_done, &mut comp_slots),
-            ] {
-                if done != 0 {
-                    if let Some(t) = slots.pop_front() {
-                        trace[t].complete = Some(now - 1);
-                    }
-                }
+            if pins.dma_done != 0 {
+                rec.dma_done(now);
+            }
+            if pins.comp_done != 0 {
+                rec.comp_done(now);
             }
             if pins.issue != 0 {
-                trace.push(HwTrace {
-                    index: pins.issue_index,
-                    issue: now,
-                    complete: None,
-                });
-                let slot = Some(trace.len() - 1);
-                match unit_of(&dram, pins.issue_index) {
-                    Some(Unit::Dma) => dma_slots.extend(slot),
-                    Some(Unit::Compute) => comp_slots.extend(slot),
-                    _ => {
-                        let last = trace.len() - 1;
-                        trace[last].complete = Some(now);
-                    }
-                }
+                let unit = unit_of(&dram, prog_addr, pins.issue_index);
+                rec.issue(now, pins.issue_index, unit);
             }
             match pins.status {
                 2 => {
@@ -628,24 +669,15 @@ impl VerilatedEngine {
                         cycles = now;
                         break 'run;
                     }
-                    let base = (word * bus as u64) as usize;
-                    let bytes = dram.bytes_mut();
                     let (mut strobe, mut data) = (0u128, vec![0u8; bus]);
-                    for i in 0..bus {
+                    for (i, b) in data.iter_mut().enumerate() {
                         if (pins.mem_req_wstrb[i / 32] >> (i % 32)) & 1 == 1 {
-                            let b = (pins.mem_req_wdata[i / 4] >> (8 * (i % 4))) as u8;
-                            bytes[base + i] = b;
+                            *b = (pins.mem_req_wdata[i / 4] >> (8 * (i % 4))) as u8;
                             strobe |= 1 << i;
-                            data[i] = b;
                         }
                     }
-                    writes.push(WriteBeat {
-                        cycle: now,
-                        index: dma_slots.back().map_or(u32::MAX, |&t| trace[t].index),
-                        addr: word * bus as u64,
-                        strobe,
-                        data,
-                    });
+                    dram.write_word(word, strobe, &data);
+                    rec.write(now, word * bus as u64, strobe, data);
                 } else {
                     rb += 1;
                     match read_word(&dram, addr) {
@@ -668,8 +700,8 @@ impl VerilatedEngine {
             instr_beats: ib,
             read_beats: rb,
             write_beats: wb,
-            trace,
-            writes,
+            trace: rec.trace,
+            writes: rec.writes,
             counters: pins.counters(),
         }
     }

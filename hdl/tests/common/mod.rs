@@ -1,7 +1,11 @@
-//! Shared by the Verilator tests: one cached engine library per config, the lockstep
-//! comparison with the cycle model, and the test kit of `sim` (`sim::testkit`: the seeded
-//! RNG and the CONV problem the sim tests use too).
+//! Shared by the RTL tests: one cached Verilator engine library per config, the Icarus
+//! Verilog engine (`icarus`), the lockstep comparison with the cycle model, the test
+//! programs (`programs`) and the test kit of `sim` (`sim::testkit`: the seeded RNG and
+//! the CONV problem the sim tests use too).
 #![allow(dead_code, unused_imports)]
+pub mod icarus;
+pub mod programs;
+
 use contract::isa::Instr;
 use contract::EngineConfig;
 use sim::verilator::{HwRun, HwStatus, RunOptions, VerilatedEngine};
@@ -57,6 +61,21 @@ pub fn lockstep(
     memory: sim::MemoryModel,
     latency: u64,
 ) -> Result<sim::RunResult, String> {
+    lockstep_with(cfg, dram, program, memory, latency, |opts| {
+        engine(cfg).run(dram.clone(), 0, program.len() as u32, opts)
+    })
+}
+
+/// [`lockstep`] against any simulator of the RTL: `rtl` runs the program at DRAM 0 from
+/// `dram` with the options it is given.
+pub fn lockstep_with(
+    cfg: &EngineConfig,
+    dram: &Dram,
+    program: &[Instr],
+    memory: sim::MemoryModel,
+    latency: u64,
+    rtl: impl FnOnce(&RunOptions) -> HwRun,
+) -> Result<sim::RunResult, String> {
     let mut mcfg = cfg.clone();
     mcfg.dram_latency = latency as usize;
     let mut model = sim::Engine::new(mcfg).map_err(|e| e.to_string())?;
@@ -69,7 +88,7 @@ pub fn lockstep(
         memory,
         watchdog: 2_000_000,
     };
-    let hw = engine(cfg).run(dram.clone(), 0, program.len() as u32, &opts);
+    let hw = rtl(&opts);
     let name = |i: u32| {
         program
             .get(i as usize)
