@@ -68,6 +68,14 @@ pub struct Plan {
 pub const L2_NORMALIZE: &str = "l2_normalize (final embedding normalisation)";
 
 impl Plan {
+    /// Where op `n`'s cycles start: the issue of its first compute instruction
+    /// (`Some(index)` in its program), or its program's first cycle for the program's
+    /// first op (`None`). They end where the next op's start, or with the program.
+    pub fn op_start(&self, n: usize) -> Option<usize> {
+        let op = &self.ops[n];
+        (self.programs[op.program].ops.start != n).then_some(op.first_compute)
+    }
+
     /// What the host computes around the engine's programs, in order.
     pub fn host_ops(&self) -> Vec<&'static str> {
         let before = self.im2col.as_ref().map(|_| crate::passes::im2col::HOST_OP);

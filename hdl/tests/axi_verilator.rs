@@ -106,6 +106,7 @@ fn lib(cfg: &EngineConfig) -> &'static Lib {
         prefix: "Vaxi",
         harness: HARNESS,
         cache: "verilator-axi",
+        trace: None,
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let l = Harness::load(&so, "va").unwrap_or_else(|e| panic!("{e}"));

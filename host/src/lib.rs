@@ -5,11 +5,13 @@
 //! - [`model`]: VarGFaceNet as data, parameters, the float executor, the layer summary,
 //!   ONNX import/export, input files.
 //! - [`quant`]: float → int8 (`compiler::ir`), calibration, the `prepare` pipeline.
-//! - [`run`]: one trait for every backend (int8 reference, cycle model, Verilator), and the
-//!   inference report.
+//! - [`run`]: one trait for every backend (int8 reference, cycle model, Verilator), the
+//!   inference report and the unit timeline.
 //! - [`sweep`]: the design-space sweep.
+//! - [`plot`]: the sweep's and an inference's charts (SVG).
 
 pub mod model;
+pub mod plot;
 pub mod quant;
 pub mod run;
 pub mod sweep;

@@ -15,9 +15,12 @@ use host::model::summary::{summary_json, summary_table};
 use host::model::Model;
 use host::quant::pipeline::{load_model, prepare_scaled, skeleton, synthetic_calibration};
 use host::quant::quantize_tensor;
-use host::run::engine::{read_rtl, EngineBackend, Machine, SimMachine, VerilatorMachine};
+use host::run::engine::{
+    read_rtl, EngineBackend, Machine, SimMachine, VerilatorMachine, Wave, Window,
+};
 use host::run::report::Report;
 use host::run::{Backend, Reference};
+use sim::verilator::WaveFormat;
 use sim::MemoryModel;
 use std::path::PathBuf;
 
@@ -86,7 +89,7 @@ enum Command {
     },
     /// Run one inference on the engine, check every layer against the int8 reference and
     /// report where the cycles go.
-    Infer(InferOptions),
+    Infer(Box<InferOptions>),
 }
 
 fn main() {
@@ -230,6 +233,23 @@ struct InferOptions {
     seed: u64,
     #[arg(long)]
     json: bool,
+    /// Write the run as a unit timeline: Chrome trace-event JSON (Perfetto,
+    /// chrome://tracing), a track per unit, a slice per instruction, in cycles.
+    #[arg(long)]
+    timeline: Option<PathBuf>,
+    /// Draw the layers' cycles (MAC work, array overhead, stalls) and utilisation as SVG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// For --backend verilator: dump the waveform (.fst or .vcd) of the window that
+    /// --trace-layer or --trace-cycles names (a build with Verilator tracing, cached apart).
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// The layer whose cycles to dump: a row of the report table.
+    #[arg(long, conflicts_with = "trace_cycles")]
+    trace_layer: Option<String>,
+    /// The cycles to dump, A..B (of the whole run, as the report counts them).
+    #[arg(long)]
+    trace_cycles: Option<String>,
 }
 
 /// Where an inference runs.
@@ -268,13 +288,44 @@ fn backend_for(
         BackendKind::Sim => Box::new(SimMachine::new(cfg, memory)?),
         BackendKind::Verilator => {
             let verilog = o.rtl.as_deref().map(|d| read_rtl(d, cfg)).transpose()?;
-            Box::new(VerilatorMachine::new(cfg, memory, verilog)?)
+            let wave = match (&o.trace, &plan) {
+                (Some(path), Some(plan)) => Some(Wave {
+                    path: path.clone(),
+                    window: trace_window(o, plan)?,
+                }),
+                _ => None,
+            };
+            Box::new(VerilatorMachine::new(cfg, memory, verilog, wave)?)
         }
     };
     let plan = plan.context("an engine backend needs the compiled plan")?;
     let mut b = EngineBackend::new(plan, machine);
     b.progress = !o.json;
+    b.timeline = o.timeline.is_some();
     Ok(Box::new(b))
+}
+
+/// The waveform window `o` asks for, in `plan`'s layers or the run's cycles.
+fn trace_window(o: &InferOptions, plan: &Plan) -> anyhow::Result<Window> {
+    match (&o.trace_layer, &o.trace_cycles) {
+        (Some(name), _) => Window::layer(plan, name)
+            .with_context(|| format!("--trace-layer {name}: not a layer of the compiled plan")),
+        (None, Some(c)) => Ok(Window::Cycles(trace_cycles(c)?)),
+        (None, None) => bail!("--trace needs a window"), // refused by check_options first
+    }
+}
+
+/// `--trace-cycles A..B`, A < B.
+fn trace_cycles(text: &str) -> anyhow::Result<std::ops::Range<u64>> {
+    let range = text
+        .split_once("..")
+        .and_then(|(a, b)| Some(a.trim().parse::<u64>().ok()?..b.trim().parse::<u64>().ok()?))
+        .filter(|r| r.start < r.end);
+    range.with_context(|| {
+        format!(
+            "--trace-cycles {text:?}: give A..B with A < B, cycles of the run (e.g. 1000..2000)"
+        )
+    })
 }
 
 /// The input file and, for an 8-bit image, its preprocessing.
@@ -313,10 +364,35 @@ fn check_options(o: &InferOptions) -> anyhow::Result<()> {
         );
     }
     if o.backend == BackendKind::Reference {
-        let engine_only = [("--per-op", o.per_op), ("--dram-stall", o.dram_stall > 0.0)];
+        let engine_only = [
+            ("--per-op", o.per_op),
+            ("--dram-stall", o.dram_stall > 0.0),
+            ("--timeline", o.timeline.is_some()),
+            ("--plot", o.plot.is_some()),
+        ];
         if let Some((flag, _)) = engine_only.iter().find(|(_, set)| *set) {
-            bail!("{flag} shapes the engine's run; --backend reference runs no engine");
+            bail!("{flag} needs the engine's run; --backend reference runs no engine");
         }
+    }
+    match (&o.trace, &o.trace_layer, &o.trace_cycles) {
+        (Some(_), _, _) if o.backend != BackendKind::Verilator => bail!(
+            "--trace dumps the RTL's waveform: give --backend verilator (--backend {} has no RTL)",
+            o.backend.name()
+        ),
+        (Some(path), _, _) if WaveFormat::of(path).is_none() => {
+            bail!("--trace {}: give a .fst or .vcd file", path.display())
+        }
+        (Some(_), None, None) => bail!(
+            "--trace needs a window: --trace-layer NAME (a row of the report table) or \
+             --trace-cycles A..B (a whole run is too big to dump)"
+        ),
+        (None, Some(_), _) | (None, _, Some(_)) => {
+            bail!("--trace-layer and --trace-cycles choose the window of --trace FILE; give it")
+        }
+        (_, _, Some(c)) => {
+            trace_cycles(c)?;
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -333,14 +409,6 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     if let Some(dir) = &o.rtl {
         read_rtl(dir, &cfg)?;
     }
-    // Create the CSV now: a path that cannot be written fails before the run, not after.
-    let csv = o
-        .csv
-        .as_ref()
-        .map(|path| {
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))
-        })
-        .transpose()?;
     // A preset's graph is free, its synthetic parameters are not: read the input first.
     let (model, params) = match Model::from_name(&o.model) {
         Ok(m) if o.params.is_none() => (m, None),
@@ -351,8 +419,29 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     };
     if o.backend != BackendKind::Reference {
         // a layer the engine cannot place fails now, not after calibration
-        compiler::compile(&skeleton(&model, params.as_ref())?, &cfg, o.per_op)?;
+        let layout = compiler::compile(&skeleton(&model, params.as_ref())?, &cfg, o.per_op)?;
+        // the layers are named by the graph alone, so a wrong name fails now too
+        if let Some(name) = &o.trace_layer {
+            if Window::layer(&layout, name).is_none() {
+                bail!(
+                    "--trace-layer {name}: {} has no such layer; give a row of the report \
+                     table (e.g. {})",
+                    model.name,
+                    layout.ops[0].name
+                );
+            }
+        }
     }
+    // Create the outputs now: a path that cannot be written fails before the run, not after.
+    let create = |path: &Option<PathBuf>| {
+        path.as_ref()
+            .map(|p| std::fs::File::create(p).with_context(|| format!("creating {}", p.display())))
+            .transpose()
+    };
+    let csv = create(&o.csv)?;
+    let timeline = create(&o.timeline)?;
+    let plot = create(&o.plot)?;
+    create(&o.trace)?;
     let norm = Normalization::from_args(&o.mean, &o.std).map_err(anyhow::Error::msg)?;
     let shape = model.shape(model.input);
     let (image, input_desc) = match &o.input {
@@ -451,10 +540,49 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     let mut report = report;
     report.calibration = calib_desc;
     report.input = input_desc;
-    if let (Some(mut file), Some(path)) = (csv, &o.csv) {
+    report.units = run.counters;
+    let write = |file: Option<std::fs::File>, path: &Option<PathBuf>, text: &str| {
         use std::io::Write;
-        file.write_all(report.csv().as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        match (file, path) {
+            (Some(mut file), Some(path)) => file
+                .write_all(text.as_bytes())
+                .with_context(|| format!("writing {}", path.display())),
+            _ => Ok(()),
+        }
+    };
+    write(csv, &o.csv, &report.csv())?;
+    // what else was written, said after the report
+    let mut notes = Vec::new();
+    if let (Some(t), Some(path)) = (&run.timeline, &o.timeline) {
+        write(timeline, &o.timeline, &t.to_json())?;
+        notes.push(format!(
+            "wrote {}: the unit timeline (trace-event JSON for Perfetto or chrome://tracing; \
+             1 µs there = 1 cycle)",
+            path.display()
+        ));
+    }
+    if let Some(path) = &o.plot {
+        write(plot, &o.plot, &host::plot::layers(&report)?)?;
+        notes.push(format!("wrote {}: cycles per layer", path.display()));
+    }
+    if let Some(path) = &o.trace {
+        let Some(span) = &run.wave else {
+            let _ = std::fs::remove_file(path); // created empty up front
+            bail!(
+                "--trace-cycles {}: the run has {} cycles, so nothing was dumped",
+                o.trace_cycles.as_deref().unwrap_or_default(),
+                report.total_cycles
+            );
+        };
+        let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+        notes.push(format!(
+            "wrote {}: cycles {}..{} of the run ({} cycles; cycle n at n ns), {:.2} MB",
+            path.display(),
+            span.start,
+            span.end,
+            span.end - span.start,
+            bytes as f64 / 1e6
+        ));
     }
     if o.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -482,6 +610,9 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
         println!("cosine(int8, float): {cosine:.5}");
         println!("input: {}", report.input);
         println!("calibration: {}", report.calibration);
+    }
+    for note in notes {
+        eprintln!("{note}");
     }
     if report.bit_exact == Some(false) {
         bail!(

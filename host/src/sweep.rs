@@ -1,7 +1,8 @@
 //! Design-space sweep: for a grid of engine configs, the full model on the cycle model
 //! (cycles, utilisation, DRAM traffic, images/s), paired with synthesis resources when
-//! `scripts/synth-xilinx` has been run for the point; CSV and an SVG plot with the Pareto
-//! front (most images/s for the fewest DSPs, or PE lanes when there is no synthesis).
+//! `scripts/synth-xilinx` has been run for the point; CSV and an SVG plot (`plot::sweep`)
+//! with the Pareto front (most images/s for the fewest DSPs, or PE lanes when there is no
+//! synthesis).
 
 use crate::quant::{prepare, quantize_tensor};
 use crate::run::backend::Backend;
@@ -88,7 +89,7 @@ impl Sweep {
             })?;
         mark_pareto(&mut points);
         std::fs::write(self.out.join("sweep.csv"), csv(&points))?;
-        std::fs::write(self.out.join("sweep.svg"), svg(&points))?;
+        std::fs::write(self.out.join("sweep.svg"), crate::plot::sweep(&points)?)?;
         Ok(points)
     }
 }
@@ -239,7 +240,7 @@ pub fn run(model: &QModel, input: &[i8], configs: &[EngineConfig], clock_mhz: f6
 }
 
 /// The cost axis of a point: synthesised DSPs when known, else PE lanes (MACs/cycle).
-fn cost(p: &Point, synthesized: bool) -> f64 {
+pub fn cost(p: &Point, synthesized: bool) -> f64 {
     match (&p.resources, synthesized) {
         (Some(r), true) => r.dsp as f64,
         _ => p.macs_per_cycle as f64,
@@ -308,78 +309,6 @@ pub fn csv(points: &[Point]) -> String {
     s
 }
 
-/// A scatter of images/s against cost, Pareto points filled and joined by a line.
-pub fn svg(points: &[Point]) -> String {
-    let synthesized = all_synthesized(points);
-    let ran: Vec<&Point> = points.iter().filter(|p| p.error.is_none()).collect();
-    let (w, h, m) = (720.0, 480.0, 70.0);
-    let xmax = ran.iter().map(|p| cost(p, synthesized)).fold(1.0, f64::max) * 1.1;
-    let ymax = ran.iter().map(|p| p.images_per_s).fold(1.0, f64::max) * 1.1;
-    let x = |v: f64| m + v / xmax * (w - 2.0 * m);
-    let y = |v: f64| h - m - v / ymax * (h - 2.0 * m);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <line x1=\"{m}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"black\"/>\n\
-         <line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{b}\" stroke=\"black\"/>\n",
-        b = h - m,
-        r = w - m
-    );
-    for i in 0..=5 {
-        let (vx, vy) = (xmax * i as f64 / 5.0, ymax * i as f64 / 5.0);
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{vx:.0}</text>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{vy:.0}</text>",
-            x(vx),
-            h - m + 18.0,
-            m - 6.0,
-            y(vy) + 4.0
-        );
-    }
-    let xlabel = if synthesized {
-        "DSP slices (yosys synth_xilinx)"
-    } else {
-        "PE lanes = MACs/cycle (no synthesis results)"
-    };
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{xlabel}</text>\n\
-         <text x=\"18\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {})\">images/s (VarGFaceNet, cycle model)</text>",
-        w / 2.0,
-        h - 20.0,
-        h / 2.0,
-        h / 2.0
-    );
-    let mut front: Vec<&&Point> = ran.iter().filter(|p| p.pareto).collect();
-    front.sort_by(|a, b| cost(a, synthesized).total_cmp(&cost(b, synthesized)));
-    let path: Vec<String> = front
-        .iter()
-        .map(|p| format!("{:.1},{:.1}", x(cost(p, synthesized)), y(p.images_per_s)))
-        .collect();
-    let _ = writeln!(
-        s,
-        "<polyline points=\"{}\" fill=\"none\" stroke=\"#c00\"/>",
-        path.join(" ")
-    );
-    for p in &ran {
-        let (px, py) = (x(cost(p, synthesized)), y(p.images_per_s));
-        let fill = if p.pareto { "#c00" } else { "white" };
-        let _ = writeln!(
-            s,
-            "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"4\" fill=\"{fill}\" stroke=\"#c00\"><title>{} util {:.3}</title></circle>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\">{}</text>",
-            p.name,
-            p.utilization,
-            px + 6.0,
-            py - 4.0,
-            p.name
-        );
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
 /// Reads `resources.json` from `dir` when a synthesis run left one there.
 pub fn read_resources(dir: &Path) -> Option<Resources> {
     let text = std::fs::read_to_string(dir.join("resources.json")).ok()?;
@@ -424,7 +353,7 @@ mod tests {
         assert_eq!(front, [false, true, true, false, true]);
         let csv = csv(&pts);
         assert_eq!(csv.lines().count(), 6);
-        assert!(svg(&pts).contains("PE lanes"));
+        assert!(crate::plot::sweep(&pts).unwrap().contains("PE lanes"));
     }
 
     #[test]
@@ -433,7 +362,7 @@ mod tests {
         let mut pts = vec![point(896, 200.0, Some(900)), point(512, 190.0, Some(1000))];
         mark_pareto(&mut pts);
         assert_eq!((pts[0].pareto, pts[1].pareto), (true, false));
-        assert!(svg(&pts).contains("DSP slices"));
+        assert!(crate::plot::sweep(&pts).unwrap().contains("DSP slices"));
         // A failed point is never on the front.
         let mut failed = point(128, 999.0, None);
         failed.error = Some("layer x: does not fit".into());

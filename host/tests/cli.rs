@@ -38,6 +38,51 @@ fn bad_input_is_one_clear_line() {
         err.contains("[possible values: sim, verilator, reference]"),
         "{err}"
     );
+    let v = ["infer", "--backend", "verilator", "--trace", "w.fst"];
+    let with = |more: &[&'static str]| -> Vec<&'static str> { [&v[..], more].concat() };
+    let (no_layer, backwards, garbled, empty) = (
+        with(&["--trace-layer", "head.no_such_conv"]),
+        with(&["--trace-cycles", "500..400"]),
+        with(&["--trace-cycles", "1k..2k"]),
+        with(&["--trace-cycles", ".."]),
+    );
+    let traces: [(&[&str], &str); 12] = [
+        (&["infer", "--trace", "w.fst"], "give --backend verilator"),
+        (
+            &["infer", "--backend", "verilator", "--trace", "w.txt"],
+            "give a .fst or .vcd file",
+        ),
+        (&v, "--trace needs a window"),
+        (&["infer", "--trace-layer", "head.conv1"], "give it"),
+        (&no_layer, "--trace-layer head.no_such_conv"),
+        (&backwards, "--trace-cycles \"500..400\""),
+        (&garbled, "give A..B"),
+        (&empty, "give A..B"),
+        (
+            &["infer", "--backend", "reference", "--timeline", "t.json"],
+            "--timeline needs the engine's run",
+        ),
+        (
+            &["infer", "--timeline", "/nonexistent/dir/t.json"],
+            "/nonexistent/dir/t.json",
+        ),
+        (
+            &["infer", "--plot", "/nonexistent/dir/p.svg"],
+            "/nonexistent/dir/p.svg",
+        ),
+        (
+            &[
+                "infer",
+                "--backend",
+                "verilator",
+                "--trace",
+                "/nonexistent/dir/w.vcd",
+                "--trace-cycles",
+                "0..10",
+            ],
+            "/nonexistent/dir/w.vcd",
+        ),
+    ];
     let cases: [(&[&str], &str); 9] = [
         (&["summary", "--model", "resnet50"], "vargfacenet-1024"),
         (&["infer", "--clock-mhz=-5"], "--clock-mhz -5"),
@@ -58,7 +103,7 @@ fn bad_input_is_one_clear_line() {
             "/nonexistent.safetensors",
         ),
     ];
-    for (args, needle) in cases {
+    for (args, needle) in cases.into_iter().chain(traces) {
         let (ok, _, err) = host(args);
         assert!(!ok, "{args:?} should fail");
         assert!(err.contains(needle), "{args:?}: {err}");

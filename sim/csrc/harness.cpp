@@ -6,6 +6,16 @@
 #include "ports.h"
 #include <cstdint>
 #include <cstring>
+#if VM_TRACE
+// A trace build (sim::verilator::WaveFormat) writes one format, chosen at verilate time.
+#if VM_TRACE_FST
+#include "verilated_fst_c.h"
+typedef VerilatedFstC Wave;
+#else
+#include "verilated_vcd_c.h"
+typedef VerilatedVcdC Wave;
+#endif
+#endif
 
 // Pin image exchanged every cycle. Wide buses are little-endian u32 words (up to 1024 bits).
 struct Pins {
@@ -30,12 +40,19 @@ struct Pins {
 struct Handle {
     VerilatedContext ctx;
     Vvargnet_engine* top;
+#if VM_TRACE
+    Wave* wave = nullptr;
+    uint64_t time = 0;  // of the last dump (clock low); its rising edge is half a cycle on
+#endif
 };
 
 extern "C" {
 
 void* vg_new() {
     Handle* h = new Handle;
+#if VM_TRACE
+    h->ctx.traceEverOn(true);  // before the model exists, or trace() refuses it
+#endif
     h->top = new Vvargnet_engine(&h->ctx, "vargnet_engine");
     h->top->clock = 0;
     h->top->start = 0;
@@ -43,8 +60,15 @@ void* vg_new() {
     return h;
 }
 
+#if VM_TRACE
+void vg_trace_close(void* p);
+#endif
+
 void vg_free(void* p) {
     Handle* h = (Handle*)p;
+#if VM_TRACE
+    vg_trace_close(p);
+#endif
     h->top->final();
     delete h->top;
     delete h;
@@ -95,12 +119,46 @@ void vg_eval(void* p, Pins* s) {
 
 // One rising edge (inputs as last driven by vg_eval).
 void vg_tick(void* p) {
-    Vvargnet_engine* t = ((Handle*)p)->top;
+    Handle* h = (Handle*)p;
+    Vvargnet_engine* t = h->top;
     t->clock = 1;
     t->eval();
+#if VM_TRACE
+    if (h->wave) h->wave->dump(h->time + 5);  // the rising edge, half of the 10 per cycle
+#endif
     t->clock = 0;
     t->eval();
 }
+
+#if VM_TRACE
+// Waveforms (trace builds only): Rust opens the file where its window starts, dumps once
+// per cycle after vg_eval and closes it where the window ends, so the file holds only the
+// window. Time is in 100 ps units, 10 per cycle: cycle n starts at n ns.
+int vg_trace_open(void* p, const char* path) {
+    Handle* h = (Handle*)p;
+    if (h->wave) return -1;
+    h->wave = new Wave;
+    h->top->trace(h->wave, 99);  // every level of the hierarchy
+    h->wave->set_time_unit("1ns");
+    h->wave->set_time_resolution("100ps");
+    h->wave->open(path);
+    return h->wave->isOpen() ? 0 : -1;
+}
+
+void vg_trace_dump(void* p, uint64_t time) {
+    Handle* h = (Handle*)p;
+    h->time = time;
+    if (h->wave) h->wave->dump(time);
+}
+
+void vg_trace_close(void* p) {
+    Handle* h = (Handle*)p;
+    if (!h->wave) return;
+    h->wave->close();
+    delete h->wave;
+    h->wave = nullptr;
+}
+#endif
 
 uint32_t vg_pins_size() { return sizeof(Pins); }
 }

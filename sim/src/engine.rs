@@ -69,6 +69,28 @@ pub struct Counters {
     pub instr_read_bytes: u64,
 }
 
+/// Counters of runs one after another (a job of several programs) add up.
+impl std::ops::AddAssign for UnitCycles {
+    fn add_assign(&mut self, o: UnitCycles) {
+        self.busy += o.busy;
+        self.stall += o.stall;
+        self.idle += o.idle;
+    }
+}
+
+impl std::ops::AddAssign for Counters {
+    fn add_assign(&mut self, o: Counters) {
+        self.controller += o.controller;
+        self.dma += o.dma;
+        self.compute += o.compute;
+        self.instructions += o.instructions;
+        self.macs += o.macs;
+        self.dram_read_bytes += o.dram_read_bytes;
+        self.dram_write_bytes += o.dram_write_bytes;
+        self.instr_read_bytes += o.instr_read_bytes;
+    }
+}
+
 /// One bus write the DMA made (recorded when tracing is on): the cycle it was accepted,
 /// the word's byte address, the byte strobes (bit `i` = byte `i` of the word) and the
 /// strobed bytes (`data[i]` for every set bit, others zero).

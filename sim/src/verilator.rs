@@ -9,6 +9,10 @@
 //!
 //! Engine pins (docs/engine.md, "RTL"): `start` is pulsed in cycle 0 with `prog_addr` and
 //! `prog_len`; `status` is 0 idle, 1 busy, 2 done, 3 error (`err_index` = instruction).
+//!
+//! Waveforms: a build with [`WaveFormat`] is verilated with `--trace` / `--trace-fst` and
+//! cached apart from the plain one (which is unchanged); [`VerilatedEngine::run_window`]
+//! dumps every signal of the design inside a window of the run only.
 
 use crate::dram::{Dram, MemPort, MemoryModel};
 use crate::engine::{Counters, UnitCycles, WriteBeat};
@@ -111,6 +115,36 @@ fn verilator_version() -> Result<String, HarnessError> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// A waveform format Verilator writes (chosen at verilate time: one build per format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaveFormat {
+    Vcd,
+    Fst,
+}
+
+impl WaveFormat {
+    /// The format a file's extension names (`.vcd`, `.fst`).
+    pub fn of(path: &Path) -> Option<WaveFormat> {
+        let ext = path.extension()?.to_string_lossy().to_ascii_lowercase();
+        match ext.as_str() {
+            "vcd" => Some(WaveFormat::Vcd),
+            "fst" => Some(WaveFormat::Fst),
+            _ => None,
+        }
+    }
+
+    fn verilator_flag(self) -> &'static str {
+        match self {
+            WaveFormat::Vcd => "--trace",
+            WaveFormat::Fst => "--trace-fst",
+        }
+    }
+}
+
+/// Waveform time per cycle, at the 100 ps resolution the harness sets: cycle `n` of a run
+/// starts at `n` ns (clock low, inputs applied) and its rising edge is at `n` ns + 500 ps.
+pub const WAVE_TIME_PER_CYCLE: u64 = 10;
+
 /// Bump when the build commands below change (part of the cache key).
 const RECIPE: &str = "verilator-cc+gxx-shared v3";
 
@@ -122,12 +156,21 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 /// `vargnet_engine`).
 /// Returns the library path and whether it was built now.
 pub fn build_library(verilog: &str) -> Result<(PathBuf, bool), HarnessError> {
+    build_engine(verilog, None)
+}
+
+/// [`build_library`], with waveform tracing in `trace`'s format when given.
+pub fn build_engine(
+    verilog: &str,
+    trace: Option<WaveFormat>,
+) -> Result<(PathBuf, bool), HarnessError> {
     build_shared(&Design {
         verilog,
         top: "vargnet_engine",
         prefix: "Vvargnet_engine",
         harness: HARNESS_CPP,
         cache: "verilator",
+        trace,
     })
 }
 
@@ -140,6 +183,9 @@ pub struct Design<'a> {
     pub harness: &'a str,
     /// Subdirectory of [`build_root`] holding this design's cached builds.
     pub cache: &'a str,
+    /// Verilate with waveform tracing (a build of its own; the harness compiles its
+    /// `VM_TRACE` part).
+    pub trace: Option<WaveFormat>,
 }
 
 /// Builds (or finds in `build_root()/<cache>/<hash>/`) the shared library of `design`:
@@ -156,6 +202,10 @@ pub fn build_shared(design: &Design) -> Result<(PathBuf, bool), HarnessError> {
         design.prefix.as_bytes(),
         version.as_bytes(),
         RECIPE.as_bytes(),
+        design
+            .trace
+            .map_or("", WaveFormat::verilator_flag)
+            .as_bytes(),
     ]);
     let root = build_root().join(design.cache);
     let dir = root.join(format!("{key:016x}"));
@@ -184,6 +234,7 @@ pub fn build_shared(design: &Design) -> Result<(PathBuf, bool), HarnessError> {
                 design.prefix,
             ])
             .args(["--build", "-j", "2"])
+            .args(design.trace.map(WaveFormat::verilator_flag))
             .args(VERILATOR_FLAGS)
             .args(["-CFLAGS", "-fPIC", "-Mdir"])
             .arg(&obj)
@@ -196,10 +247,23 @@ pub fn build_shared(design: &Design) -> Result<(PathBuf, bool), HarnessError> {
         .filter(|p| p.exists())
         .unwrap_or_else(|| inc.to_path_buf());
     let out_lib = tmp.join("libdesign.so");
+    // a trace build adds Verilator's writer for its format (FST compresses with zlib)
+    let trace: &[&str] = match design.trace {
+        None => &["-DVM_TRACE=0"],
+        Some(WaveFormat::Vcd) => &["-DVM_TRACE=1", "-DVM_TRACE_VCD=1"],
+        Some(WaveFormat::Fst) => &["-DVM_TRACE=1", "-DVM_TRACE_FST=1"],
+    };
+    let writer = design.trace.map(|f| {
+        inc.join(match f {
+            WaveFormat::Vcd => "verilated_vcd_c.cpp",
+            WaveFormat::Fst => "verilated_fst_c.cpp",
+        })
+    });
     run_tool(
         Command::new("g++")
             .args(["-std=c++17", "-shared", "-fPIC", "-O2", "-faligned-new"])
-            .args(["-DVM_COVERAGE=0", "-DVM_SC=0", "-DVM_TRACE=0"])
+            .args(["-DVM_COVERAGE=0", "-DVM_SC=0"])
+            .args(trace)
             .arg("-I")
             .arg(&obj)
             .arg("-I")
@@ -211,10 +275,12 @@ pub fn build_shared(design: &Design) -> Result<(PathBuf, bool), HarnessError> {
             .arg(&cpp)
             .arg(inc.join("verilated.cpp"))
             .arg(inc.join("verilated_threads.cpp"))
+            .args(writer)
             .arg("-pthread")
             .arg("-Wl,--whole-archive")
             .arg(obj.join(format!("{}__ALL.a", design.prefix)))
-            .arg("-Wl,--no-whole-archive"),
+            .arg("-Wl,--no-whole-archive")
+            .args((design.trace == Some(WaveFormat::Fst)).then_some("-lz")),
         &tmp,
     )?;
     let _ = std::fs::remove_dir_all(&obj);
@@ -310,6 +376,17 @@ type NewFn = unsafe extern "C" fn() -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);
 type TickFn = unsafe extern "C" fn(*mut c_void);
 type SizeFn = unsafe extern "C" fn() -> u32;
+type TraceOpenFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
+type TraceDumpFn = unsafe extern "C" fn(*mut c_void, u64);
+
+/// A trace build's waveform functions: `<prefix>_trace_open(handle, path)`,
+/// `_trace_dump(handle, time)` (the values after the last eval; the next tick dumps its
+/// rising edge at `time + WAVE_TIME_PER_CYCLE / 2`) and `_trace_close(handle)`.
+struct TraceFns {
+    open: TraceOpenFn,
+    dump: TraceDumpFn,
+    close: FreeFn,
+}
 
 /// A loaded harness library ([`build_shared`]): the C ABI every harness exports,
 /// `<prefix>_new`, `_free`, `_eval(handle, pins)`, `_tick` and `_pins_size`, over a pin
@@ -321,6 +398,7 @@ pub struct Harness<P> {
     free: FreeFn,
     eval: unsafe extern "C" fn(*mut c_void, *mut P),
     tick: TickFn,
+    trace: Option<TraceFns>,
 }
 
 // SAFETY: the library's functions touch only the model instance passed to them; each
@@ -355,6 +433,14 @@ impl<P> Harness<P> {
                 }
             };
             let size: SizeFn = std::mem::transmute(sym("pins_size")?);
+            let trace = match (sym("trace_open"), sym("trace_dump"), sym("trace_close")) {
+                (Ok(open), Ok(dump), Ok(close)) => Some(TraceFns {
+                    open: std::mem::transmute::<*mut c_void, TraceOpenFn>(open),
+                    dump: std::mem::transmute::<*mut c_void, TraceDumpFn>(dump),
+                    close: std::mem::transmute::<*mut c_void, FreeFn>(close),
+                }),
+                _ => None,
+            };
             if size() as usize != std::mem::size_of::<P>() {
                 return Err(err("Pins layout differs between Rust and C++".into()));
             }
@@ -366,12 +452,18 @@ impl<P> Harness<P> {
                     sym("eval")?,
                 ),
                 tick: std::mem::transmute::<*mut c_void, TickFn>(sym("tick")?),
+                trace,
             })
         }
     }
 
     pub fn library(&self) -> &Path {
         &self.lib
+    }
+
+    /// Whether the library was built with waveform tracing.
+    pub fn traces(&self) -> bool {
+        self.trace.is_some()
     }
 
     /// A fresh instance of the design (freed when dropped).
@@ -402,6 +494,42 @@ impl<P> Instance<'_, P> {
     pub fn tick(&mut self) {
         // SAFETY: a live handle of this library.
         unsafe { (self.harness.tick)(self.handle) }
+    }
+
+    fn trace_fns(&self) -> &TraceFns {
+        self.harness
+            .trace
+            .as_ref()
+            .expect("waveforms need a trace build")
+    }
+
+    /// Starts a waveform of every signal into `path` (a trace build only; once per
+    /// instance). Nothing is written until [`Instance::trace_dump`].
+    pub fn trace_open(&mut self, path: &Path) -> Result<(), HarnessError> {
+        let err = |reason: &str| HarnessError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(reason.to_string()),
+        };
+        let c = CString::new(path.as_os_str().to_string_lossy().as_bytes())
+            .map_err(|_| err("a NUL in the path"))?;
+        // SAFETY: a live handle of this library and a valid C string.
+        match unsafe { (self.trace_fns().open)(self.handle, c.as_ptr()) } {
+            0 => Ok(()),
+            _ => Err(err("Verilator could not open it")),
+        }
+    }
+
+    /// Dumps the values after the last [`Instance::eval`] at waveform time `time`; the next
+    /// [`Instance::tick`] dumps its rising edge half a cycle later.
+    pub fn trace_dump(&mut self, time: u64) {
+        // SAFETY: a live handle of this library.
+        unsafe { (self.trace_fns().dump)(self.handle, time) }
+    }
+
+    /// Flushes and closes the waveform (also done when the instance is dropped).
+    pub fn trace_close(&mut self) {
+        // SAFETY: a live handle of this library.
+        unsafe { (self.trace_fns().close)(self.handle) }
     }
 }
 
@@ -532,6 +660,29 @@ pub struct HwRun {
     pub writes: Vec<WriteBeat>,
     /// The RTL's performance counters when the run stopped.
     pub counters: Counters,
+    /// The cycles a waveform window dumped (each at `WAVE_TIME_PER_CYCLE` per cycle).
+    pub wave: Option<std::ops::Range<u64>>,
+}
+
+/// Where a waveform window starts or stops, in a run's own terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// The run's cycle (0 = the `start` cycle).
+    Cycle(u64),
+    /// The cycle instruction `index` issues (the `issue` pin with `issue_index`).
+    Issue(u32),
+}
+
+/// A window of a run to dump as a waveform: from `start` up to (not including) `stop`, or
+/// to the end of the run.
+#[derive(Clone, Copy, Debug)]
+pub struct WaveWindow<'a> {
+    pub path: &'a Path,
+    pub start: Mark,
+    pub stop: Option<Mark>,
+    /// Cycles before this run (of earlier programs), so that the waveform's time is the
+    /// whole job's: cycle `n` at `(cycle_offset + n)` ns.
+    pub cycle_offset: u64,
 }
 
 /// Options of one run: memory model and watchdog.
@@ -556,7 +707,16 @@ impl Default for RunOptions {
 impl VerilatedEngine {
     /// Builds (cached) and loads the Verilog text `verilog` generated for `cfg`.
     pub fn build(cfg: &EngineConfig, verilog: &str) -> Result<Self, HarnessError> {
-        let (lib, _) = build_library(verilog)?;
+        Self::build_traced(cfg, verilog, None)
+    }
+
+    /// [`VerilatedEngine::build`], able to dump waveforms in `trace`'s format when given.
+    pub fn build_traced(
+        cfg: &EngineConfig,
+        verilog: &str,
+        trace: Option<WaveFormat>,
+    ) -> Result<Self, HarnessError> {
+        let (lib, _) = build_engine(verilog, trace)?;
         Self::load(cfg, &lib)
     }
 
@@ -579,7 +739,27 @@ impl VerilatedEngine {
     }
 
     /// Runs the program of `prog_len` instructions at `prog_addr` on a fresh engine.
-    pub fn run(&self, mut dram: Dram, prog_addr: u32, prog_len: u32, opts: &RunOptions) -> HwRun {
+    pub fn run(&self, dram: Dram, prog_addr: u32, prog_len: u32, opts: &RunOptions) -> HwRun {
+        self.run_window(dram, prog_addr, prog_len, opts, None)
+            .expect("a run without a waveform does no I/O")
+    }
+
+    /// [`VerilatedEngine::run`], dumping the waveform `window` (a trace build only) when
+    /// given: opened when its start is reached, so the file holds the window alone.
+    pub fn run_window(
+        &self,
+        mut dram: Dram,
+        prog_addr: u32,
+        prog_len: u32,
+        opts: &RunOptions,
+        window: Option<WaveWindow>,
+    ) -> Result<HwRun, HarnessError> {
+        if window.is_some() && !self.harness.traces() {
+            return Err(HarnessError::Load {
+                path: self.library().display().to_string(),
+                reason: "built without waveform tracing".into(),
+            });
+        }
         let bus = self.cfg.dram_bus_bytes;
         let words = bus / 4;
         let latency = opts.latency.unwrap_or(self.cfg.dram_latency as u64);
@@ -604,6 +784,8 @@ impl VerilatedEngine {
                 .collect())
         };
         let mut dut = self.harness.instance();
+        let mut wave: Option<std::ops::Range<u64>> = None;
+        let mut dumping = false;
         let mut status = HwStatus::Watchdog;
         let mut cycles = opts.watchdog;
         'run: for now in 0..opts.watchdog {
@@ -632,6 +814,26 @@ impl VerilatedEngine {
             if pins.issue != 0 {
                 let unit = unit_of(&dram, prog_addr, pins.issue_index);
                 rec.issue(now, pins.issue_index, unit);
+            }
+            // DONE is read in the cycle after END's (the run's `cycles`): the next
+            // program's first, so not this run's to dump; an ERROR cycle is
+            if let Some(w) = window.as_ref().filter(|_| pins.status != 2) {
+                let at = |m: Mark| match m {
+                    Mark::Cycle(c) => now == c,
+                    Mark::Issue(i) => pins.issue != 0 && pins.issue_index == i,
+                };
+                if dumping && w.stop.is_some_and(at) {
+                    dut.trace_close();
+                    dumping = false;
+                } else if wave.is_none() && at(w.start) {
+                    dut.trace_open(w.path)?;
+                    dumping = true;
+                    wave = Some(now..now);
+                }
+                if dumping {
+                    dut.trace_dump((w.cycle_offset + now) * WAVE_TIME_PER_CYCLE);
+                    wave = Some(wave.map_or(now, |r| r.start)..now + 1);
+                }
             }
             match pins.status {
                 2 => {
@@ -692,8 +894,11 @@ impl VerilatedEngine {
             }
             dut.tick();
         }
+        if dumping {
+            dut.trace_close();
+        }
         drop(dut);
-        HwRun {
+        Ok(HwRun {
             status,
             cycles,
             dram,
@@ -703,6 +908,7 @@ impl VerilatedEngine {
             trace: rec.trace,
             writes: rec.writes,
             counters: pins.counters(),
-        }
+            wave,
+        })
     }
 }

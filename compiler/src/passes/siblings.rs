@@ -142,23 +142,48 @@ fn merged_name<'a>(names: impl Iterator<Item = &'a str>) -> String {
     name.join(".")
 }
 
+/// The names a merged conv's name stands for (`a.{x,y}.b` → `a.x.b`, `a.y.b`: the inverse
+/// of `merged_name`); any other name stands for itself.
+pub fn member_names(name: &str) -> Vec<String> {
+    let (Some(open), Some(close)) = (name.find('{'), name.rfind('}')) else {
+        return vec![name.to_string()];
+    };
+    if close < open {
+        return vec![name.to_string()];
+    }
+    let (pre, post) = (&name[..open], &name[close + 1..]);
+    name[open + 1..close]
+        .split(',')
+        .map(|m| {
+            [pre.trim_end_matches('.'), m, post.trim_start_matches('.')]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_share_prefix_and_suffix() {
-        let n = merged_name(
-            [
-                "body.down.short_cut.dw_conv",
-                "body.down.part_1_branch_1.dw_conv",
-                "body.down.part_1_branch_2.dw_conv",
-            ]
-            .into_iter(),
-        );
+        let members = [
+            "body.down.short_cut.dw_conv",
+            "body.down.part_1_branch_1.dw_conv",
+            "body.down.part_1_branch_2.dw_conv",
+        ];
+        let n = merged_name(members.into_iter());
         assert_eq!(
             n,
             "body.down.{short_cut,part_1_branch_1,part_1_branch_2}.dw_conv"
         );
+        assert_eq!(member_names(&n), members);
+        // a member that is a prefix of another, and a name that merges nothing
+        let members = ["a.b", "a.x.b"];
+        assert_eq!(member_names(&merged_name(members.into_iter())), members);
+        assert_eq!(member_names("head.conv1"), ["head.conv1"]);
     }
 }

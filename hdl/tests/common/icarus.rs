@@ -228,6 +228,7 @@ impl Icarus {
             trace: rec.trace,
             writes: rec.writes,
             counters,
+            wave: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! today; the cycle-accurate model and the Verilator-built RTL run engine programs behind
 //! the same trait.
 
+use crate::run::timeline::Timeline;
 use int8::ir::QModel;
 use serde::Serialize;
 
@@ -30,6 +31,12 @@ pub struct BackendRun {
     pub tensors: Vec<Vec<i8>>,
     /// Per-op costs, in model op order (empty for untimed backends).
     pub layers: Vec<LayerStats>,
+    /// The engine's performance counters, summed over its programs (engine backends).
+    pub counters: Option<sim::Counters>,
+    /// The unit timeline, when the backend was asked to record it.
+    pub timeline: Option<Timeline>,
+    /// The job's cycles a waveform window dumped.
+    pub wave: Option<std::ops::Range<u64>>,
 }
 
 pub trait Backend {
@@ -49,6 +56,9 @@ impl Backend for Reference {
         Ok(BackendRun {
             tensors: int8::reference::forward(model, input),
             layers: Vec::new(),
+            counters: None,
+            timeline: None,
+            wave: None,
         })
     }
 }

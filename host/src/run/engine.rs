@@ -4,15 +4,17 @@
 //! checked on its own.
 
 use crate::run::backend::{Backend, BackendRun, LayerStats};
+use crate::run::timeline::Timeline;
 use anyhow::{bail, Context, Result};
 use compiler::{Plan, Program};
 use contract::isa::{Instr, Unit};
 use contract::{timing, EngineConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use int8::ir::QModel;
-use sim::verilator::{HwStatus, RunOptions, VerilatedEngine};
-use sim::{Dram, MemoryModel, Status};
-use std::path::Path;
+use sim::verilator::{HwStatus, Mark, RunOptions, VerilatedEngine, WaveFormat, WaveWindow};
+use sim::{Counters, Dram, MemoryModel, Status};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 /// The watchdog of one op's program: far above any op of VarGFaceNet (≈ 10⁵ cycles).
 pub const OP_WATCHDOG_CYCLES: u64 = 50_000_000;
@@ -25,8 +27,10 @@ pub struct ProgramRun {
     pub issue: Option<Vec<u64>>,
     /// The cycle each instruction completed (its unit's last busy cycle for it), by index.
     pub complete: Option<Vec<u64>>,
-    /// Data-port bytes moved, by the machine's own counters.
-    pub dram_bytes: u64,
+    /// The machine's own performance counters.
+    pub counters: Counters,
+    /// The cycles of this run a waveform window dumped.
+    pub wave: Option<Range<u64>>,
 }
 
 impl ProgramRun {
@@ -47,7 +51,8 @@ impl ProgramRun {
             cycles,
             issue: Some(issue),
             complete: Some(complete),
-            dram_bytes: counters.dram_read_bytes + counters.dram_write_bytes,
+            counters: *counters,
+            wave: None,
         }
     }
 }
@@ -106,17 +111,79 @@ impl Machine for SimMachine {
 pub struct VerilatorMachine {
     engine: VerilatedEngine,
     options: RunOptions,
+    wave: Option<Wave>,
+    /// Whether an earlier program wrote the waveform.
+    dumped: bool,
+    /// Cycles of the programs run so far (the job's time at the next program's start).
+    offset: u64,
+}
+
+/// A waveform to dump from the RTL's run: the file (its extension names the format) and
+/// the window.
+#[derive(Clone, Debug)]
+pub struct Wave {
+    pub path: PathBuf,
+    pub window: Window,
+}
+
+/// Which part of a run a waveform holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// Cycles of the whole job (the programs one after another), as the report counts.
+    Cycles(Range<u64>),
+    /// The cycles the report gives a layer, in the program at `program_addr`: from its
+    /// first compute instruction's issue (the program's start for its first layer) to the
+    /// next layer's (`None`: the end of the program).
+    Layer {
+        program_addr: u32,
+        start: Mark,
+        stop: Option<Mark>,
+    },
+}
+
+impl Window {
+    /// The report's cycles of the layer named `name` (or of the merged conv it is a
+    /// member of), if the plan has it.
+    pub fn layer(plan: &Plan, name: &str) -> Option<Window> {
+        let n = plan.ops.iter().position(|op| {
+            op.name == name
+                || compiler::passes::siblings::member_names(&op.name)
+                    .iter()
+                    .any(|m| m == name)
+        })?;
+        let program = plan.ops[n].program;
+        let mark = |n: usize| plan.op_start(n).map(|i| Mark::Issue(i as u32));
+        Some(Window::Layer {
+            program_addr: plan.programs[program].addr,
+            start: mark(n).unwrap_or(Mark::Cycle(0)),
+            stop: (n + 1 < plan.ops.len() && plan.ops[n + 1].program == program)
+                .then(|| mark(n + 1))
+                .flatten(),
+        })
+    }
 }
 
 impl VerilatorMachine {
     /// Builds (cached) the Verilog for `cfg`: `verilog` (see [`read_rtl`]) or, when
-    /// `None`, emitted in-process.
-    pub fn new(cfg: &EngineConfig, memory: MemoryModel, verilog: Option<String>) -> Result<Self> {
+    /// `None`, emitted in-process; with `wave`, a build that traces in its format.
+    pub fn new(
+        cfg: &EngineConfig,
+        memory: MemoryModel,
+        verilog: Option<String>,
+        wave: Option<Wave>,
+    ) -> Result<Self> {
+        let format = match &wave {
+            Some(w) => Some(
+                WaveFormat::of(&w.path)
+                    .with_context(|| format!("{}: give a .fst or .vcd file", w.path.display()))?,
+            ),
+            None => None,
+        };
         let verilog = match verilog {
             Some(v) => v,
             None => hdl::emit::verilog(cfg)?,
         };
-        let engine = VerilatedEngine::build(cfg, &verilog)?;
+        let engine = VerilatedEngine::build_traced(cfg, &verilog, format)?;
         Ok(VerilatorMachine {
             engine,
             options: RunOptions {
@@ -124,6 +191,40 @@ impl VerilatorMachine {
                 memory,
                 watchdog: OP_WATCHDOG_CYCLES,
             },
+            wave,
+            dumped: false,
+            offset: 0,
+        })
+    }
+
+    /// The window's start and stop in the run of the program at `addr`, if it has any.
+    fn marks(&self, addr: u32) -> Result<Option<(Mark, Option<Mark>)>> {
+        let Some(wave) = &self.wave else {
+            return Ok(None);
+        };
+        Ok(match &wave.window {
+            Window::Cycles(c) if self.dumped => {
+                if c.end > self.offset {
+                    bail!(
+                        "--trace-cycles {}..{} runs past the end of a program at cycle {} \
+                         (with --per-op every op is a program of its own): give a window \
+                         inside one",
+                        c.start,
+                        c.end,
+                        self.offset
+                    );
+                }
+                None
+            }
+            Window::Cycles(c) => (c.start >= self.offset).then(|| {
+                let local = |at: u64| Mark::Cycle(at - self.offset);
+                (local(c.start), Some(local(c.end)))
+            }),
+            Window::Layer {
+                program_addr,
+                start,
+                stop,
+            } => (*program_addr == addr).then_some((*start, *stop)),
         })
     }
 }
@@ -133,9 +234,16 @@ impl Machine for VerilatorMachine {
         "verilator"
     }
     fn run(&mut self, dram: &mut Dram, addr: u32, len: u32) -> Result<ProgramRun> {
+        let marks = self.marks(addr)?;
+        let window = marks.map(|(start, stop)| WaveWindow {
+            path: &self.wave.as_ref().expect("marks come from a wave").path,
+            start,
+            stop,
+            cycle_offset: self.offset,
+        });
         let r = self
             .engine
-            .run(std::mem::take(dram), addr, len, &self.options);
+            .run_window(std::mem::take(dram), addr, len, &self.options, window)?;
         *dram = r.dram;
         match r.status {
             HwStatus::Done => {}
@@ -143,12 +251,16 @@ impl Machine for VerilatorMachine {
             HwStatus::BusError { addr } => bail!("RTL bus error at {addr:#x}"),
             HwStatus::Watchdog => bail!("no DONE within {OP_WATCHDOG_CYCLES} cycles (watchdog)"),
         }
-        Ok(ProgramRun::new(
+        let mut run = ProgramRun::new(
             r.cycles,
             len,
             r.trace.iter().map(|t| (t.index, t.issue, t.complete)),
             &r.counters,
-        ))
+        );
+        run.wave = r.wave.map(|w| self.offset + w.start..self.offset + w.end);
+        self.dumped |= run.wave.is_some();
+        self.offset += r.cycles;
+        Ok(run)
     }
 }
 
@@ -201,6 +313,16 @@ pub struct EngineBackend {
     pub progress: bool,
     /// Ops to run (a prefix of the model, whole programs), for tracing; `None` = all.
     pub limit: Option<usize>,
+    /// Record the run's unit timeline (`BackendRun::timeline`).
+    pub timeline: bool,
+}
+
+/// What running a plan's programs gives besides the tensors.
+struct Programs {
+    layers: Vec<LayerStats>,
+    counters: Counters,
+    timeline: Option<Timeline>,
+    wave: Option<Range<u64>>,
 }
 
 impl EngineBackend {
@@ -211,6 +333,7 @@ impl EngineBackend {
             machine,
             progress: false,
             limit: None,
+            timeline: false,
         }
     }
 
@@ -237,11 +360,7 @@ impl EngineBackend {
         Ok(dram)
     }
 
-    fn run_programs(
-        &mut self,
-        dram: &mut Dram,
-        tensors: &mut [Vec<i8>],
-    ) -> Result<Vec<LayerStats>> {
+    fn run_programs(&mut self, dram: &mut Dram, tensors: &mut [Vec<i8>]) -> Result<Programs> {
         let plan = &self.plan;
         let limit = self.limit.unwrap_or(plan.ops.len());
         let programs: Vec<_> = plan
@@ -262,6 +381,10 @@ impl EngineBackend {
             ProgressBar::hidden()
         };
         let mut layers: Vec<LayerStats> = Vec::with_capacity(plan.ops.len());
+        let mut counters = Counters::default();
+        let mut timeline = self.timeline.then(|| Timeline::new(&plan.cfg));
+        let mut wave = None;
+        let mut offset = 0;
         for program in programs {
             let ops = &plan.ops[program.ops.clone()];
             bar.set_message(ops[0].name.clone());
@@ -271,11 +394,11 @@ impl EngineBackend {
                 .with_context(|| format!("layer {} on {}", ops[0].name, self.machine.name()))?;
             // An op's cycles: from its first compute instruction's issue to the next op's.
             let start = |i: usize| -> Result<u64> {
-                if i == 0 {
+                let Some(first) = plan.op_start(program.ops.start + i) else {
                     return Ok(0);
-                }
+                };
                 match &run.issue {
-                    Some(issue) => Ok(issue[ops[i].first_compute]),
+                    Some(issue) => Ok(issue[first]),
                     None => bail!(
                         "{} does not trace instruction issues, so a program of several ops \
                          cannot be split into layers: run with one program per op",
@@ -283,6 +406,7 @@ impl EngineBackend {
                     ),
                 }
             };
+            let mut windows = Vec::with_capacity(ops.len());
             for (i, op) in ops.iter().enumerate() {
                 let end = if i + 1 == ops.len() {
                     run.cycles
@@ -290,6 +414,7 @@ impl EngineBackend {
                     start(i + 1)?
                 };
                 let cycles = end - start(i)?;
+                windows.push((program.ops.start + i, end - cycles..end));
                 let (summed, read, written) =
                     static_costs(&plan.cfg, program.instrs_of(program.ops.start + i));
                 // compute busy: the union of the op's compute instructions' busy cycles (a
@@ -324,19 +449,31 @@ impl EngineBackend {
                 .iter()
                 .map(|l| l.dram_bytes_read + l.dram_bytes_written)
                 .sum();
-            if counted != run.dram_bytes {
+            let moved = run.counters.dram_read_bytes + run.counters.dram_write_bytes;
+            if counted != moved {
                 bail!(
-                    "{} moved {} DRAM bytes running {}..{}, the program says {counted}",
+                    "{} moved {moved} DRAM bytes running {}..{}, the program says {counted}",
                     self.machine.name(),
-                    run.dram_bytes,
                     ops[0].name,
                     ops[ops.len() - 1].name
                 );
             }
+            if let Some(t) = &mut timeline {
+                let p = ops[0].program;
+                t.add_program(plan, p, &run, offset, &windows)?;
+            }
+            counters += run.counters;
+            wave = wave.or(run.wave.clone());
+            offset += run.cycles;
             bar.inc(1);
         }
         bar.finish_and_clear();
-        Ok(layers)
+        Ok(Programs {
+            layers,
+            counters,
+            timeline,
+            wave,
+        })
     }
 }
 
@@ -388,7 +525,13 @@ impl Backend for EngineBackend {
         let mut tensors = vec![Vec::new(); model.tensors.len()];
         tensors[model.input] = input.to_vec();
         let mut dram = Self::initial_dram(&self.plan, input);
-        let layers = self.run_programs(&mut dram, &mut tensors)?;
-        Ok(BackendRun { tensors, layers })
+        let run = self.run_programs(&mut dram, &mut tensors)?;
+        Ok(BackendRun {
+            tensors,
+            layers: run.layers,
+            counters: Some(run.counters),
+            timeline: run.timeline,
+            wave: run.wave,
+        })
     }
 }

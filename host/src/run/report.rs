@@ -50,6 +50,9 @@ pub struct Report {
     pub embedding: Vec<f32>,
     pub embedding_q15: Vec<i16>,
     pub layers: Vec<LayerRow>,
+    /// The engine's performance counters over the whole run (busy, stall and idle cycles
+    /// per unit; what the timeline's slices add up to); `null` for the reference.
+    pub units: Option<sim::Counters>,
 }
 
 impl Report {
@@ -120,6 +123,7 @@ impl Report {
             embedding: embedding_q15.iter().map(|&v| v as f32 / 32768.0).collect(),
             embedding_q15,
             layers,
+            units: None,
         }
     }
 
