@@ -192,7 +192,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "{},{},{},{:.4},{},{},{},{},{},{}",
-                l.name,
+                csv_field(&l.name),
                 l.cycles,
                 l.macs,
                 l.utilization,
@@ -205,5 +205,28 @@ impl Report {
             );
         }
         s
+    }
+}
+
+/// A CSV field as RFC 4180 writes it: quoted (quotes doubled) when it holds a comma, a quote
+/// or a line break — a merged layer's name, `head.{short_cut,part_1}.dw_conv`, does.
+fn csv_field(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\"")).into()
+    } else {
+        v.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_fields_with_commas_are_quoted() {
+        assert_eq!(super::csv_field("head.conv1"), "head.conv1");
+        assert_eq!(
+            super::csv_field("head.{short_cut,part_1}.dw_conv"),
+            "\"head.{short_cut,part_1}.dw_conv\""
+        );
+        assert_eq!(super::csv_field("a\"b"), "\"a\"\"b\"");
     }
 }
