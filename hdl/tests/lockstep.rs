@@ -450,21 +450,26 @@ fn store_at(dram: u64, banks: u8, runs: u16, bank_stride: u64) -> Instr {
     })
 }
 
+/// A 1×1 CONV over one chunk, `out_w` columns wide, from ABUF 0 into OBUF 0.
+fn conv_1x1(out_w: u16) -> Instr {
+    Instr::Conv(Conv {
+        wait: Wait::NONE,
+        out_w,
+        chunks: 1,
+        kernel: 1,
+        stride: 1,
+        row_pitch: out_w,
+        ..Conv::default()
+    })
+}
+
 #[test]
 fn a_store_into_its_own_program_stops_the_engine_in_both() {
     // Program at 0 (B = 8): CONV (fills OBUF), LOAD_WGT, STORE to OUT, STORE, CONV, END =
     // bytes 0..192. The second STORE lands on the program from the CONV at 128, on its
     // last word (184..192), or just past it (192: legal).
     let cfg = EngineConfig::tiny();
-    let conv = Instr::Conv(Conv {
-        wait: Wait::NONE,
-        out_w: 8,
-        chunks: 1,
-        kernel: 1,
-        stride: 1,
-        row_pitch: 8,
-        ..Conv::default()
-    });
+    let conv = conv_1x1(8);
     let wgt = Instr::LoadWgt(LoadWgt {
         wait: Wait::NONE,
         dram: DATA as u32,
@@ -512,15 +517,7 @@ fn a_store_into_its_own_program_stops_the_engine_in_both() {
 fn a_program_that_ends_during_a_store_writes_nothing_in_its_last_cycle() {
     // STORE (64 words) then a CONV, no END: the engine stops while the STORE is sending.
     let cfg = EngineConfig::tiny();
-    let conv = Instr::Conv(Conv {
-        wait: Wait::NONE,
-        out_w: 1,
-        chunks: 1,
-        kernel: 1,
-        stride: 1,
-        row_pitch: 1,
-        ..Conv::default()
-    });
+    let conv = conv_1x1(1);
     let program = [store_at(OUT, 2, 8, 0x400), conv];
     for stall in [0, 20_000] {
         let dram = dram_for(&program, 12);
