@@ -26,18 +26,31 @@ pub const DECODE_CYCLES: u64 = 1;
 /// first step's ABUF/WBUF read is presented in the first busy cycle.
 pub const CONV_SETUP: u64 = 0;
 
+/// Pipeline stages of a requantiser (`arith::Requant::apply`), in the PPUs and the vector
+/// lanes alike: bias add and multiplier choice | the two partial products of the 33×32
+/// multiply | their sum and the rounding constant | the shift and saturation.
+pub const REQUANT_STAGES: u64 = 4;
+
+/// Pipeline stages of a vector lane before its requantiser: sigmoid table | gate multiply
+/// and rounding | the `ka`/`kb` products and their sum.
+pub const VECTOR_FRONT_STAGES: u64 = 3;
+
+/// Registers of a vector lane from its ABUF operands to its result.
+pub const VECTOR_LANE_STAGES: u64 = VECTOR_FRONT_STAGES + REQUANT_STAGES;
+
 /// CONV drain beyond the array skew: after the last step's buffer read, one cycle of read
-/// latency, R − 1 + C − 1 cycles of skew to PE(R−1, C−1), one PE cycle and one PPU +
-/// OBUF-write cycle — `R + C + CONV_DRAIN_EXTRA` in total.
-pub const CONV_DRAIN_EXTRA: u64 = 1;
+/// latency, R − 1 + C − 1 cycles of skew to PE(R−1, C−1), one PE cycle and the PPU's
+/// `REQUANT_STAGES`, whose last register feeds the OBUF write — `R + C + CONV_DRAIN_EXTRA`
+/// in total.
+pub const CONV_DRAIN_EXTRA: u64 = REQUANT_STAGES;
 
-/// EWISE drain after its last ABUF read: read latency (1), then the lanes (gate multiply,
-/// weighted add, requantise) and the OBUF write (1).
-pub const EWISE_LATENCY: u64 = 2;
+/// EWISE drain after its last ABUF read: read latency (1), then the lanes' stages (gate,
+/// weighted add, requantise), whose last register feeds the OBUF write.
+pub const EWISE_LATENCY: u64 = 1 + VECTOR_LANE_STAGES;
 
-/// POOL drain after its last ABUF read: read latency (1), bank adder chain + accumulate and
-/// (with `last`) requantise + OBUF write (1).
-pub const POOL_LATENCY: u64 = 2;
+/// POOL drain after its last ABUF read: read latency (1), then the same lane stages (the
+/// bank adder chain and the accumulation sit in the first), requantising with `last`.
+pub const POOL_LATENCY: u64 = EWISE_LATENCY;
 
 /// Cycles per chunk before its columns: one cycle reading the chunk's G PBUF records (and
 /// EWISE's gate entry from ABUF bank 0, POOL's running sums).
@@ -309,12 +322,12 @@ mod tests {
             stride: 1,
             ..Conv::default()
         };
-        // P = max(9, R 7) = 9: 55·9 + 9 + 7 + 16 + 1.
-        assert_eq!(conv_cycles(&cfg, &conv), 55 * 9 + 9 + 7 + 16 + 1);
+        // P = max(9, R 7) = 9: 55·9 + 9 + 7 + 16 + 4 (the requantiser's stages).
+        assert_eq!(conv_cycles(&cfg, &conv), 55 * 9 + 9 + 7 + 16 + 4);
         // A 1×1 single-chunk conv is held to R rows: P = 7, not 1.
         let pw1 = Conv { kernel: 1, ..conv };
         assert_eq!(conv_period(&cfg, &pw1), 7);
-        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 7 + 1 + 7 + 16 + 1);
+        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 7 + 1 + 7 + 16 + 4);
         // Eight steps would put columns c and c + 8 of neighbouring output pixels on one
         // OBUF lane in the same cycle: P = 9.
         let pw8 = Conv {
@@ -329,12 +342,12 @@ mod tests {
             chunks: 10,
             ..conv
         };
-        assert_eq!(conv_cycles(&cfg, &pw10), 55 * 10 + 10 + 7 + 16 + 1);
+        assert_eq!(conv_cycles(&cfg, &pw10), 55 * 10 + 10 + 7 + 16 + 4);
         // tiny (R 2, C 8, G 8): P = max(1, 2, 1) = 2 for a 1×1 conv.
         let tiny = EngineConfig::tiny();
         assert_eq!(
             conv_cycles(&tiny, &Conv { out_w: 3, ..pw1 }),
-            2 * 2 + 1 + 2 + 8 + 1
+            2 * 2 + 1 + 2 + 8 + 4
         );
         assert_eq!(conv_macs(&cfg, &conv), 896 * 56 * 9);
         // EWISE with b: ceil(7 / 2) = 4 groups of rows per column; R = 1 reads a, then b.
@@ -344,13 +357,13 @@ mod tests {
             use_b: true,
             ..Ewise::default()
         };
-        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 2);
+        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 8);
         let one_row = EngineConfig {
             rows: 1,
             vector_rows: 1,
             ..EngineConfig::tiny()
         };
-        assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 2);
+        assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 8);
         assert_eq!(
             ewise_cycles(
                 &one_row,
@@ -359,7 +372,7 @@ mod tests {
                     ..add
                 }
             ),
-            3 * (1 + 14) + 2
+            3 * (1 + 14) + 8
         );
         assert_eq!(fetch_words(&cfg, 64), vec![2]);
         assert_eq!(fetch_words(&EngineConfig::tiny(), 64), vec![8, 9, 10, 11]);

@@ -8,8 +8,9 @@
 //! (one PPU per column serves the R rows of an output pixel), bumped past the few periods
 //! below C at which columns `c` and `c + mG` would write their shared OBUF lane in the same
 //! cycle (`bump`, a chain of compares); after the last step of the last column the
-//! pipeline drains in `R + C + 1` cycles (ABUF read 1, skew R − 1 + C − 1, PE 1, PPU + OBUF write 1). So the
-//! unit is busy `(out_w − 1)·P + steps + R + C + 1` cycles.
+//! pipeline drains in `R + C + CONV_DRAIN_EXTRA` cycles (ABUF read 1, skew R − 1 + C − 1,
+//! PE 1, the PPU's `REQUANT_STAGES` with the OBUF write). So the unit is busy
+//! `(out_w − 1)·P + steps + R + C + CONV_DRAIN_EXTRA` cycles.
 //!
 //! The next CONV may issue into the drain (`accept`, `contract::timing::conv_accept`): once the
 //! drain has run `max(R, C − G + 1) − 1` cycles, `C` cycles after the first column's last
@@ -190,7 +191,7 @@ impl ConvSeq {
             n_kk: Default::default(),
             n_steps: Default::default(),
             groups: Constant::new((c / g).into()),
-            drain_len: Constant::new((r + c + 1).into()),
+            drain_len: Constant::new((r + c + contract::timing::CONV_DRAIN_EXTRA).into()),
             accept_drain: Constant::new((r.max(c - g + 1) - 1).max(1).into()),
             accept_age: Constant::new(c.into()),
             age_max: Constant::new(0xffffu64.into()),

@@ -1,13 +1,105 @@
-//! Post-processing unit: `contract::arith::Requant::apply` in one registered stage.
+//! The requantiser, `contract::arith::Requant::apply`, pipelined in
+//! `contract::timing::REQUANT_STAGES` = 4 stages, and the post-processing unit [`Ppu`] that
+//! runs one per array column.
 //!
 //! `saturate(round_half_up((acc + bias) · m >> shift))`, `m = mult_pos` if `acc + bias ≥ 0`
-//! else `mult_neg` (PReLU folded in). A `Verilog::Custom` leaf (docs/rust-hdl.md#leaves): the
-//! 33×32-bit signed multiply and the 66-bit arithmetic shift are one line each in Verilog
-//! and a chain of `Signed<16>` casts in hdl_gen. Its Rust `update()` *is* the contract.
+//! else `mult_neg` (PReLU folded in). The stages: bias add and the choice of `m` | the
+//! 33×32 multiply as two partial products, `m[16:0]` unsigned and `m[31:17]` signed, each
+//! within two 18-bit multipliers | their sum plus the rounding constant | the 66-bit
+//! arithmetic shift and saturation. [`requant_pipe`] writes that Verilog, for the PPU and
+//! for every vector lane (`vector.rs`); leaves' Rust `update()`s call the contract
+//! (docs/rust-hdl.md#leaves).
 use crate::bits::to_i64;
 use contract::arith::Requant;
+use contract::timing::REQUANT_STAGES;
 use rust_hdl::prelude::*;
 
+/// A record's fields from the PBUF's 128-bit layout (`contract::isa::encode_requant`); the
+/// shift saturates to `MAX_SHIFT` like `decode_requant`.
+pub fn record_of(lo: u64, hi: u64) -> Requant {
+    Requant {
+        bias: lo as u32 as i32,
+        mult_pos: (lo >> 32) as u32 as i32,
+        mult_neg: hi as u32 as i32,
+        shift: ((hi >> 32) as u8).min(contract::arith::MAX_SHIFT),
+    }
+}
+
+/// Verilog (module-body text) for one pipelined requantiser named `p`: on clock edges with
+/// `en`, the 32-bit `x` and the 128-bit record `rec` (expressions) enter when `valid` and
+/// come out `REQUANT_STAGES` enabled edges later as `{p}_q` (8 bits), with `{p}_v` the
+/// valid bit beside it. A stage's registers load only for a valid operand, so simulators
+/// skip the multiply otherwise.
+pub fn requant_pipe(p: &str, en: &str, valid: &str, x: &str, rec: &str) -> String {
+    assert_eq!(REQUANT_STAGES, 4, "requant_pipe writes four stages");
+    format!(
+        "\
+wire [31:0] {p}_x = {x};
+wire [127:0] {p}_rec = {rec};
+wire signed [32:0] {p}_xb0 = $signed({{{p}_x[31], {p}_x}}) + $signed({{{p}_rec[31], {p}_rec[31:0]}});
+wire [7:0] {p}_sh = {p}_rec[103:96];
+reg {p}_v1, {p}_v2, {p}_v3, {p}_v;
+reg signed [32:0] {p}_xb;
+reg signed [31:0] {p}_m;
+reg [5:0] {p}_s1, {p}_s2, {p}_s3;
+reg signed [50:0] {p}_pl;
+reg signed [47:0] {p}_ph;
+reg signed [65:0] {p}_p;
+reg [7:0] {p}_q;
+wire signed [65:0] {p}_rnd = ({p}_s2 == 6'd0) ? 66'sd0 : (66'sd1 <<< ({p}_s2 - 6'd1));
+wire signed [65:0] {p}_y = {p}_p >>> {p}_s3;
+always @(posedge clock) begin
+   if ({en}) begin
+      {p}_v1 <= {valid};
+      {p}_v2 <= {p}_v1;
+      {p}_v3 <= {p}_v2;
+      {p}_v <= {p}_v3;
+      if ({valid}) begin
+         {p}_xb <= {p}_xb0;
+         {p}_m <= {p}_xb0[32] ? {p}_rec[95:64] : {p}_rec[63:32];
+         {p}_s1 <= ({p}_sh > 8'd62) ? 6'd62 : {p}_sh[5:0];
+      end
+      if ({p}_v1) begin
+         {p}_pl <= {p}_xb * $signed({{1'b0, {p}_m[16:0]}});
+         {p}_ph <= {p}_xb * $signed({p}_m[31:17]);
+         {p}_s2 <= {p}_s1;
+      end
+      if ({p}_v2) begin
+         {p}_p <= ({p}_ph <<< 17) + {p}_pl + {p}_rnd;
+         {p}_s3 <= {p}_s2;
+      end
+      if ({p}_v3) {p}_q <= ({p}_y > 66'sd127) ? 8'h7f : ({p}_y < -66'sd128) ? 8'h80 : {p}_y[7:0];
+   end
+end
+"
+    )
+}
+
+/// A value entering a pipeline of `N` registers on every enabled edge: the Rust model of a
+/// leaf's stages, `out()` being what the last register holds.
+#[derive(Clone, Debug)]
+pub struct Stages<T: Copy + Default, const N: usize>([T; N]);
+
+impl<T: Copy + Default, const N: usize> Default for Stages<T, N> {
+    fn default() -> Self {
+        Self([T::default(); N])
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Stages<T, N> {
+    pub fn push(&mut self, v: T) {
+        self.0.rotate_right(1);
+        self.0[0] = v;
+    }
+    pub fn out(&self) -> T {
+        self.0[N - 1]
+    }
+}
+
+const RQ: usize = REQUANT_STAGES as usize;
+
+/// One array column's requantiser with its result's tags (OBUF row and entry) beside it:
+/// `q`, `valid_out`, `row_out`, `xa_out` are the inputs of `REQUANT_STAGES` edges before.
 #[derive(LogicBlock, Default)]
 pub struct Ppu {
     pub clock: Signal<In, Clock>,
@@ -23,6 +115,8 @@ pub struct Ppu {
     pub valid_out: Signal<Out, Bit>,
     pub row_out: Signal<Out, Bits<8>>,
     pub xa_out: Signal<Out, Bits<16>>,
+    /// (valid, q, row, xa) per stage
+    _pipe: Stages<(bool, u8, u8, u16), RQ>,
 }
 
 impl Logic for Ppu {
@@ -32,16 +126,25 @@ impl Logic for Ppu {
                 bias: self.bias.val().to_u64() as u32 as i32,
                 mult_pos: self.mult_pos.val().to_u64() as u32 as i32,
                 mult_neg: self.mult_neg.val().to_u64() as u32 as i32,
-                // a record's shift saturates to MAX_SHIFT (contract::isa::decode_requant)
                 shift: (self.shift.val().to_u64() as u8).min(contract::arith::MAX_SHIFT),
             };
-            if self.valid.val() {
-                let q = rq.apply(to_i64(self.acc.val()) as i32);
-                self.q.next = (q as u8 as u64).into();
-            }
-            self.valid_out.next = self.valid.val();
-            self.row_out.next = self.row_in.val();
-            self.xa_out.next = self.xa_in.val();
+            let valid = self.valid.val();
+            let q = if valid {
+                rq.apply(to_i64(self.acc.val()) as i32) as u8
+            } else {
+                self._pipe.out().1
+            };
+            self._pipe.push((
+                valid,
+                q,
+                self.row_in.val().to_u64() as u8,
+                self.xa_in.val().to_u64() as u16,
+            ));
+            let (v, q, row, xa) = self._pipe.out();
+            self.valid_out.next = v;
+            self.q.next = (q as u64).into();
+            self.row_out.next = (row as u64).into();
+            self.xa_out.next = (xa as u64).into();
         }
     }
     fn connect(&mut self) {
@@ -53,14 +156,29 @@ impl Logic for Ppu {
     fn hdl(&self) -> Verilog {
         Verilog::Custom(format!(
             "{}\
+reg [7:0] row1, row2, row3;
+reg [15:0] xa1, xa2, xa3;
 always @(posedge clock) begin
-   valid_out <= valid;
-   row_out <= row_in;
-   xa_out <= xa_in;
-   // evaluated only for real results: simulators skip the 33x32 multiply otherwise
-   if (valid) q <= rq(acc, {{24'd0, shift, mult_neg, mult_pos, bias}});
+   row1 <= row_in;
+   row2 <= row1;
+   row3 <= row2;
+   row_out <= row3;
+   xa1 <= xa_in;
+   xa2 <= xa1;
+   xa3 <= xa2;
+   xa_out <= xa3;
+end
+always @(*) begin
+   q = rq_q;
+   valid_out = rq_v;
 end",
-            crate::vector::REQUANT_FN
+            requant_pipe(
+                "rq",
+                "1'b1",
+                "valid",
+                "acc",
+                "{24'd0, shift, mult_neg, mult_pos, bias}"
+            )
         ))
     }
 }

@@ -13,6 +13,9 @@
 use crate::bits::vec_of;
 use crate::pe::LANES;
 use contract::isa::opcode;
+use contract::timing::VECTOR_LANE_STAGES;
+
+const VSTAGES: usize = VECTOR_LANE_STAGES as usize;
 use rust_hdl::prelude::*;
 
 #[derive(LogicBlock)]
@@ -118,7 +121,8 @@ pub struct ObufSteer {
     pub row: Vec<Signal<In, Bits<8>>>,
     pub xa: Vec<Signal<In, Bits<16>>>,
     pub q: Vec<Signal<In, Bits<8>>>,
-    // the vector unit's result tags (`VecSeq::d_*`), one cycle before its lanes' `q`
+    // the vector unit's result tags (`VecSeq::d_*`), `VECTOR_LANE_STAGES` cycles before
+    // its lanes' `q`
     pub v_emit: Signal<In, Bit>,
     pub v_pool: Signal<In, Bit>,
     pub v_xa: Signal<In, Bits<16>>,
@@ -129,11 +133,13 @@ pub struct ObufSteer {
     pub en: Vec<Signal<Out, Bit>>,
     pub addr: Vec<Signal<Out, Bits<16>>>,
     pub data: Vec<Signal<Out, Bits<8>>>,
-    // the tags, delayed to meet the lanes' registered results
-    emit_q: DFF<Bit>,
-    pool_q: DFF<Bit>,
-    xa_q: DFF<Bits<16>>,
-    row0_q: DFF<Bits<16>>,
+    // the tags, delayed through as many registers as the lanes' pipeline to meet their
+    // results (`VecLanes`: VECTOR_FRONT_STAGES + REQUANT_STAGES)
+    emit_q: Vec<DFF<Bit>>,
+    pool_q: Vec<DFF<Bit>>,
+    xa_q: Vec<DFF<Bits<16>>>,
+    row0_q: Vec<DFF<Bits<16>>>,
+    _stages: usize,
     row8: Vec<Constant<Bits<8>>>,
     row16: Vec<Constant<Bits<16>>>,
     zero16: Constant<Bits<16>>,
@@ -159,10 +165,11 @@ impl ObufSteer {
             en: vec_of(rows * LANES),
             addr: vec_of(rows * LANES),
             data: vec_of(rows * LANES),
-            emit_q: Default::default(),
-            pool_q: Default::default(),
-            xa_q: Default::default(),
-            row0_q: Default::default(),
+            emit_q: vec_of(VSTAGES),
+            pool_q: vec_of(VSTAGES),
+            xa_q: vec_of(VSTAGES),
+            row0_q: vec_of(VSTAGES),
+            _stages: VSTAGES,
             row8: (0..rows)
                 .map(|i| Constant::new((i as u64).into()))
                 .collect(),
@@ -180,14 +187,22 @@ impl ObufSteer {
 impl Logic for ObufSteer {
     #[hdl_gen]
     fn update(&mut self) {
-        self.emit_q.clock.next = self.clock.val();
-        self.pool_q.clock.next = self.clock.val();
-        self.xa_q.clock.next = self.clock.val();
-        self.row0_q.clock.next = self.clock.val();
-        self.emit_q.d.next = self.v_emit.val();
-        self.pool_q.d.next = self.v_pool.val();
-        self.xa_q.d.next = self.v_xa.val();
-        self.row0_q.d.next = self.v_row0.val();
+        for k in 0..self._stages {
+            self.emit_q[k].clock.next = self.clock.val();
+            self.pool_q[k].clock.next = self.clock.val();
+            self.xa_q[k].clock.next = self.clock.val();
+            self.row0_q[k].clock.next = self.clock.val();
+        }
+        self.emit_q[0].d.next = self.v_emit.val();
+        self.pool_q[0].d.next = self.v_pool.val();
+        self.xa_q[0].d.next = self.v_xa.val();
+        self.row0_q[0].d.next = self.v_row0.val();
+        for k in 1..self._stages {
+            self.emit_q[k].d.next = self.emit_q[k - 1].q.val();
+            self.pool_q[k].d.next = self.pool_q[k - 1].q.val();
+            self.xa_q[k].d.next = self.xa_q[k - 1].q.val();
+            self.row0_q[k].d.next = self.row0_q[k - 1].q.val();
+        }
         // column g·G + l writes lane l of its row's bank at the PPU's address
         for r in 0..self._rows {
             for l in 0..8 {
@@ -205,16 +220,20 @@ impl Logic for ObufSteer {
                 }
             }
         }
-        if self.emit_q.q.val() {
-            for r in 0..self._rows {
-                for v in 0..self._vrows {
-                    if (self.row16[r].val() == self.row0_q.q.val() + self.row16[v].val())
-                        && (!self.pool_q.q.val() || (self.row16[r].val() == self.zero16.val()))
-                    {
-                        for l in 0..8 {
-                            self.en[r * 8 + l].next = true;
-                            self.addr[r * 8 + l].next = self.xa_q.q.val();
-                            self.data[r * 8 + l].next = self.v_q[v].val().get_bits::<8>(8 * l);
+        // the last register of each tag chain
+        for kl in (self._stages - 1)..self._stages {
+            if self.emit_q[kl].q.val() {
+                for r in 0..self._rows {
+                    for v in 0..self._vrows {
+                        if (self.row16[r].val() == self.row0_q[kl].q.val() + self.row16[v].val())
+                            && (!self.pool_q[kl].q.val()
+                                || (self.row16[r].val() == self.zero16.val()))
+                        {
+                            for l in 0..8 {
+                                self.en[r * 8 + l].next = true;
+                                self.addr[r * 8 + l].next = self.xa_q[kl].q.val();
+                                self.data[r * 8 + l].next = self.v_q[v].val().get_bits::<8>(8 * l);
+                            }
                         }
                     }
                 }

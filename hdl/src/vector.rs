@@ -2,22 +2,26 @@
 //! [`PoolAcc`], and its arithmetic as `Verilog::Custom` leaves whose Rust `update()` calls
 //! `contract::arith` (like `ppu.rs`, docs/rust-hdl.md#leaves):
 //!
-//! - [`VecLanes`]: one row of G = 8 lanes (V rows of them), registered. EWISE: `v = a`; with
+//! - [`VecLanes`]: one row of G = 8 lanes (V rows of them), pipelined in
+//!   `VECTOR_FRONT_STAGES + REQUANT_STAGES` stages. EWISE: `v = a`; with
 //!   `use_gate` `v = se_scale(v, sigmoid_gate(gate))`; with `use_b`
 //!   `v = rec.apply(v·ka + b·kb)`. POOL (`pool`): `rec.apply(sum)`. `rec` of lane `l` is
 //!   record `l` of the PBUF read (`recs` bits `128·l..`).
 //! - [`PoolAdd`]: a link of the cross-bank adder chain, `sum_out = sum_in + (en ? a : 0)`
 //!   per lane (int32, wrapping), combinational.
 use crate::bits::{at, lane_i32, lane_i8, vec_of};
+use crate::ppu::record_of;
 use crate::ram::SdpRam;
 use contract::arith::{se_scale, sigmoid_gate, Requant};
 use contract::isa::field::{ewise, pool, OPCODE};
 use contract::isa::opcode;
+use contract::timing::{EWISE_LATENCY, POOL_LATENCY, VECTOR_FRONT_STAGES, VECTOR_LANE_STAGES};
 use rust_hdl::prelude::*;
 
 // VecSeq reads the operand address at one offset for both opcodes and tells POOL from
 // EWISE by one opcode bit; the widths are the ones `update()` reads the fields with.
 const _: () = {
+    assert!(EWISE_LATENCY == POOL_LATENCY);
     assert!(ewise::A.0 == pool::ABUF.0 && ewise::A.1 == 16 && pool::ABUF.1 == 16);
     assert!(opcode::POOL ^ opcode::EWISE == 1 && opcode::POOL & 1 == 1);
     assert!(ewise::B.1 == 16 && ewise::GATE.1 == 16 && ewise::KA.1 == 16 && ewise::KB.1 == 16);
@@ -29,46 +33,18 @@ const _: () = {
 };
 
 fn record(recs: &Bits<1024>, l: usize) -> Requant {
-    let lo = recs.get_bits::<64>(128 * l).to_u64();
-    let hi = recs.get_bits::<64>(128 * l + 64).to_u64();
-    Requant {
-        bias: lo as u32 as i32,
-        mult_pos: (lo >> 32) as u32 as i32,
-        mult_neg: hi as u32 as i32,
-        shift: ((hi >> 32) as u8).min(contract::arith::MAX_SHIFT),
-    }
+    record_of(
+        recs.get_bits::<64>(128 * l).to_u64(),
+        recs.get_bits::<64>(128 * l + 64).to_u64(),
+    )
 }
 
-/// A Verilog function `rq(x, rec)`: `Requant::apply` of the 32-bit `x` with the 128-bit
-/// PBUF record `rec` (bias, mult_pos, mult_neg, shift; the shift saturates to MAX_SHIFT
-/// like `decode_requant`). A function, called from clocked code, so simulators evaluate
-/// it only on the enabled clock edges.
-pub const REQUANT_FN: &str = "\
-function [7:0] rq(input [31:0] xin, input [127:0] rec);
-   reg signed [32:0] x;
-   reg signed [31:0] m;
-   reg signed [65:0] p;
-   reg signed [65:0] rnd;
-   reg signed [65:0] y;
-   reg [7:0] sh;
-   reg [5:0] s;
-   begin
-      sh = rec[103:96];
-      s = (sh > 8'd62) ? 6'd62 : sh[5:0];
-      x = {xin[31], xin} + {rec[31], rec[31:0]};
-      m = x[32] ? rec[95:64] : rec[63:32];
-      p = x * m;
-      rnd = (s == 6'd0) ? 66'sd0 : (66'sd1 <<< (s - 6'd1));
-      y = (p + rnd) >>> s;
-      rq = (y > 66'sd127) ? 8'h7f : (y < -66'sd128) ? 8'h80 : y[7:0];
-   end
-endfunction
-";
+const LANE_STAGES: usize = VECTOR_LANE_STAGES as usize;
 
 #[derive(LogicBlock, Default)]
 pub struct VecLanes {
     pub clock: Signal<In, Clock>,
-    /// `q` updates only on enabled edges (the vector unit is busy)
+    /// the pipeline advances only on enabled edges (the vector unit is busy)
     pub en: Signal<In, Bit>,
     pub pool: Signal<In, Bit>,
     pub use_gate: Signal<In, Bit>,
@@ -80,7 +56,9 @@ pub struct VecLanes {
     pub recs: Signal<In, Bits<1024>>,
     pub ka: Signal<In, Bits<16>>,
     pub kb: Signal<In, Bits<16>>,
+    /// the lanes' results for the inputs of `LANE_STAGES` enabled edges before
     pub q: Signal<Out, Bits<64>>,
+    _pipe: crate::ppu::Stages<u64, LANE_STAGES>,
 }
 
 impl Logic for VecLanes {
@@ -106,13 +84,15 @@ impl Logic for VecLanes {
                 };
                 out |= (v as u8 as u64) << (8 * l);
             }
-            self.q.next = out.into();
+            self._pipe.push(out);
+            self.q.next = self._pipe.out().into();
         }
     }
     fn connect(&mut self) {
         self.q.connect();
     }
     fn hdl(&self) -> Verilog {
+        assert_eq!(VECTOR_FRONT_STAGES, 3, "VecLanes writes three front stages");
         let mut v = String::from(
             "// sigmoid_gate(x) = round(256·sigmoid(x/16)), the contract's table\n\
              function [8:0] sig(input [7:0] x);\n   case (x)\n",
@@ -124,51 +104,73 @@ impl Logic for VecLanes {
             ));
         }
         v.push_str("      default: sig = 9'd0;\n   endcase\nendfunction\n");
-        v.push_str(REQUANT_FN);
+        // the records and the requantise choice travel with the data to the requantisers
         v.push_str(
             "\
-function [7:0] lane(input [7:0] a8, input [7:0] b8, input [7:0] g8, input [31:0] sum,
-                    input [127:0] rec);
-   reg signed [7:0] av;
-   reg signed [7:0] bv;
-   reg signed [7:0] gs;
-   reg signed [7:0] v;
-   reg signed [17:0] gp;
-   reg signed [17:0] gr;
-   reg signed [31:0] x;
-   reg signed [15:0] ska;
-   reg signed [15:0] skb;
-   begin
-      av = a8;
-      bv = b8;
-      ska = ka;
-      skb = kb;
-      gp = av * $signed({1'b0, sig(g8)});
-      gr = (gp + 18'sd128) >>> 8;
-      gs = (gr > 18'sd127) ? 8'sd127 : (gr < -18'sd128) ? -8'sd128 : gr[7:0];
-      v = use_gate ? gs : av;
-      // (not `pool ? sum : ...`: the unsigned `sum` would make the products unsigned)
-      x = v * ska + bv * skb;
-      if (pool) x = sum;
-      lane = (pool || use_b) ? rq(x, rec) : v;
-   end
-endfunction
+reg [1023:0] rec1, rec2, rec3;
+reg sel3;
+wire sel = pool || use_b;
+wire signed [15:0] ska = ka;
+wire signed [15:0] skb = kb;
 always @(posedge clock) begin
    if (en) begin
+      rec1 <= recs;
+      rec2 <= rec1;
+      rec3 <= rec2;
+      sel3 <= sel;
+   end
+end
 ",
         );
         for l in 0..8 {
+            let (h, lo) = (8 * l + 7, 8 * l);
+            let (sh, sl) = (32 * l + 31, 32 * l);
             v.push_str(&format!(
-                "      q[{h}:{lo}] <= lane(a[{h}:{lo}], b[{h}:{lo}], gate[{h}:{lo}], sums[{sh}:{sl}], recs[{rh}:{rl}]);\n",
-                h = 8 * l + 7,
-                lo = 8 * l,
-                sh = 32 * l + 31,
-                sl = 32 * l,
-                rh = 128 * l + 127,
-                rl = 128 * l,
+                "\
+// lane {l}: sigmoid | gate multiply, round, saturate | ka·v + kb·b (or POOL's sum)
+reg signed [7:0] a1_{l}, b1_{l}, v2_{l}, b2_{l}, v3_{l}, v4_{l}, v5_{l}, v6_{l}, v7_{l};
+reg [8:0] g1_{l};
+reg [31:0] s1_{l}, s2_{l}, x3_{l};
+wire signed [17:0] gp_{l} = a1_{l} * $signed({{1'b0, g1_{l}}});
+wire signed [17:0] gr_{l} = (gp_{l} + 18'sd128) >>> 8;
+wire signed [7:0] gs_{l} = (gr_{l} > 18'sd127) ? 8'sd127 : (gr_{l} < -18'sd128) ? -8'sd128 : gr_{l}[7:0];
+wire signed [31:0] wx_{l} = v2_{l} * ska + b2_{l} * skb;
+always @(posedge clock) begin
+   if (en) begin
+      a1_{l} <= a[{h}:{lo}];
+      b1_{l} <= b[{h}:{lo}];
+      g1_{l} <= sig(gate[{h}:{lo}]);
+      s1_{l} <= sums[{sh}:{sl}];
+      v2_{l} <= use_gate ? gs_{l} : a1_{l};
+      b2_{l} <= b1_{l};
+      s2_{l} <= s1_{l};
+      x3_{l} <= pool ? s2_{l} : wx_{l};
+      v3_{l} <= v2_{l};
+      v4_{l} <= v3_{l};
+      v5_{l} <= v4_{l};
+      v6_{l} <= v5_{l};
+      v7_{l} <= v6_{l};
+   end
+end
+{rq}",
+                rq = crate::ppu::requant_pipe(
+                    &format!("rq{l}"),
+                    "en",
+                    "sel3",
+                    &format!("x3_{l}"),
+                    &format!("rec3[{}:{}]", 128 * l + 127, 128 * l),
+                ),
             ));
         }
-        v.push_str("   end\nend\n");
+        v.push_str("always @(*) begin\n");
+        for l in 0..8 {
+            v.push_str(&format!(
+                "   q[{h}:{lo}] = sel ? rq{l}_q : v7_{l};\n",
+                h = 8 * l + 7,
+                lo = 8 * l
+            ));
+        }
+        v.push_str("end\n");
         Verilog::Custom(v)
     }
 }
@@ -346,9 +348,10 @@ pub enum VecState {
 /// EWISE has groups of V rows (`row0 = 0, V, 2V, …`, the V rows of lanes): lane `v` reads
 /// `a` of row `row0 + v` from bank `v` at `rd_addr + v·rp` and `b` from bank `V + v` at
 /// `rd_addr_b + v·rp` (every bank holds the whole tile). With one bank (R = 1) `a` and `b`
-/// take two cycles (`ph`). After the last read the pipeline drains in 2 cycles (ABUF read,
-/// lanes + OBUF write). So EWISE takes `chunks·(1 + width·⌈R/V⌉·phases) + 2` cycles and
-/// POOL `chunks·(1 + width) + 2` (`contract::timing::ewise_cycles`, `pool_cycles`).
+/// take two cycles (`ph`). After the last read the pipeline drains in `EWISE_LATENCY`
+/// cycles (ABUF read, the lanes' stages, OBUF write). So EWISE takes
+/// `chunks·(1 + width·⌈R/V⌉·phases) + EWISE_LATENCY` cycles and POOL
+/// `chunks·(1 + width) + POOL_LATENCY` (`contract::timing::ewise_cycles`, `pool_cycles`).
 ///
 /// Every `d_*` output is the tag of the read presented the cycle before: its data is on
 /// the RAM outputs now.
@@ -411,7 +414,8 @@ pub struct VecSeq {
     obuf: Signal<Local, Bits<16>>,
     last_x: Signal<Local, Bit>,
     one16: Constant<Bits<16>>,
-    two16: Constant<Bits<16>>,
+    /// drain cycles after the last read: `EWISE_LATENCY` = `POOL_LATENCY`
+    drain16: Constant<Bits<16>>,
     rows16: Constant<Bits<16>>,
     vrows16: Constant<Bits<16>>,
     two_phase: Constant<Bit>,
@@ -501,7 +505,7 @@ impl VecSeq {
             obuf: Default::default(),
             last_x: Default::default(),
             one16: Constant::new(1u64.into()),
-            two16: Constant::new(2u64.into()),
+            drain16: Constant::new(EWISE_LATENCY.into()),
             rows16: Constant::new((cfg.rows as u64).into()),
             vrows16: Constant::new((cfg.vector_rows as u64).into()),
             two_phase: Constant::new(cfg.rows == 1),
@@ -697,7 +701,7 @@ impl Logic for VecSeq {
             }
             VecState::Drain => {
                 self.cnt.d.next = self.cnt.q.val() + self.one16.val();
-                if self.cnt.q.val() + self.one16.val() == self.two16.val() {
+                if self.cnt.q.val() + self.one16.val() == self.drain16.val() {
                     self.state.d.next = VecState::Idle;
                 }
             }

@@ -70,25 +70,25 @@ fn load_then_end() {
 
 #[test]
 fn conv_duration_and_wait_flags() {
-    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 1 = 12 cycles: issued 9, busy 10–21.
+    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 4 = 15 cycles: issued 9, busy 10–24.
     let r = run(&[conv(Wait::NONE), END]);
-    assert_eq!(issue_complete(&r), vec![(0, 9, 21), (10, 22, 22)]);
+    assert_eq!(issue_complete(&r), vec![(0, 9, 24), (10, 25, 25)]);
     assert_eq!(r.counters.macs, 2 * 8 * 8);
-    assert_eq!(r.counters.compute.busy, 12);
+    assert_eq!(r.counters.compute.busy, 15);
 
     // LOAD_WGT without wait_compute overlaps the CONV: issued as soon as decoded (19).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::NONE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 9, 21), (10, 19, 31), (20, 32, 32)]
+        vec![(0, 9, 24), (10, 19, 31), (20, 32, 32)]
     );
-    // With wait_compute it waits for the CONV to finish (idle in 22).
+    // With wait_compute it waits for the CONV to finish (idle in 25).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::COMPUTE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 9, 21), (10, 22, 34), (23, 35, 35)]
+        vec![(0, 9, 24), (10, 25, 37), (26, 38, 38)]
     );
-    assert_eq!(r.cycles, 36);
+    assert_eq!(r.cycles, 39);
 }
 
 #[test]
@@ -241,9 +241,9 @@ fn ewise_and_pool_durations_and_unit_cycles_add_up() {
     let r = run(&[ewise, pool, END]);
     assert_eq!(r.status, Status::Done);
     // EWISE on R = 2 banks with V = 1 row of lanes: two row groups per column,
-    // 2·(1 + 5·2) + 2 = 24 cycles (10–33); POOL (all banks at once) 3·(1 + 4) + 2 = 17 cycles
-    // (35–51), issued when the EWISE is done (compute idle in 34).
-    assert_eq!(issue_complete(&r)[..2], [(0, 9, 33), (10, 34, 51)]);
+    // 2·(1 + 5·2) + 8 = 30 cycles (10–39); POOL (all banks at once) 3·(1 + 4) + 8 = 23 cycles
+    // (41–63), issued when the EWISE is done (compute idle in 40).
+    assert_eq!(issue_complete(&r)[..2], [(0, 9, 39), (10, 40, 63)]);
     let c = r.counters;
     for unit in [c.controller, c.dma, c.compute] {
         assert_eq!(unit.busy + unit.stall + unit.idle, r.cycles);
