@@ -17,10 +17,10 @@
 use crate::isa::{Conv, Ewise, Instr, Pool, INSTR_BYTES, PBUF_RECORD_BYTES};
 use crate::EngineConfig;
 
-/// Decode cycles: the cycle after the last fetch response decodes and validates the
-/// instruction register (an illegal instruction stops the engine in this cycle); the
-/// earliest issue is the following cycle.
-pub const DECODE_CYCLES: u64 = 1;
+/// Decode cycles: the two cycles after the last fetch response validate the instruction
+/// register — the legality check's products, then its sums and compares (an illegal
+/// instruction stops the engine in the second); the earliest issue is the following cycle.
+pub const DECODE_CYCLES: u64 = 2;
 
 /// CONV set-up: none. The issue edge latches `steps = chunks·k²` and the period, and the
 /// first step's ABUF/WBUF read is presented in the first busy cycle.

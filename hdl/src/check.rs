@@ -1,9 +1,14 @@
-//! The controller's decode-cycle legality check: `contract::isa::Instr::decode` followed by
-//! `Instr::validate(cfg)`, as combinational logic.
+//! The controller's legality check, `contract::isa::Instr::decode` followed by
+//! `Instr::validate(cfg)`, in the two decode cycles (`contract::timing::DECODE_CYCLES`).
 //!
-//! A `Verilog::Custom` leaf: it is a flat list of 64-bit sums of products of instruction
-//! fields compared with config constants (docs of `contract::isa`, "Legality"); its Rust
-//! `update()` calls the contract itself, so the two cannot drift without a test failing.
+//! A `Verilog::Custom` leaf: sums of products of instruction fields compared with config
+//! constants (docs of `contract::isa`, "Legality"). The products with two variable operands
+//! go through four shared multipliers whose operands the opcode chooses (no opcode needs
+//! more), registered at the end of the first decode cycle; the sums and compares follow in
+//! the second. Products with a constant (R − 1, C/G − 1, C·G, G, the record size) are
+//! shift-adds, and those with `stride` or `kernel` (1..=2, 1..=7) small muxes and a table,
+//! so no multiplier is spent on them. Its Rust `update()` calls the contract itself, so the
+//! two cannot drift without a test failing.
 use contract::isa::field::{
     conv, ewise, load_act, load_param, load_wgt, pool, store, OPCODE, WAIT_COMPUTE, WAIT_DMA,
 };
@@ -11,19 +16,28 @@ use contract::isa::{opcode, Field, Instr, MAX_STRIDE, PBUF_RECORD_BYTES, POOL_MA
 use contract::{config::MAX_KERNEL, EngineConfig};
 use rust_hdl::prelude::*;
 
+// the window terms below assume k ≤ 7 (three bits, a table of k²) and s ≤ 2 (a mux)
+const _: () = assert!(MAX_KERNEL <= 7 && MAX_STRIDE == 2);
+
 #[derive(LogicBlock)]
 pub struct IsaCheck {
+    pub clock: Signal<In, Clock>,
+    /// held for both decode cycles
     pub instr: Signal<In, Bits<256>>,
+    /// whether the instruction held since the last edge is legal
     pub legal: Signal<Out, Bit>,
     _cfg: EngineConfig,
+    _held: [u32; 8],
 }
 
 impl IsaCheck {
     pub fn new(cfg: &EngineConfig) -> Self {
         Self {
+            clock: Default::default(),
             instr: Default::default(),
             legal: Default::default(),
             _cfg: cfg.clone(),
+            _held: [0; 8],
         }
     }
 }
@@ -39,8 +53,10 @@ pub fn words_of(b: &Bits<256>) -> [u32; 8] {
 
 impl Logic for IsaCheck {
     fn update(&mut self) {
-        let w = words_of(&self.instr.val());
-        self.legal.next = Instr::decode(w)
+        if self.clock.pos_edge() {
+            self._held = words_of(&self.instr.val());
+        }
+        self.legal.next = Instr::decode(self._held)
             .map(|i| i.validate(&self._cfg).is_ok())
             .unwrap_or(false);
     }
@@ -76,6 +92,19 @@ fn reserved_wire(name: &str, fields: &[Field]) -> String {
         .map(|i| format!("(w{i} & 64'h{:x}) == 64'd0", !used[i] & 0xffff_ffff))
         .collect();
     format!("wire res_{name} = {};\n", terms.join(" && "))
+}
+
+/// `expr · c` for a constant `c` as shifts and adds of the 64-bit `expr`.
+fn cmul(expr: &str, c: u64) -> String {
+    let terms: Vec<String> = (0..64)
+        .filter(|i| c >> i & 1 == 1)
+        .map(|i| format!("({expr} << {i})"))
+        .collect();
+    if terms.is_empty() {
+        "64'd0".to_string()
+    } else {
+        format!("({})", terms.join(" + "))
+    }
 }
 
 /// The check as Verilog: field wires named `<op>_<field>` from `contract::isa::field`,
@@ -209,39 +238,101 @@ fn check_verilog(c: &EngineConfig) -> String {
     v.push_str(&reserved_wire("store", store::ALL));
     v.push_str(&reserved_wire("ewise", ewise::ALL));
     v.push_str(&reserved_wire("pool", pool::ALL));
+    let (r, g) = (c.rows as u64, c.group_width as u64);
+    // k² for k = 0..7 (k ≤ MAX_KERNEL is checked beside it)
+    let k2: String = (0..8u64)
+        .map(|k| format!("      3'd{k}: cv_k2 = 6'd{};\n", k * k))
+        .collect();
     v.push_str(&format!(
         "\
+// First decode cycle: the four products of two variable fields, operands by opcode.
+wire is_act = op == 4'd{o_act};
+wire is_conv = op == 4'd{o_conv};
+wire is_store = op == 4'd{o_store};
+wire is_ewise = op == 4'd{o_ewise};
+// (R − 1)·s + k − 1, the rows a CONV window spans (s ≤ 2, k ≤ 7 are checked beside it)
+wire [15:0] cv_win = (cv_s[1] ? 16'd{r2} : 16'd{r1}) + {{13'd0, cv_k[2:0]}} - 16'd1;
+reg [5:0] cv_k2;
+always @(*) begin
+   case (cv_k[2:0])
+{k2}      default: cv_k2 = 6'd0;
+   endcase
+end
+wire [15:0] x1 = is_act ? act_rows[15:0] - 16'd1 : st_runs[15:0] - 16'd1;
+wire [31:0] y1 = is_act ? act_stride[31:0] : st_rstride[31:0];
+wire [15:0] x2 = is_act ? act_rows[15:0] : is_store ? st_runs[15:0] - 16'd1
+   : is_conv ? cv_chunks[15:0] - 16'd1 : is_ewise ? ew_chunks[15:0] - 16'd1 : pl_chunks[15:0] - 16'd1;
+wire [15:0] y2 = is_act ? act_entries[15:0] : is_store ? st_ostride[15:0]
+   : is_conv ? cv_cp[15:0] : is_ewise ? ew_cp[15:0] : pl_cp[15:0];
+wire [15:0] x3 = is_store ? {{8'd0, st_banks[7:0]}} - 16'd1 : is_conv ? cv_win
+   : is_ewise ? ew_chunks[15:0] - 16'd1 : {{8'd0, pl_banks[7:0]}} - 16'd1;
+wire [31:0] y3 = is_store ? st_bstride[31:0] : is_conv ? {{16'd0, cv_rp[15:0]}}
+   : is_ewise ? {{16'd0, ew_ostride[15:0]}} : {{16'd0, pl_rp[15:0]}};
+reg [47:0] m1, m3;
+reg [31:0] m2;
+reg [21:0] m4;
+always @(posedge clock) begin
+   m1 <= x1 * y1;
+   m2 <= x2 * y2;
+   m3 <= x3 * y3;
+   m4 <= cv_chunks[15:0] * cv_k2;
+end
+// Second decode cycle: the sums and compares.
+wire [63:0] p1 = {{16'd0, m1}};
+wire [63:0] p2 = {{32'd0, m2}};
+wire [63:0] p3 = {{16'd0, m3}};
+wire [63:0] p4 = {{42'd0, m4}};
+wire [63:0] cv_ows = cv_s[1] ? (cv_out_w - 64'd1) << 1 : cv_out_w - 64'd1;
 wire ok_act = res_act && act_rows != 0 && act_entries != 0 && (act_dram % G) == 0
    && (act_stride % G) == 0
-   && (act_abuf + act_rows * act_entries - 64'd1 < NA)
-   && (act_dram + (act_rows - 64'd1) * act_stride + act_entries * G - 64'd1 <= DMAX);
+   && (act_abuf + p2 - 64'd1 < NA)
+   && (act_dram + p1 + {act_g} - 64'd1 <= DMAX);
 wire ok_wgt = res_wgt && wgt_entries != 0 && (wgt_dram % G) == 0
-   && (wgt_wbuf + wgt_entries - 64'd1 < NW) && (wgt_dram + wgt_entries * C * G - 64'd1 <= DMAX);
+   && (wgt_wbuf + wgt_entries - 64'd1 < NW) && (wgt_dram + {wgt_cg} - 64'd1 <= DMAX);
 wire ok_par = res_par && par_channels != 0 && (par_dram % G) == 0
    && (par_pbuf + par_channels - 64'd1 < NP)
-   && (par_dram + par_channels * 64'd{rec} - 64'd1 <= DMAX);
+   && (par_dram + {par_rec} - 64'd1 <= DMAX);
 wire ok_conv = res_conv && cv_k >= 64'd1 && cv_k <= 64'd{mk} && cv_s >= 64'd1 && cv_s <= 64'd{ms}
    && cv_out_w != 0 && cv_chunks != 0
-   && (cv_abuf + (cv_chunks - 64'd1) * cv_cp + ((R - 64'd1) * cv_s + cv_k - 64'd1) * cv_rp
-       + (cv_out_w - 64'd1) * cv_s + cv_k - 64'd1 < NA)
-   && (cv_wbuf + cv_chunks * cv_k * cv_k - 64'd1 < NW)
+   && (cv_abuf + p2 + p3 + cv_ows + cv_k - 64'd1 < NA)
+   && (cv_wbuf + p4 - 64'd1 < NW)
    && (cv_pbuf + C - 64'd1 < NP)
-   && (cv_obuf + (C / G - 64'd1) * cv_ostride + cv_out_w - 64'd1 < NO);
+   && (cv_obuf + {cv_os} + cv_out_w - 64'd1 < NO);
 wire ok_store = res_store && st_banks >= 64'd1 && st_banks <= R && st_runs != 0 && st_rentries != 0
    && (st_dram % G) == 0 && (st_bstride % G) == 0 && (st_rstride % G) == 0
-   && (st_obuf + (st_runs - 64'd1) * st_ostride + st_rentries - 64'd1 < NO)
-   && (st_dram + (st_banks - 64'd1) * st_bstride + (st_runs - 64'd1) * st_rstride
-       + st_rentries * G - 64'd1 <= DMAX);
-wire [63:0] ew_span = (ew_chunks - 64'd1) * ew_cp + (R - 64'd1) * ew_rp + ew_width - 64'd1;
+   && (st_obuf + p2 + st_rentries - 64'd1 < NO)
+   && (st_dram + p3 + p1 + {st_g} - 64'd1 <= DMAX);
+wire [63:0] ew_span = p2 + {ew_rp} + ew_width - 64'd1;
 wire ok_ewise = res_ewise && ew_chunks != 0 && ew_width != 0
    && (ew_a + ew_span < NA)
-   && (!ew_use_b || ((ew_b + ew_span < NA) && (ew_pbuf + ew_chunks * G - 64'd1 < NP)))
+   && (!ew_use_b || ((ew_b + ew_span < NA) && (ew_pbuf + {ew_g} - 64'd1 < NP)))
    && (!ew_use_gate || (ew_gate + ew_chunks - 64'd1 < NA))
-   && (ew_obuf + (ew_chunks - 64'd1) * ew_ostride + ew_width - 64'd1 < NO);
+   && (ew_obuf + p3 + ew_width - 64'd1 < NO);
 wire ok_pool = res_pool && pl_chunks >= 64'd1 && pl_chunks <= 64'd{pmc} && pl_width != 0
    && pl_banks >= 64'd1 && pl_banks <= R
-   && (pl_abuf + (pl_chunks - 64'd1) * pl_cp + (pl_banks - 64'd1) * pl_rp + pl_width - 64'd1 < NA)
-   && (!pl_last || ((pl_pbuf + pl_chunks * G - 64'd1 < NP) && (pl_obuf + pl_chunks - 64'd1 < NO)));
+   && (pl_abuf + p2 + p3 + pl_width - 64'd1 < NA)
+   && (!pl_last || ((pl_pbuf + {pl_g} - 64'd1 < NP) && (pl_obuf + pl_chunks - 64'd1 < NO)));
+",
+        r1 = r - 1,
+        r2 = 2 * (r - 1),
+        act_g = cmul("act_entries", g),
+        wgt_cg = cmul("wgt_entries", c.cols as u64 * g),
+        par_rec = cmul("par_channels", PBUF_RECORD_BYTES as u64),
+        cv_os = cmul("cv_ostride", c.cols as u64 / g - 1),
+        st_g = cmul("st_rentries", g),
+        ew_rp = cmul("ew_rp", r - 1),
+        ew_g = cmul("ew_chunks", g),
+        pl_g = cmul("pl_chunks", g),
+        mk = MAX_KERNEL,
+        ms = MAX_STRIDE,
+        pmc = POOL_MAX_CHUNKS,
+        o_act = opcode::LOAD_ACT,
+        o_conv = opcode::CONV,
+        o_store = opcode::STORE,
+        o_ewise = opcode::EWISE,
+    ));
+    v.push_str(&format!(
+        "\
 always @(*) begin
    case (op)
       4'd{o_end}: legal = res_end;
@@ -255,10 +346,6 @@ always @(*) begin
       default: legal = 1'b0;
    endcase
 end",
-        rec = PBUF_RECORD_BYTES,
-        mk = MAX_KERNEL,
-        ms = MAX_STRIDE,
-        pmc = POOL_MAX_CHUNKS,
         o_end = opcode::END,
         o_act = opcode::LOAD_ACT,
         o_wgt = opcode::LOAD_WGT,

@@ -25,6 +25,8 @@ pub const STATUS_ERROR: u64 = 3;
 pub enum CtrlState {
     Idle,
     Fetch,
+    /// the first decode cycle: the legality check's products
+    Check,
     Decode,
     Issue,
     Done,
@@ -204,6 +206,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             self, clock, state, pc, pc_addr, fetch_addr, ins, beats_req, beats_rsp, err, lo, hi,
             dma_pc
         );
+        self.check.clock.next = self.clock.val();
         self.check.instr.next = self.ins.q.val();
         self.instr.next = self.ins.q.val();
         self.op.next = self.ins.q.val().get_bits::<4>(self.at_op.val().index());
@@ -268,10 +271,14 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                         }
                         self.beats_rsp.d.next = self.beats_rsp.q.val() + 1;
                         if self.beats_rsp.q.val() + 1 == self.beats.val() {
-                            self.state.d.next = CtrlState::Decode;
+                            self.state.d.next = CtrlState::Check;
                         }
                     }
                 }
+            }
+            CtrlState::Check => {
+                self.running.next = true;
+                self.state.d.next = CtrlState::Decode;
             }
             CtrlState::Decode => {
                 self.running.next = true;
@@ -331,6 +338,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
         if self.dma_fault.val()
             && !self.ends.val()
             && ((self.state.q.val() == CtrlState::Fetch)
+                || (self.state.q.val() == CtrlState::Check)
                 || (self.state.q.val() == CtrlState::Decode)
                 || (self.state.q.val() == CtrlState::Issue))
         {

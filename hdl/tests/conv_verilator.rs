@@ -132,7 +132,7 @@ fn every_isa_check_agrees_with_contract_validate() {
     let cfg = EngineConfig::tiny();
     let mut rng = Rng(99);
     let mut errors = 0;
-    for n in 0..60 {
+    for n in 0..400 {
         let mut w = [0u32; 8];
         w[0] = (rng.next() % 8) as u32; // a known opcode, no reserved bits
         for (i, word) in w.iter_mut().enumerate().skip(1) {

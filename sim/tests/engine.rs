@@ -55,40 +55,41 @@ fn issue_complete(r: &sim::RunResult) -> Vec<(u64, u64, u64)> {
 
 #[test]
 fn load_then_end() {
-    // LOAD_WGT: fetch 0–3, responses 4–7, decode 8, issue 9; 8 requests 10–17, responses
-    // 14–21. END: fetch 10–13, responses 14–17, decode 18, waits 19–21 for the DMA, issues 22.
+    // LOAD_WGT: fetch 0–3, responses 4–7, decode 8–9, issue 10; 8 requests 11–18, responses
+    // 15–22. END: fetch 11–14, responses 15–18, decode 19–20, waits 21–22 for the DMA,
+    // issues 23.
     let r = run(&[load_wgt(Wait::NONE), END]);
     assert_eq!(r.status, Status::Done);
-    assert_eq!(issue_complete(&r), vec![(0, 9, 21), (10, 22, 22)]);
-    assert_eq!(r.cycles, 23);
+    assert_eq!(issue_complete(&r), vec![(0, 10, 22), (11, 23, 23)]);
+    assert_eq!(r.cycles, 24);
     let c = r.counters;
-    assert_eq!((c.dma.busy, c.dma.stall, c.dma.idle), (12, 0, 11));
-    assert_eq!((c.controller.busy, c.controller.stall), (20, 3));
+    assert_eq!((c.dma.busy, c.dma.stall, c.dma.idle), (12, 0, 12));
+    assert_eq!((c.controller.busy, c.controller.stall), (22, 2));
     assert_eq!((c.dram_read_bytes, c.instr_read_bytes), (64, 64));
     assert_eq!(c.instructions, 2);
 }
 
 #[test]
 fn conv_duration_and_wait_flags() {
-    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 4 = 15 cycles: issued 9, busy 10–24.
+    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 4 = 15 cycles: issued 10, busy 11–25.
     let r = run(&[conv(Wait::NONE), END]);
-    assert_eq!(issue_complete(&r), vec![(0, 9, 24), (10, 25, 25)]);
+    assert_eq!(issue_complete(&r), vec![(0, 10, 25), (11, 26, 26)]);
     assert_eq!(r.counters.macs, 2 * 8 * 8);
     assert_eq!(r.counters.compute.busy, 15);
 
-    // LOAD_WGT without wait_compute overlaps the CONV: issued as soon as decoded (19).
+    // LOAD_WGT without wait_compute overlaps the CONV: issued as soon as decoded (21).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::NONE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 9, 24), (10, 19, 31), (20, 32, 32)]
+        vec![(0, 10, 25), (11, 21, 33), (22, 34, 34)]
     );
-    // With wait_compute it waits for the CONV to finish (idle in 25).
+    // With wait_compute it waits for the CONV to finish (idle in 26).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::COMPUTE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 9, 24), (10, 25, 37), (26, 38, 38)]
+        vec![(0, 10, 25), (11, 26, 38), (27, 39, 39)]
     );
-    assert_eq!(r.cycles, 39);
+    assert_eq!(r.cycles, 40);
 }
 
 #[test]
@@ -100,9 +101,9 @@ fn store_has_one_setup_cycle_and_posted_writes() {
         run_entries: 1,
         ..Store::default()
     });
-    // Issued 9; OBUF read 10; the single write accepted 11 completes it.
+    // Issued 10; OBUF read 11; the single write accepted 12 completes it.
     let r = run(&[store, END]);
-    assert_eq!(issue_complete(&r), vec![(0, 9, 11), (10, 19, 19)]);
+    assert_eq!(issue_complete(&r), vec![(0, 10, 12), (11, 21, 21)]);
     assert_eq!(r.counters.dram_write_bytes, 8);
 }
 
@@ -112,7 +113,7 @@ fn illegal_instructions_stop_with_their_index() {
     e.load_program(0, &[load_wgt(Wait::NONE)]);
     e.dram_mut().write(INSTR_BYTES as u64, &[9, 0, 0, 0]); // opcode 9
     let r = e.run(0, 2, 10_000);
-    assert_eq!(r.cycles, 19); // instruction 1 decodes in cycle 18
+    assert_eq!(r.cycles, 21); // instruction 1 decodes in cycles 19–20
     assert!(matches!(
         r.status,
         Status::Error {
@@ -168,8 +169,8 @@ fn dma_past_dram_end_is_a_bus_error() {
         row_entries: 2,
     });
     let r = run(&[load, END]);
-    // Requests 10 (in range) and 11 (4096: out of range); the error response arrives 15.
-    assert_eq!(r.cycles, 16);
+    // Requests 11 (in range) and 12 (4096: out of range); the error response arrives 16.
+    assert_eq!(r.cycles, 17);
     assert_eq!(
         r.status,
         Status::Error {
@@ -241,9 +242,9 @@ fn ewise_and_pool_durations_and_unit_cycles_add_up() {
     let r = run(&[ewise, pool, END]);
     assert_eq!(r.status, Status::Done);
     // EWISE on R = 2 banks with V = 1 row of lanes: two row groups per column,
-    // 2·(1 + 5·2) + 8 = 30 cycles (10–39); POOL (all banks at once) 3·(1 + 4) + 8 = 23 cycles
-    // (41–63), issued when the EWISE is done (compute idle in 40).
-    assert_eq!(issue_complete(&r)[..2], [(0, 9, 39), (10, 40, 63)]);
+    // 2·(1 + 5·2) + 8 = 30 cycles (11–40); POOL (all banks at once) 3·(1 + 4) + 8 = 23 cycles
+    // (42–64), issued when the EWISE is done (compute idle in 41).
+    assert_eq!(issue_complete(&r)[..2], [(0, 10, 40), (11, 41, 64)]);
     let c = r.counters;
     for unit in [c.controller, c.dma, c.compute] {
         assert_eq!(unit.busy + unit.stall + unit.idle, r.cycles);
