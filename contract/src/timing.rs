@@ -17,10 +17,11 @@
 use crate::isa::{Conv, Ewise, Instr, Pool, INSTR_BYTES, PBUF_RECORD_BYTES};
 use crate::EngineConfig;
 
-/// Decode cycles: the two cycles after the last fetch response validate the instruction
-/// register — the legality check's products, then its sums and compares (an illegal
-/// instruction stops the engine in the second); the earliest issue is the following cycle.
-pub const DECODE_CYCLES: u64 = 2;
+/// Decode cycles: the three cycles after the last fetch response validate the instruction
+/// register — the legality check's products, its sums and compares, then the decision on
+/// the registered verdict (an illegal instruction stops the engine in the third); the
+/// earliest issue is the following cycle.
+pub const DECODE_CYCLES: u64 = 3;
 
 /// CONV set-up: none. The issue edge latches `steps = chunks·k²` and the period, and the
 /// first step's ABUF/WBUF read is presented in the first busy cycle.

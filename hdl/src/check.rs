@@ -1,11 +1,13 @@
 //! The controller's legality check, `contract::isa::Instr::decode` followed by
-//! `Instr::validate(cfg)`, in the two decode cycles (`contract::timing::DECODE_CYCLES`).
+//! `Instr::validate(cfg)`, over the three decode cycles (`contract::timing::DECODE_CYCLES`):
+//! products, sums and compares into the registered verdict, the controller's decision.
 //!
 //! A `Verilog::Custom` leaf: sums of products of instruction fields compared with config
 //! constants (docs of `contract::isa`, "Legality"). The products with two variable operands
 //! go through four shared multipliers whose operands the opcode chooses (no opcode needs
-//! more), registered at the end of the first decode cycle; the sums and compares follow in
-//! the second. Products with a constant (R − 1, C/G − 1, C·G, G, the record size) are
+//! more), registered at the end of the first decode cycle together with every term that
+//! has no product and the field part of each bound that has one; the second adds at most
+//! three terms per bound and compares, and registers the verdict `legal`. Products with a constant (R − 1, C/G − 1, C·G, G, the record size) are
 //! shift-adds, and those with `stride` or `kernel` (1..=2, 1..=7) small muxes and a table,
 //! so no multiplier is spent on them. Its Rust `update()` calls the contract itself, so the
 //! two cannot drift without a test failing.
@@ -22,9 +24,9 @@ const _: () = assert!(MAX_KERNEL <= 7 && MAX_STRIDE == 2);
 #[derive(LogicBlock)]
 pub struct IsaCheck {
     pub clock: Signal<In, Clock>,
-    /// held for both decode cycles
+    /// held for the decode cycles
     pub instr: Signal<In, Bits<256>>,
-    /// whether the instruction held since the last edge is legal
+    /// whether the instruction held two edges ago is legal (registered)
     pub legal: Signal<Out, Bit>,
     _cfg: EngineConfig,
     _held: [u32; 8],
@@ -54,11 +56,11 @@ pub fn words_of(b: &Bits<256>) -> [u32; 8] {
 impl Logic for IsaCheck {
     fn update(&mut self) {
         if self.clock.pos_edge() {
+            self.legal.next = Instr::decode(self._held)
+                .map(|i| i.validate(&self._cfg).is_ok())
+                .unwrap_or(false);
             self._held = words_of(&self.instr.val());
         }
-        self.legal.next = Instr::decode(self._held)
-            .map(|i| i.validate(&self._cfg).is_ok())
-            .unwrap_or(false);
     }
     fn connect(&mut self) {
         self.legal.connect();
@@ -277,41 +279,56 @@ always @(posedge clock) begin
    m3 <= x3 * y3;
    m4 <= cv_chunks[15:0] * cv_k2;
 end
-// Second decode cycle: the sums and compares.
+// Second decode cycle: the sums with products and their compares.
 wire [63:0] p1 = {{16'd0, m1}};
 wire [63:0] p2 = {{32'd0, m2}};
 wire [63:0] p3 = {{16'd0, m3}};
 wire [63:0] p4 = {{42'd0, m4}};
 wire [63:0] cv_ows = cv_s[1] ? (cv_out_w - 64'd1) << 1 : cv_out_w - 64'd1;
-wire ok_act = res_act && act_rows != 0 && act_entries != 0 && (act_dram % G) == 0
-   && (act_stride % G) == 0
-   && (act_abuf + p2 - 64'd1 < NA)
-   && (act_dram + p1 + {act_g} - 64'd1 <= DMAX);
-wire ok_wgt = res_wgt && wgt_entries != 0 && (wgt_dram % G) == 0
-   && (wgt_wbuf + wgt_entries - 64'd1 < NW) && (wgt_dram + {wgt_cg} - 64'd1 <= DMAX);
-wire ok_par = res_par && par_channels != 0 && (par_dram % G) == 0
-   && (par_pbuf + par_channels - 64'd1 < NP)
-   && (par_dram + {par_rec} - 64'd1 <= DMAX);
-wire ok_conv = res_conv && cv_k >= 64'd1 && cv_k <= 64'd{mk} && cv_s >= 64'd1 && cv_s <= 64'd{ms}
-   && cv_out_w != 0 && cv_chunks != 0
-   && (cv_abuf + p2 + p3 + cv_ows + cv_k - 64'd1 < NA)
-   && (cv_wbuf + p4 - 64'd1 < NW)
-   && (cv_pbuf + C - 64'd1 < NP)
-   && (cv_obuf + {cv_os} + cv_out_w - 64'd1 < NO);
-wire ok_store = res_store && st_banks >= 64'd1 && st_banks <= R && st_runs != 0 && st_rentries != 0
-   && (st_dram % G) == 0 && (st_bstride % G) == 0 && (st_rstride % G) == 0
-   && (st_obuf + p2 + st_rentries - 64'd1 < NO)
-   && (st_dram + p3 + p1 + {st_g} - 64'd1 <= DMAX);
-wire [63:0] ew_span = p2 + {ew_rp} + ew_width - 64'd1;
-wire ok_ewise = res_ewise && ew_chunks != 0 && ew_width != 0
-   && (ew_a + ew_span < NA)
-   && (!ew_use_b || ((ew_b + ew_span < NA) && (ew_pbuf + {ew_g} - 64'd1 < NP)))
-   && (!ew_use_gate || (ew_gate + ew_chunks - 64'd1 < NA))
-   && (ew_obuf + p3 + ew_width - 64'd1 < NO);
-wire ok_pool = res_pool && pl_chunks >= 64'd1 && pl_chunks <= 64'd{pmc} && pl_width != 0
-   && pl_banks >= 64'd1 && pl_banks <= R
-   && (pl_abuf + p2 + p3 + pl_width - 64'd1 < NA)
-   && (!pl_last || ((pl_pbuf + {pl_g} - 64'd1 < NP) && (pl_obuf + pl_chunks - 64'd1 < NO)));
+// Registered beside the products: every term without one, and the field part of each
+// bound with one, so the second cycle adds at most three terms and compares.
+reg pre_act, pre_wgt, pre_par, pre_conv, pre_store, pre_ewise, pre_pool;
+reg [63:0] f_act_abuf, f_act_dram, f_cv_abuf, f_cv_wbuf, f_st_obuf, f_st_dram;
+reg [63:0] f_ew_a, f_ew_b, f_ew_obuf, f_pl_abuf;
+always @(posedge clock) begin
+   pre_act <= res_act && act_rows != 0 && act_entries != 0 && (act_dram % G) == 0
+      && (act_stride % G) == 0;
+   f_act_abuf <= act_abuf - 64'd1;
+   f_act_dram <= act_dram + {act_g} - 64'd1;
+   pre_wgt <= res_wgt && wgt_entries != 0 && (wgt_dram % G) == 0
+      && (wgt_wbuf + wgt_entries - 64'd1 < NW) && (wgt_dram + {wgt_cg} - 64'd1 <= DMAX);
+   pre_par <= res_par && par_channels != 0 && (par_dram % G) == 0
+      && (par_pbuf + par_channels - 64'd1 < NP)
+      && (par_dram + {par_rec} - 64'd1 <= DMAX);
+   pre_conv <= res_conv && cv_k >= 64'd1 && cv_k <= 64'd{mk} && cv_s >= 64'd1 && cv_s <= 64'd{ms}
+      && cv_out_w != 0 && cv_chunks != 0
+      && (cv_pbuf + C - 64'd1 < NP)
+      && (cv_obuf + {cv_os} + cv_out_w - 64'd1 < NO);
+   f_cv_abuf <= cv_abuf + cv_ows + cv_k - 64'd1;
+   f_cv_wbuf <= cv_wbuf - 64'd1;
+   pre_store <= res_store && st_banks >= 64'd1 && st_banks <= R && st_runs != 0
+      && st_rentries != 0 && (st_dram % G) == 0 && (st_bstride % G) == 0 && (st_rstride % G) == 0;
+   f_st_obuf <= st_obuf + st_rentries - 64'd1;
+   f_st_dram <= st_dram + {st_g} - 64'd1;
+   pre_ewise <= res_ewise && ew_chunks != 0 && ew_width != 0
+      && (!ew_use_b || (ew_pbuf + {ew_g} - 64'd1 < NP))
+      && (!ew_use_gate || (ew_gate + ew_chunks - 64'd1 < NA));
+   f_ew_a <= ew_a + {ew_rp} + ew_width - 64'd1;
+   f_ew_b <= ew_b + {ew_rp} + ew_width - 64'd1;
+   f_ew_obuf <= ew_obuf + ew_width - 64'd1;
+   pre_pool <= res_pool && pl_chunks >= 64'd1 && pl_chunks <= 64'd{pmc} && pl_width != 0
+      && pl_banks >= 64'd1 && pl_banks <= R
+      && (!pl_last || ((pl_pbuf + {pl_g} - 64'd1 < NP) && (pl_obuf + pl_chunks - 64'd1 < NO)));
+   f_pl_abuf <= pl_abuf + pl_width - 64'd1;
+end
+wire ok_act = pre_act && (f_act_abuf + p2 < NA) && (f_act_dram + p1 <= DMAX);
+wire ok_wgt = pre_wgt;
+wire ok_par = pre_par;
+wire ok_conv = pre_conv && (f_cv_abuf + p2 + p3 < NA) && (f_cv_wbuf + p4 < NW);
+wire ok_store = pre_store && (f_st_obuf + p2 < NO) && (f_st_dram + p1 + p3 <= DMAX);
+wire ok_ewise = pre_ewise && (f_ew_a + p2 < NA) && (!ew_use_b || (f_ew_b + p2 < NA))
+   && (f_ew_obuf + p3 < NO);
+wire ok_pool = pre_pool && (f_pl_abuf + p2 + p3 < NA);
 ",
         r1 = r - 1,
         r2 = 2 * (r - 1),
@@ -333,17 +350,17 @@ wire ok_pool = res_pool && pl_chunks >= 64'd1 && pl_chunks <= 64'd{pmc} && pl_wi
     ));
     v.push_str(&format!(
         "\
-always @(*) begin
+always @(posedge clock) begin
    case (op)
-      4'd{o_end}: legal = res_end;
-      4'd{o_act}: legal = ok_act;
-      4'd{o_wgt}: legal = ok_wgt;
-      4'd{o_par}: legal = ok_par;
-      4'd{o_conv}: legal = ok_conv;
-      4'd{o_store}: legal = ok_store;
-      4'd{o_ewise}: legal = ok_ewise;
-      4'd{o_pool}: legal = ok_pool;
-      default: legal = 1'b0;
+      4'd{o_end}: legal <= res_end;
+      4'd{o_act}: legal <= ok_act;
+      4'd{o_wgt}: legal <= ok_wgt;
+      4'd{o_par}: legal <= ok_par;
+      4'd{o_conv}: legal <= ok_conv;
+      4'd{o_store}: legal <= ok_store;
+      4'd{o_ewise}: legal <= ok_ewise;
+      4'd{o_pool}: legal <= ok_pool;
+      default: legal <= 1'b0;
    endcase
 end",
         o_end = opcode::END,

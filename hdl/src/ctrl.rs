@@ -25,8 +25,9 @@ pub const STATUS_ERROR: u64 = 3;
 pub enum CtrlState {
     Idle,
     Fetch,
-    /// the first decode cycle: the legality check's products
+    /// the decode cycles: the legality check's products, its sums and compares, the verdict
     Check,
+    Compare,
     Decode,
     Issue,
     Done,
@@ -278,6 +279,10 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             }
             CtrlState::Check => {
                 self.running.next = true;
+                self.state.d.next = CtrlState::Compare;
+            }
+            CtrlState::Compare => {
+                self.running.next = true;
                 self.state.d.next = CtrlState::Decode;
             }
             CtrlState::Decode => {
@@ -339,6 +344,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             && !self.ends.val()
             && ((self.state.q.val() == CtrlState::Fetch)
                 || (self.state.q.val() == CtrlState::Check)
+                || (self.state.q.val() == CtrlState::Compare)
                 || (self.state.q.val() == CtrlState::Decode)
                 || (self.state.q.val() == CtrlState::Issue))
         {

@@ -283,6 +283,7 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.ctrl.dma_fault.next = self.dma.fault.val();
         self.dma.mem_rsp_valid.next = self.mem_rsp_valid.val();
         self.dma.mem_rsp_data.next = self.mem_rsp_data.val();
+        self.dsteer.clock.next = self.clock.val();
         self.dsteer.wr_en.next = self.dma.wr_en.val();
         self.dsteer.wr_op.next = self.dma.wr_op.val();
         self.dsteer.wr_lo.next = self.dma.wr_lo.val();

@@ -67,7 +67,8 @@ impl Logic for PairDot {
         // k = w0·2^18 + w1 spelled as bits: the low 18 are w1 sign-extended, the high 9
         // are w0 less w1's sign (no 27-bit adder). The borrows p[17] are added once, as a
         // count, to the even column's sum; |sums| ≤ 8·2^14 fit 20 bits. One always block
-        // with block-local variables: Verilator evaluates it as one function.
+        // with block-local variables: Verilator evaluates it as one function. Every operand
+        // is extended to its sum's width by hand (two's complement adds the same bits).
         let mut v = String::from(
             "reg signed [8:0] kh;\nreg signed [26:0] k;\nreg signed [34:0] p;\n\
              reg signed [19:0] t0;\nreg signed [19:0] t1;\n\
@@ -76,11 +77,11 @@ impl Logic for PairDot {
         for l in 0..LANES {
             let (h, lo) = (8 * l + 7, 8 * l);
             v.push_str(&format!(
-                "   kh = $signed(w0[{h}:{lo}]) - $signed({{1'b0, w1[{h}]}});\n\
+                "   kh = {{w0[{h}], w0[{h}:{lo}]}} - {{8'd0, w1[{h}]}};\n\
                  \x20  k = {{kh, {{10{{w1[{h}]}}}}, w1[{h}:{lo}]}};\n\
                  \x20  p = $signed(a[{h}:{lo}]) * k;\n\
-                 \x20  t0 = t0 + $signed(p[33:18]) + $signed({{1'b0, p[17]}});\n\
-                 \x20  t1 = t1 + $signed(p[15:0]);\n"
+                 \x20  t0 = t0 + {{{{4{{p[33]}}}}, p[33:18]}} + {{19'd0, p[17]}};\n\
+                 \x20  t1 = t1 + {{{{4{{p[15]}}}}, p[15:0]}};\n"
             ));
         }
         v.push_str("   s0 = t0;\nend\nalways @(posedge clock) s1 <= t1;\n");

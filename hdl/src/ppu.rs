@@ -65,7 +65,7 @@ always @(posedge clock) begin
          {p}_s2 <= {p}_s1;
       end
       if ({p}_v2) begin
-         {p}_p <= ({p}_ph <<< 17) + {p}_pl + {p}_rnd;
+         {p}_p <= ({{{{18{{{p}_ph[47]}}}}, {p}_ph}} << 17) + {{{{15{{{p}_pl[50]}}}}, {p}_pl}} + {p}_rnd;
          {p}_s3 <= {p}_s2;
       end
       if ({p}_v3) {p}_q <= ({p}_y > 66'sd127) ? 8'h7f : ({p}_y < -66'sd128) ? 8'h80 : {p}_y[7:0];

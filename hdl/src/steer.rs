@@ -3,7 +3,10 @@
 //! [`DmaSteer`], the DMA side: a bus word goes to every ABUF bank (LOAD_ACT), to the PBUF
 //! (LOAD_PARAM), or slice by slice to the WBUF column banks (LOAD_WGT: column `c` takes
 //! word position `(c − c0) mod C`, of entry `e0`, or `e0 + 1` for the columns that wrapped
-//! into the next WBUF entry).
+//! into the next WBUF entry). The WBUF writes are registered: the column arithmetic and the
+//! word select would otherwise sit between the DMA's registers and the RAMs. A write lands
+//! one cycle after its response, before any CONV that waited for the load reads (it issues
+//! in that cycle at the earliest and reads a cycle later).
 //!
 //! [`ObufSteer`], the compute side: OBUF lane `l` of bank `r` takes the result of the PPU
 //! of column `g·G + l` that finishes row `r` (at most one per cycle and lane, `array.rs`),
@@ -20,6 +23,7 @@ use rust_hdl::prelude::*;
 
 #[derive(LogicBlock)]
 pub struct DmaSteer<const BUS: usize> {
+    pub clock: Signal<In, Clock>,
     // the DMA's buffer write (`Dma::wr_*`)
     pub wr_en: Signal<In, Bit>,
     pub wr_op: Signal<In, Bits<4>>,
@@ -34,6 +38,10 @@ pub struct DmaSteer<const BUS: usize> {
     pub wbuf_en: Vec<Signal<Out, Bit>>,
     pub wbuf_addr: Vec<Signal<Out, Bits<16>>>,
     pub wbuf_data: Vec<Signal<Out, Bits<64>>>,
+    // the WBUF writes, registered
+    en_q: Vec<DFF<Bit>>,
+    addr_q: Vec<DFF<Bits<16>>>,
+    data_q: Vec<DFF<Bits<64>>>,
     // word position, entry and shifted word of column c
     wpos: Vec<Signal<Local, Bits<32>>>,
     went: Vec<Signal<Local, Bits<16>>>,
@@ -54,6 +62,10 @@ pub struct DmaSteer<const BUS: usize> {
 impl<const BUS: usize> DmaSteer<BUS> {
     pub fn new(cols: usize) -> Self {
         Self {
+            clock: Default::default(),
+            en_q: vec_of(cols),
+            addr_q: vec_of(cols),
+            data_q: vec_of(cols),
             wr_en: Default::default(),
             wr_op: Default::default(),
             wr_lo: Default::default(),
@@ -102,13 +114,19 @@ impl<const BUS: usize> Logic for DmaSteer<BUS> {
                 self.went[c].next = self.wg_e0.val() + self.one16.val();
             }
             self.wword[c].next = self.wr_data.val() >> (self.wpos[c].val() << 6);
-            self.wbuf_en[c].next = self.wr_en.val()
+            self.en_q[c].clock.next = self.clock.val();
+            self.addr_q[c].clock.next = self.clock.val();
+            self.data_q[c].clock.next = self.clock.val();
+            self.en_q[c].d.next = self.wr_en.val()
                 && (self.wr_op.val() == self.op_wgt.val())
                 && (self.wpos[c].val() < self.units32.val())
                 && (self.wpos[c].val() >= self.wlo.val())
                 && (self.wpos[c].val() <= self.whi.val());
-            self.wbuf_addr[c].next = self.went[c].val();
-            self.wbuf_data[c].next = self.wword[c].val().get_bits::<64>(0);
+            self.addr_q[c].d.next = self.went[c].val();
+            self.data_q[c].d.next = self.wword[c].val().get_bits::<64>(0);
+            self.wbuf_en[c].next = self.en_q[c].q.val();
+            self.wbuf_addr[c].next = self.addr_q[c].q.val();
+            self.wbuf_data[c].next = self.data_q[c].q.val();
         }
     }
 }

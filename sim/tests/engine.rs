@@ -55,41 +55,41 @@ fn issue_complete(r: &sim::RunResult) -> Vec<(u64, u64, u64)> {
 
 #[test]
 fn load_then_end() {
-    // LOAD_WGT: fetch 0–3, responses 4–7, decode 8–9, issue 10; 8 requests 11–18, responses
-    // 15–22. END: fetch 11–14, responses 15–18, decode 19–20, waits 21–22 for the DMA,
-    // issues 23.
+    // LOAD_WGT: fetch 0–3, responses 4–7, decode 8–10, issue 11; 8 requests 12–19,
+    // responses 16–23. END: fetch 12–15, responses 16–19, decode 20–22, waits 23 for the
+    // DMA, issues 24.
     let r = run(&[load_wgt(Wait::NONE), END]);
     assert_eq!(r.status, Status::Done);
-    assert_eq!(issue_complete(&r), vec![(0, 10, 22), (11, 23, 23)]);
-    assert_eq!(r.cycles, 24);
+    assert_eq!(issue_complete(&r), vec![(0, 11, 23), (12, 24, 24)]);
+    assert_eq!(r.cycles, 25);
     let c = r.counters;
-    assert_eq!((c.dma.busy, c.dma.stall, c.dma.idle), (12, 0, 12));
-    assert_eq!((c.controller.busy, c.controller.stall), (22, 2));
+    assert_eq!((c.dma.busy, c.dma.stall, c.dma.idle), (12, 0, 13));
+    assert_eq!((c.controller.busy, c.controller.stall), (24, 1));
     assert_eq!((c.dram_read_bytes, c.instr_read_bytes), (64, 64));
     assert_eq!(c.instructions, 2);
 }
 
 #[test]
 fn conv_duration_and_wait_flags() {
-    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 4 = 15 cycles: issued 10, busy 11–25.
+    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 4 = 15 cycles: issued 11, busy 12–26.
     let r = run(&[conv(Wait::NONE), END]);
-    assert_eq!(issue_complete(&r), vec![(0, 10, 25), (11, 26, 26)]);
+    assert_eq!(issue_complete(&r), vec![(0, 11, 26), (12, 27, 27)]);
     assert_eq!(r.counters.macs, 2 * 8 * 8);
     assert_eq!(r.counters.compute.busy, 15);
 
-    // LOAD_WGT without wait_compute overlaps the CONV: issued as soon as decoded (21).
+    // LOAD_WGT without wait_compute overlaps the CONV: issued as soon as decoded (23).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::NONE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 10, 25), (11, 21, 33), (22, 34, 34)]
+        vec![(0, 11, 26), (12, 23, 35), (24, 36, 36)]
     );
-    // With wait_compute it waits for the CONV to finish (idle in 26).
+    // With wait_compute it waits for the CONV to finish (idle in 27).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::COMPUTE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 10, 25), (11, 26, 38), (27, 39, 39)]
+        vec![(0, 11, 26), (12, 27, 39), (28, 40, 40)]
     );
-    assert_eq!(r.cycles, 40);
+    assert_eq!(r.cycles, 41);
 }
 
 #[test]
@@ -101,9 +101,9 @@ fn store_has_one_setup_cycle_and_posted_writes() {
         run_entries: 1,
         ..Store::default()
     });
-    // Issued 10; OBUF read 11; the single write accepted 12 completes it.
+    // Issued 11; OBUF read 12; the single write accepted 13 completes it.
     let r = run(&[store, END]);
-    assert_eq!(issue_complete(&r), vec![(0, 10, 12), (11, 21, 21)]);
+    assert_eq!(issue_complete(&r), vec![(0, 11, 13), (12, 23, 23)]);
     assert_eq!(r.counters.dram_write_bytes, 8);
 }
 
@@ -113,7 +113,7 @@ fn illegal_instructions_stop_with_their_index() {
     e.load_program(0, &[load_wgt(Wait::NONE)]);
     e.dram_mut().write(INSTR_BYTES as u64, &[9, 0, 0, 0]); // opcode 9
     let r = e.run(0, 2, 10_000);
-    assert_eq!(r.cycles, 21); // instruction 1 decodes in cycles 19–20
+    assert_eq!(r.cycles, 23); // instruction 1 decodes in cycles 20–22
     assert!(matches!(
         r.status,
         Status::Error {
@@ -169,8 +169,8 @@ fn dma_past_dram_end_is_a_bus_error() {
         row_entries: 2,
     });
     let r = run(&[load, END]);
-    // Requests 11 (in range) and 12 (4096: out of range); the error response arrives 16.
-    assert_eq!(r.cycles, 17);
+    // Requests 12 (in range) and 13 (4096: out of range); the error response arrives 17.
+    assert_eq!(r.cycles, 18);
     assert_eq!(
         r.status,
         Status::Error {
@@ -242,9 +242,9 @@ fn ewise_and_pool_durations_and_unit_cycles_add_up() {
     let r = run(&[ewise, pool, END]);
     assert_eq!(r.status, Status::Done);
     // EWISE on R = 2 banks with V = 1 row of lanes: two row groups per column,
-    // 2·(1 + 5·2) + 8 = 30 cycles (11–40); POOL (all banks at once) 3·(1 + 4) + 8 = 23 cycles
-    // (42–64), issued when the EWISE is done (compute idle in 41).
-    assert_eq!(issue_complete(&r)[..2], [(0, 10, 40), (11, 41, 64)]);
+    // 2·(1 + 5·2) + 8 = 30 cycles (12–41); POOL (all banks at once) 3·(1 + 4) + 8 = 23 cycles
+    // (43–65), issued when the EWISE is done (compute idle in 42).
+    assert_eq!(issue_complete(&r)[..2], [(0, 11, 41), (12, 42, 65)]);
     let c = r.counters;
     for unit in [c.controller, c.dma, c.compute] {
         assert_eq!(unit.busy + unit.stall + unit.idle, r.cycles);
