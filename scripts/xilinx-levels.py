@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Logic levels of the longest register-to-register paths in a Yosys synth_xilinx netlist.
 
-Usage: scripts/xilinx-levels.py NETLIST.json [--top N]   (write_json after synth_xilinx -flatten)
+Usage: scripts/xilinx-levels.py NETLIST.json [--top N] [--by levels|lut]
+       (NETLIST: write_json after synth_xilinx -flatten; --by lut ranks by LUTs on the path)
 
 A path starts at a register output (FD*, SRL*, a block/Ultra RAM's read data, a DSP48E2 whose
 output register PREG is on, or a primary input) and ends at a register input. Each LUT is one
@@ -57,11 +58,17 @@ def block_of(net):
 
 def main():
     args = sys.argv[1:]
-    top_n = 5
+    top_n, by = 5, "levels"
     if "--top" in args:
         k = args.index("--top")
         top_n = int(args[k + 1])
         del args[k : k + 2]
+    if "--by" in args:
+        k = args.index("--by")
+        by = args[k + 1]
+        del args[k : k + 2]
+    # what "deepest" means: all levels, or LUTs first
+    rank = (lambda t: (t[1], t[0], t[2])) if by == "lut" else (lambda t: t[:3])
     net = json.load(open(args[0]))
     mod = next(m for m in net["modules"].values() if m.get("attributes", {}).get("top")) \
         if any(m.get("attributes", {}).get("top") for m in net["modules"].values()) \
@@ -130,7 +137,7 @@ def main():
                     best = (0, 0, 0, ("port", b))
                 continue
             got = depth(d)
-            if best is None or got[:3] > best[:3]:
+            if best is None or rank(got) > rank(best):
                 best = (got[0], got[1], got[2], d)
         best = best or (0, 0, 0, None)
         w = weight(c["type"])
@@ -152,14 +159,14 @@ def main():
             if d is None:
                 continue
             got = depth(d)
-            if best is None or got[:3] > best[:3]:
+            if best is None or rank(got) > rank(best):
                 best = (got[0], got[1], got[2], d)
         if best is None:
             continue
         if c["type"].startswith("DSP48") and not dsp_registered_in(c):
             best = (best[0] + 1, best[1], best[2], best[3])  # through its multiplier to PREG
         ends.append((best[0], best[1], best[2], name, best[3]))
-    ends.sort(reverse=True)
+    ends.sort(key=rank, reverse=True)
     seen_blocks = set()
     report = []
     for lv, lut, car, end, last in ends:

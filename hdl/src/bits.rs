@@ -66,7 +66,9 @@ pub fn vec_of<T: Default>(n: usize) -> Vec<T> {
 /// Verilog `localparam`: `#[hdl_gen]` translates `get_bits`' offset as an expression, and a
 /// Rust `const` path there becomes an undeclared Verilog name (docs/rust-hdl.md#consts).
 /// Read the field as `instr.get_bits::<W>(self.at_x.val().index())` with `W` its width.
-pub fn at(f: contract::isa::Field) -> Constant<Bits<16>> {
+pub fn at(f: contract::isa::Field) -> Constant<Bits<8>> {
+    // eight bits index the 256-bit instruction exactly (no lint about a wider index)
+    const _: () = assert!(contract::isa::INSTR_BYTES * 8 == 256);
     Constant::new((f.0 as u64).into())
 }
 

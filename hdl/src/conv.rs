@@ -116,17 +116,17 @@ pub struct ConvSeq {
     one16: Constant<Bits<16>>,
     one32: Constant<Bits<32>>,
     // CONV field offsets (contract::isa::field::conv)
-    at_abuf: Constant<Bits<16>>,
-    at_wbuf: Constant<Bits<16>>,
-    at_obuf: Constant<Bits<16>>,
-    at_pbuf: Constant<Bits<16>>,
-    at_out_w: Constant<Bits<16>>,
-    at_chunks: Constant<Bits<16>>,
-    at_row_pitch: Constant<Bits<16>>,
-    at_chunk_pitch: Constant<Bits<16>>,
-    at_obuf_stride: Constant<Bits<16>>,
-    at_kernel: Constant<Bits<16>>,
-    at_stride: Constant<Bits<16>>,
+    at_abuf: Constant<Bits<8>>,
+    at_wbuf: Constant<Bits<8>>,
+    at_obuf: Constant<Bits<8>>,
+    at_pbuf: Constant<Bits<8>>,
+    at_out_w: Constant<Bits<8>>,
+    at_chunks: Constant<Bits<8>>,
+    at_row_pitch: Constant<Bits<8>>,
+    at_chunk_pitch: Constant<Bits<8>>,
+    at_obuf_stride: Constant<Bits<8>>,
+    at_kernel: Constant<Bits<8>>,
+    at_stride: Constant<Bits<8>>,
 }
 
 impl ConvSeq {

@@ -105,7 +105,7 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     osteer: ObufSteer,
     store: StorePack<BUS, STRB>,
     op_conv: Constant<Bits<4>>,
-    at_op: Constant<Bits<16>>,
+    at_op: Constant<Bits<8>>,
     zero8: Constant<Bits<8>>,
     _rows: usize,
     _cols: usize,

@@ -84,7 +84,9 @@ impl Logic for PairDot {
                  \x20  t1 = t1 + {{{{4{{p[15]}}}}, p[15:0]}};\n"
             ));
         }
-        v.push_str("   s0 = t0;\nend\nalways @(posedge clock) s1 <= t1;\n");
+        v.push_str(
+            "   s0 = {{12{t0[19]}}, t0};\nend\nalways @(posedge clock) s1 <= {{12{t1[19]}}, t1};\n",
+        );
         Verilog::Custom(v)
     }
 }

@@ -26,7 +26,8 @@ pub fn record_of(lo: u64, hi: u64) -> Requant {
 }
 
 /// Verilog (module-body text) for one pipelined requantiser named `p`: on clock edges with
-/// `en`, the 32-bit `x` and the 128-bit record `rec` (expressions) enter when `valid` and
+/// `en`, the 32-bit `x` and the record's low 104 bits `rec` (bias, mult_pos, mult_neg,
+/// shift: expressions) enter when `valid` and
 /// come out `REQUANT_STAGES` enabled edges later as `{p}_q` (8 bits), with `{p}_v` the
 /// valid bit beside it. A stage's registers load only for a valid operand, so simulators
 /// skip the multiply otherwise.
@@ -35,7 +36,7 @@ pub fn requant_pipe(p: &str, en: &str, valid: &str, x: &str, rec: &str) -> Strin
     format!(
         "\
 wire [31:0] {p}_x = {x};
-wire [127:0] {p}_rec = {rec};
+wire [103:0] {p}_rec = {rec};
 wire signed [32:0] {p}_xb0 = $signed({{{p}_x[31], {p}_x}}) + $signed({{{p}_rec[31], {p}_rec[31:0]}});
 wire [7:0] {p}_sh = {p}_rec[103:96];
 reg {p}_v1, {p}_v2, {p}_v3, {p}_v;
@@ -177,7 +178,7 @@ end",
                 "1'b1",
                 "valid",
                 "acc",
-                "{24'd0, shift, mult_neg, mult_pos, bias}"
+                "{shift, mult_neg, mult_pos, bias}"
             )
         ))
     }

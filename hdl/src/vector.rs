@@ -104,7 +104,8 @@ impl Logic for VecLanes {
             ));
         }
         v.push_str("      default: sig = 9'd0;\n   endcase\nendfunction\n");
-        // the records and the requantise choice travel with the data to the requantisers
+        // the records and the requantise choice travel with the data to the requantisers;
+        // a lane's result is its requantiser's where that was valid
         v.push_str(
             "\
 reg [1023:0] rec1, rec2, rec3;
@@ -158,14 +159,14 @@ end
                     "en",
                     "sel3",
                     &format!("x3_{l}"),
-                    &format!("rec3[{}:{}]", 128 * l + 127, 128 * l),
+                    &format!("rec3[{}:{}]", 128 * l + 103, 128 * l),
                 ),
             ));
         }
         v.push_str("always @(*) begin\n");
         for l in 0..8 {
             v.push_str(&format!(
-                "   q[{h}:{lo}] = sel ? rq{l}_q : v7_{l};\n",
+                "   q[{h}:{lo}] = rq{l}_v ? rq{l}_q : v7_{l};\n",
                 h = 8 * l + 7,
                 lo = 8 * l
             ));
@@ -420,30 +421,30 @@ pub struct VecSeq {
     vrows16: Constant<Bits<16>>,
     two_phase: Constant<Bit>,
     // instruction field offsets (contract::isa::field); `at_is_pool`: the opcode bit
-    at_is_pool: Constant<Bits<16>>,
-    at_a: Constant<Bits<16>>,
-    at_b: Constant<Bits<16>>,
-    at_gate: Constant<Bits<16>>,
-    at_use_b: Constant<Bits<16>>,
-    at_use_gate: Constant<Bits<16>>,
-    at_ka: Constant<Bits<16>>,
-    at_kb: Constant<Bits<16>>,
-    at_ew_chunks: Constant<Bits<16>>,
-    at_ew_width: Constant<Bits<16>>,
-    at_ew_rp: Constant<Bits<16>>,
-    at_ew_cp: Constant<Bits<16>>,
-    at_ew_pbuf: Constant<Bits<16>>,
-    at_ew_obuf: Constant<Bits<16>>,
-    at_ew_ostride: Constant<Bits<16>>,
-    at_first: Constant<Bits<16>>,
-    at_last: Constant<Bits<16>>,
-    at_banks: Constant<Bits<16>>,
-    at_pl_chunks: Constant<Bits<16>>,
-    at_pl_width: Constant<Bits<16>>,
-    at_pl_rp: Constant<Bits<16>>,
-    at_pl_cp: Constant<Bits<16>>,
-    at_pl_pbuf: Constant<Bits<16>>,
-    at_pl_obuf: Constant<Bits<16>>,
+    at_is_pool: Constant<Bits<8>>,
+    at_a: Constant<Bits<8>>,
+    at_b: Constant<Bits<8>>,
+    at_gate: Constant<Bits<8>>,
+    at_use_b: Constant<Bits<8>>,
+    at_use_gate: Constant<Bits<8>>,
+    at_ka: Constant<Bits<8>>,
+    at_kb: Constant<Bits<8>>,
+    at_ew_chunks: Constant<Bits<8>>,
+    at_ew_width: Constant<Bits<8>>,
+    at_ew_rp: Constant<Bits<8>>,
+    at_ew_cp: Constant<Bits<8>>,
+    at_ew_pbuf: Constant<Bits<8>>,
+    at_ew_obuf: Constant<Bits<8>>,
+    at_ew_ostride: Constant<Bits<8>>,
+    at_first: Constant<Bits<8>>,
+    at_last: Constant<Bits<8>>,
+    at_banks: Constant<Bits<8>>,
+    at_pl_chunks: Constant<Bits<8>>,
+    at_pl_width: Constant<Bits<8>>,
+    at_pl_rp: Constant<Bits<8>>,
+    at_pl_cp: Constant<Bits<8>>,
+    at_pl_pbuf: Constant<Bits<8>>,
+    at_pl_obuf: Constant<Bits<8>>,
 }
 
 impl VecSeq {
