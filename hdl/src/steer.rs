@@ -43,15 +43,15 @@ pub struct DmaSteer<const BUS: usize> {
     addr_q: Vec<DFF<Bits<16>>>,
     data_q: Vec<DFF<Bits<64>>>,
     // word position, entry and shifted word of column c
-    wpos: Vec<Signal<Local, Bits<32>>>,
+    wpos: Vec<Signal<Local, Bits<16>>>,
     went: Vec<Signal<Local, Bits<16>>>,
     wword: Vec<Signal<Local, Bits<BUS>>>,
-    wlo: Signal<Local, Bits<32>>,
-    whi: Signal<Local, Bits<32>>,
-    wc0: Signal<Local, Bits<32>>,
-    col32: Vec<Constant<Bits<32>>>,
-    cols32: Constant<Bits<32>>,
-    units32: Constant<Bits<32>>,
+    // 16 bits: column positions are below C (the word select shifts by 64·position)
+    wlo: Signal<Local, Bits<16>>,
+    whi: Signal<Local, Bits<16>>,
+    col16: Vec<Constant<Bits<16>>>,
+    cols16: Constant<Bits<16>>,
+    units16: Constant<Bits<16>>,
     one16: Constant<Bits<16>>,
     op_act: Constant<Bits<4>>,
     op_wgt: Constant<Bits<4>>,
@@ -83,12 +83,11 @@ impl<const BUS: usize> DmaSteer<BUS> {
             wword: vec_of(cols),
             wlo: Default::default(),
             whi: Default::default(),
-            wc0: Default::default(),
-            col32: (0..cols)
+            col16: (0..cols)
                 .map(|c| Constant::new((c as u64).into()))
                 .collect(),
-            cols32: Constant::new((cols as u64).into()),
-            units32: Constant::new(((BUS / 64) as u64).into()),
+            cols16: Constant::new((cols as u64).into()),
+            units16: Constant::new(((BUS / 64) as u64).into()),
             one16: Constant::new(1u64.into()),
             op_act: Constant::new((opcode::LOAD_ACT as u64).into()),
             op_wgt: Constant::new((opcode::LOAD_WGT as u64).into()),
@@ -103,14 +102,13 @@ impl<const BUS: usize> Logic for DmaSteer<BUS> {
     fn update(&mut self) {
         self.abuf_en.next = self.wr_en.val() && (self.wr_op.val() == self.op_act.val());
         self.pbuf_en.next = self.wr_en.val() && (self.wr_op.val() == self.op_par.val());
-        self.wlo.next = bit_cast::<32, 8>(self.wr_lo.val());
-        self.whi.next = bit_cast::<32, 8>(self.wr_hi.val());
-        self.wc0.next = bit_cast::<32, 16>(self.wg_c0.val());
+        self.wlo.next = bit_cast::<16, 8>(self.wr_lo.val());
+        self.whi.next = bit_cast::<16, 8>(self.wr_hi.val());
         for c in 0..self._cols {
-            self.wpos[c].next = self.col32[c].val() - self.wc0.val();
+            self.wpos[c].next = self.col16[c].val() - self.wg_c0.val();
             self.went[c].next = self.wg_e0.val();
-            if self.col32[c].val() < self.wc0.val() {
-                self.wpos[c].next = self.col32[c].val() + self.cols32.val() - self.wc0.val();
+            if self.col16[c].val() < self.wg_c0.val() {
+                self.wpos[c].next = self.col16[c].val() + self.cols16.val() - self.wg_c0.val();
                 self.went[c].next = self.wg_e0.val() + self.one16.val();
             }
             self.wword[c].next = self.wr_data.val() >> (self.wpos[c].val() << 6);
@@ -119,7 +117,7 @@ impl<const BUS: usize> Logic for DmaSteer<BUS> {
             self.data_q[c].clock.next = self.clock.val();
             self.en_q[c].d.next = self.wr_en.val()
                 && (self.wr_op.val() == self.op_wgt.val())
-                && (self.wpos[c].val() < self.units32.val())
+                && (self.wpos[c].val() < self.units16.val())
                 && (self.wpos[c].val() >= self.wlo.val())
                 && (self.wpos[c].val() <= self.whi.val());
             self.addr_q[c].d.next = self.went[c].val();

@@ -244,6 +244,9 @@ pub struct PoolAcc {
     base_reg: DFF<Bits<256>>,
     acc_reg: DFF<Bits<256>>,
     live: DFF<Bits<256>>,
+    /// bank r takes part (r < banks): registered, the field is fixed for the POOL and its
+    /// first entries arrive two cycles after it starts
+    bank_en: Vec<DFF<Bit>>,
     live_j: Signal<Local, Bit>,
     live_sh: Signal<Local, Bits<256>>,
     pool_out: Signal<Local, Bits<256>>,
@@ -272,6 +275,7 @@ impl PoolAcc {
             base_reg: Default::default(),
             acc_reg: Default::default(),
             live: Default::default(),
+            bank_en: vec_of(rows),
             live_j: Default::default(),
             live_sh: Default::default(),
             pool_out: Default::default(),
@@ -309,8 +313,10 @@ impl Logic for PoolAcc {
             self.padd[r].sum_in.next = self.padd[r - 1].sum_out.val();
         }
         for r in 0..self._rows {
+            self.bank_en[r].clock.next = self.clock.val();
+            self.bank_en[r].d.next = self.row16[r].val() < self.banks.val();
             self.padd[r].a.next = self.a[r].val();
-            self.padd[r].en.next = self.d_a.val() && (self.row16[r].val() < self.banks.val());
+            self.padd[r].en.next = self.d_a.val() && self.bank_en[r].q.val();
         }
         for rl in (self._rows - 1)..self._rows {
             self.pool_out.next = self.padd[rl].sum_out.val();
