@@ -419,7 +419,8 @@ def main():
         "available": AVAILABLE,
         "placed": False, "routed": False,
         "fmax_placed_mhz": None, "fmax_routed_mhz": None,
-        "seconds": {"synth": round(t1 - t0, 1), "synth_hier": round(t2 - t1, 1)},
+        "seconds": {"synth": round(t1 - t0, 1) if t1 - t0 > 1 else "reused",
+                    "synth_hier": round(t2 - t1, 1) if t2 - t1 > 1 else None},
     }
     try:
         res["breakdown"] = breakdown(load_stat(f"{out}/hier_stat.json"))
@@ -461,6 +462,13 @@ def main():
         if m and int(m.group(2)) > 0:
             util[m.group(1)] = {"used": int(m.group(2)), "available": int(m.group(3))}
     res["nextpnr_utilisation"] = util
+    prog = []
+    for l in log:  # router2: "iter=N wires=W overused=O overuse=U"; router1: "NNNN | ... overused ..."
+        m = re.search(r"iter=(\d+) wires=(\d+) overused=(\d+)", l)
+        if m:
+            prog.append({"t": stamp(l), "iter": int(m.group(1)), "overused": int(m.group(3))})
+    if prog:
+        res["router2_iterations"] = prog
     try:
         rep = json.load(open(f"{out}/report.json"))
         res["nextpnr_utilisation"] = {k: v for k, v in rep.get("utilization", {}).items() if v["used"] > 0}
@@ -518,10 +526,12 @@ def print_table(res):
             label = r["block"] + (f" ×{r['n']}" if r["n"] > 1 else "")
             print(f"{label:<28} {r['lut4']:>7} {r['ccu2c']:>6} {r['ff']:>6} {r['mult18x18d']:>6} {r['dp16kd']:>6}")
         print("(blocks under 100 LUT4+CCU2C with no MULT18/DP16KD left out; all in ecp5.json)")
-    print(f"\ntarget {res['target_mhz']} MHz, router {res['router']}; placed estimate {res['fmax_placed_mhz']}, routed {res['fmax_routed_mhz']}")
+    routed = res["fmax_routed_mhz"] if res["routed"] else "not routed"
+    print(f"\ntarget {res['target_mhz']} MHz, router {res['router']}; placed estimate {res['fmax_placed_mhz']}, routed {routed}")
     print("seconds: " + ", ".join(f"{k} {v}" for k, v in res["seconds"].items() if v is not None))
     for title, key in [("critical paths (static timing over the routed SDF, distinct start/end)", "critical_paths"),
-                       ("nextpnr's worst path per clock pair", "critical_paths_nextpnr")]:
+                       ("nextpnr's worst path per clock pair" + ("" if res["routed"] else " (placed estimate)"),
+                        "critical_paths_nextpnr")]:
         ps = res.get(key)
         if not ps:
             continue
@@ -529,6 +539,9 @@ def print_table(res):
         for i, p in enumerate(ps, 1):
             print(f"{i}. {p['delay_ns']} ns, {p['cells']} cells: {p['start']} -> {p['end']}")
             print(f"   {p['blocks']}")
+    prog = res.get("router2_iterations")
+    if prog and not res["routed"]:
+        print("router2 stopped at iteration " + ", ".join(f"{p['iter']}: {p['overused']} overused wires at {p['t']:.0f} s" for p in prog[-3:]))
     if res.get("does_not_fit"):
         print("\ndoes not fit: " + ", ".join(f"{k} needs {v['used']}, the part has {v['available']}"
                                            for k, v in res["does_not_fit"].items()))
