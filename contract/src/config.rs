@@ -70,7 +70,7 @@ pub enum ConfigError {
 }
 
 /// Names accepted by [`EngineConfig::preset`].
-pub const PRESET_NAMES: &str = "tiny, default";
+pub const PRESET_NAMES: &str = "tiny, default, ecp5";
 
 /// Buffer addresses are 16-bit instruction fields.
 pub const MAX_BUFFER_ENTRIES: usize = 1 << 16;
@@ -112,10 +112,38 @@ impl EngineConfig {
         }
     }
 
+    /// Sized for the Lattice LFE5U-85F (ULX3S 85F: 83 640 LUT4, 156 MULT18X18D, 208 DP16KD):
+    /// the smallest array, 1 × 8 PEs (64 MACs/cycle) with one row of vector lanes, because
+    /// the multipliers bind. `scripts/pnr-ecp5 ecp5` (docs/fpga.md "ECP5") maps it to 154
+    /// MULT18X18D with the controller's legality check in LUTs (173 with the check's
+    /// products in DSPs): the 8×26-bit packed pair products take two MULT18X18D per lane, as
+    /// many as one product per PE would, so a second row or column group (64 more each)
+    /// cannot fit. The buffers hold VarGFaceNet without partial sums (the compiler needs
+    /// ABUF ≥ 2·160·rows and WBUF ≥ 320 entries); the engine takes 152 DP16KD; WBUF 4 096
+    /// rather than 2 048 saves 1.3 % of the cycles, larger ABUF/OBUF nothing. The bus is the
+    /// smallest the engine allows (G = 8 bytes per cycle), the latency 16 cycles: an SDRAM
+    /// controller's activate + CAS + clock crossing at a ~100 MHz engine clock. A ULX3S has a
+    /// 16-bit SDRAM, at most ~330 MB/s at 166 MHz: 8 bytes per cycle only up to ~40 MHz.
+    pub fn ecp5() -> Self {
+        EngineConfig {
+            rows: 1,
+            cols: 8,
+            vector_rows: 1,
+            abuf_entries: 2048,
+            wbuf_entries: 4096,
+            obuf_entries: 512,
+            pbuf_entries: 16,
+            dram_bus_bytes: 8,
+            dram_latency: 16,
+            ..EngineConfig::default()
+        }
+    }
+
     pub fn preset(name: &str) -> Result<Self, ConfigError> {
         match name {
             "tiny" => Ok(Self::tiny()),
             "default" => Ok(Self::default()),
+            "ecp5" => Ok(Self::ecp5()),
             other => Err(ConfigError::UnknownPreset(other.to_string())),
         }
     }
@@ -293,6 +321,7 @@ mod tests {
             EngineConfig::preset(name).unwrap().validate().unwrap();
         }
         assert_eq!(EngineConfig::default().macs_per_cycle(), 896);
+        assert_eq!(EngineConfig::preset("ecp5").unwrap().macs_per_cycle(), 64);
     }
 
     #[test]
