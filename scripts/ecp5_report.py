@@ -413,7 +413,7 @@ def main():
     synth["shell_ff"] = 2 * iw + ow
     res = {
         "name": name, "device": "LFE5U-85F-CABGA381 (ULX3S 85F, constraints/ulx3s.lpf)",
-        "top": "vargnet_ecp5 (constraints/ecp5_shell.v)",
+        "top": "vargnet_shell (constraints/shell.v)",
         "target_mhz": float(freq), "router": router,
         "synth": synth,
         "available": AVAILABLE,

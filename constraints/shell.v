@@ -1,22 +1,23 @@
-// vargnet_ice40: a measurement shell around the engine `vargnet_engine` for the iCE40 boards
-// (constraints/icebreaker.pcf). Board: iCEBreaker (iCE40UP5K-SG48); top: this module around
-// the `vargnet_engine` of `hdl emit verilog` (plain, not --axi) for the preset scripts/pnr-ice40 builds.
+// vargnet_shell: a measurement shell around the engine `vargnet_engine` (the plain engine of
+// `hdl emit verilog`, not --axi), the top that scripts/pnr-ice40 (iCEBreaker,
+// constraints/icebreaker.pcf) and scripts/pnr-ecp5 (ULX3S 85F, constraints/ulx3s.lpf) build.
 //
 // The engine's ~400 pin bits cannot reach package pins, and tying them off would let the
 // tools delete the logic. So every engine input comes from a register loaded from a serial
 // shift chain (`sin`, parallel load on `load`), and every engine output is captured into a
 // shift register read out on `sout`: nothing is constant, nothing is unobserved. The shell
-// costs about 2*IW + OW flip-flops (IW, OW below), which scripts/pnr-ice40 reports apart.
-// It is for utilisation and Fmax; running programs needs a memory behind the ports.
-module vargnet_ice40 #(
-    parameter DW = 64   // 8 * dram_bus_bytes
+// costs about 2*IW + OW flip-flops (IW, OW below), which the scripts report apart. It is for
+// utilisation and Fmax; running programs needs a memory behind the ports.
+module vargnet_shell #(
+    parameter DW = 64,      // 8 * dram_bus_bytes
+    parameter LED_LOW = 0   // 1: the board's LEDs light on a low pin (iCEBreaker)
 ) (
     input  wire clk,
     input  wire sin,
     input  wire load,
     output wire sout,
-    output wire led_done_n,
-    output wire led_err_n
+    output wire led_done,
+    output wire led_err
 );
     localparam SW = DW / 8;
     localparam IW = 1 + 32 + 32 + 1 + 1 + DW + 1 + 1 + DW;
@@ -66,6 +67,6 @@ module vargnet_ice40 #(
             out_r <= {1'b0, out_r[OW-1:1]};
     end
     assign sout = out_r[0];
-    assign led_done_n = ~(status == 2'd2);
-    assign led_err_n = ~(status == 2'd3);
+    assign led_done = (status == 2'd2) ^ (LED_LOW != 0);
+    assign led_err = (status == 2'd3) ^ (LED_LOW != 0);
 endmodule
