@@ -34,6 +34,7 @@ macro_rules! require {
     };
 }
 
+pub mod bound;
 mod buffers;
 mod builder;
 mod conv;

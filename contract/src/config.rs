@@ -162,7 +162,12 @@ impl EngineConfig {
     /// columns, the smallest `P ≥ max(steps, R)` that no [`Self::period_collides`].
     /// `P ≥ R` because each column has one post-processing unit for its R rows.
     pub fn conv_period(&self, steps: u64) -> u64 {
-        let mut p = steps.max(self.rows as u64);
+        self.conv_period_at_least(steps, self.rows as u64)
+    }
+
+    /// The smallest `P ≥ max(steps, floor)` that no [`Self::period_collides`].
+    pub fn conv_period_at_least(&self, steps: u64, floor: u64) -> u64 {
+        let mut p = steps.max(floor);
         while self.period_collides(p) {
             p += 1;
         }

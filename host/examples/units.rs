@@ -79,24 +79,14 @@ fn main() -> anyhow::Result<()> {
         last = Some((t.complete.unwrap_or(r.cycles), owner));
     }
     println!("array idle between ops {at_ops} cycles, within ops {in_ops}");
-    // Bounds on utilisation: an op takes at least its compute unit's busy cycles (a CONV
-    // holds the unit until the next CONV may issue into its drain) and at least one cycle
-    // per bus word it moves, even if nothing ever waited for anything else.
-    let (mut busy, mut words) = (vec![0u64; plan.ops.len()], vec![0u64; plan.ops.len()]);
-    for (i, ins) in prog.instrs.iter().enumerate() {
-        busy[prog.owner[i]] += match ins {
-            contract::isa::Instr::Conv(c) => contract::timing::conv_accept(&cfg, c),
-            _ => contract::timing::compute_cycles(&cfg, ins).unwrap_or(0),
-        };
-        words[prog.owner[i]] += contract::timing::dma_beats(&cfg, ins).map_or(0, |b| b.count());
-    }
-    let ideal = plan.ops.iter().map(|o| o.macs).sum::<u64>() as f64 / cfg.macs_per_cycle() as f64;
-    let bound: u64 = busy.iter().zip(&words).map(|(&b, &w)| b.max(w)).sum();
+    let bound = compiler::bound::Bound::of(&plan);
     println!(
-        "ideal {ideal:.0} cycles; per op max(busy, bus words) sums to {bound}: utilisation \
-         at most {:.3} with every wait hidden, {:.3} with DRAM free",
-        ideal / bound as f64,
-        ideal / busy.iter().sum::<u64>() as f64
+        "ideal {:.0} cycles; per op max(busy, bus words) sums to {}: utilisation at most \
+         {:.3} with every wait hidden, {:.3} with DRAM free",
+        bound.ideal,
+        bound.cycles(),
+        bound.utilization(),
+        bound.utilization_dram_free(false)
     );
     println!(
         "DRAM read {} B, written {} B, instructions {} B",

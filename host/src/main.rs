@@ -504,6 +504,7 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
         Some(plan) => plan.host_ops(),
         None => vec![compiler::plan::L2_NORMALIZE],
     };
+    let bound = plan.as_ref().map(host::run::report::BoundSummary::of);
     let mut backend = backend_for(o, &cfg, plan)?;
     let float_embedding = float::forward(&p.model, &p.params, &image)?;
     let qinput = quantize_tensor(&image.data, q.tensors[q.input].scale);
@@ -541,6 +542,7 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     report.calibration = calib_desc;
     report.input = input_desc;
     report.units = run.counters;
+    report.bound = bound;
     let write = |file: Option<std::fs::File>, path: &Option<PathBuf>, text: &str| {
         use std::io::Write;
         match (file, path) {

@@ -3,6 +3,7 @@
 //! preset, where tiles, double buffering and OBUF spills are exercised hardest; then the
 //! whole VarGFaceNet on the default preset.
 
+use compiler::bound::{Bound, Dataflow};
 use contract::arith::{AddParams, Requant};
 use contract::EngineConfig;
 use host::run::backend::Backend;
@@ -135,8 +136,20 @@ impl Net {
         };
         let machine = SimMachine::new(cfg, memory).unwrap();
         let plan = compiler::compile(&self.m, cfg, false).unwrap();
+        let (now, fused) = (Bound::of(&plan), Bound::fused(&plan, &Dataflow::default()));
         let mut backend = EngineBackend::new(plan, Box::new(machine));
         let run = backend.run(&self.m, &input).unwrap();
+        // The compute unit runs one instruction at a time: its busy cycles fit the run.
+        let cycles: u64 = run.layers.iter().map(|l| l.cycles).sum();
+        let busy: u64 = now
+            .rows
+            .iter()
+            .map(|r| r.units.array + r.units.vector)
+            .sum();
+        assert!(busy <= cycles, "compute busy {busy} > {cycles} cycles");
+        // The block dataflow only removes transfers, and a block's busiest unit is never
+        // busier than the sum of its ops'.
+        assert!(fused.cycles() <= now.cycles() && fused.dram_bytes() <= now.dram_bytes());
         let expected = int8::reference::forward(&self.m, &input);
         for op in &self.m.ops {
             assert_eq!(
@@ -322,6 +335,9 @@ fn vargfacenet_on_the_cycle_model() {
     assert_eq!(v["total_cycles"], total);
     // The minimum traffic counts every weight once; the engine cannot move less.
     assert!(v["dram_bytes"].as_u64() >= v["dram_min_bytes"].as_u64());
+    // The compute unit's busy cycles fit the run.
+    let free = v["bound"]["utilization_dram_free"].as_f64().unwrap();
+    assert!(free >= util, "bound {free} below the measured {util}");
 }
 
 /// A config whose WBUF cannot hold one pass of a layer (the 160-chunk embedding

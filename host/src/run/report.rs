@@ -53,6 +53,29 @@ pub struct Report {
     /// The engine's performance counters over the whole run (busy, stall and idle cycles
     /// per unit; what the timeline's slices add up to); `null` for the reference.
     pub units: Option<sim::Counters>,
+    /// What the programs that ran can reach at best (`compiler::bound`); `null` for the
+    /// reference.
+    pub bound: Option<BoundSummary>,
+}
+
+/// The program-level bound: each op at its busiest unit, every wait in it hidden.
+#[derive(Clone, Debug, Serialize)]
+pub struct BoundSummary {
+    pub cycles: u64,
+    pub utilization: f64,
+    /// Only the compute unit's busy cycles: the bound if DRAM cost nothing.
+    pub utilization_dram_free: f64,
+}
+
+impl BoundSummary {
+    pub fn of(plan: &compiler::Plan) -> BoundSummary {
+        let b = compiler::bound::Bound::of(plan);
+        BoundSummary {
+            cycles: b.cycles(),
+            utilization: b.utilization(),
+            utilization_dram_free: b.utilization_dram_free(false),
+        }
+    }
 }
 
 impl Report {
@@ -124,6 +147,7 @@ impl Report {
             embedding_q15,
             layers,
             units: None,
+            bound: None,
         }
     }
 
@@ -180,6 +204,14 @@ impl Report {
             self.backend,
             self.backend_seconds
         );
+        if let Some(b) = &self.bound {
+            let _ = writeln!(
+                s,
+                "program bound {} cycles (each op at its busiest unit, every wait in it hidden): \
+                 utilisation ≤ {:.3}, ≤ {:.3} with DRAM free",
+                b.cycles, b.utilization, b.utilization_dram_free
+            );
+        }
         s
     }
 

@@ -1,0 +1,454 @@
+//! What a plan's programs can reach at best, from `contract::timing` alone: each op (or
+//! block) at its busiest unit — the PE array's CONVs (until the next CONV may issue into
+//! the drain), the vector ops, the DMA's bus words — as if every wait inside it were hidden
+//! and it did not overlap its neighbours (a bound per op, not of the whole run: a schedule
+//! that loads one op's weights under another's compute can beat the sum). [`Bound::of`] prices the plan as it runs on today's engine,
+//! where EWISE and POOL hold the array; [`Bound::fused`] prices the same instructions under
+//! the block dataflow of docs/dataflow.md, before that hardware exists: which tensors it
+//! keeps on chip, which it moves on chip, and the vector unit beside the array.
+use crate::plan::Plan;
+use contract::isa::Instr;
+use contract::timing;
+
+/// Busy cycles of each unit, and DRAM bytes, for one op or block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Units {
+    /// CONVs on the PE array (`timing::conv_accept`)
+    pub array: u64,
+    /// EWISE and POOL
+    pub vector: u64,
+    /// bus words moved by the DMA (DRAM transfers and on-chip moves)
+    pub dma_words: u64,
+    pub dram_bytes: u64,
+}
+
+impl Units {
+    fn add(&mut self, o: &Units) {
+        self.array += o.array;
+        self.vector += o.vector;
+        self.dma_words += o.dma_words;
+        self.dram_bytes += o.dram_bytes;
+    }
+}
+
+/// One row of a bound: an op of today's programs, or a block of the fused dataflow.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub name: String,
+    /// The plan's ops it covers.
+    pub ops: std::ops::Range<usize>,
+    pub units: Units,
+    /// Its cycles at best: the busiest unit (the array and the vector ops add up where they
+    /// share the array).
+    pub cycles: u64,
+    /// For a block: what stays on chip, what moves on chip, what spills to DRAM.
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Bound {
+    /// MACs / (MACs per cycle): the run with every PE busy every cycle.
+    pub ideal: f64,
+    pub rows: Vec<Row>,
+}
+
+impl Bound {
+    pub fn cycles(&self) -> u64 {
+        self.rows.iter().map(|r| r.cycles).sum()
+    }
+    /// The utilisation at most, with every wait hidden.
+    pub fn utilization(&self) -> f64 {
+        self.ideal / self.cycles() as f64
+    }
+    /// The utilisation at most with DRAM free: only the compute units' busy cycles.
+    pub fn utilization_dram_free(&self, vector_beside: bool) -> f64 {
+        let busy: u64 = self
+            .rows
+            .iter()
+            .map(|r| match vector_beside {
+                true => r.units.array.max(r.units.vector),
+                false => r.units.array + r.units.vector,
+            })
+            .sum();
+        self.ideal / busy as f64
+    }
+    pub fn dram_bytes(&self) -> u64 {
+        self.rows.iter().map(|r| r.units.dram_bytes).sum()
+    }
+
+    /// Today's engine: per op, the array's CONVs plus its vector ops, or its bus words.
+    pub fn of(plan: &Plan) -> Bound {
+        let per_op = op_units(plan);
+        let rows = plan
+            .ops
+            .iter()
+            .zip(per_op)
+            .enumerate()
+            .map(|(n, (op, u))| Row {
+                name: op.name.clone(),
+                ops: n..n + 1,
+                cycles: (u.array + u.vector).max(u.dma_words),
+                units: u,
+                notes: Vec::new(),
+            })
+            .collect();
+        Bound {
+            ideal: ideal(plan),
+            rows,
+        }
+    }
+
+    /// The block dataflow of docs/dataflow.md, priced on this plan's instructions. A block
+    /// is the ops between two tensors that are the only live one (a VarGNet block's input
+    /// and output), unless 1×1 CONVs read that tensor from OBUF anyway. Inside a block
+    /// - a tensor a 1×1 CONV reads stays in the producer's OBUF rows (no transfer);
+    /// - a tensor a k > 1 CONV reads moves OBUF → ABUF on chip (DMA words, no DRAM bytes);
+    /// - a tensor POOL or an add reads is read from OBUF by tile; one an SE gate reads is
+    ///   kept whole in OBUF (the gate needs the whole map's pool first) while the block's
+    ///   kept maps fit half the OBUF (the other half is the CONVs' working space),
+    ///   otherwise it is stored and loaded again;
+    /// - the block input is loaded from DRAM by the ops that read it, or, with
+    ///   `residual_on_chip` and room in the kept half, only once;
+    /// - the block output is stored once; EWISE and POOL run beside the array.
+    ///
+    /// Each block takes at least its busiest unit's cycles.
+    pub fn fused(plan: &Plan, df: &Dataflow) -> Bound {
+        let cfg = &plan.cfg;
+        let flows = flows(plan);
+        let n_ops = plan.ops.len();
+        let mut cuts = vec![];
+        for i in 0..n_ops {
+            let live_other = flows
+                .iter()
+                .any(|f| f.producer.is_some_and(|p| p < i) && f.readers.iter().any(|&r| r > i));
+            let stays = flows
+                .iter()
+                .any(|f| f.producer == Some(i) && f.hand_off(plan) == Keep::Stay);
+            if !live_other && !stays || i + 1 == n_ops {
+                cuts.push(i + 1);
+            }
+        }
+        let prog = &plan.programs[0];
+        let mut rows = Vec::new();
+        let mut start = 0;
+        for &end in &cuts {
+            let block = start..end;
+            // What each tensor the block touches does: `None` goes through DRAM.
+            let mut keep: Vec<(usize, Keep)> = Vec::new();
+            let mut kept_entries = 0;
+            let budget = cfg.obuf_entries / 2;
+            // The block's own maps first: a spilled one costs a store and a load, a
+            // residual that does not fit only its second load.
+            for f in flows
+                .iter()
+                .filter(|f| f.producer.is_some_and(|p| p >= start))
+                .chain(
+                    flows
+                        .iter()
+                        .filter(|f| f.producer.is_none_or(|p| p < start)),
+                )
+            {
+                let inner = f.producer.is_some_and(|p| block.contains(&p))
+                    && !f.readers.is_empty()
+                    && f.readers.iter().all(|r| block.contains(r));
+                let input = f.producer.is_none_or(|p| p < start)
+                    && f.readers.iter().filter(|r| block.contains(r)).count() > 1
+                    && f.readers
+                        .iter()
+                        .any(|&r| matches!(compute_of(plan, r), Some(Instr::Ewise(_))));
+                let how = if inner {
+                    f.hand_off(plan)
+                } else if input && df.residual_on_chip {
+                    Keep::Kept
+                } else {
+                    continue;
+                };
+                let how = match how {
+                    Keep::Kept if kept_entries + f.map_entries(plan) <= budget => {
+                        kept_entries += f.map_entries(plan);
+                        Keep::Kept
+                    }
+                    Keep::Kept if input => continue,
+                    Keep::Kept => Keep::Spill,
+                    h => h,
+                };
+                keep.push((f.tensor, how));
+            }
+            let mut u = Units::default();
+            let mut loaded = Vec::new();
+            for (i, ins) in prog.instrs.iter().enumerate() {
+                let op = prog.owner[i];
+                if !block.contains(&op) {
+                    continue;
+                }
+                match ins {
+                    Instr::Conv(c) => u.array += df.conv_accept(cfg, c),
+                    Instr::Ewise(_) | Instr::Pool(_) => {
+                        u.vector += timing::compute_cycles(cfg, ins).unwrap_or(0)
+                    }
+                    _ => {}
+                }
+                let Some(beats) = timing::dma_beats(cfg, ins) else {
+                    continue;
+                };
+                let t = match ins {
+                    Instr::LoadAct(l) => tensor_at(plan, l.dram),
+                    Instr::Store(s) => tensor_at(plan, s.dram),
+                    _ => None,
+                };
+                let how = t.and_then(|t| keep.iter().find(|k| k.0 == t)).map(|k| k.1);
+                let (words, bytes) = (beats.count(), transfer_bytes(ins, cfg));
+                let (words, bytes) = match (ins, how) {
+                    (_, None | Some(Keep::Spill)) => (words, bytes),
+                    // the block input, kept for its later readers after the first loads it
+                    (Instr::LoadAct(_), Some(Keep::Kept))
+                        if t.is_some_and(|t| {
+                            flows
+                                .iter()
+                                .any(|f| f.tensor == t && f.producer.is_none_or(|p| p < start))
+                        }) =>
+                    {
+                        let first = loaded.is_empty() || loaded.contains(&op);
+                        if first {
+                            loaded.push(op);
+                            (words, bytes)
+                        } else {
+                            (0, 0)
+                        }
+                    }
+                    // a move reads OBUF and writes ABUF as one transfer, priced at the load
+                    (Instr::LoadAct(_), Some(Keep::Move)) => (words, 0),
+                    _ => (0, 0),
+                };
+                u.dma_words += words;
+                u.dram_bytes += bytes;
+            }
+            let notes = keep
+                .iter()
+                .map(|&(t, how)| format!("{} {}", tensor_name(plan, &flows, t), how.verb()))
+                .collect();
+            rows.push(Row {
+                name: block_name(&plan.ops[block.clone()]),
+                ops: block,
+                cycles: u.array.max(u.vector).max(u.dma_words),
+                units: u,
+                notes,
+            });
+            start = end;
+        }
+        Bound {
+            ideal: ideal(plan),
+            rows,
+        }
+    }
+}
+
+/// The hardware a [`Bound::fused`] prices; the default is the least of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Dataflow {
+    /// The block input stays in OBUF for the residual add when it fits.
+    pub residual_on_chip: bool,
+    /// Post-processing units per array column: a CONV's period is at least ⌈R / ppus⌉
+    /// instead of R.
+    pub ppus_per_column: usize,
+}
+
+impl Default for Dataflow {
+    fn default() -> Self {
+        Dataflow {
+            residual_on_chip: false,
+            ppus_per_column: 1,
+        }
+    }
+}
+
+impl Dataflow {
+    fn conv_accept(&self, cfg: &contract::EngineConfig, c: &contract::isa::Conv) -> u64 {
+        let steps = c.chunks as u64 * (c.kernel as u64).pow(2);
+        let floor = cfg.rows.div_ceil(self.ppus_per_column) as u64;
+        let faster = cfg.conv_period(steps) - cfg.conv_period_at_least(steps, floor);
+        timing::conv_accept(cfg, c) - (c.out_w as u64 - 1) * faster
+    }
+}
+
+fn compute_of(plan: &Plan, op: usize) -> Option<Instr> {
+    let prog = &plan.programs[0];
+    prog.instrs
+        .iter()
+        .zip(&prog.owner)
+        .find(|(i, &o)| o == op && i.unit() == contract::isa::Unit::Compute)
+        .map(|(i, _)| *i)
+}
+
+/// The name of the op that writes tensor `t`, or of the first that reads it.
+fn tensor_name(plan: &Plan, flows: &[Flow], t: usize) -> String {
+    let f = flows.iter().find(|f| f.tensor == t).unwrap();
+    match f.producer {
+        Some(p) => plan.ops[p].name.clone(),
+        None => format!("the input of {}", plan.ops[f.readers[0]].name),
+    }
+}
+
+fn ideal(plan: &Plan) -> f64 {
+    plan.ops.iter().map(|o| o.macs).sum::<u64>() as f64 / plan.cfg.macs_per_cycle() as f64
+}
+
+/// Per op: its instructions' unit cycles and DRAM bytes.
+fn op_units(plan: &Plan) -> Vec<Units> {
+    let cfg = &plan.cfg;
+    let mut per_op = vec![Units::default(); plan.ops.len()];
+    for prog in &plan.programs {
+        for (ins, &op) in prog.instrs.iter().zip(&prog.owner) {
+            let u = &mut per_op[op];
+            match ins {
+                Instr::Conv(c) => u.array += timing::conv_accept(cfg, c),
+                Instr::Ewise(_) | Instr::Pool(_) => {
+                    u.vector += timing::compute_cycles(cfg, ins).unwrap_or(0)
+                }
+                _ => {}
+            }
+            if let Some(b) = timing::dma_beats(cfg, ins) {
+                u.add(&Units {
+                    dma_words: b.count(),
+                    dram_bytes: transfer_bytes(ins, cfg),
+                    ..Units::default()
+                });
+            }
+        }
+    }
+    per_op
+}
+
+/// The bytes an instruction moves over the bus (what the engine's DRAM counters count).
+fn transfer_bytes(ins: &Instr, cfg: &contract::EngineConfig) -> u64 {
+    let g = cfg.group_width as u64;
+    match ins {
+        Instr::LoadAct(l) => l.rows as u64 * l.row_entries as u64 * g,
+        Instr::LoadWgt(l) => l.entries as u64 * cfg.wbuf_entry_bytes() as u64,
+        Instr::LoadParam(l) => l.channels as u64 * contract::isa::PBUF_RECORD_BYTES as u64,
+        Instr::Store(s) => s.banks as u64 * s.runs as u64 * s.run_entries as u64 * g,
+        _ => 0,
+    }
+}
+
+/// The tensor whose DRAM region holds `addr`: the widest (a merged conv's output rather
+/// than a member's view of it).
+fn tensor_at(plan: &Plan, addr: u32) -> Option<usize> {
+    plan.tensors
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.base <= addr && (addr as usize) < l.base as usize + l.bytes())
+        .max_by_key(|(_, l)| l.bytes())
+        .map(|(t, _)| t)
+}
+
+/// A tensor, the op that stores it and the ops that load it.
+struct Flow {
+    tensor: usize,
+    producer: Option<usize>,
+    readers: Vec<usize>,
+}
+
+/// In rising order of what it asks of the hardware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Keep {
+    /// stays in its producer's OBUF rows for a 1×1 CONV or POOL
+    Stay,
+    /// moves OBUF → ABUF on chip for a k > 1 CONV
+    Move,
+    /// the whole map kept in OBUF for an EWISE
+    Kept,
+    /// goes through DRAM
+    Spill,
+}
+
+impl Keep {
+    fn verb(self) -> &'static str {
+        match self {
+            Keep::Stay => "stays in OBUF",
+            Keep::Move => "moves OBUF → ABUF",
+            Keep::Kept => "kept in OBUF",
+            Keep::Spill => "spills to DRAM",
+        }
+    }
+}
+
+impl Flow {
+    /// How the fused dataflow hands this tensor to its readers: the most demanding
+    /// reader decides.
+    fn hand_off(&self, plan: &Plan) -> Keep {
+        let mut how = Keep::Stay;
+        for &r in &self.readers {
+            let k = match compute_of(plan, r) {
+                Some(Instr::Conv(c)) if c.kernel > 1 => Keep::Move,
+                // a gate needs the whole map's pool first; a plain add streams by tile
+                Some(Instr::Ewise(e)) if e.use_gate => Keep::Kept,
+                None => Keep::Spill,
+                _ => Keep::Stay,
+            };
+            how = how.max(k);
+        }
+        if self.readers.is_empty() {
+            Keep::Spill
+        } else {
+            how
+        }
+    }
+    /// OBUF entries per bank of the whole map: R banks hold its rows in turn.
+    fn map_entries(&self, plan: &Plan) -> usize {
+        let l = &plan.tensors[self.tensor];
+        l.chunks * l.w * l.h.div_ceil(plan.cfg.rows)
+    }
+}
+
+fn flows(plan: &Plan) -> Vec<Flow> {
+    let mut flows: Vec<Flow> = Vec::new();
+    for prog in &plan.programs {
+        for (ins, &op) in prog.instrs.iter().zip(&prog.owner) {
+            let (addr, store) = match ins {
+                Instr::LoadAct(l) => (l.dram, false),
+                Instr::Store(s) => (s.dram, true),
+                _ => continue,
+            };
+            let Some(t) = tensor_at(plan, addr) else {
+                continue;
+            };
+            let f = match flows.iter_mut().position(|f| f.tensor == t) {
+                Some(i) => &mut flows[i],
+                None => {
+                    flows.push(Flow {
+                        tensor: t,
+                        producer: None,
+                        readers: Vec::new(),
+                    });
+                    flows.last_mut().unwrap()
+                }
+            };
+            if store {
+                f.producer = Some(op);
+            } else if !f.readers.contains(&op) {
+                f.readers.push(op);
+            }
+        }
+    }
+    flows
+}
+
+/// The ops' longest common name prefix, at a `.`: `body_layer.0.norm_blocks_layer.1`.
+fn block_name(ops: &[crate::plan::OpInfo]) -> String {
+    let first = &ops[0].name;
+    if ops.len() == 1 {
+        return first.clone();
+    }
+    let last = &ops[ops.len() - 1].name;
+    let parts: Vec<&str> = first.split('.').collect();
+    let mut n = parts.len();
+    for o in &ops[1..] {
+        let p: Vec<&str> = o.name.split('.').collect();
+        n = n.min(parts.iter().zip(&p).take_while(|(a, b)| a == b).count());
+    }
+    match n {
+        0 => format!("{first} … {last}"),
+        _ => parts[..n].join("."),
+    }
+}
