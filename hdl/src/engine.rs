@@ -349,15 +349,11 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
 
         // ---- vector unit (EWISE, POOL), no skew: bank r reads rd_addr + r·row_pitch, except
         // that with b, bank V + v reads b of lane v's row at rd_addr_b + v·row_pitch ----
-        self.vaddr[0].next = self.vec.rd_addr.val();
-        for r in 1..self._rows {
-            self.vaddr[r].next = self.vaddr[r - 1].val() + self.vec.rp.val();
+        for r in 0..self._rows {
+            self.vaddr[r].next = self.vec.rd_addr.val() + self.vec.bank_off[r].val();
         }
-        for v in 0..self._pairs.min(1) {
-            self.vbaddr[v].next = self.vec.rd_addr_b.val();
-        }
-        for v in 1..self._pairs {
-            self.vbaddr[v].next = self.vbaddr[v - 1].val() + self.vec.rp.val();
+        for v in 0..self._pairs {
+            self.vbaddr[v].next = self.vec.rd_addr_b.val() + self.vec.bank_off[v].val();
         }
         if self.vec.busy.val() {
             self.pbuf.rd_addr.next = self.vec.pb_addr.val();

@@ -370,7 +370,9 @@ pub struct VecSeq {
     pub busy: Signal<Out, Bit>,
     pub rd_addr: Signal<Out, Bits<16>>,
     pub rd_addr_b: Signal<Out, Bits<16>>,
-    pub rp: Signal<Out, Bits<16>>,
+    /// `r·row_pitch` for bank `r`, registered: added to `rd_addr` / `rd_addr_b` it is the
+    /// bank's address
+    pub bank_off: Vec<Signal<Out, Bits<16>>>,
     pub pb_addr: Signal<Out, Bits<16>>,
     pub sum_addr: Signal<Out, Bits<16>>,
     pub clear: Signal<Out, Bit>,
@@ -394,6 +396,18 @@ pub struct VecSeq {
     x: DFF<Bits<16>>,
     ph: DFF<Bit>,
     jbase: DFF<Bits<16>>,
+    // the first row of the current group of rows: jbase + the group's row offset
+    gbase: DFF<Bits<16>>,
+    // a's and b's address of column x in the group's first row: each steps by one per
+    // column, so no adder sits between them and the banks' address adders
+    ra: DFF<Bits<16>>,
+    rb: DFF<Bits<16>>,
+    // r·row_pitch for r ≤ max(R − 1, V): constant over an instruction, registered
+    roff: Vec<DFF<Bits<16>>>,
+    rprod: Vec<Signal<Local, Bits<32>>>,
+    rconst: Vec<Constant<Bits<16>>>,
+    _roffs: usize,
+    rp: Signal<Local, Bits<16>>,
     obase: DFF<Bits<16>>,
     cnt: DFF<Bits<16>>,
     r_pro: DFF<Bit>,
@@ -405,14 +419,11 @@ pub struct VecSeq {
     r_xa: DFF<Bits<16>>,
     r_row0: DFF<Bits<16>>,
     row0: DFF<Bits<16>>,
-    goff: DFF<Bits<16>>,
     pool: Signal<Local, Bit>,
     two: Signal<Local, Bit>,
     last_group: Signal<Local, Bit>,
-    rowbase: Signal<Local, Bits<16>>,
-    // rstep[v] = (v + 1)·row_pitch; rstep[V − 1] steps from one group of rows to the next
-    rstep: Vec<Signal<Local, Bits<16>>>,
     _vrows: usize,
+    _rows: usize,
     ub: Signal<Local, Bit>,
     chunks: Signal<Local, Bits<16>>,
     width: Signal<Local, Bits<16>>,
@@ -455,6 +466,7 @@ pub struct VecSeq {
 
 impl VecSeq {
     pub fn new(cfg: &contract::EngineConfig) -> Self {
+        let roffs = cfg.rows.max(cfg.vector_rows + 1);
         Self {
             clock: Default::default(),
             start: Default::default(),
@@ -462,7 +474,7 @@ impl VecSeq {
             busy: Default::default(),
             rd_addr: Default::default(),
             rd_addr_b: Default::default(),
-            rp: Default::default(),
+            bank_off: vec_of(cfg.rows),
             pb_addr: Default::default(),
             sum_addr: Default::default(),
             clear: Default::default(),
@@ -486,6 +498,16 @@ impl VecSeq {
             x: Default::default(),
             ph: Default::default(),
             jbase: Default::default(),
+            gbase: Default::default(),
+            ra: Default::default(),
+            rb: Default::default(),
+            roff: vec_of(roffs),
+            rprod: vec_of(roffs),
+            rconst: (0..roffs)
+                .map(|r| Constant::new((r as u64).into()))
+                .collect(),
+            _roffs: roffs,
+            rp: Default::default(),
             obase: Default::default(),
             cnt: Default::default(),
             r_pro: Default::default(),
@@ -497,13 +519,11 @@ impl VecSeq {
             r_xa: Default::default(),
             r_row0: Default::default(),
             row0: Default::default(),
-            goff: Default::default(),
             pool: Default::default(),
             two: Default::default(),
             last_group: Default::default(),
-            rowbase: Default::default(),
-            rstep: vec_of(cfg.vector_rows),
             _vrows: cfg.vector_rows,
+            _rows: cfg.rows,
             ub: Default::default(),
             chunks: Default::default(),
             width: Default::default(),
@@ -549,7 +569,7 @@ impl Logic for VecSeq {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, ins, j, x, ph, jbase, obase, cnt, r_pro, r_a, r_emit, r_first_x,
-            r_last_x, r_j, r_xa, r_row0, row0, goff
+            r_last_x, r_j, r_xa, r_row0, row0, gbase, ra, rb
         );
         // fields (contract::isa): EWISE op 6, POOL op 7
         self.pool.next = self.ins.q.val().get_bit(self.at_is_pool.val().index());
@@ -609,6 +629,14 @@ impl Logic for VecSeq {
                 .val()
                 .get_bits::<16>(self.at_ew_obuf.val().index());
         }
+        for r in 0..self._roffs {
+            self.roff[r].clock.next = self.clock.val();
+            self.rprod[r].next = self.rp.val() * self.rconst[r].val();
+            self.roff[r].d.next = self.rprod[r].val().get_bits::<16>(0);
+        }
+        for r in 0..self._rows {
+            self.bank_off[r].next = self.roff[r].q.val();
+        }
         self.busy.next = self.state.q.val() != VecState::Idle;
         self.clear.next = false;
         self.pb_addr.next = self.pbuf.val() + (self.j.q.val() << 3);
@@ -620,19 +648,11 @@ impl Logic for VecSeq {
             self.pool.val() || (self.row0.q.val() + self.vrows16.val() >= self.rows16.val());
         // a (phase 0) or b (phase 1) of column x in the group's first row; the gate of
         // chunk j in the prologue
-        self.rowbase.next = self.jbase.q.val() + self.goff.q.val() + self.x.q.val();
-        self.rd_addr.next =
-            self.ins.q.val().get_bits::<16>(self.at_a.val().index()) + self.rowbase.val();
+        self.rd_addr.next = self.ra.q.val();
         if self.ph.q.val() {
-            self.rd_addr.next =
-                self.ins.q.val().get_bits::<16>(self.at_b.val().index()) + self.rowbase.val();
+            self.rd_addr.next = self.rb.q.val();
         }
-        self.rd_addr_b.next =
-            self.ins.q.val().get_bits::<16>(self.at_b.val().index()) + self.rowbase.val();
-        self.rstep[0].next = self.rp.val();
-        for v in 1..self._vrows {
-            self.rstep[v].next = self.rstep[v - 1].val() + self.rp.val();
-        }
+        self.rd_addr_b.next = self.rb.q.val();
         self.r_pro.d.next = false;
         self.r_a.d.next = false;
         self.r_emit.d.next = false;
@@ -654,9 +674,11 @@ impl Logic for VecSeq {
                     self.x.d.next = 0.into();
                     self.ph.d.next = false;
                     self.jbase.d.next = 0.into();
+                    self.gbase.d.next = 0.into();
+                    self.ra.d.next = self.instr.val().get_bits::<16>(self.at_a.val().index());
+                    self.rb.d.next = self.instr.val().get_bits::<16>(self.at_b.val().index());
                     self.obase.d.next = 0.into();
                     self.row0.d.next = 0.into();
-                    self.goff.d.next = 0.into();
                     self.state.d.next = VecState::Pro;
                 }
             }
@@ -679,19 +701,38 @@ impl Logic for VecSeq {
                     self.ph.d.next = false;
                     if !self.last_x.val() {
                         self.x.d.next = self.x.q.val() + self.one16.val();
+                        self.ra.d.next = self.ra.q.val() + self.one16.val();
+                        self.rb.d.next = self.rb.q.val() + self.one16.val();
                     } else if !self.last_group.val() {
                         self.x.d.next = 0.into();
                         self.row0.d.next = self.row0.q.val() + self.vrows16.val();
-                        for v in (self._vrows - 1)..self._vrows {
-                            self.goff.d.next = self.goff.q.val() + self.rstep[v].val();
+                        // the next group of V rows
+                        for v in self._vrows..(self._vrows + 1) {
+                            self.gbase.d.next = self.gbase.q.val() + self.roff[v].q.val();
+                            self.ra.d.next =
+                                self.ins.q.val().get_bits::<16>(self.at_a.val().index())
+                                    + self.gbase.q.val()
+                                    + self.roff[v].q.val();
+                            self.rb.d.next =
+                                self.ins.q.val().get_bits::<16>(self.at_b.val().index())
+                                    + self.gbase.q.val()
+                                    + self.roff[v].q.val();
                         }
                     } else {
                         self.x.d.next = 0.into();
                         self.row0.d.next = 0.into();
-                        self.goff.d.next = 0.into();
                         if self.j.q.val() + self.one16.val() < self.chunks.val() {
                             self.j.d.next = self.j.q.val() + self.one16.val();
                             self.jbase.d.next = self.jbase.q.val() + self.cp.val();
+                            self.gbase.d.next = self.jbase.q.val() + self.cp.val();
+                            self.ra.d.next =
+                                self.ins.q.val().get_bits::<16>(self.at_a.val().index())
+                                    + self.jbase.q.val()
+                                    + self.cp.val();
+                            self.rb.d.next =
+                                self.ins.q.val().get_bits::<16>(self.at_b.val().index())
+                                    + self.jbase.q.val()
+                                    + self.cp.val();
                             self.obase.d.next = self.obase.q.val()
                                 + self
                                     .ins
