@@ -210,6 +210,7 @@ impl Builder<'_> {
                         row_pitch: a.row_pitch as u16,
                         chunk_pitch: u16_of(a.chunk_pitch, "chunk pitch")?,
                         obuf_stride: u16_of(stride * w, "OBUF stride")?,
+                        from_obuf: false,
                     }));
                 }
             }

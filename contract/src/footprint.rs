@@ -108,7 +108,12 @@ impl Instr {
                     + (i.out_w as u64 - 1) * s
                     + k;
                 vec![
-                    acc(Abuf, false, i.abuf as u64, act),
+                    acc(
+                        if i.from_obuf { Obuf } else { Abuf },
+                        false,
+                        i.abuf as u64,
+                        act,
+                    ),
                     acc(Wbuf, false, i.wbuf as u64, i.chunks as u64 * k * k),
                     acc(Pbuf, false, i.pbuf as u64, cols),
                     acc(

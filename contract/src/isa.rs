@@ -44,7 +44,7 @@ use thiserror::Error;
 
 /// Bumped on any change to the encoding or to an instruction's meaning; the RTL manifest
 /// carries it so the host can refuse a mismatched build.
-pub const ISA_VERSION: u32 = 2;
+pub const ISA_VERSION: u32 = 3;
 
 /// Bytes per encoded instruction.
 pub const INSTR_BYTES: usize = 32;
@@ -124,6 +124,7 @@ pub mod field {
         pub const OBUF_STRIDE: Field = (160, 16);
         pub const KERNEL: Field = (176, 8);
         pub const STRIDE: Field = (184, 8);
+        pub const FROM_OBUF: Field = (192, 1);
         pub const ALL: &[Field] = &[
             ABUF,
             WBUF,
@@ -136,6 +137,7 @@ pub mod field {
             OBUF_STRIDE,
             KERNEL,
             STRIDE,
+            FROM_OBUF,
         ];
     }
     pub mod store {
@@ -275,6 +277,8 @@ pub enum IsaError {
         actual: u64,
         align: u64,
     },
+    #[error("{name} reads OBUF (from_obuf) without wait_compute: the CONV before it may still write OBUF")]
+    ObufSourceWithoutWait { name: &'static str },
     #[error("{name} touches DRAM byte {last:#x}, beyond the 32-bit address space")]
     DramOverflow { name: &'static str, last: u64 },
     #[error("program is {len} bytes, not a multiple of {INSTR_BYTES}")]
@@ -361,6 +365,9 @@ pub struct Conv {
     pub row_pitch: u16,
     pub chunk_pitch: u16,
     pub obuf_stride: u16,
+    /// Array row `r` reads OBUF bank `r` instead of ABUF bank `r` (at the same addresses):
+    /// a 1×1 conv over the tile the previous CONVs wrote, without DRAM. Needs `wait_compute`.
+    pub from_obuf: bool,
 }
 
 /// `STORE`: for bank `r < banks`, run `q < runs`: `run_entries` entries
@@ -649,6 +656,7 @@ impl Instr {
                 p(f::OBUF_STRIDE, i.obuf_stride.into());
                 p(f::KERNEL, i.kernel.into());
                 p(f::STRIDE, i.stride.into());
+                p(f::FROM_OBUF, i.from_obuf.into());
             }
             Instr::Store(i) => {
                 use field::store as f;
@@ -758,6 +766,7 @@ impl Instr {
                     obuf_stride: h(f::OBUF_STRIDE),
                     kernel: g(f::KERNEL) as u8,
                     stride: g(f::STRIDE) as u8,
+                    from_obuf: g(f::FROM_OBUF) != 0,
                 })
             }
             opcode::STORE => {
@@ -880,6 +889,9 @@ impl Instr {
                 check_range(name, "stride", i.stride as u64, 1, MAX_STRIDE as u64)?;
                 count("out_w", i.out_w as u64)?;
                 count("chunks", i.chunks as u64)?;
+                if i.from_obuf && !i.wait.compute {
+                    return Err(IsaError::ObufSourceWithoutWait { name });
+                }
             }
             Instr::Store(i) => {
                 check_range(name, "banks", i.banks as u64, 1, rows)?;
@@ -1016,22 +1028,25 @@ mod tests {
                     channels: f[1],
                 })
             }),
-            (wait(), any::<[u16; 9]>(), any::<[u8; 2]>()).prop_map(|(wait, f, b)| {
-                Instr::Conv(Conv {
-                    wait,
-                    abuf: f[0],
-                    wbuf: f[1],
-                    obuf: f[2],
-                    pbuf: f[3],
-                    out_w: f[4],
-                    chunks: f[5],
-                    row_pitch: f[6],
-                    chunk_pitch: f[7],
-                    obuf_stride: f[8],
-                    kernel: b[0],
-                    stride: b[1],
-                })
-            }),
+            (wait(), any::<[u16; 9]>(), any::<[u8; 2]>(), any::<bool>()).prop_map(
+                |(wait, f, b, from_obuf)| {
+                    Instr::Conv(Conv {
+                        wait,
+                        abuf: f[0],
+                        wbuf: f[1],
+                        obuf: f[2],
+                        pbuf: f[3],
+                        out_w: f[4],
+                        chunks: f[5],
+                        row_pitch: f[6],
+                        chunk_pitch: f[7],
+                        obuf_stride: f[8],
+                        kernel: b[0],
+                        stride: b[1],
+                        from_obuf,
+                    })
+                }
+            ),
             (wait(), any::<[u32; 3]>(), any::<[u16; 4]>(), any::<u8>()).prop_map(
                 |(wait, d, f, banks)| Instr::Store(Store {
                     wait,
@@ -1100,6 +1115,7 @@ mod tests {
             row_pitch: 10,
             chunk_pitch: 0,
             obuf_stride: 8,
+            from_obuf: false,
         }
     }
 
@@ -1163,7 +1179,7 @@ mod tests {
             })
         );
         let mut w = Instr::Conv(conv()).encode();
-        w[6] = 1;
+        w[6] = 2; // bit 0 is from_obuf
         assert!(matches!(
             Instr::decode(w),
             Err(IsaError::ReservedBits { word: 6, .. })
@@ -1182,6 +1198,26 @@ mod tests {
             Instr::Conv(c).validate(&cfg).unwrap_err().to_string()
         };
         assert!(bad(|c| c.kernel = 0).contains("kernel is 0"));
+        // from OBUF: it must wait for the compute unit, and its reads fit OBUF, not ABUF
+        assert!(bad(|c| c.from_obuf = true).contains("without wait_compute"));
+        let from_obuf = |abuf| Conv {
+            wait: Wait::BOTH,
+            from_obuf: true,
+            abuf,
+            ..conv()
+        };
+        Instr::Conv(from_obuf(400)).validate(&cfg).unwrap();
+        let far = Instr::Conv(from_obuf(600))
+            .validate(&cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(far.contains("touches OBUF entry"), "{far}");
+        Instr::Conv(Conv {
+            abuf: 600,
+            ..conv()
+        })
+        .validate(&cfg)
+        .unwrap();
         assert!(bad(|c| c.kernel = 8).contains("kernel is 8"));
         assert!(bad(|c| c.stride = 3).contains("stride is 3"));
         assert!(bad(|c| c.out_w = 0).contains("out_w"));

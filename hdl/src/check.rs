@@ -123,9 +123,10 @@ fn check_verilog(c: &EngineConfig) -> String {
         ));
     }
     v.push_str(&format!(
-        "wire [3:0] op = instr[{}:{}];\n",
+        "wire [3:0] op = instr[{}:{}];\nwire wait_compute = instr[{}];\n",
         OPCODE.0 + OPCODE.1 - 1,
-        OPCODE.0
+        OPCODE.0,
+        WAIT_COMPUTE.0
     ));
     let fields: [(&str, &[(&str, Field)]); 7] = [
         (
@@ -168,6 +169,7 @@ fn check_verilog(c: &EngineConfig) -> String {
                 ("ostride", conv::OBUF_STRIDE),
                 ("k", conv::KERNEL),
                 ("s", conv::STRIDE),
+                ("from", conv::FROM_OBUF),
             ],
         ),
         (
@@ -288,7 +290,7 @@ wire [63:0] cv_ows = cv_s[1] ? (cv_out_w - 64'd1) << 1 : cv_out_w - 64'd1;
 // Registered beside the products: every term without one, and the field part of each
 // bound with one, so the second cycle adds at most three terms and compares.
 reg pre_act, pre_wgt, pre_par, pre_conv, pre_store, pre_ewise, pre_pool;
-reg [63:0] f_act_abuf, f_act_dram, f_cv_abuf, f_cv_wbuf, f_st_obuf, f_st_dram;
+reg [63:0] f_act_abuf, f_act_dram, f_cv_abuf, f_cv_wbuf, f_st_obuf, f_st_dram, f_cv_na;
 reg [63:0] f_ew_a, f_ew_b, f_ew_obuf, f_pl_abuf;
 always @(posedge clock) begin
    pre_act <= res_act && act_rows != 0 && act_entries != 0 && (act_dram % G) == 0
@@ -301,11 +303,12 @@ always @(posedge clock) begin
       && (par_pbuf + par_channels - 64'd1 < NP)
       && (par_dram + {par_rec} - 64'd1 <= DMAX);
    pre_conv <= res_conv && cv_k >= 64'd1 && cv_k <= 64'd{mk} && cv_s >= 64'd1 && cv_s <= 64'd{ms}
-      && cv_out_w != 0 && cv_chunks != 0
+      && cv_out_w != 0 && cv_chunks != 0 && (cv_from == 0 || wait_compute)
       && (cv_pbuf + C - 64'd1 < NP)
       && (cv_obuf + {cv_os} + cv_out_w - 64'd1 < NO);
    f_cv_abuf <= cv_abuf + cv_ows + cv_k - 64'd1;
    f_cv_wbuf <= cv_wbuf - 64'd1;
+   f_cv_na <= cv_from != 0 ? NO : NA;
    pre_store <= res_store && st_banks >= 64'd1 && st_banks <= R && st_runs != 0
       && st_rentries != 0 && (st_dram % G) == 0 && (st_bstride % G) == 0 && (st_rstride % G) == 0;
    f_st_obuf <= st_obuf + st_rentries - 64'd1;
@@ -324,7 +327,7 @@ end
 wire ok_act = pre_act && (f_act_abuf + p2 < NA) && (f_act_dram + p1 <= DMAX);
 wire ok_wgt = pre_wgt;
 wire ok_par = pre_par;
-wire ok_conv = pre_conv && (f_cv_abuf + p2 + p3 < NA) && (f_cv_wbuf + p4 < NW);
+wire ok_conv = pre_conv && (f_cv_abuf + p2 + p3 < f_cv_na) && (f_cv_wbuf + p4 < NW);
 wire ok_store = pre_store && (f_st_obuf + p2 < NO) && (f_st_dram + p1 + p3 <= DMAX);
 wire ok_ewise = pre_ewise && (f_ew_a + p2 < NA) && (!ew_use_b || (f_ew_b + p2 < NA))
    && (f_ew_obuf + p3 < NO);

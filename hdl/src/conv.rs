@@ -58,6 +58,8 @@ pub struct ConvSeq {
     // per-row ABUF offset (stride · row_pitch) and the OBUF column-group stride
     pub row_off: Signal<Out, Bits<16>>,
     pub obuf_stride: Signal<Out, Bits<16>>,
+    /// The stepping CONV reads OBUF, not ABUF (`from_obuf`).
+    pub from_obuf: Signal<Out, Bit>,
     /// A CONV may issue now (idle, or far enough into this one's drain).
     pub accept: Signal<Out, Bit>,
     /// The first output column's last step is read this cycle.
@@ -127,6 +129,7 @@ pub struct ConvSeq {
     at_obuf_stride: Constant<Bits<8>>,
     at_kernel: Constant<Bits<8>>,
     at_stride: Constant<Bits<8>>,
+    at_from_obuf: Constant<Bits<8>>,
 }
 
 impl ConvSeq {
@@ -152,6 +155,7 @@ impl ConvSeq {
             w_addr: Default::default(),
             row_off: Default::default(),
             obuf_stride: Default::default(),
+            from_obuf: Default::default(),
             accept: Default::default(),
             lead: Default::default(),
             done: Default::default(),
@@ -212,6 +216,7 @@ impl ConvSeq {
             at_obuf_stride: at(f::OBUF_STRIDE),
             at_kernel: at(f::KERNEL),
             at_stride: at(f::STRIDE),
+            at_from_obuf: at(f::FROM_OBUF),
         }
     }
 }
@@ -244,6 +249,7 @@ impl Logic for ConvSeq {
             .q
             .val()
             .get_bits::<16>(self.at_chunk_pitch.val().index());
+        self.from_obuf.next = self.ins.q.val().get_bit(self.at_from_obuf.val().index());
         self.obuf_stride.next = self
             .ins
             .q

@@ -25,7 +25,7 @@ use crate::post::PostProc;
 use crate::ram::SdpRam;
 use crate::skew::Skew;
 use crate::steer::{DmaSteer, ObufSteer};
-use crate::store::StorePack;
+use crate::store::{Interleave8, StorePack};
 use crate::vector::{PoolAcc, VecLanes, VecSeq};
 use contract::isa::opcode;
 use contract::EngineConfig;
@@ -101,6 +101,11 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     wbuf: Vec<SdpRam<ENTRY_BITS>>,
     pbuf: Pbuf<BUS>,
     obuf: Vec<ObufLane<STRB>>,
+    // a copy of every OBUF lane, written alongside, read one entry at a time by a CONV
+    // with `from_obuf` (the STORE keeps the other read port): bank r's copy at skew.a_rd[r]
+    ocopy: Vec<ObufLane<8>>,
+    opack: Vec<Interleave8<64, 8>>,
+    a_sel: Vec<Signal<Local, Bits<64>>>,
     dsteer: DmaSteer<BUS>,
     osteer: ObufSteer,
     store: StorePack<BUS, STRB>,
@@ -190,6 +195,11 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             obuf: (0..r * LANES)
                 .map(|_| ObufLane::obuf_lane(cfg.obuf_entries))
                 .collect(),
+            ocopy: (0..r * LANES)
+                .map(|_| ObufLane::obuf_lane(cfg.obuf_entries))
+                .collect(),
+            opack: vec_of(r),
+            a_sel: vec_of(r),
             dsteer: DmaSteer::new(c),
             osteer: ObufSteer::new(r, c, cfg.vector_rows),
             store: StorePack::new(r),
@@ -316,10 +326,16 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.skew.first.next = self.conv.first.val();
         self.skew.last.next = self.conv.last.val();
         self.skew.xa.next = self.conv.xa.val();
+        self.skew.src.next = self.conv.from_obuf.val();
         self.skew.w_addr.next = self.conv.w_addr.val();
         for r in 0..self._rows {
             self.abuf[r].rd_addr.next = self.skew.a_rd[r].val();
-            self.array.a_in[r].next = self.abuf[r].rd_data.val();
+            // a local, so the array's input is assigned once (docs/rust-hdl.md)
+            self.a_sel[r].next = self.abuf[r].rd_data.val();
+            if self.skew.src_out[r].val() {
+                self.a_sel[r].next = self.opack[r].word.val();
+            }
+            self.array.a_in[r].next = self.a_sel[r].val();
             self.array.valid_in[r].next = self.skew.valid_out[r].val();
             self.array.first_in[r].next = self.skew.first_out[r].val();
             self.array.last_in[r].next = self.skew.last_out[r].val();
@@ -432,6 +448,30 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.obuf[k].wr_data.next = self.osteer.data[k].val();
             self.obuf[k].rd_addr.next = self.dma.ob_base.val();
             self.store.lanes[k].next = self.obuf[k].rd_data.val();
+            self.ocopy[k].clock.next = self.clock.val();
+            self.ocopy[k].wr_en.next = self.osteer.en[k].val();
+            self.ocopy[k].wr_base.next = self.osteer.addr[k].val();
+            self.ocopy[k].wr_lo.next = self.zero8.val();
+            self.ocopy[k].wr_hi.next = self.zero8.val();
+            self.ocopy[k].wr_data.next = self.osteer.data[k].val();
+        }
+        for r in 0..self._rows {
+            self.ocopy[r * 8].rd_addr.next = self.skew.a_rd[r].val();
+            self.ocopy[r * 8 + 1].rd_addr.next = self.skew.a_rd[r].val();
+            self.ocopy[r * 8 + 2].rd_addr.next = self.skew.a_rd[r].val();
+            self.ocopy[r * 8 + 3].rd_addr.next = self.skew.a_rd[r].val();
+            self.ocopy[r * 8 + 4].rd_addr.next = self.skew.a_rd[r].val();
+            self.ocopy[r * 8 + 5].rd_addr.next = self.skew.a_rd[r].val();
+            self.ocopy[r * 8 + 6].rd_addr.next = self.skew.a_rd[r].val();
+            self.ocopy[r * 8 + 7].rd_addr.next = self.skew.a_rd[r].val();
+            self.opack[r].lane0.next = self.ocopy[r * 8].rd_data.val();
+            self.opack[r].lane1.next = self.ocopy[r * 8 + 1].rd_data.val();
+            self.opack[r].lane2.next = self.ocopy[r * 8 + 2].rd_data.val();
+            self.opack[r].lane3.next = self.ocopy[r * 8 + 3].rd_data.val();
+            self.opack[r].lane4.next = self.ocopy[r * 8 + 4].rd_data.val();
+            self.opack[r].lane5.next = self.ocopy[r * 8 + 5].rd_data.val();
+            self.opack[r].lane6.next = self.ocopy[r * 8 + 6].rd_data.val();
+            self.opack[r].lane7.next = self.ocopy[r * 8 + 7].rd_data.val();
         }
         self.store.bank.next = self.dma.ob_bank.val();
         self.dma.ob_data.next = self.store.word.val();

@@ -19,6 +19,8 @@ pub struct Skew {
     pub first: Signal<In, Bit>,
     pub last: Signal<In, Bit>,
     pub xa: Signal<In, Bits<16>>,
+    /// the step reads OBUF (`from_obuf`), not ABUF
+    pub src: Signal<In, Bit>,
     pub w_addr: Signal<In, Bits<16>>,
     /// ABUF bank `r`'s CONV read address
     pub a_rd: Vec<Signal<Out, Bits<16>>>,
@@ -27,6 +29,7 @@ pub struct Skew {
     pub first_out: Vec<Signal<Out, Bit>>,
     pub last_out: Vec<Signal<Out, Bit>>,
     pub xa_out: Vec<Signal<Out, Bits<16>>>,
+    pub src_out: Vec<Signal<Out, Bit>>,
     /// WBUF bank `c`'s read address
     pub w_rd: Vec<Signal<Out, Bits<16>>>,
     // row r ≥ 1 address/tag registers (index r − 1)
@@ -35,11 +38,13 @@ pub struct Skew {
     ast_first: Vec<DFF<Bit>>,
     ast_last: Vec<DFF<Bit>>,
     ast_xa: Vec<DFF<Bits<16>>>,
+    ast_src: Vec<DFF<Bit>>,
     // tags delayed by the ABUF read latency (index r)
     in_valid: Vec<DFF<Bit>>,
     in_first: Vec<DFF<Bit>>,
     in_last: Vec<DFF<Bit>>,
     in_xa: Vec<DFF<Bits<16>>>,
+    in_src: Vec<DFF<Bit>>,
     // column c ≥ 1 WBUF address registers (index c − 1)
     wst: Vec<DFF<Bits<16>>>,
     _rows: usize,
@@ -59,22 +64,26 @@ impl Skew {
             first: Default::default(),
             last: Default::default(),
             xa: Default::default(),
+            src: Default::default(),
             w_addr: Default::default(),
             a_rd: vec_of(r),
             valid_out: vec_of(r),
             first_out: vec_of(r),
             last_out: vec_of(r),
             xa_out: vec_of(r),
+            src_out: vec_of(r),
             w_rd: vec_of(c),
             ast_addr: vec_of(r - 1),
             ast_valid: vec_of(r - 1),
             ast_first: vec_of(r - 1),
             ast_last: vec_of(r - 1),
             ast_xa: vec_of(r - 1),
+            ast_src: vec_of(r - 1),
             in_valid: vec_of(r),
             in_first: vec_of(r),
             in_last: vec_of(r),
             in_xa: vec_of(r),
+            in_src: vec_of(r),
             wst: vec_of(c - 1),
             _rows: r,
             _cols: c,
@@ -91,6 +100,7 @@ impl Logic for Skew {
             self.in_first[r].clock.next = self.clock.val();
             self.in_last[r].clock.next = self.clock.val();
             self.in_xa[r].clock.next = self.clock.val();
+            self.in_src[r].clock.next = self.clock.val();
         }
         for r in 1..self._rows {
             self.ast_addr[r - 1].clock.next = self.clock.val();
@@ -98,6 +108,7 @@ impl Logic for Skew {
             self.ast_first[r - 1].clock.next = self.clock.val();
             self.ast_last[r - 1].clock.next = self.clock.val();
             self.ast_xa[r - 1].clock.next = self.clock.val();
+            self.ast_src[r - 1].clock.next = self.clock.val();
         }
         for c in 1..self._cols {
             self.wst[c - 1].clock.next = self.clock.val();
@@ -108,12 +119,14 @@ impl Logic for Skew {
         self.in_first[0].d.next = self.first.val();
         self.in_last[0].d.next = self.last.val();
         self.in_xa[0].d.next = self.xa.val();
+        self.in_src[0].d.next = self.src.val();
         for r in 1..self._rows.min(2) {
             self.ast_addr[r - 1].d.next = self.a_addr.val() + self.row_off.val();
             self.ast_valid[r - 1].d.next = self.valid.val();
             self.ast_first[r - 1].d.next = self.first.val();
             self.ast_last[r - 1].d.next = self.last.val();
             self.ast_xa[r - 1].d.next = self.xa.val();
+            self.ast_src[r - 1].d.next = self.src.val();
         }
         for r in 2..self._rows {
             self.ast_addr[r - 1].d.next = self.ast_addr[r - 2].q.val() + self.row_off.val();
@@ -121,6 +134,7 @@ impl Logic for Skew {
             self.ast_first[r - 1].d.next = self.ast_first[r - 2].q.val();
             self.ast_last[r - 1].d.next = self.ast_last[r - 2].q.val();
             self.ast_xa[r - 1].d.next = self.ast_xa[r - 2].q.val();
+            self.ast_src[r - 1].d.next = self.ast_src[r - 2].q.val();
         }
         for r in 1..self._rows {
             self.a_rd[r].next = self.ast_addr[r - 1].q.val();
@@ -128,12 +142,14 @@ impl Logic for Skew {
             self.in_first[r].d.next = self.ast_first[r - 1].q.val();
             self.in_last[r].d.next = self.ast_last[r - 1].q.val();
             self.in_xa[r].d.next = self.ast_xa[r - 1].q.val();
+            self.in_src[r].d.next = self.ast_src[r - 1].q.val();
         }
         for r in 0..self._rows {
             self.valid_out[r].next = self.in_valid[r].q.val();
             self.first_out[r].next = self.in_first[r].q.val();
             self.last_out[r].next = self.in_last[r].q.val();
             self.xa_out[r].next = self.in_xa[r].q.val();
+            self.src_out[r].next = self.in_src[r].q.val();
         }
         // ---- columns ----
         self.w_rd[0].next = self.w_addr.val();

@@ -5,7 +5,7 @@
 mod common;
 use common::lockstep;
 use common::programs::*;
-use contract::isa::{Conv, End, Instr, LoadAct, LoadParam, LoadWgt, Store, Wait};
+use contract::isa::{Conv, End, Instr, IsaError, LoadAct, LoadParam, LoadWgt, Store, Wait};
 use contract::EngineConfig;
 use proptest::prelude::*;
 use sim::MemoryModel;
@@ -146,6 +146,7 @@ fn short_conv_periods_keep_every_result() {
             row_pitch: 16,
             chunk_pitch: 64,
             obuf_stride: 8,
+            from_obuf: false,
         }));
         // both banks, both column groups: 2 runs of the 8 pixels
         p.push(Instr::Store(Store {
@@ -211,6 +212,7 @@ fn conv_into_the_previous_drain() {
                 row_pitch: 16,
                 chunk_pitch: 64,
                 obuf_stride: 9 + n as u16,
+                from_obuf: false,
             }));
         }
         let groups = (cfg.cols / 8) as u16;
@@ -345,6 +347,7 @@ fn pipelined_loads_in_lockstep() {
             row_pitch: 30,
             chunk_pitch: 0,
             obuf_stride: 8,
+            from_obuf: false,
         }));
         p.push(Instr::Store(Store {
             wait: Wait::BOTH,
@@ -627,11 +630,17 @@ fn the_legality_check_agrees_on_both_sides_of_every_bound() {
             .unwrap_or(false)
     };
     let mut rng = common::Rng(0xb0b);
+    let mut waits = common::Rng(0xcafe);
     let mut cases = 0;
     for (op, all, bases) in ops {
         for _ in 0..16 {
             let mut w = [0u32; 8];
             set_field(&mut w, field::OPCODE, op as u64);
+            // a CONV from OBUF is legal only with wait_compute, and bounded by obuf_entries
+            // (its own stream: the other opcodes' cases stay as they were)
+            if op == opcode::CONV {
+                set_field(&mut w, field::WAIT_COMPUTE, waits.next() % 2);
+            }
             for &f in all {
                 set_field(&mut w, f, small(&mut rng, f));
             }
@@ -693,4 +702,27 @@ fn the_legality_check_agrees_on_both_sides_of_every_bound() {
     }
     eprintln!("{cases} boundary instructions");
     assert!(cases > 300, "{cases}");
+    // A CONV from OBUF without wait_compute is illegal whatever its addresses.
+    let mut conv = random_program(&cfg, 3, 0, false);
+    conv.pop();
+    conv.push(Instr::Conv(Conv {
+        wait: Wait::DMA,
+        from_obuf: true,
+        out_w: 1,
+        chunks: 1,
+        kernel: 1,
+        stride: 1,
+        ..Conv::default()
+    }));
+    conv.push(Instr::End(End { wait: Wait::BOTH }));
+    let m = lockstep(&cfg, &dram_for(&conv, 3), &conv, MemoryModel::default(), 4).unwrap();
+    assert!(
+        matches!(
+            m.status,
+            sim::Status::Error { index, cause: sim::ErrorCause::Illegal(IsaError::ObufSourceWithoutWait { .. }) }
+                if index as usize == conv.len() - 2
+        ),
+        "{:?}",
+        m.status
+    );
 }

@@ -11,7 +11,7 @@ use std::iter::Peekable;
 
 use crate::dram::{Dram, MemPort, MemoryModel};
 use crate::func::Buffers;
-use crate::hazard::{conflict, Access, Hazard};
+use crate::hazard::{conflict, Access, Buffer, Hazard};
 use contract::timing;
 
 /// How a run ended.
@@ -610,6 +610,20 @@ impl Run {
                     running,
                     issued: self.index,
                     buffer,
+                });
+            }
+        }
+        if matches!(instr, Instr::Conv(c) if c.from_obuf) {
+            // reading OBUF entries it also writes: the RTL reads some after it wrote them
+            let obuf = |write| {
+                fp.iter()
+                    .filter(move |a| a.buffer == Buffer::Obuf && a.write == write)
+            };
+            if obuf(false).any(|r| obuf(true).any(|w| r.conflicts(w))) {
+                self.hazards.push(Hazard {
+                    running: self.index,
+                    issued: self.index,
+                    buffer: Buffer::Obuf,
                 });
             }
         }

@@ -168,8 +168,12 @@ impl Buffers {
             }
         }
         let requant = &self.pbuf[i.pbuf as usize..i.pbuf as usize + cols];
+        // From OBUF, row r reads bank r as it was before this CONV (a program whose CONV
+        // reads entries it also writes races with itself: `sim::hazard` reports it).
+        let banks = i.from_obuf.then(|| self.obuf.clone());
         let abuf = &self.abuf;
         let row = |r: usize, bank: &mut Vec<i8>| {
+            let src = banks.as_ref().map_or(abuf, |b| &b[r]);
             let mut act = vec![0i8; len];
             for x in 0..i.out_w as usize {
                 for j in 0..i.chunks as usize {
@@ -179,7 +183,7 @@ impl Buffers {
                             + (r * s + ky) * i.row_pitch as usize
                             + x * s;
                         let dst = ((j * k + ky) * k) * g;
-                        act[dst..dst + k * g].copy_from_slice(&abuf[e * g..(e + k) * g]);
+                        act[dst..dst + k * g].copy_from_slice(&src[e * g..(e + k) * g]);
                     }
                 }
                 for c in 0..cols {

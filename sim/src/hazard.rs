@@ -8,7 +8,8 @@
 pub use contract::footprint::{conflict, Access, Buffer};
 use serde::Serialize;
 
-/// Two instructions in flight together touch the same entries, one of them writing.
+/// Two instructions in flight together touch the same entries, one of them writing; or
+/// (`running == issued`) a CONV from OBUF reads entries it writes itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Hazard {
     /// The instruction already running.

@@ -224,6 +224,7 @@ impl GroupConvProblem {
             row_pitch: wp as u16,
             chunk_pitch: (hp * wp) as u16,
             obuf_stride: self.obuf_stride(),
+            from_obuf: false,
         }
     }
 

@@ -31,6 +31,7 @@ fn instr() -> impl Strategy<Value = Instr> {
         4 => (wait(), f(), prop_oneof![4 => 1u8..4, 1 => 0u8..9], prop_oneof![4 => 1u8..3, 1 => 0u8..4]).prop_map(|(wait, v, kernel, stride)| Instr::Conv(Conv {
             wait, abuf: v[0], wbuf: v[1], obuf: v[2], pbuf: v[3], out_w: v[4], chunks: 1 + v[5] % 3,
             kernel, stride, row_pitch: v[6], chunk_pitch: v[7], obuf_stride: v[8],
+            from_obuf: v[9] % 4 == 0,
         })),
         3 => (wait(), f(), 0u32..8192, prop_oneof![4 => 1u8..3, 1 => 0u8..4]).prop_map(|(wait, v, dram, banks)| Instr::Store(Store {
             wait, dram, bank_stride: v[0] as u32, run_stride: v[1] as u32, obuf: v[2],

@@ -82,11 +82,23 @@ pub fn random_instr(cfg: &EngineConfig, rng: &mut Rng, with_vector: bool) -> Ins
             let row_pitch = (out_w - 1) * s + k + pick(0, 3);
             let rows_needed = (r - 1) * s + k;
             let chunk_pitch = rows_needed * row_pitch + pick(0, 5);
+            // a quarter read OBUF, where earlier CONVs wrote, below the entries they write
+            // themselves (a CONV that reads what it writes races with itself), which
+            // STOREs read
+            let try_obuf = pick(0, 2) == 0;
+            let abuf = if try_obuf { pick(0, 40) } else { pick(0, 200) };
+            let obuf = pick(0, 200);
+            let read_last = abuf
+                + (chunks - 1) * chunk_pitch
+                + ((r - 1) * s + k - 1) * row_pitch
+                + (out_w - 1) * s
+                + k;
+            let from_obuf = try_obuf && read_last < obuf;
             Instr::Conv(Conv {
                 wait: Wait::NONE,
-                abuf: pick(0, 200) as u16,
+                abuf: abuf as u16,
                 wbuf: pick(0, 40) as u16,
-                obuf: pick(0, 200) as u16,
+                obuf: obuf as u16,
                 pbuf: pick(0, 40) as u16,
                 out_w: out_w as u16,
                 chunks: chunks as u16,
@@ -95,6 +107,7 @@ pub fn random_instr(cfg: &EngineConfig, rng: &mut Rng, with_vector: bool) -> Ins
                 row_pitch: row_pitch as u16,
                 chunk_pitch: chunk_pitch as u16,
                 obuf_stride: (out_w + pick(0, 4)) as u16,
+                from_obuf,
             })
         }
         5 | 6 => {
@@ -187,9 +200,17 @@ pub fn random_program(cfg: &EngineConfig, seed: u64, n: usize, with_vector: bool
     ];
     while p.len() < n + 3 {
         let i = random_instr(cfg, &mut rng, with_vector);
+        // an OBUF-source CONV must wait for the compute unit (else it is illegal)
+        let w = match i {
+            Instr::Conv(c) if c.from_obuf => Wait {
+                compute: true,
+                ..wait(&mut rng)
+            },
+            _ => wait(&mut rng),
+        };
+        let i = i.with_wait(w);
         if i.validate(cfg).is_ok() {
-            let w = wait(&mut rng);
-            p.push(i.with_wait(w));
+            p.push(i);
         }
     }
     p.push(Instr::End(End { wait: Wait::NONE }));
@@ -376,38 +397,46 @@ pub fn random_case(
     (program, dram, memory)
 }
 
-/// CONVs of kernel 1 (three chunks), 3 and 7 (stride 2), each stored from every bank and
-/// column group to `OUT + n·0x800`, after [`random_program`]'s loads (seed 8).
+/// CONVs of kernel 1 (three chunks), 3 and 7 (stride 2), then a 1×1 CONV over the first
+/// one's output in OBUF (`from_obuf`), each stored from every bank and column group to
+/// `OUT + n·0x800`, after [`random_program`]'s loads (seed 8).
 pub fn conv_kernels_program(cfg: &EngineConfig) -> Vec<Instr> {
     let mut p = random_program(cfg, 8, 0, false);
     p.pop(); // END
-    for (n, (chunks, kernel, stride)) in [(3u16, 1u8, 1u8), (2, 3, 1), (1, 7, 2)]
+    let groups = (cfg.cols / cfg.group_width) as u16;
+    for (n, (chunks, kernel, stride)) in [(3u16, 1u8, 1u8), (2, 3, 1), (1, 7, 2), (groups, 1, 1)]
         .into_iter()
         .enumerate()
     {
+        let from_obuf = n == 3;
         let out_w = 6u16;
-        let row_pitch = (out_w - 1) * stride as u16 + kernel as u16;
+        let row_pitch = match from_obuf {
+            true => 0, // bank r holds row r
+            false => (out_w - 1) * stride as u16 + kernel as u16,
+        };
         let rows = (cfg.rows as u16 - 1) * stride as u16 + kernel as u16;
+        let obuf = if from_obuf { 96 } else { 8 * n as u16 };
         p.push(Instr::Conv(Conv {
             wait: Wait::BOTH,
             abuf: 0,
             wbuf: 0,
-            obuf: 8 * n as u16,
+            obuf,
             pbuf: 0,
             out_w,
             chunks,
             kernel,
             stride,
             row_pitch,
-            chunk_pitch: rows * row_pitch,
+            chunk_pitch: if from_obuf { 32 } else { rows * row_pitch },
             obuf_stride: 32,
+            from_obuf,
         }));
         p.push(Instr::Store(Store {
             wait: Wait::BOTH,
             dram: (OUT + n as u64 * 0x800) as u32,
             bank_stride: 0x100,
             run_stride: 64,
-            obuf: 8 * n as u16,
+            obuf,
             obuf_stride: 32,
             run_entries: out_w,
             runs: (cfg.cols / cfg.group_width) as u16,

@@ -127,6 +127,7 @@ fn program(cfg: &EngineConfig, tiles: usize, inp: u32, wgt: u32, par: u32, out: 
                 row_pitch: W as u16,
                 chunk_pitch: (r * W) as u16,
                 obuf_stride: W as u16,
+                from_obuf: false,
             }));
             p.push(Instr::Store(Store {
                 wait: Wait::COMPUTE,
