@@ -23,6 +23,22 @@ pub struct Units {
 }
 
 impl Units {
+    /// One instruction's share, its CONV priced under `df`.
+    fn of(cfg: &contract::EngineConfig, ins: &Instr, df: &Dataflow) -> Units {
+        let dma = timing::dma_beats(cfg, ins);
+        Units {
+            array: match ins {
+                Instr::Conv(c) => df.conv_accept(cfg, c),
+                _ => 0,
+            },
+            vector: match ins {
+                Instr::Ewise(_) | Instr::Pool(_) => timing::compute_cycles(cfg, ins).unwrap_or(0),
+                _ => 0,
+            },
+            dma_words: dma.as_ref().map_or(0, |b| b.count()),
+            dram_bytes: dma.as_ref().map_or(0, |b| b.bytes()),
+        }
+    }
     fn add(&mut self, o: &Units) {
         self.array += o.array;
         self.vector += o.vector;
@@ -155,73 +171,60 @@ impl Bound {
                     && f.readers.iter().filter(|r| block.contains(r)).count() > 1
                     && f.readers
                         .iter()
-                        .any(|&r| matches!(compute_of(plan, r), Some(Instr::Ewise(_))));
+                        .any(|&r| matches!(compute_of(plan, r), Instr::Ewise(_)));
                 let how = if inner {
                     f.hand_off(plan)
                 } else if input && df.residual_on_chip {
-                    Keep::Kept
+                    Keep::Residual
                 } else {
                     continue;
                 };
+                let fits = kept_entries + f.map_entries(plan) <= budget;
                 let how = match how {
-                    Keep::Kept if kept_entries + f.map_entries(plan) <= budget => {
+                    Keep::Kept | Keep::Residual if fits => {
                         kept_entries += f.map_entries(plan);
-                        Keep::Kept
+                        how
                     }
-                    Keep::Kept if input => continue,
+                    Keep::Residual => continue,
                     Keep::Kept => Keep::Spill,
                     h => h,
                 };
                 keep.push((f.tensor, how));
             }
             let mut u = Units::default();
-            let mut loaded = Vec::new();
-            for (i, ins) in prog.instrs.iter().enumerate() {
-                let op = prog.owner[i];
+            // the residual's first reader loads it; the later ones find it in OBUF
+            let mut first_reader: Vec<(usize, usize)> = Vec::new();
+            for (ins, &op) in prog.instrs.iter().zip(&prog.owner) {
                 if !block.contains(&op) {
                     continue;
                 }
-                match ins {
-                    Instr::Conv(c) => u.array += df.conv_accept(cfg, c),
-                    Instr::Ewise(_) | Instr::Pool(_) => {
-                        u.vector += timing::compute_cycles(cfg, ins).unwrap_or(0)
-                    }
-                    _ => {}
-                }
-                let Some(beats) = timing::dma_beats(cfg, ins) else {
-                    continue;
-                };
+                let mut i = Units::of(cfg, ins, df);
                 let t = match ins {
                     Instr::LoadAct(l) => tensor_at(plan, l.dram),
                     Instr::Store(s) => tensor_at(plan, s.dram),
                     _ => None,
                 };
                 let how = t.and_then(|t| keep.iter().find(|k| k.0 == t)).map(|k| k.1);
-                let (words, bytes) = (beats.count(), transfer_bytes(ins, cfg));
-                let (words, bytes) = match (ins, how) {
-                    (_, None | Some(Keep::Spill)) => (words, bytes),
-                    // the block input, kept for its later readers after the first loads it
-                    (Instr::LoadAct(_), Some(Keep::Kept))
-                        if t.is_some_and(|t| {
-                            flows
-                                .iter()
-                                .any(|f| f.tensor == t && f.producer.is_none_or(|p| p < start))
-                        }) =>
-                    {
-                        let first = loaded.is_empty() || loaded.contains(&op);
-                        if first {
-                            loaded.push(op);
-                            (words, bytes)
-                        } else {
-                            (0, 0)
+                match (ins, how) {
+                    (_, None | Some(Keep::Spill)) => {}
+                    (Instr::LoadAct(_), Some(Keep::Residual)) => {
+                        let t = t.expect("a kept tensor");
+                        let first = match first_reader.iter().find(|f| f.0 == t) {
+                            Some(&(_, o)) => o,
+                            None => {
+                                first_reader.push((t, op));
+                                op
+                            }
+                        };
+                        if first != op {
+                            (i.dma_words, i.dram_bytes) = (0, 0);
                         }
                     }
                     // a move reads OBUF and writes ABUF as one transfer, priced at the load
-                    (Instr::LoadAct(_), Some(Keep::Move)) => (words, 0),
-                    _ => (0, 0),
-                };
-                u.dma_words += words;
-                u.dram_bytes += bytes;
+                    (Instr::LoadAct(_), Some(Keep::Move)) => i.dram_bytes = 0,
+                    _ => (i.dma_words, i.dram_bytes) = (0, 0),
+                }
+                u.add(&i);
             }
             let notes = keep
                 .iter()
@@ -271,13 +274,10 @@ impl Dataflow {
     }
 }
 
-fn compute_of(plan: &Plan, op: usize) -> Option<Instr> {
-    let prog = &plan.programs[0];
-    prog.instrs
-        .iter()
-        .zip(&prog.owner)
-        .find(|(i, &o)| o == op && i.unit() == contract::isa::Unit::Compute)
-        .map(|(i, _)| *i)
+/// Op `op`'s first compute instruction (every op has one).
+fn compute_of(plan: &Plan, op: usize) -> &Instr {
+    let info = &plan.ops[op];
+    &plan.programs[info.program].instrs[info.first_compute]
 }
 
 /// The name of the op that writes tensor `t`, or of the first that reads it.
@@ -293,42 +293,15 @@ fn ideal(plan: &Plan) -> f64 {
     plan.ops.iter().map(|o| o.macs).sum::<u64>() as f64 / plan.cfg.macs_per_cycle() as f64
 }
 
-/// Per op: its instructions' unit cycles and DRAM bytes.
+/// Per op: its instructions' unit cycles and DRAM bytes on today's engine.
 fn op_units(plan: &Plan) -> Vec<Units> {
-    let cfg = &plan.cfg;
     let mut per_op = vec![Units::default(); plan.ops.len()];
     for prog in &plan.programs {
         for (ins, &op) in prog.instrs.iter().zip(&prog.owner) {
-            let u = &mut per_op[op];
-            match ins {
-                Instr::Conv(c) => u.array += timing::conv_accept(cfg, c),
-                Instr::Ewise(_) | Instr::Pool(_) => {
-                    u.vector += timing::compute_cycles(cfg, ins).unwrap_or(0)
-                }
-                _ => {}
-            }
-            if let Some(b) = timing::dma_beats(cfg, ins) {
-                u.add(&Units {
-                    dma_words: b.count(),
-                    dram_bytes: transfer_bytes(ins, cfg),
-                    ..Units::default()
-                });
-            }
+            per_op[op].add(&Units::of(&plan.cfg, ins, &Dataflow::default()));
         }
     }
     per_op
-}
-
-/// The bytes an instruction moves over the bus (what the engine's DRAM counters count).
-fn transfer_bytes(ins: &Instr, cfg: &contract::EngineConfig) -> u64 {
-    let g = cfg.group_width as u64;
-    match ins {
-        Instr::LoadAct(l) => l.rows as u64 * l.row_entries as u64 * g,
-        Instr::LoadWgt(l) => l.entries as u64 * cfg.wbuf_entry_bytes() as u64,
-        Instr::LoadParam(l) => l.channels as u64 * contract::isa::PBUF_RECORD_BYTES as u64,
-        Instr::Store(s) => s.banks as u64 * s.runs as u64 * s.run_entries as u64 * g,
-        _ => 0,
-    }
 }
 
 /// The tensor whose DRAM region holds `addr`: the widest (a merged conv's output rather
@@ -358,6 +331,8 @@ enum Keep {
     Move,
     /// the whole map kept in OBUF for an EWISE
     Kept,
+    /// the block input kept in OBUF (the previous block's output) for its residual add
+    Residual,
     /// goes through DRAM
     Spill,
 }
@@ -368,6 +343,7 @@ impl Keep {
             Keep::Stay => "stays in OBUF",
             Keep::Move => "moves OBUF → ABUF",
             Keep::Kept => "kept in OBUF",
+            Keep::Residual => "kept in OBUF for the residual",
             Keep::Spill => "spills to DRAM",
         }
     }
@@ -380,10 +356,9 @@ impl Flow {
         let mut how = Keep::Stay;
         for &r in &self.readers {
             let k = match compute_of(plan, r) {
-                Some(Instr::Conv(c)) if c.kernel > 1 => Keep::Move,
+                Instr::Conv(c) if c.kernel > 1 => Keep::Move,
                 // a gate needs the whole map's pool first; a plain add streams by tile
-                Some(Instr::Ewise(e)) if e.use_gate => Keep::Kept,
-                None => Keep::Spill,
+                Instr::Ewise(e) if e.use_gate => Keep::Kept,
                 _ => Keep::Stay,
             };
             how = how.max(k);

@@ -191,6 +191,11 @@ impl DmaBeats {
         self.len
     }
 
+    /// Bytes the transfer moves: its runs' lengths.
+    pub fn bytes(&self) -> u64 {
+        self.outer * self.inner * self.len
+    }
+
     /// Number of bus requests (a word touched by two runs counts twice): one step per run.
     pub fn count(&self) -> u64 {
         (0..self.outer * self.inner)

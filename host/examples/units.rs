@@ -39,14 +39,14 @@ fn main() -> anyhow::Result<()> {
             u.idle
         );
     }
-    // The CONV drain (R + C + 1 cycles after each CONV's last step) is array time with no
+    // The CONV drain (R + C + CONV_DRAIN_EXTRA cycles after each CONV's last step) is array time with no
     // new MACs issued, unless the next CONV issues into it.
     let convs = plan.programs[0]
         .instrs
         .iter()
         .filter(|i| matches!(i, contract::isa::Instr::Conv(_)))
         .count() as u64;
-    let drain = (cfg.rows + cfg.cols + 1) as u64;
+    let drain = (cfg.rows + cfg.cols) as u64 + contract::timing::CONV_DRAIN_EXTRA;
     // ... of which the CONVs issued into a drain hide the overlap
     let comp: Vec<_> = r
         .trace
