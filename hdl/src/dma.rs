@@ -510,10 +510,12 @@ impl<const BUS: usize, const STRB: usize> Logic for Dma<BUS, STRB> {
             || self.pend_valid.q.val();
         self.qbusy.next =
             self.req.active.val() || self.cur_valid.q.val() || self.pend_valid.q.val();
-        // completion: a load's last response, or the request side of a STORE going idle
+        // completion: a load's last response, or the request side of a STORE going idle —
+        // unless the guard dropped its words: a faulted STORE never completes
         self.st_now.next = self.is_store.val() && (self.req.active.val() || self.cur_valid.q.val());
         self.rsp_fin.d.next = self.rsp_end.val();
         self.st_was.d.next = self.st_now.val();
-        self.done.next = self.rsp_fin.q.val() || (self.st_was.q.val() && !self.st_now.val());
+        self.done.next = self.rsp_fin.q.val()
+            || (self.st_was.q.val() && !self.st_now.val() && !self.st_drop.q.val());
     }
 }

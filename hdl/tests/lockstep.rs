@@ -517,6 +517,41 @@ fn a_store_into_its_own_program_stops_the_engine_in_both() {
 }
 
 #[test]
+fn a_first_store_word_into_the_program_stops_the_engine_in_both() {
+    // A STORE of one word (or a few) into the program: its request side goes idle in the
+    // cycle the guard faults, and a faulted STORE must not also complete.
+    let cfg = EngineConfig::tiny();
+    for (obuf, run_entries) in [(0u16, 3u16), (0, 1), (511, 1)] {
+        let program = [
+            Instr::Store(Store {
+                wait: Wait::NONE,
+                dram: 0,
+                bank_stride: 0,
+                run_stride: 0,
+                obuf,
+                obuf_stride: 0,
+                run_entries,
+                runs: 1,
+                banks: 1,
+            }),
+            Instr::End(End { wait: Wait::NONE }),
+        ];
+        let dram = dram_for(&program, 13);
+        let m = lockstep(&cfg, &dram, &program, MemoryModel::default(), 3)
+            .unwrap_or_else(|e| panic!("obuf {obuf}, {run_entries} entries: {e}"));
+        assert_eq!(
+            m.status,
+            sim::Status::Error {
+                index: 0,
+                cause: sim::ErrorCause::StoreIntoProgram { addr: 0 }
+            },
+            "obuf {obuf}, {run_entries} entries"
+        );
+        assert!(m.writes.is_empty());
+    }
+}
+
+#[test]
 fn a_program_that_ends_during_a_store_writes_nothing_in_its_last_cycle() {
     // STORE (64 words) then a CONV, no END: the engine stops while the STORE is sending.
     let cfg = EngineConfig::tiny();
