@@ -84,6 +84,10 @@ impl Stream {
         }
     }
 
+    pub fn is_resident(&self) -> bool {
+        self.resident.is_some()
+    }
+
     /// Whether a tile of `passes` fits (always, when resident).
     pub fn fits(&self, passes: usize, halves: &Halves) -> bool {
         self.resident.is_some() || passes * self.entries <= halves.half

@@ -282,23 +282,24 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Emits a tile: its first compute instruction waits for the DMA (the tile's loads, the
-    /// store that last read its OBUF half); behind it the previous tile's store and what
+    /// Emits a tile: its first compute instruction waits (`wait`: usually both units — the
+    /// DMA for the tile's loads and the store that last read its OBUF half, the compute
+    /// unit so the previous tile's last CONV is not still draining into the OBUF half its
+    /// store, placed behind this, reads); behind it the previous tile's store and what
     /// `background` emits (the next tile's loads), to be spread among the tile's other
     /// compute instructions. The tile's own store is held until the next tile or op.
     pub fn tile<T>(
         &mut self,
         compute: Vec<Instr>,
         store: Option<Store>,
+        wait: Wait,
         background: impl FnOnce(&mut Self) -> Result<T, LayerError>,
     ) -> Result<T, LayerError> {
         if let Some(t) = self.tail.take() {
             self.interleave(t.running, &t.compute, t.dma);
         }
         let mut first = compute[0];
-        // wait for the compute unit too: the previous tile's last CONV must not still be
-        // draining into the OBUF half its store (placed behind this) reads
-        first.set_wait(Wait::BOTH);
+        first.set_wait(wait);
         self.push(first);
         let mark = self.program.len();
         if let Some((s, owner)) = self.pending_store.take() {
@@ -379,9 +380,11 @@ impl<'a> Builder<'a> {
 
     /// Estimated cycles until the instruction's unit takes the next one (no stalls).
     fn duration(&self, i: &Instr) -> u64 {
-        // a tile's CONVs follow each other into their drains
+        // a tile's CONVs follow each other into their drains (unless they wait for it)
         if let Instr::Conv(c) = i {
-            return timing::conv_accept(self.cfg, c) - 1;
+            if !c.wait.compute {
+                return timing::conv_accept(self.cfg, c) - 1;
+            }
         }
         if let Some(c) = timing::compute_cycles(self.cfg, i) {
             return c;

@@ -5,6 +5,7 @@
 use crate::buffers::Stream;
 use crate::builder::{Builder, Cols, Tile};
 use crate::error::{u16_of, LayerError};
+use crate::layout::Layout;
 use contract::arith::Requant;
 use contract::isa::{encode_requant, Conv, Instr, Wait, PBUF_RECORD_BYTES};
 use int8::ir::QConv;
@@ -28,8 +29,31 @@ struct ActTile {
     pbuf: usize,
 }
 
+/// A 1×1 conv lowered with the conv before it (docs/dataflow.md, the *stay* hand-off):
+/// each row tile of the producer's outputs, all its chunks, stays in one OBUF region and
+/// the 1×1 conv's CONVs read it there (`from_obuf`: array row `r` reads OBUF bank `r`, which
+/// holds output row `r`), so the tensor between them never goes to DRAM.
+struct Pointwise {
+    /// Its op (the owner of its instructions) and output.
+    op: usize,
+    out: Layout,
+    passes: Vec<Vec<Part>>,
+    /// Its input chunks: the producer's output chunks.
+    chunks: usize,
+    /// Its weights and records, resident: `(DRAM, base, entries)` of each load.
+    wgt: (u32, usize, usize),
+    rec: (u32, usize, usize),
+    /// OBUF: the producer's row tile (its first real chunk), and two regions for this conv's
+    /// outputs, alternating by row so one row's store runs beside the next row's CONVs.
+    input: usize,
+    output: [usize; 2],
+}
+
 impl Builder<'_> {
-    pub fn conv(&mut self, c: &QConv) -> Result<(), LayerError> {
+    /// Lowers conv `c`; with `then` (a 1×1 conv whose only input is `c`'s output), lowers it
+    /// too, reading `c`'s outputs on chip, when both fit the buffers — returns whether it
+    /// did (otherwise `then` is left to be lowered on its own).
+    pub fn conv(&mut self, c: &QConv, then: Option<(usize, &QConv)>) -> Result<bool, LayerError> {
         let (g, r, cols) = (self.cfg.group_width, self.cfg.rows, self.cfg.cols);
         let (ti, to) = (&self.model.tensors[c.input], &self.model.tensors[c.output]);
         let (li, lo) = (self.tensors[c.input], self.tensors[c.output]);
@@ -123,6 +147,14 @@ impl Builder<'_> {
             tiles.push(p0..p1);
             p0 = p1;
         }
+        let row_runs = (last(passes.len() - 1).oc + last(passes.len() - 1).ncols).div_ceil(g);
+        let mut fused = match then {
+            Some((op, pw)) if col_tiles.len() == 1 && wgt.is_resident() && rec.is_resident() => {
+                let row = out_need(0, passes.len(), &widest);
+                self.pointwise(op, pw, row, lead * ow, ow)?
+            }
+            _ => None,
+        };
         let schedule: Vec<(usize, Cols, Range<usize>)> = (0..oh)
             .step_by(r)
             .flat_map(|oy0| {
@@ -176,11 +208,17 @@ impl Builder<'_> {
         let mut ahead: Option<(usize, Tile)> = None;
         for (n, (oy0, x, tile)) in schedule.iter().enumerate() {
             let w = x.owt;
-            let obuf = self
-                .obuf
-                .take(out_need(tile.start, tile.end, x), "a tile's outputs")?;
-            let (oc0, end) = (first(tile.start).oc, last(tile.end - 1));
-            let runs = (end.oc + end.ncols - oc0).div_ceil(g);
+            // fused: every tile of a row writes its chunks into the row's one region
+            let (obuf, oc0, runs) = match &fused {
+                Some(f) => (f.input - lead * w, 0, row_runs),
+                None => {
+                    let obuf = self
+                        .obuf
+                        .take(out_need(tile.start, tile.end, x), "a tile's outputs")?;
+                    let (oc0, end) = (first(tile.start).oc, last(tile.end - 1));
+                    (obuf, oc0, (end.oc + end.ncols - oc0).div_ceil(g))
+                }
+            };
             let mut convs = Vec::with_capacity(tile.len());
             for (i, pass) in tile.clone().enumerate() {
                 for part in &passes[pass] {
@@ -216,15 +254,29 @@ impl Builder<'_> {
             }
             let valid = r.min(oh - oy0);
             let at = (oc0 / g, *oy0, x.ox0);
-            let store = Self::store(&lo, obuf + lead * w, at, w, valid, runs);
-            let next = self.tile(convs, Some(store), |b| {
+            let store = fused
+                .is_none()
+                .then(|| Self::store(&lo, obuf + lead * w, at, w, valid, runs));
+            let first_pw = fused.as_ref().filter(|_| n == 0).map(|f| (f.wgt, f.rec));
+            let next = self.tile(convs, store, Wait::BOTH, |b| {
                 if let Some(m) = next_distinct(n) {
                     if ahead.is_none_or(|(at, _)| at != m) {
                         ahead = Some((m, act(b, key(&schedule[m]))?));
                     }
                 }
+                // the 1×1 conv's constants, behind the first CONV: it waited for the
+                // previous op's CONVs, which may read the halves they go to
+                if let Some((wgt, rec)) = first_pw {
+                    b.load_wgt(wgt.0, wgt.1, wgt.2);
+                    b.load_param(rec.0, rec.1, rec.2);
+                }
                 Ok(schedule.get(n + 1).map(|t| consts(b, t)))
             })?;
+            if let Some(f) = &mut fused {
+                if schedule.get(n + 1).is_none_or(|t| t.0 != *oy0) {
+                    self.pointwise_row(f, *oy0, valid, w)?;
+                }
+            }
             if let Some((wbuf, pbuf)) = next {
                 here.wbuf = wbuf;
                 here.pbuf = pbuf;
@@ -235,6 +287,101 @@ impl Builder<'_> {
                 }
             }
         }
+        Ok(fused.is_some())
+    }
+
+    /// Plans `pw` (op `op`) to read the producer's row tiles of `row` OBUF entries (its
+    /// first real chunk `lead` entries in) on chip: `None` when `pw`'s weights and records
+    /// are not resident in the other halves, or the row and two of `pw`'s output rows do
+    /// not fit OBUF. Takes the OBUF halves: the row in the next one, `pw`'s outputs in the
+    /// other.
+    fn pointwise(
+        &mut self,
+        op: usize,
+        pw: &QConv,
+        row: usize,
+        lead: usize,
+        ow: usize,
+    ) -> Result<Option<Pointwise>, LayerError> {
+        let (g, cols) = (self.cfg.group_width, self.cfg.cols);
+        let (li, out) = (self.tensors[pw.input], self.tensors[pw.output]);
+        let cout = self.model.tensors[pw.output].channels;
+        let chunks = li.chunks;
+        let passes = conv_passes(1, cout, g, cols, false);
+        let end = passes[passes.len() - 1][0];
+        let need = (end.oc / g + cols.div_ceil(g)) * ow;
+        if passes.len() * chunks > self.wbuf.half
+            || passes.len() * cols > self.pbuf.half
+            || row > self.obuf.half
+            || 2 * need > self.obuf.half
+        {
+            return Ok(None);
+        }
+        let weights = self.conv_weights(pw, li.channels, chunks, &passes);
+        let params = self.conv_params(pw, &passes);
+        let (wblob, pblob) = (self.blob(weights), self.blob(params));
+        let all = 0..passes.len();
+        let mut wgt = Stream::new(wblob, chunks, cols * g, &mut self.wbuf, passes.len());
+        let mut rec = Stream::new(pblob, cols, PBUF_RECORD_BYTES, &mut self.pbuf, passes.len());
+        let wgt = wgt
+            .next(all.clone(), true, &mut self.wbuf)
+            .expect("resident");
+        let rec = rec.next(all, true, &mut self.pbuf).expect("resident");
+        let input = self.obuf.take(row, "a row of the producer's outputs")? + lead;
+        let output = self.obuf.take(2 * need, "two rows of outputs")?;
+        Ok(Some(Pointwise {
+            op,
+            out,
+            passes,
+            chunks,
+            wgt,
+            rec,
+            input,
+            output: [output, output + need],
+        }))
+    }
+
+    /// The 1×1 conv over the producer's row tile at output row `oy0` (`valid` rows, `w`
+    /// columns): its CONVs read OBUF, so each waits for the CONV before it; the first row's
+    /// waits for the DMA too (its constants, the previous op's last store).
+    fn pointwise_row(
+        &mut self,
+        f: &Pointwise,
+        oy0: usize,
+        valid: usize,
+        w: usize,
+    ) -> Result<(), LayerError> {
+        let (g, r, cols) = (self.cfg.group_width, self.cfg.rows, self.cfg.cols);
+        let out = f.output[(oy0 / r) % 2];
+        let convs = f
+            .passes
+            .iter()
+            .enumerate()
+            .map(|(q, pass)| {
+                Instr::Conv(Conv {
+                    wait: Wait::COMPUTE,
+                    abuf: f.input as u16,
+                    wbuf: (f.wgt.1 + q * f.chunks) as u16,
+                    obuf: (out + pass[0].oc / g * w) as u16,
+                    pbuf: (f.rec.1 + q * cols) as u16,
+                    out_w: w as u16,
+                    chunks: f.chunks as u16,
+                    kernel: 1,
+                    stride: 1,
+                    row_pitch: 0,
+                    chunk_pitch: w as u16,
+                    obuf_stride: w as u16,
+                    from_obuf: true,
+                })
+            })
+            .collect();
+        let end = f.passes[f.passes.len() - 1][0];
+        let runs = (end.oc + end.ncols).div_ceil(g);
+        let store = Self::store(&f.out, out, (0, oy0, 0), w, valid, runs);
+        let wait = if oy0 == 0 { Wait::BOTH } else { Wait::COMPUTE };
+        let op = std::mem::replace(&mut self.op, f.op);
+        self.tile(convs, Some(store), wait, |_| Ok(()))?;
+        self.op = op;
         Ok(())
     }
 

@@ -141,7 +141,7 @@ impl Builder<'_> {
                 kb: e.add.kb,
             });
             let store = Self::store(&lo, obuf, (j0, y, c.ox0), w, banks, n);
-            let next = self.tile(vec![instr], Some(store), |bd| {
+            let next = self.tile(vec![instr], Some(store), Wait::BOTH, |bd| {
                 steps.get(i + 1).map(|&st| load(bd, st)).transpose()
             })?;
             if let Some(t) = next {

@@ -46,7 +46,7 @@ pub mod plan;
 mod pool;
 
 pub use error::{CompileError, LayerError};
-pub use int8::ir::{QModel, QOp, TensorId};
+pub use int8::ir::{QConv, QModel, QOp, TensorId};
 pub use layout::Layout;
 pub use plan::{OpInfo, Plan, Program};
 
@@ -99,17 +99,28 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
     let mut ops = Vec::new();
     let mut programs = Vec::new();
     let mut first_op = 0;
+    let mut on_chip = Vec::new();
+    let mut fused_with_previous = false;
     for (n, op) in model.ops.iter().enumerate() {
-        b.op = n;
-        match op {
-            QOp::Conv(c) => b.conv(c),
-            QOp::Pool(p) => b.pool(p),
-            QOp::Ewise(e) => b.ewise(e),
+        if !std::mem::take(&mut fused_with_previous) {
+            b.op = n;
+            let then = (!per_op)
+                .then(|| stays_for(model, n, &merges))
+                .flatten()
+                .map(|pw| (n + 1, pw));
+            fused_with_previous = match op {
+                QOp::Conv(c) => b.conv(c, then),
+                QOp::Pool(p) => b.pool(p).map(|()| false),
+                QOp::Ewise(e) => b.ewise(e).map(|()| false),
+            }
+            .map_err(|error| CompileError::Layer {
+                layer: op.name().to_string(),
+                error,
+            })?;
+            if fused_with_previous {
+                on_chip.push(op.output());
+            }
         }
-        .map_err(|error| CompileError::Layer {
-            layer: op.name().to_string(),
-            error,
-        })?;
         let outputs = match merges.iter().find(|m| m.op == n) {
             Some(m) => m.members.clone(),
             None => vec![op.output()],
@@ -153,6 +164,33 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
         image,
         programs,
         ops,
+        on_chip,
         min_dram_bytes,
     })
+}
+
+/// The 1×1 conv after op `n` whose only input is op `n`'s output, when that output has no
+/// other reader and goes nowhere else (not the embedding, not merged siblings): the tensor
+/// can stay on chip between them.
+fn stays_for<'m>(
+    model: &'m QModel,
+    n: usize,
+    merges: &[passes::siblings::Merge],
+) -> Option<&'m QConv> {
+    let (QOp::Conv(c), Some(QOp::Conv(pw))) = (&model.ops[n], model.ops.get(n + 1)) else {
+        return None;
+    };
+    let t = c.output;
+    let readers = model
+        .ops
+        .iter()
+        .filter(|op| op.inputs().contains(&t))
+        .count();
+    let pointwise = pw.kernel == 1 && pw.stride == 1 && pw.pad == 0 && pw.groups == 1;
+    (pointwise
+        && pw.input == t
+        && readers == 1
+        && t != model.embedding
+        && !merges.iter().any(|m| m.op == n || m.members.contains(&t)))
+    .then_some(pw)
 }

@@ -59,6 +59,9 @@ pub struct Plan {
     pub image: Vec<(u32, Vec<u8>)>,
     pub programs: Vec<Program>,
     pub ops: Vec<OpInfo>,
+    /// Tensors that never go to DRAM: each stays on chip between its producer and its
+    /// only reader, lowered together (docs/dataflow.md).
+    pub on_chip: Vec<TensorId>,
     /// Weights, PBUF records, the input image and the embedding, each moved once: what no
     /// schedule of this model can move less than.
     pub min_dram_bytes: u64,
@@ -74,6 +77,15 @@ impl Plan {
     pub fn op_start(&self, n: usize) -> Option<usize> {
         let op = &self.ops[n];
         (self.programs[op.program].ops.start != n).then_some(op.first_compute)
+    }
+
+    /// The ops lowered together with op `n` (its instructions interleave with theirs): `n`
+    /// alone, or a producer whose outputs stay on chip and the op after it.
+    pub fn lowered_with(&self, n: usize) -> Range<usize> {
+        let stays = |i: usize| self.ops[i].outputs.iter().any(|t| self.on_chip.contains(t));
+        let start = if n > 0 && stays(n - 1) { n - 1 } else { n };
+        let end = if stays(n) { n + 2 } else { n + 1 };
+        start..end
     }
 
     /// What the host computes around the engine's programs, in order.

@@ -91,7 +91,7 @@ impl Builder<'_> {
                 runs: 1,
                 banks: 1,
             });
-            let next = self.tile(vec![pool], store, |b| {
+            let next = self.tile(vec![pool], store, Wait::BOTH, |b| {
                 let Some(&t) = tiles.get(i + 1) else {
                     return Ok(None);
                 };

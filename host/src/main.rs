@@ -514,11 +514,7 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     // The reference is not checked against itself.
     let mismatches = (o.backend != BackendKind::Reference).then(|| {
         let reference = int8::reference::forward(q, &qinput);
-        q.ops
-            .iter()
-            .filter(|op| run.tensors[op.output()] != reference[op.output()])
-            .map(|op| (op.name().to_string(), op.output()))
-            .collect::<Vec<_>>()
+        run.mismatches(q, &reference)
     });
     let embedding_i8 = &run.tensors[q.embedding];
     let embedding =

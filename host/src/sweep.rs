@@ -228,10 +228,7 @@ pub fn run(model: &QModel, input: &[i8], configs: &[EngineConfig], clock_mhz: f6
                         .map(|l| l.dram_bytes_read + l.dram_bytes_written)
                         .sum();
                     p.images_per_s = clock_mhz * 1e6 / p.cycles as f64;
-                    p.bit_exact = model
-                        .ops
-                        .iter()
-                        .all(|op| run.tensors[op.output()] == expected[op.output()]);
+                    p.bit_exact = run.mismatches(model, &expected).is_empty();
                 }
             }
             p

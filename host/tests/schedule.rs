@@ -151,14 +151,7 @@ impl Net {
         // busier than the sum of its ops'.
         assert!(fused.cycles() <= now.cycles() && fused.dram_bytes() <= now.dram_bytes());
         let expected = int8::reference::forward(&self.m, &input);
-        for op in &self.m.ops {
-            assert_eq!(
-                run.tensors[op.output()],
-                expected[op.output()],
-                "{} differs",
-                op.name()
-            );
-        }
+        assert_eq!(run.mismatches(&self.m, &expected), vec![]);
         for layer in &run.layers {
             assert!(layer.cycles > 0 && layer.compute_busy <= layer.cycles);
         }

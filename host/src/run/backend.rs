@@ -24,6 +24,10 @@ pub struct LayerStats {
     pub instructions: u64,
     /// True when the op ran on the host CPU rather than on the engine.
     pub on_host: bool,
+    /// True when its outputs stayed on chip for the op after it (lowered together; their
+    /// window is split between the two by compute-busy cycles): the backend never sees
+    /// them, and they are checked through that op's outputs.
+    pub on_chip: bool,
 }
 
 pub struct BackendRun {
@@ -37,6 +41,26 @@ pub struct BackendRun {
     pub timeline: Option<Timeline>,
     /// The job's cycles a waveform window dumped.
     pub wave: Option<std::ops::Range<u64>>,
+}
+
+impl BackendRun {
+    /// The ops whose outputs differ from `expected` (every tensor of `model`), with the
+    /// differing tensor; outputs that stayed on chip are not there to compare.
+    pub fn mismatches(&self, model: &QModel, expected: &[Vec<i8>]) -> Vec<(String, usize)> {
+        let on_chip: Vec<usize> = self
+            .layers
+            .iter()
+            .filter(|l| l.on_chip)
+            .flat_map(|l| l.outputs.iter().copied())
+            .collect();
+        model
+            .ops
+            .iter()
+            .map(|op| (op, op.output()))
+            .filter(|&(_, t)| !on_chip.contains(&t) && self.tensors[t] != expected[t])
+            .map(|(op, t)| (op.name().to_string(), t))
+            .collect()
+    }
 }
 
 pub trait Backend {

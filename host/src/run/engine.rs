@@ -143,7 +143,8 @@ pub enum Window {
 
 impl Window {
     /// The report's cycles of the layer named `name` (or of the merged conv it is a
-    /// member of), if the plan has it.
+    /// member of), if the plan has it; of both layers when it was lowered together with a
+    /// neighbour (their instructions interleave, and the report splits their window).
     pub fn layer(plan: &Plan, name: &str) -> Option<Window> {
         let n = plan.ops.iter().position(|op| {
             op.name == name
@@ -151,13 +152,14 @@ impl Window {
                     .iter()
                     .any(|m| m == name)
         })?;
+        let ops = plan.lowered_with(n);
         let program = plan.ops[n].program;
         let mark = |n: usize| plan.op_start(n).map(|i| Mark::Issue(i as u32));
         Some(Window::Layer {
             program_addr: plan.programs[program].addr,
-            start: mark(n).unwrap_or(Mark::Cycle(0)),
-            stop: (n + 1 < plan.ops.len() && plan.ops[n + 1].program == program)
-                .then(|| mark(n + 1))
+            start: mark(ops.start).unwrap_or(Mark::Cycle(0)),
+            stop: (ops.end < plan.ops.len() && plan.ops[ops.end].program == program)
+                .then(|| mark(ops.end))
                 .flatten(),
         })
     }
@@ -407,6 +409,7 @@ impl EngineBackend {
                 }
             };
             let mut windows = Vec::with_capacity(ops.len());
+            let first_layer = layers.len();
             for (i, op) in ops.iter().enumerate() {
                 let end = if i + 1 == ops.len() {
                     run.cycles
@@ -427,7 +430,8 @@ impl EngineBackend {
                     _ => summed,
                 };
                 let count = program.instrs_of(program.ops.start + i).count();
-                for &t in &op.outputs {
+                let on_chip = op.outputs.iter().any(|t| plan.on_chip.contains(t));
+                for &t in op.outputs.iter().filter(|_| !on_chip) {
                     let lo = &plan.tensors[t];
                     tensors[t] = lo.unpack(dram.read(lo.base as u64, lo.bytes()));
                 }
@@ -442,8 +446,10 @@ impl EngineBackend {
                     dram_bytes_written: written,
                     instructions: count as u64,
                     on_host: false,
+                    on_chip,
                 });
             }
+            split_fused(&mut layers[first_layer..], &mut windows);
             // The per-layer bytes come from the program; the machine's counters must agree.
             let counted: u64 = layers[layers.len() - ops.len()..]
                 .iter()
@@ -474,6 +480,26 @@ impl EngineBackend {
             timeline,
             wave,
         })
+    }
+}
+
+/// An op whose outputs stayed on chip and the op after it run interleaved: the first one's
+/// window (its first compute instruction to the second's) is a row of tiles, not the op.
+/// Their joint window is split between them in proportion to their compute-busy cycles.
+fn split_fused(layers: &mut [LayerStats], windows: &mut [(usize, Range<u64>)]) {
+    for i in 0..layers.len().saturating_sub(1) {
+        if !layers[i].on_chip {
+            continue;
+        }
+        let (start, end) = (windows[i].1.start, windows[i + 1].1.end);
+        let (a, b) = (layers[i].compute_busy, layers[i + 1].compute_busy);
+        let first = (end - start) * a / (a + b).max(1);
+        windows[i].1 = start..start + first;
+        windows[i + 1].1 = start + first..end;
+        for (l, w) in layers[i..=i + 1].iter_mut().zip(&windows[i..=i + 1]) {
+            l.cycles = w.1.end - w.1.start;
+            l.stall_cycles = l.cycles.saturating_sub(l.compute_busy);
+        }
     }
 }
 
