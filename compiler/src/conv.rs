@@ -342,8 +342,11 @@ impl Builder<'_> {
     }
 
     /// The 1×1 conv over the producer's row tile at output row `oy0` (`valid` rows, `w`
-    /// columns): its CONVs read OBUF, so each waits for the CONV before it; the first row's
-    /// waits for the DMA too (its constants, the previous op's last store).
+    /// columns). Its CONVs read the row's OBUF half and write the other, so the engine's
+    /// interlock holds the first until the producer's last CONV has drained into the row,
+    /// and lets the rest follow each other into their drains. The first row's first CONV
+    /// waits for the DMA: its constants, and the previous op's last store, which reads the
+    /// half its outputs go to.
     fn pointwise_row(
         &mut self,
         f: &Pointwise,
@@ -359,7 +362,7 @@ impl Builder<'_> {
             .enumerate()
             .map(|(q, pass)| {
                 Instr::Conv(Conv {
-                    wait: Wait::COMPUTE,
+                    wait: Wait::NONE,
                     abuf: f.input as u16,
                     wbuf: (f.wgt.1 + q * f.chunks) as u16,
                     obuf: (out + pass[0].oc / g * w) as u16,
@@ -378,7 +381,7 @@ impl Builder<'_> {
         let end = f.passes[f.passes.len() - 1][0];
         let runs = (end.oc + end.ncols).div_ceil(g);
         let store = Self::store(&f.out, out, (0, oy0, 0), w, valid, runs);
-        let wait = if oy0 == 0 { Wait::BOTH } else { Wait::COMPUTE };
+        let wait = if oy0 == 0 { Wait::DMA } else { Wait::NONE };
         let op = std::mem::replace(&mut self.op, f.op);
         self.tile(convs, Some(store), wait, |_| Ok(()))?;
         self.op = op;

@@ -2,7 +2,7 @@
 //! controller's legality check (`Instr::validate`), the cycle model's race detector
 //! (`sim::hazard`) and the compiler's buffer planning all read it from here.
 
-use crate::isa::Instr;
+use crate::isa::{Conv, Instr};
 use crate::EngineConfig;
 use serde::Serialize;
 
@@ -159,6 +159,28 @@ impl Instr {
     }
 }
 
+/// The OBUF halves an access touches, as a bit set: bit 0 the entries below
+/// `obuf_entries / 2`, bit 1 the rest.
+pub fn obuf_halves(cfg: &EngineConfig, a: &Access) -> u8 {
+    let half = cfg.obuf_entries as u64 / 2;
+    (a.first < half) as u8 | ((a.last >= half) as u8) << 1
+}
+
+/// Whether CONV `next`, issued into the drain of CONV `running` (without `wait_compute`),
+/// must wait for the compute unit instead: it reads OBUF (`from_obuf`) in a half `running`
+/// writes. The engine's interlock, the same in the RTL and the cycle model
+/// (docs/engine.md, "OBUF as a source").
+pub fn waits_for_drain(cfg: &EngineConfig, next: &Conv, running: &Conv) -> bool {
+    let halves = |c: &Conv, write: bool| {
+        Instr::Conv(*c)
+            .footprint(cfg)
+            .iter()
+            .filter(|a| a.buffer == Buffer::Obuf && a.write == write)
+            .fold(0, |m, a| m | obuf_halves(cfg, a))
+    };
+    next.from_obuf && halves(next, false) & halves(running, true) != 0
+}
+
 /// The first buffer where `a` and `b` conflict, if any.
 pub fn conflict(a: &[Access], b: &[Access]) -> Option<Buffer> {
     a.iter()
@@ -170,7 +192,31 @@ pub fn conflict(a: &[Access], b: &[Access]) -> Option<Buffer> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::isa::{Conv, LoadAct, Store, Wait};
+    use crate::isa::{LoadAct, Store, Wait};
+
+    #[test]
+    fn an_obuf_source_waits_for_a_drain_into_its_half() {
+        let cfg = EngineConfig::tiny(); // OBUF 512: halves at 256
+        let conv = |obuf, abuf, from_obuf| Conv {
+            obuf,
+            abuf,
+            from_obuf,
+            out_w: 4,
+            chunks: 1,
+            kernel: 1,
+            stride: 1,
+            ..Conv::default()
+        };
+        // writes 0..=3, or 254..=257 (both halves), or 300..=303
+        let (low, both, high) = (conv(0, 0, false), conv(254, 0, false), conv(300, 0, false));
+        let reads_low = conv(400, 10, true);
+        assert!(waits_for_drain(&cfg, &reads_low, &low));
+        assert!(waits_for_drain(&cfg, &reads_low, &both));
+        assert!(!waits_for_drain(&cfg, &reads_low, &high));
+        assert!(waits_for_drain(&cfg, &conv(0, 300, true), &high));
+        // a CONV from ABUF never waits
+        assert!(!waits_for_drain(&cfg, &conv(400, 10, false), &low));
+    }
 
     #[test]
     fn overlapping_write_and_read_conflict() {

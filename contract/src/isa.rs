@@ -44,7 +44,7 @@ use thiserror::Error;
 
 /// Bumped on any change to the encoding or to an instruction's meaning; the RTL manifest
 /// carries it so the host can refuse a mismatched build.
-pub const ISA_VERSION: u32 = 3;
+pub const ISA_VERSION: u32 = 4;
 
 /// Bytes per encoded instruction.
 pub const INSTR_BYTES: usize = 32;
@@ -277,8 +277,13 @@ pub enum IsaError {
         actual: u64,
         align: u64,
     },
-    #[error("{name} reads OBUF (from_obuf) without wait_compute: the CONV before it may still write OBUF")]
-    ObufSourceWithoutWait { name: &'static str },
+    #[error("{name} reads OBUF entries {first}..={last} (from_obuf), across the halves at {half}: its reads must lie in one half")]
+    ObufReadAcrossHalves {
+        name: &'static str,
+        first: u64,
+        last: u64,
+        half: u64,
+    },
     #[error("{name} touches DRAM byte {last:#x}, beyond the 32-bit address space")]
     DramOverflow { name: &'static str, last: u64 },
     #[error("program is {len} bytes, not a multiple of {INSTR_BYTES}")]
@@ -889,9 +894,6 @@ impl Instr {
                 check_range(name, "stride", i.stride as u64, 1, MAX_STRIDE as u64)?;
                 count("out_w", i.out_w as u64)?;
                 count("chunks", i.chunks as u64)?;
-                if i.from_obuf && !i.wait.compute {
-                    return Err(IsaError::ObufSourceWithoutWait { name });
-                }
             }
             Instr::Store(i) => {
                 check_range(name, "banks", i.banks as u64, 1, rows)?;
@@ -926,6 +928,19 @@ impl Instr {
         }
         for a in self.footprint(cfg) {
             check_buffer(name, a.buffer.name(), a.last, a.buffer.entries(cfg))?;
+            // an OBUF source lies in one half, so the drain interlock knows its half
+            if matches!(self, Instr::Conv(c) if c.from_obuf)
+                && a.buffer == crate::Buffer::Obuf
+                && !a.write
+                && crate::footprint::obuf_halves(cfg, &a) == 3
+            {
+                return Err(IsaError::ObufReadAcrossHalves {
+                    name,
+                    first: a.first,
+                    last: a.last,
+                    half: cfg.obuf_entries as u64 / 2,
+                });
+            }
         }
         if let Some(last) = dram_last {
             check_dram(name, last)?;
@@ -1198,20 +1213,19 @@ mod tests {
             Instr::Conv(c).validate(&cfg).unwrap_err().to_string()
         };
         assert!(bad(|c| c.kernel = 0).contains("kernel is 0"));
-        // from OBUF: it must wait for the compute unit, and its reads fit OBUF, not ABUF
-        assert!(bad(|c| c.from_obuf = true).contains("without wait_compute"));
+        // from OBUF: its reads fit OBUF, not ABUF, and lie in one half (256 on tiny)
         let from_obuf = |abuf| Conv {
-            wait: Wait::BOTH,
+            wait: Wait::NONE,
             from_obuf: true,
             abuf,
             ..conv()
         };
+        let err = |c: Conv| Instr::Conv(c).validate(&cfg).unwrap_err().to_string();
         Instr::Conv(from_obuf(400)).validate(&cfg).unwrap();
-        let far = Instr::Conv(from_obuf(600))
-            .validate(&cfg)
-            .unwrap_err()
-            .to_string();
-        assert!(far.contains("touches OBUF entry"), "{far}");
+        Instr::Conv(from_obuf(255 - 39)).validate(&cfg).unwrap();
+        assert!(err(from_obuf(600)).contains("touches OBUF entry"));
+        let across = err(from_obuf(256 - 39));
+        assert!(across.contains("across the halves at 256"), "{across}");
         Instr::Conv(Conv {
             abuf: 600,
             ..conv()

@@ -11,10 +11,11 @@
 //! shift-adds, and those with `stride` or `kernel` (1..=2, 1..=7) small muxes and a table,
 //! so no multiplier is spent on them. Its Rust `update()` calls the contract itself, so the
 //! two cannot drift without a test failing.
+use contract::footprint::{obuf_halves, Buffer};
 use contract::isa::field::{
     conv, ewise, load_act, load_param, load_wgt, pool, store, OPCODE, WAIT_COMPUTE, WAIT_DMA,
 };
-use contract::isa::{opcode, Field, Instr, MAX_STRIDE, PBUF_RECORD_BYTES, POOL_MAX_CHUNKS};
+use contract::isa::{opcode, Conv, Field, Instr, MAX_STRIDE, PBUF_RECORD_BYTES, POOL_MAX_CHUNKS};
 use contract::{config::MAX_KERNEL, EngineConfig};
 use rust_hdl::prelude::*;
 
@@ -28,6 +29,11 @@ pub struct IsaCheck {
     pub instr: Signal<In, Bits<256>>,
     /// whether the instruction held two edges ago is legal (registered)
     pub legal: Signal<Out, Bit>,
+    /// The OBUF halves (`contract::footprint::obuf_halves`) of the instruction held one
+    /// edge ago, as a CONV: those it writes, and the one its source reads when `from_obuf`
+    /// (a legal one reads one half; none otherwise) — the drain interlock's operands.
+    pub wr_halves: Signal<Out, Bits<2>>,
+    pub rd_halves: Signal<Out, Bits<2>>,
     _cfg: EngineConfig,
     _held: [u32; 8],
 }
@@ -38,6 +44,8 @@ impl IsaCheck {
             clock: Default::default(),
             instr: Default::default(),
             legal: Default::default(),
+            wr_halves: Default::default(),
+            rd_halves: Default::default(),
             _cfg: cfg.clone(),
             _held: [0; 8],
         }
@@ -59,15 +67,35 @@ impl Logic for IsaCheck {
             self.legal.next = Instr::decode(self._held)
                 .map(|i| i.validate(&self._cfg).is_ok())
                 .unwrap_or(false);
-            self._held = words_of(&self.instr.val());
+            let words = words_of(&self.instr.val());
+            let (wr, rd) = match Instr::decode(words) {
+                Ok(Instr::Conv(c)) => conv_halves(&self._cfg, &c),
+                _ => (0, 0),
+            };
+            self.wr_halves.next = wr.into();
+            self.rd_halves.next = rd.into();
+            self._held = words;
         }
     }
     fn connect(&mut self) {
         self.legal.connect();
+        self.wr_halves.connect();
+        self.rd_halves.connect();
     }
     fn hdl(&self) -> Verilog {
         Verilog::Custom(check_verilog(&self._cfg))
     }
+}
+
+/// What [`IsaCheck`]'s `wr_halves` and `rd_halves` hold for CONV `c`.
+fn conv_halves(cfg: &EngineConfig, c: &Conv) -> (u64, u64) {
+    let fp = Instr::Conv(*c).footprint(cfg);
+    let of = |write| {
+        fp.iter()
+            .filter(|a| a.buffer == Buffer::Obuf && a.write == write)
+            .fold(0, |m, a| m | obuf_halves(cfg, a) as u64)
+    };
+    (of(true), of(false))
 }
 
 /// `wire [63:0] name = {0, instr[field]}` (a flag: `wire name = instr[bit]`).
@@ -225,7 +253,8 @@ fn check_verilog(c: &EngineConfig) -> String {
     v.push_str(&format!(
         "localparam [63:0] G = 64'd{g}, R = 64'd{r}, C = 64'd{cols};\n\
          localparam [63:0] NA = 64'd{na}, NW = 64'd{nw}, NO = 64'd{no}, NP = 64'd{np};\n\
-         localparam [63:0] DMAX = 64'hffffffff;\n",
+         localparam [63:0] HO = 64'd{ho}, DMAX = 64'hffffffff;\n",
+        ho = c.obuf_entries / 2,
         g = c.group_width,
         r = c.rows,
         cols = c.cols,
@@ -303,12 +332,14 @@ always @(posedge clock) begin
       && (par_pbuf + par_channels - 64'd1 < NP)
       && (par_dram + {par_rec} - 64'd1 <= DMAX);
    pre_conv <= res_conv && cv_k >= 64'd1 && cv_k <= 64'd{mk} && cv_s >= 64'd1 && cv_s <= 64'd{ms}
-      && cv_out_w != 0 && cv_chunks != 0 && (cv_from == 0 || wait_compute)
+      && cv_out_w != 0 && cv_chunks != 0
       && (cv_pbuf + C - 64'd1 < NP)
       && (cv_obuf + {cv_os} + cv_out_w - 64'd1 < NO);
    f_cv_abuf <= cv_abuf + cv_ows + cv_k - 64'd1;
    f_cv_wbuf <= cv_wbuf - 64'd1;
-   f_cv_na <= cv_from != 0 ? NO : NA;
+   f_cv_na <= cv_from == 0 ? NA : cv_abuf < HO ? HO : NO;
+   wr_halves <= {{cv_obuf + {cv_os} + cv_out_w - 64'd1 >= HO, cv_obuf < HO}};
+   rd_halves <= {{cv_from != 0 && cv_abuf >= HO, cv_from != 0 && cv_abuf < HO}};
    pre_store <= res_store && st_banks >= 64'd1 && st_banks <= R && st_runs != 0
       && st_rentries != 0 && (st_dram % G) == 0 && (st_bstride % G) == 0 && (st_rstride % G) == 0;
    f_st_obuf <= st_obuf + st_rentries - 64'd1;

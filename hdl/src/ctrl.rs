@@ -84,6 +84,10 @@ pub struct Controller<const BUS: usize> {
     hi: DFF<Bits<40>>,
     // the last DMA instruction issued (a STORE runs alone: the one writing)
     dma_pc: DFF<Bits<32>>,
+    // the OBUF halves the last CONV issued writes: a from_obuf CONV reading one of them
+    // does not issue into its drain (`contract::footprint::waits_for_drain`)
+    drain_wr: DFF<Bits<2>>,
+    obuf_wait: Signal<Local, Bit>,
     ends: Signal<Local, Bit>,
     check: IsaCheck,
     op: Signal<Local, Bits<4>>,
@@ -165,6 +169,8 @@ impl<const BUS: usize> Controller<BUS> {
             dma_pc: Default::default(),
             ends: Default::default(),
             check: IsaCheck::new(cfg),
+            drain_wr: Default::default(),
+            obuf_wait: Default::default(),
             op: Default::default(),
             is_dma: Default::default(),
             is_comp: Default::default(),
@@ -205,11 +211,12 @@ impl<const BUS: usize> Logic for Controller<BUS> {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, pc, pc_addr, fetch_addr, ins, beats_req, beats_rsp, err, lo, hi,
-            dma_pc
+            dma_pc, drain_wr
         );
         self.check.clock.next = self.clock.val();
         self.check.instr.next = self.ins.q.val();
         self.instr.next = self.ins.q.val();
+        self.obuf_wait.next = (self.check.rd_halves.val() & self.drain_wr.q.val()).any();
         self.op.next = self.ins.q.val().get_bits::<4>(self.at_op.val().index());
         self.wait_dma.next = self.ins.q.val().get_bit(self.at_wait_dma.val().index());
         self.wait_comp.next = self.ins.q.val().get_bit(self.at_wait_comp.val().index());
@@ -313,7 +320,8 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                     || (self.is_comp.val()
                         && ((self.op.val() == self.op_conv.val()
                             && !self.wait_comp.val()
-                            && self.conv_accept.val())
+                            && self.conv_accept.val()
+                            && !self.obuf_wait.val())
                             || !self.comp_busy.val())
                         && !(self.wait_dma.val() && self.dma_busy.val()))
                 {
@@ -321,6 +329,9 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                     self.stalled.next = false;
                     self.dma_start.next = self.is_dma.val();
                     self.comp_start.next = self.is_comp.val();
+                    if self.op.val() == self.op_conv.val() {
+                        self.drain_wr.d.next = self.check.wr_halves.val();
+                    }
                     self.pc.d.next = self.pc.q.val() + 1;
                     self.pc_addr.d.next = self.pc_addr.q.val() + self.instr_bytes.val();
                     self.fetch_addr.d.next =

@@ -671,8 +671,8 @@ fn the_legality_check_agrees_on_both_sides_of_every_bound() {
         for _ in 0..16 {
             let mut w = [0u32; 8];
             set_field(&mut w, field::OPCODE, op as u64);
-            // a CONV from OBUF is legal only with wait_compute, and bounded by obuf_entries
-            // (its own stream: the other opcodes' cases stay as they were)
+            // a CONV's wait bit (its own stream: the other opcodes' cases stay as they
+            // were); one from OBUF is bounded by the OBUF half it starts in
             if op == opcode::CONV {
                 set_field(&mut w, field::WAIT_COMPUTE, waits.next() % 2);
             }
@@ -737,13 +737,14 @@ fn the_legality_check_agrees_on_both_sides_of_every_bound() {
     }
     eprintln!("{cases} boundary instructions");
     assert!(cases > 300, "{cases}");
-    // A CONV from OBUF without wait_compute is illegal whatever its addresses.
+    // A CONV from OBUF whose reads cross the halves (255..=256 of 512) is illegal.
     let mut conv = random_program(&cfg, 3, 0, false);
     conv.pop();
     conv.push(Instr::Conv(Conv {
         wait: Wait::DMA,
         from_obuf: true,
-        out_w: 1,
+        abuf: 255,
+        out_w: 2,
         chunks: 1,
         kernel: 1,
         stride: 1,
@@ -754,10 +755,84 @@ fn the_legality_check_agrees_on_both_sides_of_every_bound() {
     assert!(
         matches!(
             m.status,
-            sim::Status::Error { index, cause: sim::ErrorCause::Illegal(IsaError::ObufSourceWithoutWait { .. }) }
+            sim::Status::Error { index, cause: sim::ErrorCause::Illegal(IsaError::ObufReadAcrossHalves { .. }) }
                 if index as usize == conv.len() - 2
         ),
         "{:?}",
         m.status
     );
+}
+
+#[test]
+fn an_obuf_source_conv_issues_into_a_drain_only_into_the_other_half() {
+    // CONV A writes OBUF at `a_out`; B, without wait_compute, reads OBUF 0.. (the low
+    // half of 512). Into the high half B issues during A's drain; into the low half it
+    // waits until A completes. Both engines agree on every cycle and byte.
+    let cfg = EngineConfig::tiny();
+    let conv = |obuf: u16, from_obuf: bool, wait: Wait| {
+        Instr::Conv(Conv {
+            wait,
+            abuf: if from_obuf { 0 } else { 64 },
+            obuf,
+            out_w: 8,
+            chunks: 2,
+            kernel: 1,
+            stride: 1,
+            row_pitch: if from_obuf { 0 } else { 8 },
+            chunk_pitch: if from_obuf { 8 } else { 16 },
+            obuf_stride: 8,
+            from_obuf,
+            ..Conv::default()
+        })
+    };
+    for (a_out, overlaps) in [(300u16, true), (100, false)] {
+        let program = [
+            Instr::LoadAct(LoadAct {
+                wait: Wait::NONE,
+                dram: DATA as u32,
+                dram_stride: 8 * 32,
+                abuf: 64,
+                rows: 1,
+                row_entries: 32,
+            }),
+            Instr::LoadWgt(LoadWgt {
+                wait: Wait::NONE,
+                dram: DATA as u32,
+                wbuf: 0,
+                entries: 8,
+            }),
+            Instr::LoadParam(LoadParam {
+                wait: Wait::NONE,
+                dram: (DATA + DATA_LEN) as u32,
+                pbuf: 0,
+                channels: 8,
+            }),
+            conv(0, false, Wait::DMA),
+            conv(a_out, false, Wait::COMPUTE),
+            conv(400, true, Wait::NONE),
+            store_at(OUT, 2, 2, 0x100),
+            Instr::End(End { wait: Wait::BOTH }),
+        ];
+        for stall in [0, 20_000] {
+            let memory = MemoryModel {
+                stall_per_65536: stall,
+                seed: 6,
+            };
+            let m = lockstep(&cfg, &dram_for(&program, 14), &program, memory, 4)
+                .unwrap_or_else(|e| panic!("A writes {a_out}, stall {stall}: {e}"));
+            assert_eq!(m.status, sim::Status::Done);
+            let t = &m.trace;
+            let (a, b) = (&t[4], &t[5]);
+            assert_eq!(
+                b.issue < a.complete.unwrap(),
+                overlaps,
+                "A writes {a_out}: A completes {:?}, B issues {}; {:?}",
+                a.complete,
+                b.issue,
+                t.iter()
+                    .map(|x| (x.index, x.issue, x.complete))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
 }

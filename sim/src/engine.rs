@@ -2,7 +2,8 @@
 //! memory ports. Timing lives here (with the constants in `timing`); every data effect is
 //! delegated to `func::Buffers::execute` at issue.
 
-use contract::isa::{Instr, IsaError, Store, Unit, INSTR_BYTES};
+use contract::footprint;
+use contract::isa::{Conv, Instr, IsaError, Store, Unit, INSTR_BYTES};
 use contract::timing::Beats;
 use contract::{ConfigError, EngineConfig};
 use serde::Serialize;
@@ -191,6 +192,8 @@ struct ComputeJob {
     /// A CONV: the next CONV may issue once `remaining` is at most this
     /// (`timing::conv_accept`); `None` for EWISE and POOL.
     overlap: Option<u64>,
+    /// The CONV itself (for the OBUF-source interlock); `None` for EWISE and POOL.
+    conv: Option<Conv>,
     trace: Option<usize>,
     footprint: Vec<Access>,
 }
@@ -358,6 +361,7 @@ impl Run {
                 .compute
                 .as_ref()
                 .is_none_or(|j| j.overlap.is_some_and(|o| j.remaining <= o));
+        let running_conv = self.compute.as_ref().and_then(|j| j.conv);
 
         // DMA: responses (to the oldest load), then at most one request (by the newest job).
         // A bus error stops the engine at the end of this cycle (the other units' counters
@@ -562,9 +566,12 @@ impl Run {
                     }
                     Unit::Compute => {
                         // a CONV may issue into a CONV's drain, unless it waits for the
-                        // compute unit
-                        (if matches!(instr, Instr::Conv(_)) && !wait.compute {
+                        // compute unit, or reads OBUF in a half the drain writes
+                        (if let (Instr::Conv(c), false) = (instr, wait.compute) {
                             conv_free
+                                && running_conv.is_none_or(|running| {
+                                    !footprint::waits_for_drain(&e.cfg, &c, &running)
+                                })
                         } else {
                             compute_idle
                         }) && (dma_idle || !wait.dma)
@@ -674,6 +681,10 @@ impl Run {
                         _ => None,
                     },
                     overlap,
+                    conv: match instr {
+                        Instr::Conv(c) => Some(c),
+                        _ => None,
+                    },
                     trace: slot,
                     footprint: fp,
                 });

@@ -87,7 +87,10 @@ pub fn random_instr(cfg: &EngineConfig, rng: &mut Rng, with_vector: bool) -> Ins
             // STOREs read
             let try_obuf = pick(0, 2) == 0;
             let abuf = if try_obuf { pick(0, 40) } else { pick(0, 200) };
-            let obuf = pick(0, 200);
+            // half of them write the upper OBUF half, so an OBUF-source CONV behind them
+            // may issue into their drain (it reads the lower half)
+            let half = cfg.obuf_entries as u64 / 2;
+            let obuf = pick(0, 200) + if half >= 256 { half * pick(0, 1) } else { 0 };
             let read_last = abuf
                 + (chunks - 1) * chunk_pitch
                 + ((r - 1) * s + k - 1) * row_pitch
@@ -200,15 +203,7 @@ pub fn random_program(cfg: &EngineConfig, seed: u64, n: usize, with_vector: bool
     ];
     while p.len() < n + 3 {
         let i = random_instr(cfg, &mut rng, with_vector);
-        // an OBUF-source CONV must wait for the compute unit (else it is illegal)
-        let w = match i {
-            Instr::Conv(c) if c.from_obuf => Wait {
-                compute: true,
-                ..wait(&mut rng)
-            },
-            _ => wait(&mut rng),
-        };
-        let i = i.with_wait(w);
+        let i = i.with_wait(wait(&mut rng));
         if i.validate(cfg).is_ok() {
             p.push(i);
         }

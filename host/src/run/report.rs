@@ -17,6 +17,9 @@ pub struct LayerRow {
     pub dram_bytes: u64,
     pub instructions: u64,
     pub on_host: bool,
+    /// Its output stayed on chip for the next op (docs/compiler.md): checked through that
+    /// op's output, not read back.
+    pub on_chip: bool,
     pub bit_exact: bool,
 }
 
@@ -115,6 +118,7 @@ impl Report {
                 dram_bytes: s.dram_bytes_read + s.dram_bytes_written,
                 instructions: s.instructions,
                 on_host: s.on_host,
+                on_chip: s.on_chip,
                 bit_exact: !mismatched.iter().any(|(_, t)| s.outputs.contains(t)),
             })
             .collect();
@@ -174,7 +178,11 @@ impl Report {
                 l.utilization,
                 l.stall_cycles,
                 l.dram_bytes,
-                if l.bit_exact { "yes" } else { "NO" }
+                match (l.on_chip, l.bit_exact) {
+                    (true, _) => "chip",
+                    (_, true) => "yes",
+                    _ => "NO",
+                }
             );
         }
         let _ = writeln!(
@@ -218,12 +226,12 @@ impl Report {
     /// The per-layer table as CSV.
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "layer,cycles,macs,utilization,stall_cycles,compute_busy,dram_bytes,instructions,on_host,bit_exact\n",
+            "layer,cycles,macs,utilization,stall_cycles,compute_busy,dram_bytes,instructions,on_host,on_chip,bit_exact\n",
         );
         for l in &self.layers {
             let _ = writeln!(
                 s,
-                "{},{},{},{:.4},{},{},{},{},{},{}",
+                "{},{},{},{:.4},{},{},{},{},{},{},{}",
                 csv_field(&l.name),
                 l.cycles,
                 l.macs,
@@ -233,6 +241,7 @@ impl Report {
                 l.dram_bytes,
                 l.instructions,
                 l.on_host,
+                l.on_chip,
                 l.bit_exact
             );
         }
