@@ -29,31 +29,48 @@ struct ActTile {
     pbuf: usize,
 }
 
-/// A 1×1 conv lowered with the conv before it (docs/dataflow.md, the *stay* hand-off):
-/// each row tile of the producer's outputs, all its chunks, stays in one OBUF region and
-/// the 1×1 conv's CONVs read it there (`from_obuf`: array row `r` reads OBUF bank `r`, which
-/// holds output row `r`), so the tensor between them never goes to DRAM.
-struct Pointwise {
+/// The 1×1 convs lowered with the conv before them (docs/compiler.md, the *stay*
+/// hand-off): each row tile of the producer's outputs, all its chunks, stays in one OBUF
+/// region and the readers' CONVs read it there (`from_obuf`: array row `r` reads OBUF bank
+/// `r`, which holds output row `r`), so the tensors between them never go to DRAM.
+struct OnChip {
+    readers: Vec<Reader>,
+    /// The readers' weights and records, resident: `(DRAM, base, entries)` of each load.
+    wgt: (u32, usize, usize),
+    rec: (u32, usize, usize),
+    /// The OBUF region of the producer's row tile.
+    row: usize,
+}
+
+/// One 1×1 conv reading one of the producer's outputs (a member of merged siblings: every
+/// `members`-th chunk of the row).
+struct Reader {
     /// Its op (the owner of its instructions) and output.
     op: usize,
     out: Layout,
     passes: Vec<Vec<Part>>,
-    /// Its input chunks: the producer's output chunks.
+    /// Its input chunks, where the first is in OBUF and the pitch between them.
     chunks: usize,
-    /// Its weights and records, resident: `(DRAM, base, entries)` of each load.
-    wgt: (u32, usize, usize),
-    rec: (u32, usize, usize),
-    /// OBUF: the producer's row tile (its first real chunk), and two regions for this conv's
-    /// outputs, alternating by row so one row's store runs beside the next row's CONVs.
     input: usize,
+    chunk_pitch: usize,
+    /// Its weights' and records' bases.
+    wbuf: usize,
+    pbuf: usize,
+    /// Two OBUF regions for its outputs, alternating by row so one row's store runs
+    /// beside the next row's CONVs.
     output: [usize; 2],
 }
 
 impl Builder<'_> {
-    /// Lowers conv `c`; with `then` (a 1×1 conv whose only input is `c`'s output), lowers it
-    /// too, reading `c`'s outputs on chip, when both fit the buffers — returns whether it
-    /// did (otherwise `then` is left to be lowered on its own).
-    pub fn conv(&mut self, c: &QConv, then: Option<(usize, &QConv)>) -> Result<bool, LayerError> {
+    /// Lowers conv `c`; with `then` (the 1×1 convs, by op, that read `c`'s outputs and
+    /// nothing else reads, with the member each reads), lowers them too, reading `c`'s
+    /// outputs on chip, when all fit the buffers — returns how many it lowered (0: `then`
+    /// is left to be lowered op by op).
+    pub fn conv(
+        &mut self,
+        c: &QConv,
+        then: &[(usize, usize, &QConv)],
+    ) -> Result<usize, LayerError> {
         let (g, r, cols) = (self.cfg.group_width, self.cfg.rows, self.cfg.cols);
         let (ti, to) = (&self.model.tensors[c.input], &self.model.tensors[c.output]);
         let (li, lo) = (self.tensors[c.input], self.tensors[c.output]);
@@ -148,10 +165,10 @@ impl Builder<'_> {
             p0 = p1;
         }
         let row_runs = (last(passes.len() - 1).oc + last(passes.len() - 1).ncols).div_ceil(g);
-        let mut fused = match then {
-            Some((op, pw)) if col_tiles.len() == 1 && wgt.is_resident() && rec.is_resident() => {
+        let fused = match then.is_empty() {
+            false if col_tiles.len() == 1 && wgt.is_resident() && rec.is_resident() => {
                 let row = out_need(0, passes.len(), &widest);
-                self.pointwise(op, pw, row, lead * ow, ow)?
+                self.on_chip(then, row, lead, ow)?
             }
             _ => None,
         };
@@ -210,7 +227,7 @@ impl Builder<'_> {
             let w = x.owt;
             // fused: every tile of a row writes its chunks into the row's one region
             let (obuf, oc0, runs) = match &fused {
-                Some(f) => (f.input - lead * w, 0, row_runs),
+                Some(f) => (f.row, 0, row_runs),
                 None => {
                     let obuf = self
                         .obuf
@@ -272,9 +289,11 @@ impl Builder<'_> {
                 }
                 Ok(schedule.get(n + 1).map(|t| consts(b, t)))
             })?;
-            if let Some(f) = &mut fused {
+            if let Some(f) = &fused {
                 if schedule.get(n + 1).is_none_or(|t| t.0 != *oy0) {
-                    self.pointwise_row(f, *oy0, valid, w)?;
+                    for reader in &f.readers {
+                        self.pointwise_row(reader, *oy0, valid, w)?;
+                    }
                 }
             }
             if let Some((wbuf, pbuf)) = next {
@@ -287,57 +306,82 @@ impl Builder<'_> {
                 }
             }
         }
-        Ok(fused.is_some())
+        Ok(fused.map_or(0, |f| f.readers.len()))
     }
 
-    /// Plans `pw` (op `op`) to read the producer's row tiles of `row` OBUF entries (its
-    /// first real chunk `lead` entries in) on chip: `None` when `pw`'s weights and records
-    /// are not resident in the other halves, or the row and two of `pw`'s output rows do
-    /// not fit OBUF. Takes the OBUF halves: the row in the next one, `pw`'s outputs in the
-    /// other.
-    fn pointwise(
+    /// Plans the 1×1 convs `then` (op, member read, conv) to read the producer's row tiles
+    /// of `row` OBUF entries (`lead` spare chunks before the first real one, `ow` entries
+    /// per chunk) on chip: `None` unless all their weights fit one WBUF half and their
+    /// records one PBUF half, and the row and two rows of each one's outputs fit OBUF.
+    /// Takes the halves: the row in the next OBUF half, the outputs in the other.
+    fn on_chip(
         &mut self,
-        op: usize,
-        pw: &QConv,
+        then: &[(usize, usize, &QConv)],
         row: usize,
         lead: usize,
         ow: usize,
-    ) -> Result<Option<Pointwise>, LayerError> {
+    ) -> Result<Option<OnChip>, LayerError> {
         let (g, cols) = (self.cfg.group_width, self.cfg.cols);
-        let (li, out) = (self.tensors[pw.input], self.tensors[pw.output]);
-        let cout = self.model.tensors[pw.output].channels;
-        let chunks = li.chunks;
-        let passes = conv_passes(1, cout, g, cols, false);
-        let end = passes[passes.len() - 1][0];
-        let need = (end.oc / g + cols.div_ceil(g)) * ow;
-        if passes.len() * chunks > self.wbuf.half
-            || passes.len() * cols > self.pbuf.half
+        let members = then.len();
+        let plans: Vec<_> = then
+            .iter()
+            .map(|&(op, member, pw)| {
+                let chunks = self.tensors[pw.input].chunks;
+                let cout = self.model.tensors[pw.output].channels;
+                let passes = conv_passes(1, cout, g, cols, false);
+                let end = passes[passes.len() - 1][0];
+                let need = (end.oc / g + cols.div_ceil(g)) * ow;
+                (op, member, pw, chunks, passes, need)
+            })
+            .collect();
+        let entries: usize = plans.iter().map(|p| p.4.len() * p.3).sum();
+        let records: usize = plans.iter().map(|p| p.4.len() * cols).sum();
+        let outputs: usize = plans.iter().map(|p| 2 * p.5).sum();
+        if entries > self.wbuf.half
+            || records > self.pbuf.half
             || row > self.obuf.half
-            || 2 * need > self.obuf.half
+            || outputs > self.obuf.half
         {
             return Ok(None);
         }
-        let weights = self.conv_weights(pw, li.channels, chunks, &passes);
-        let params = self.conv_params(pw, &passes);
+        let (mut weights, mut params) = (Vec::new(), Vec::new());
+        for &(_, _, pw, chunks, ref passes, _) in &plans {
+            let cin = self.model.tensors[pw.input].channels;
+            weights.extend(self.conv_weights(pw, cin, chunks, passes));
+            params.extend(self.conv_params(pw, passes));
+        }
         let (wblob, pblob) = (self.blob(weights), self.blob(params));
-        let all = 0..passes.len();
-        let mut wgt = Stream::new(wblob, chunks, cols * g, &mut self.wbuf, passes.len());
-        let mut rec = Stream::new(pblob, cols, PBUF_RECORD_BYTES, &mut self.pbuf, passes.len());
-        let wgt = wgt
-            .next(all.clone(), true, &mut self.wbuf)
-            .expect("resident");
-        let rec = rec.next(all, true, &mut self.pbuf).expect("resident");
-        let input = self.obuf.take(row, "a row of the producer's outputs")? + lead;
-        let output = self.obuf.take(2 * need, "two rows of outputs")?;
-        Ok(Some(Pointwise {
-            op,
-            out,
-            passes,
-            chunks,
+        let mut wgt = Stream::new(wblob, entries, cols * g, &mut self.wbuf, 1);
+        let mut rec = Stream::new(pblob, records, PBUF_RECORD_BYTES, &mut self.pbuf, 1);
+        let wgt = wgt.next(0..1, true, &mut self.wbuf).expect("resident");
+        let rec = rec.next(0..1, true, &mut self.pbuf).expect("resident");
+        let input = self.obuf.take(row, "a row of the producer's outputs")?;
+        let mut out = self
+            .obuf
+            .take(outputs, "two rows of each reader's outputs")?;
+        let (mut wbuf, mut pbuf) = (wgt.1, rec.1);
+        let mut readers = Vec::with_capacity(members);
+        for (op, member, pw, chunks, passes, need) in plans {
+            readers.push(Reader {
+                op,
+                out: self.tensors[pw.output],
+                chunks,
+                input: input + (lead + member) * ow,
+                chunk_pitch: members * ow,
+                wbuf,
+                pbuf,
+                output: [out, out + need],
+                passes,
+            });
+            wbuf += readers[readers.len() - 1].passes.len() * chunks;
+            pbuf += readers[readers.len() - 1].passes.len() * cols;
+            out += 2 * need;
+        }
+        Ok(Some(OnChip {
+            readers,
             wgt,
             rec,
-            input,
-            output: [output, output + need],
+            row: input,
         }))
     }
 
@@ -349,7 +393,7 @@ impl Builder<'_> {
     /// half its outputs go to.
     fn pointwise_row(
         &mut self,
-        f: &Pointwise,
+        f: &Reader,
         oy0: usize,
         valid: usize,
         w: usize,
@@ -364,15 +408,15 @@ impl Builder<'_> {
                 Instr::Conv(Conv {
                     wait: Wait::NONE,
                     abuf: f.input as u16,
-                    wbuf: (f.wgt.1 + q * f.chunks) as u16,
+                    wbuf: (f.wbuf + q * f.chunks) as u16,
                     obuf: (out + pass[0].oc / g * w) as u16,
-                    pbuf: (f.rec.1 + q * cols) as u16,
+                    pbuf: (f.pbuf + q * cols) as u16,
                     out_w: w as u16,
                     chunks: f.chunks as u16,
                     kernel: 1,
                     stride: 1,
                     row_pitch: 0,
-                    chunk_pitch: w as u16,
+                    chunk_pitch: f.chunk_pitch as u16,
                     obuf_stride: w as u16,
                     from_obuf: true,
                 })

@@ -100,37 +100,41 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
     let mut programs = Vec::new();
     let mut first_op = 0;
     let mut on_chip = Vec::new();
-    let mut fused_with_previous = false;
+    // the ops lowered with the one that started the current group
+    let mut group = 0..0;
     for (n, op) in model.ops.iter().enumerate() {
-        if !std::mem::take(&mut fused_with_previous) {
+        let outputs = match merges.iter().find(|m| m.op == n) {
+            Some(m) => m.members.clone(),
+            None => vec![op.output()],
+        };
+        if !group.contains(&n) {
             b.op = n;
-            let then = (!per_op)
-                .then(|| stays_for(model, n, &merges))
-                .flatten()
-                .map(|pw| (n + 1, pw));
-            fused_with_previous = match op {
-                QOp::Conv(c) => b.conv(c, then),
-                QOp::Pool(p) => b.pool(p).map(|()| false),
-                QOp::Ewise(e) => b.ewise(e).map(|()| false),
+            let then = if per_op {
+                Vec::new()
+            } else {
+                stays_for(model, n, &outputs)
+            };
+            let readers = match op {
+                QOp::Conv(c) => b.conv(c, &then),
+                QOp::Pool(p) => b.pool(p).map(|()| 0),
+                QOp::Ewise(e) => b.ewise(e).map(|()| 0),
             }
             .map_err(|error| CompileError::Layer {
                 layer: op.name().to_string(),
                 error,
             })?;
-            if fused_with_previous {
-                on_chip.push(op.output());
+            if readers > 0 {
+                on_chip.extend(&outputs);
             }
+            group = n..n + 1 + readers;
         }
-        let outputs = match merges.iter().find(|m| m.op == n) {
-            Some(m) => m.members.clone(),
-            None => vec![op.output()],
-        };
         ops.push(OpInfo {
             name: op.name().to_string(),
             outputs,
             macs: model.macs(op),
             program: programs.len(),
             first_compute: 0,
+            lowered_with: group.clone(),
         });
         if per_op || n + 1 == model.ops.len() {
             let (instrs, owner) = b.finish_program();
@@ -169,28 +173,47 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
     })
 }
 
-/// The 1×1 conv after op `n` whose only input is op `n`'s output, when that output has no
-/// other reader and goes nowhere else (not the embedding, not merged siblings): the tensor
-/// can stay on chip between them.
+/// The 1×1 convs right after op `n` that read its `outputs` (a merged conv's members), one
+/// each, by op with the member it reads, when the outputs can stay on chip for them: op `n`
+/// is a conv, each output is read by that one op only, and none is the embedding. Empty
+/// otherwise.
 fn stays_for<'m>(
     model: &'m QModel,
     n: usize,
-    merges: &[passes::siblings::Merge],
-) -> Option<&'m QConv> {
-    let (QOp::Conv(c), Some(QOp::Conv(pw))) = (&model.ops[n], model.ops.get(n + 1)) else {
-        return None;
-    };
-    let t = c.output;
-    let readers = model
-        .ops
+    outputs: &[TensorId],
+) -> Vec<(usize, usize, &'m QConv)> {
+    if !matches!(model.ops[n], QOp::Conv(_)) {
+        return Vec::new();
+    }
+    let readers: Vec<_> = model.ops[n + 1..]
         .iter()
-        .filter(|op| op.inputs().contains(&t))
-        .count();
-    let pointwise = pw.kernel == 1 && pw.stride == 1 && pw.pad == 0 && pw.groups == 1;
-    (pointwise
-        && pw.input == t
-        && readers == 1
-        && t != model.embedding
-        && !merges.iter().any(|m| m.op == n || m.members.contains(&t)))
-    .then_some(pw)
+        .take(outputs.len())
+        .enumerate()
+        .map_while(|(i, op)| match op {
+            QOp::Conv(pw) if (pw.kernel, pw.stride, pw.pad, pw.groups) == (1, 1, 0, 1) => {
+                let member = outputs.iter().position(|&t| t == pw.input)?;
+                Some((n + 1 + i, member, pw))
+            }
+            _ => None,
+        })
+        .collect();
+    let read_once = |t: TensorId| {
+        model
+            .ops
+            .iter()
+            .filter(|op| op.inputs().contains(&t))
+            .count()
+            == 1
+    };
+    let covered = (0..outputs.len()).all(|m| readers.iter().any(|r| r.1 == m));
+    let ok = readers.len() == outputs.len()
+        && covered
+        && outputs
+            .iter()
+            .all(|&t| t != model.embedding && read_once(t));
+    if ok {
+        readers
+    } else {
+        Vec::new()
+    }
 }

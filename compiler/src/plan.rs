@@ -20,6 +20,9 @@ pub struct OpInfo {
     /// op's (the array is what the schedule keeps busy).
     pub program: usize,
     pub first_compute: usize,
+    /// The ops lowered together with it (their instructions interleave): itself alone, or
+    /// a producer whose outputs stay on chip and the 1×1 convs reading them.
+    pub lowered_with: Range<usize>,
 }
 
 /// One engine program and where it sits in DRAM.
@@ -77,15 +80,6 @@ impl Plan {
     pub fn op_start(&self, n: usize) -> Option<usize> {
         let op = &self.ops[n];
         (self.programs[op.program].ops.start != n).then_some(op.first_compute)
-    }
-
-    /// The ops lowered together with op `n` (its instructions interleave with theirs): `n`
-    /// alone, or a producer whose outputs stay on chip and the op after it.
-    pub fn lowered_with(&self, n: usize) -> Range<usize> {
-        let stays = |i: usize| self.ops[i].outputs.iter().any(|t| self.on_chip.contains(t));
-        let start = if n > 0 && stays(n - 1) { n - 1 } else { n };
-        let end = if stays(n) { n + 2 } else { n + 1 };
-        start..end
     }
 
     /// What the host computes around the engine's programs, in order.

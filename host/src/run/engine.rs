@@ -6,7 +6,7 @@
 use crate::run::backend::{Backend, BackendRun, LayerStats};
 use crate::run::timeline::Timeline;
 use anyhow::{bail, Context, Result};
-use compiler::{Plan, Program};
+use compiler::{OpInfo, Plan, Program};
 use contract::isa::{Instr, Unit};
 use contract::{timing, EngineConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -152,7 +152,7 @@ impl Window {
                     .iter()
                     .any(|m| m == name)
         })?;
-        let ops = plan.lowered_with(n);
+        let ops = plan.ops[n].lowered_with.clone();
         let program = plan.ops[n].program;
         let mark = |n: usize| plan.op_start(n).map(|i| Mark::Issue(i as u32));
         Some(Window::Layer {
@@ -449,7 +449,7 @@ impl EngineBackend {
                     on_chip,
                 });
             }
-            split_fused(&mut layers[first_layer..], &mut windows);
+            split_fused(ops, &mut layers[first_layer..], &mut windows);
             // The per-layer bytes come from the program; the machine's counters must agree.
             let counted: u64 = layers[layers.len() - ops.len()..]
                 .iter()
@@ -483,23 +483,33 @@ impl EngineBackend {
     }
 }
 
-/// An op whose outputs stayed on chip and the op after it run interleaved: the first one's
-/// window (its first compute instruction to the second's) is a row of tiles, not the op.
-/// Their joint window is split between them in proportion to their compute-busy cycles.
-fn split_fused(layers: &mut [LayerStats], windows: &mut [(usize, Range<u64>)]) {
-    for i in 0..layers.len().saturating_sub(1) {
-        if !layers[i].on_chip {
-            continue;
+/// Ops lowered together (a producer whose outputs stayed on chip and their 1×1 readers)
+/// run interleaved: each one's window (its first compute instruction to the next op's) is a
+/// slice of rows, not the op. Their joint window is split between them in proportion to
+/// their compute-busy cycles. `ops` are the program's, in order, beside `layers`.
+fn split_fused(ops: &[OpInfo], layers: &mut [LayerStats], windows: &mut [(usize, Range<u64>)]) {
+    let base = windows.first().map_or(0, |w| w.0);
+    let mut i = 0;
+    while i < layers.len() {
+        let group = &ops[i].lowered_with;
+        let end = (group.end - base).min(layers.len());
+        if end - i > 1 {
+            let (start, stop) = (windows[i].1.start, windows[end - 1].1.end);
+            let busy: u64 = layers[i..end].iter().map(|l| l.compute_busy).sum();
+            let mut at = start;
+            for k in i..end {
+                let share = if k + 1 == end {
+                    stop - at
+                } else {
+                    (stop - start) * layers[k].compute_busy / busy.max(1)
+                };
+                windows[k].1 = at..at + share;
+                layers[k].cycles = share;
+                layers[k].stall_cycles = share.saturating_sub(layers[k].compute_busy);
+                at += share;
+            }
         }
-        let (start, end) = (windows[i].1.start, windows[i + 1].1.end);
-        let (a, b) = (layers[i].compute_busy, layers[i + 1].compute_busy);
-        let first = (end - start) * a / (a + b).max(1);
-        windows[i].1 = start..start + first;
-        windows[i + 1].1 = start + first..end;
-        for (l, w) in layers[i..=i + 1].iter_mut().zip(&windows[i..=i + 1]) {
-            l.cycles = w.1.end - w.1.start;
-            l.stall_cycles = l.cycles.saturating_sub(l.compute_busy);
-        }
+        i = end.max(i + 1);
     }
 }
 
