@@ -131,24 +131,10 @@ impl Bound {
     pub fn fused(plan: &Plan, df: &Dataflow) -> Bound {
         let cfg = &plan.cfg;
         let flows = flows(plan);
-        let n_ops = plan.ops.len();
-        let mut cuts = vec![];
-        for i in 0..n_ops {
-            let live_other = flows
-                .iter()
-                .any(|f| f.producer.is_some_and(|p| p < i) && f.readers.iter().any(|&r| r > i));
-            let stays = flows
-                .iter()
-                .any(|f| f.producer == Some(i) && f.hand_off(plan) == Keep::Stay);
-            if !live_other && !stays || i + 1 == n_ops {
-                cuts.push(i + 1);
-            }
-        }
         let prog = &plan.programs[0];
         let mut rows = Vec::new();
-        let mut start = 0;
-        for &end in &cuts {
-            let block = start..end;
+        for block in cuts(plan, &flows, true) {
+            let start = block.start;
             // What each tensor the block touches does: `None` goes through DRAM.
             let mut keep: Vec<(usize, Keep)> = Vec::new();
             let mut kept_entries = 0;
@@ -237,7 +223,6 @@ impl Bound {
                 units: u,
                 notes,
             });
-            start = end;
         }
         Bound {
             ideal: ideal(plan),
@@ -409,8 +394,40 @@ fn flows(plan: &Plan) -> Vec<Flow> {
     flows
 }
 
+/// The plan's blocks, as op ranges: a block ends after an op whose output is then the only
+/// live tensor (a VarGNet block's output; an ONNX model's too), never inside ops lowered
+/// together (whose on-chip tensors no transfer shows).
+pub fn blocks(plan: &Plan) -> Vec<std::ops::Range<usize>> {
+    cuts(plan, &flows(plan), false)
+}
+
+/// [`blocks`]; with `stays`, not after an op whose output 1×1 CONVs read (the designed
+/// dataflow keeps it in OBUF for them).
+fn cuts(plan: &Plan, flows: &[Flow], stays: bool) -> Vec<std::ops::Range<usize>> {
+    let n_ops = plan.ops.len();
+    let mut blocks = Vec::new();
+    let mut start = 0;
+    for i in 0..n_ops {
+        let live_other = flows
+            .iter()
+            .any(|f| f.producer.is_some_and(|p| p < i) && f.readers.iter().any(|&r| r > i));
+        let kept = stays
+            && flows
+                .iter()
+                .any(|f| f.producer == Some(i) && f.hand_off(plan) == Keep::Stay);
+        // merged siblings' outputs are several live tensors
+        let merged = plan.ops[i].outputs.len() > 1;
+        let grouped = plan.ops[i].lowered_with.end > i + 1;
+        if !live_other && !merged && !kept && !grouped || i + 1 == n_ops {
+            blocks.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    blocks
+}
+
 /// The ops' longest common name prefix, at a `.`: `body_layer.0.norm_blocks_layer.1`.
-fn block_name(ops: &[crate::plan::OpInfo]) -> String {
+pub fn block_name(ops: &[crate::plan::OpInfo]) -> String {
     let first = &ops[0].name;
     if ops.len() == 1 {
         return first.clone();

@@ -331,6 +331,34 @@ fn vargfacenet_on_the_cycle_model() {
     // The compute unit's busy cycles fit the run.
     let free = v["bound"]["utilization_dram_free"].as_f64().unwrap();
     assert!(free >= util, "bound {free} below the measured {util}");
+    // The blocks partition the layers; the on-chip ones are the layers marked so, and
+    // every normal block keeps its grouped convs' outputs on chip.
+    let blocks = v["blocks"].as_array().unwrap();
+    let sum = |k: &str| blocks.iter().map(|b| b[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("layers"), layers.len() as u64);
+    assert_eq!(
+        (sum("cycles"), sum("dram_bytes")),
+        (total, v["dram_bytes"].as_u64().unwrap())
+    );
+    let kept: Vec<&str> = blocks
+        .iter()
+        .flat_map(|b| b["on_chip"].as_array().unwrap())
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    let marked: Vec<&str> = layers
+        .iter()
+        .filter(|l| l["on_chip"] == true)
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, marked);
+    let normal = blocks
+        .iter()
+        .filter(|b| b["name"].as_str().unwrap().contains("norm_blocks_layer"))
+        .collect::<Vec<_>>();
+    assert_eq!(normal.len(), 11);
+    assert!(normal
+        .iter()
+        .all(|b| !b["on_chip"].as_array().unwrap().is_empty()));
 }
 
 /// A config whose WBUF cannot hold one pass of a layer (the 160-chunk embedding

@@ -59,6 +59,23 @@ pub struct Report {
     /// What the programs that ran can reach at best (`compiler::bound`); `null` for the
     /// reference.
     pub bound: Option<BoundSummary>,
+    /// The layers grouped by block (empty for the reference).
+    pub blocks: Vec<BlockRow>,
+}
+
+/// One block of the compiled model (`compiler::bound::blocks`: the ops between two
+/// tensors that are each the only live one): its layers' totals and what stayed on chip.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockRow {
+    pub name: String,
+    /// Its layers, as a range of `layers`.
+    pub first_layer: usize,
+    pub layers: usize,
+    pub cycles: u64,
+    pub utilization: f64,
+    pub dram_bytes: u64,
+    /// The layers whose outputs never went to DRAM.
+    pub on_chip: Vec<String>,
 }
 
 /// The program-level bound: each op at its busiest unit, every wait in it hidden.
@@ -82,6 +99,34 @@ impl BoundSummary {
 }
 
 impl Report {
+    /// Groups the layer rows by `plan`'s blocks (one row per op of the plan).
+    pub fn set_blocks(&mut self, plan: &compiler::Plan) {
+        if self.layers.len() != plan.ops.len() {
+            return;
+        }
+        self.blocks = compiler::bound::blocks(plan)
+            .into_iter()
+            .map(|b| {
+                let rows = &self.layers[b.clone()];
+                let cycles = rows.iter().map(|l| l.cycles).sum();
+                let macs: u64 = rows.iter().map(|l| l.macs).sum();
+                BlockRow {
+                    name: compiler::bound::block_name(&plan.ops[b.clone()]),
+                    first_layer: b.start,
+                    layers: b.len(),
+                    cycles,
+                    utilization: macs as f64 / (cycles.max(1) * self.macs_per_cycle) as f64,
+                    dram_bytes: rows.iter().map(|l| l.dram_bytes).sum(),
+                    on_chip: rows
+                        .iter()
+                        .filter(|l| l.on_chip)
+                        .map(|l| l.name.clone())
+                        .collect(),
+                }
+            })
+            .collect();
+    }
+
     /// Totals from per-layer stats (all zero for an untimed backend).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -152,6 +197,7 @@ impl Report {
             layers,
             units: None,
             bound: None,
+            blocks: Vec::new(),
         }
     }
 
@@ -212,6 +258,38 @@ impl Report {
             self.backend,
             self.backend_seconds
         );
+        if !self.blocks.is_empty() {
+            let n = self.blocks.iter().map(|b| b.name.len()).max().unwrap_or(0);
+            let _ = writeln!(
+                s,
+                "\n{:<n$} {:>9} {:>6} {:>10}  outputs kept on chip",
+                "block", "cycles", "util", "DRAM B"
+            );
+            for b in &self.blocks {
+                // the on-chip layers without the block's name in front
+                let kept: Vec<&str> = b
+                    .on_chip
+                    .iter()
+                    .map(|l| match l.strip_prefix(&b.name) {
+                        Some(t) if t.starts_with('.') => &t[1..],
+                        _ => l.as_str(),
+                    })
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "{:<n$} {:>9} {:>6.3} {:>10}  {}",
+                    b.name,
+                    b.cycles,
+                    b.utilization,
+                    b.dram_bytes,
+                    if kept.is_empty() {
+                        "-".to_string()
+                    } else {
+                        kept.join(", ")
+                    }
+                );
+            }
+        }
         if let Some(b) = &self.bound {
             let _ = writeln!(
                 s,
