@@ -40,6 +40,12 @@ struct OnChip {
     rec: (u32, usize, usize),
     /// The OBUF region of the producer's row tile.
     row: usize,
+    /// `readers + 1` OBUF slots of `slot` entries for the readers' output rows, taken in
+    /// turn (reader `k` of row tile `t` takes slot `(t·readers + k) mod (readers + 1)`): a
+    /// row's STORE runs beside the next reader's CONVs, and a slot comes round again only
+    /// after a producer row's first CONV has waited for the DMA.
+    slots: usize,
+    slot: usize,
 }
 
 /// One 1×1 conv reading one of the producer's outputs (a member of merged siblings: every
@@ -56,9 +62,6 @@ struct Reader {
     /// Its weights' and records' bases.
     wbuf: usize,
     pbuf: usize,
-    /// Two OBUF regions for its outputs, alternating by row so one row's store runs
-    /// beside the next row's CONVs.
-    output: [usize; 2],
 }
 
 impl Builder<'_> {
@@ -291,8 +294,11 @@ impl Builder<'_> {
             })?;
             if let Some(f) = &fused {
                 if schedule.get(n + 1).is_none_or(|t| t.0 != *oy0) {
-                    for reader in &f.readers {
-                        self.pointwise_row(reader, *oy0, valid, w)?;
+                    let k = f.readers.len();
+                    for (i, reader) in f.readers.iter().enumerate() {
+                        let turn = (oy0 / r * k + i) % (k + 1);
+                        let out = f.slots + turn * f.slot;
+                        self.pointwise_row(reader, out, *oy0, valid, w)?;
                     }
                 }
             }
@@ -336,7 +342,8 @@ impl Builder<'_> {
             .collect();
         let entries: usize = plans.iter().map(|p| p.4.len() * p.3).sum();
         let records: usize = plans.iter().map(|p| p.4.len() * cols).sum();
-        let outputs: usize = plans.iter().map(|p| 2 * p.5).sum();
+        let slot = plans.iter().map(|p| p.5).max().unwrap_or(0);
+        let outputs = (members + 1) * slot;
         if entries > self.wbuf.half
             || records > self.pbuf.half
             || row > self.obuf.half
@@ -356,12 +363,10 @@ impl Builder<'_> {
         let wgt = wgt.next(0..1, true, &mut self.wbuf).expect("resident");
         let rec = rec.next(0..1, true, &mut self.pbuf).expect("resident");
         let input = self.obuf.take(row, "a row of the producer's outputs")?;
-        let mut out = self
-            .obuf
-            .take(outputs, "two rows of each reader's outputs")?;
+        let slots = self.obuf.take(outputs, "the readers' output rows")?;
         let (mut wbuf, mut pbuf) = (wgt.1, rec.1);
         let mut readers = Vec::with_capacity(members);
-        for (op, member, pw, chunks, passes, need) in plans {
+        for (op, member, pw, chunks, passes, _) in plans {
             readers.push(Reader {
                 op,
                 out: self.tensors[pw.output],
@@ -370,23 +375,23 @@ impl Builder<'_> {
                 chunk_pitch: members * ow,
                 wbuf,
                 pbuf,
-                output: [out, out + need],
                 passes,
             });
             wbuf += readers[readers.len() - 1].passes.len() * chunks;
             pbuf += readers[readers.len() - 1].passes.len() * cols;
-            out += 2 * need;
         }
         Ok(Some(OnChip {
             readers,
             wgt,
             rec,
             row: input,
+            slots,
+            slot,
         }))
     }
 
     /// The 1×1 conv over the producer's row tile at output row `oy0` (`valid` rows, `w`
-    /// columns). Its CONVs read the row's OBUF half and write the other, so the engine's
+    /// columns), its outputs at OBUF `out`. Its CONVs read the row's OBUF half and write the other, so the engine's
     /// interlock holds the first until the producer's last CONV has drained into the row,
     /// and lets the rest follow each other into their drains. The first row's first CONV
     /// waits for the DMA: its constants, and the previous op's last store, which reads the
@@ -394,12 +399,12 @@ impl Builder<'_> {
     fn pointwise_row(
         &mut self,
         f: &Reader,
+        out: usize,
         oy0: usize,
         valid: usize,
         w: usize,
     ) -> Result<(), LayerError> {
-        let (g, r, cols) = (self.cfg.group_width, self.cfg.rows, self.cfg.cols);
-        let out = f.output[(oy0 / r) % 2];
+        let (g, cols) = (self.cfg.group_width, self.cfg.cols);
         let convs = f
             .passes
             .iter()

@@ -87,7 +87,9 @@ impl Default for EngineConfig {
             vector_rows: 2,
             abuf_entries: 8192,
             wbuf_entries: 2048,
-            obuf_entries: 4096,
+            // 2 048, not 4 096: with the array's copy of OBUF (`from_obuf`) a 4 096-entry OBUF
+            // needs 188 BRAM36 of the XCK26's 144 (docs/fpga.md)
+            obuf_entries: 2048,
             pbuf_entries: 2048,
             dram_bus_bytes: 32,
             dram_latency: 24,
