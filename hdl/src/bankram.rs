@@ -40,6 +40,8 @@ pub struct Shape {
     abits: usize,
     /// log2 of the sub-bank count
     kbits: usize,
+    /// Map to LUT RAM, not block RAM (`ram_style = "distributed"`).
+    pub distributed: bool,
 }
 
 #[derive(LogicBlock)]
@@ -85,6 +87,7 @@ impl<const AW: usize, const WW: usize, const RW: usize> BankedRam<AW, WW, RW> {
                 rd_shift,
                 abits: log2(units),
                 kbits: log2(m),
+                distributed: false,
             },
             _mem: vec![0; units],
         }
@@ -112,8 +115,12 @@ impl<const STRB: usize> ObufLane<STRB> {
     }
 }
 impl<const BUS: usize> Pbuf<BUS> {
+    /// In LUT RAM: its 16 sub-banks of a few hundred 64-bit units would take a block RAM
+    /// each, and OBUF (with the array's copy, `from_obuf`) needs the block RAM.
     pub fn pbuf(records: usize) -> Self {
-        Self::new(64, 1, records)
+        let mut pbuf = Self::new(64, 1, records);
+        pbuf._shape.distributed = true;
+        pbuf
     }
 }
 
@@ -223,6 +230,9 @@ fn banked_verilog(s: &Shape, aw: usize) -> String {
             ));
             format!("ra{b}[{}:{kr}]", a - sh - 1)
         };
+        if s.distributed {
+            v.push_str("(* ram_style = \"distributed\" *)\n");
+        }
         v.push_str(&format!(
             "reg [{w}:0] m{b} [0:{last}];\nreg [{w}:0] q{b};\n\
              always @(posedge clock) begin\n   \

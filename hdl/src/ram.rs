@@ -16,6 +16,7 @@ pub struct SdpRam<const W: usize> {
     pub wr_addr: Signal<In, Bits<16>>,
     pub wr_data: Signal<In, Bits<W>>,
     _addr_bits: usize,
+    _distributed: bool,
     _mem: Vec<Bits<W>>,
 }
 
@@ -36,7 +37,17 @@ impl<const W: usize> SdpRam<W> {
             wr_addr: Default::default(),
             wr_data: Default::default(),
             _addr_bits: addr_bits,
+            _distributed: false,
             _mem: vec![Bits::<W>::default(); 1 << addr_bits],
+        }
+    }
+
+    /// The same in LUT RAM (`ram_style = "distributed"`), for a small memory the block RAM
+    /// is better spent elsewhere than on.
+    pub fn distributed(depth: usize) -> Self {
+        Self {
+            _distributed: true,
+            ..Self::new(depth)
         }
     }
 }
@@ -66,9 +77,14 @@ impl<const W: usize> Logic for SdpRam<W> {
         } else {
             String::new()
         };
+        let style = if self._distributed {
+            "(* ram_style = \"distributed\" *)\n"
+        } else {
+            ""
+        };
         Verilog::Custom(format!(
             "\
-reg [{w}:0] mem [0:{last}];{unused}
+{style}reg [{w}:0] mem [0:{last}];{unused}
 always @(posedge clock) begin
    if (wr_en) mem[wr_addr[{a}:0]] <= wr_data;
    rd_data <= mem[rd_addr[{a}:0]];

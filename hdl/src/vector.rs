@@ -271,7 +271,7 @@ impl PoolAcc {
             a: vec_of(rows),
             sums: Default::default(),
             padd: vec_of(rows),
-            sum_mem: SdpRam::new(contract::isa::POOL_MAX_CHUNKS),
+            sum_mem: SdpRam::distributed(contract::isa::POOL_MAX_CHUNKS),
             base_reg: Default::default(),
             acc_reg: Default::default(),
             live: Default::default(),
