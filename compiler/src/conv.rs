@@ -277,16 +277,16 @@ impl Builder<'_> {
             let store = fused
                 .is_none()
                 .then(|| Self::store(&lo, obuf + lead * w, at, w, valid, runs));
-            let first_pw = fused.as_ref().filter(|_| n == 0).map(|f| (f.wgt, f.rec));
+            let readers_consts = fused.as_ref().filter(|_| n == 0).map(|f| (f.wgt, f.rec));
             let next = self.tile(convs, store, Wait::BOTH, |b| {
                 if let Some(m) = next_distinct(n) {
                     if ahead.is_none_or(|(at, _)| at != m) {
                         ahead = Some((m, act(b, key(&schedule[m]))?));
                     }
                 }
-                // the 1×1 conv's constants, behind the first CONV: it waited for the
+                // the readers' constants, behind the first CONV: it waited for the
                 // previous op's CONVs, which may read the halves they go to
-                if let Some((wgt, rec)) = first_pw {
+                if let Some((wgt, rec)) = readers_consts {
                     b.load_wgt(wgt.0, wgt.1, wgt.2);
                     b.load_param(rec.0, rec.1, rec.2);
                 }
@@ -318,8 +318,9 @@ impl Builder<'_> {
     /// Plans the 1×1 convs `then` (op, member read, conv) to read the producer's row tiles
     /// of `row` OBUF entries (`lead` spare chunks before the first real one, `ow` entries
     /// per chunk) on chip: `None` unless all their weights fit one WBUF half and their
-    /// records one PBUF half, and the row and two rows of each one's outputs fit OBUF.
-    /// Takes the halves: the row in the next OBUF half, the outputs in the other.
+    /// records one PBUF half, the row fits half the OBUF and `readers + 1` slots of the
+    /// largest reader's output row the other. Takes the halves: the row in the next OBUF
+    /// half, the slots in the other.
     fn on_chip(
         &mut self,
         then: &[(usize, usize, &QConv)],
@@ -391,11 +392,11 @@ impl Builder<'_> {
     }
 
     /// The 1×1 conv over the producer's row tile at output row `oy0` (`valid` rows, `w`
-    /// columns), its outputs at OBUF `out`. Its CONVs read the row's OBUF half and write the other, so the engine's
-    /// interlock holds the first until the producer's last CONV has drained into the row,
-    /// and lets the rest follow each other into their drains. The first row's first CONV
-    /// waits for the DMA: its constants, and the previous op's last store, which reads the
-    /// half its outputs go to.
+    /// columns), its outputs at OBUF `out`. Its CONVs read the row's OBUF half and write
+    /// the other, so the engine's interlock holds the first until the producer's last CONV
+    /// has drained into the row, and lets the rest follow each other into their drains.
+    /// The first row's first CONV waits for the DMA: its constants, and the previous op's
+    /// last store, which reads the half its outputs go to.
     fn pointwise_row(
         &mut self,
         f: &Reader,
