@@ -7,7 +7,7 @@ use crate::builder::{Builder, Cols, Tile};
 use crate::error::{u16_of, LayerError};
 use crate::layout::Layout;
 use contract::arith::Requant;
-use contract::isa::{encode_requant, Conv, Instr, Wait, PBUF_RECORD_BYTES};
+use contract::isa::{encode_requant, Conv, Instr, LoadParam, LoadWgt, Wait, PBUF_RECORD_BYTES};
 use int8::ir::QConv;
 use std::ops::Range;
 
@@ -35,9 +35,9 @@ struct ActTile {
 /// `r`, which holds output row `r`), so the tensors between them never go to DRAM.
 struct OnChip {
     readers: Vec<Reader>,
-    /// The readers' weights and records, resident: `(DRAM, base, entries)` of each load.
-    wgt: (u32, usize, usize),
-    rec: (u32, usize, usize),
+    /// The readers' first weights and records: loads placed behind the producer's first
+    /// CONV.
+    consts: Vec<Instr>,
     /// The OBUF region of the producer's row tile.
     row: usize,
     /// `readers + 1` OBUF slots of `slot` entries for the readers' output rows, taken in
@@ -59,9 +59,20 @@ struct Reader {
     chunks: usize,
     input: usize,
     chunk_pitch: usize,
-    /// Its weights' and records' bases.
-    wbuf: usize,
-    pbuf: usize,
+    consts: Consts,
+}
+
+/// Where a reader's weights and records are.
+enum Consts {
+    /// Resident (with the other readers'), at these bases.
+    Resident { wbuf: usize, pbuf: usize },
+    /// Streamed through the halves `per_tile` passes at a time, each tile's CONVs behind
+    /// its loads (a producer of one row tile, whose weights are dead once it has run).
+    Streamed {
+        wgt: Stream,
+        rec: Stream,
+        per_tile: usize,
+    },
 }
 
 impl Builder<'_> {
@@ -168,10 +179,10 @@ impl Builder<'_> {
             p0 = p1;
         }
         let row_runs = (last(passes.len() - 1).oc + last(passes.len() - 1).ncols).div_ceil(g);
-        let fused = match then.is_empty() {
+        let mut fused = match then.is_empty() {
             false if col_tiles.len() == 1 && wgt.is_resident() && rec.is_resident() => {
                 let row = out_need(0, passes.len(), &widest);
-                self.on_chip(then, row, lead, ow)?
+                self.on_chip(then, row, lead, ow, oh <= r)?
             }
             _ => None,
         };
@@ -277,7 +288,7 @@ impl Builder<'_> {
             let store = fused
                 .is_none()
                 .then(|| Self::store(&lo, obuf + lead * w, at, w, valid, runs));
-            let readers_consts = fused.as_ref().filter(|_| n == 0).map(|f| (f.wgt, f.rec));
+            let readers_consts = fused.as_ref().filter(|_| n == 0).map(|f| f.consts.clone());
             let next = self.tile(convs, store, Wait::BOTH, |b| {
                 if let Some(m) = next_distinct(n) {
                     if ahead.is_none_or(|(at, _)| at != m) {
@@ -286,16 +297,15 @@ impl Builder<'_> {
                 }
                 // the readers' constants, behind the first CONV: it waited for the
                 // previous op's CONVs, which may read the halves they go to
-                if let Some((wgt, rec)) = readers_consts {
-                    b.load_wgt(wgt.0, wgt.1, wgt.2);
-                    b.load_param(rec.0, rec.1, rec.2);
+                for load in readers_consts.into_iter().flatten() {
+                    b.push(load);
                 }
                 Ok(schedule.get(n + 1).map(|t| consts(b, t)))
             })?;
-            if let Some(f) = &fused {
+            if let Some(f) = &mut fused {
                 if schedule.get(n + 1).is_none_or(|t| t.0 != *oy0) {
                     let k = f.readers.len();
-                    for (i, reader) in f.readers.iter().enumerate() {
+                    for (i, reader) in f.readers.iter_mut().enumerate() {
                         let turn = (oy0 / r * k + i) % (k + 1);
                         let out = f.slots + turn * f.slot;
                         self.pointwise_row(reader, out, *oy0, valid, w)?;
@@ -317,9 +327,10 @@ impl Builder<'_> {
 
     /// Plans the 1×1 convs `then` (op, member read, conv) to read the producer's row tiles
     /// of `row` OBUF entries (`lead` spare chunks before the first real one, `ow` entries
-    /// per chunk) on chip: `None` unless all their weights fit one WBUF half and their
-    /// records one PBUF half, the row fits half the OBUF and `readers + 1` slots of the
-    /// largest reader's output row the other. Takes the halves: the row in the next OBUF
+    /// per chunk) on chip: `None` unless the row fits half the OBUF and `readers + 1` slots
+    /// of the largest reader's output row the other, and all the readers' weights fit one
+    /// WBUF half and their records one PBUF half — or, for a single reader of a producer of
+    /// one row tile (`one_row`), a pass does. Takes the halves: the row in the next OBUF
     /// half, the slots in the other.
     fn on_chip(
         &mut self,
@@ -327,6 +338,7 @@ impl Builder<'_> {
         row: usize,
         lead: usize,
         ow: usize,
+        one_row: bool,
     ) -> Result<Option<OnChip>, LayerError> {
         let (g, cols) = (self.cfg.group_width, self.cfg.cols);
         let members = then.len();
@@ -345,10 +357,15 @@ impl Builder<'_> {
         let records: usize = plans.iter().map(|p| p.4.len() * cols).sum();
         let slot = plans.iter().map(|p| p.5).max().unwrap_or(0);
         let outputs = (members + 1) * slot;
-        if entries > self.wbuf.half
-            || records > self.pbuf.half
-            || row > self.obuf.half
+        let resident = entries <= self.wbuf.half && records <= self.pbuf.half;
+        // streamed: the passes of a tile fit a WBUF and a PBUF half, and are at most a
+        // quarter of them, so the first tile's loads (behind the producer) stay short
+        let per_tile = (self.wbuf.half / plans[0].3)
+            .min(self.pbuf.half / cols)
+            .min(plans[0].4.len().div_ceil(4));
+        if row > self.obuf.half
             || outputs > self.obuf.half
+            || !(resident || members == 1 && one_row && per_tile > 0)
         {
             return Ok(None);
         }
@@ -359,32 +376,76 @@ impl Builder<'_> {
             params.extend(self.conv_params(pw, passes));
         }
         let (wblob, pblob) = (self.blob(weights), self.blob(params));
-        let mut wgt = Stream::new(wblob, entries, cols * g, &mut self.wbuf, 1);
-        let mut rec = Stream::new(pblob, records, PBUF_RECORD_BYTES, &mut self.pbuf, 1);
-        let wgt = wgt.next(0..1, true, &mut self.wbuf).expect("resident");
-        let rec = rec.next(0..1, true, &mut self.pbuf).expect("resident");
+        let mut consts = Vec::new();
+        let mut load = |wgt: Option<(u32, usize, usize)>, rec: Option<(u32, usize, usize)>| {
+            if let Some((dram, at, n)) = wgt {
+                consts.push(Instr::LoadWgt(LoadWgt {
+                    wait: Wait::NONE,
+                    dram,
+                    wbuf: at as u16,
+                    entries: n as u16,
+                }));
+            }
+            if let Some((dram, at, n)) = rec {
+                consts.push(Instr::LoadParam(LoadParam {
+                    wait: Wait::NONE,
+                    dram,
+                    pbuf: at as u16,
+                    channels: n as u16,
+                }));
+            }
+        };
+        let mut bases = None;
+        let streamed = if resident {
+            let mut wgt = Stream::new(wblob, entries, cols * g, &mut self.wbuf, 1);
+            let mut rec = Stream::new(pblob, records, PBUF_RECORD_BYTES, &mut self.pbuf, 1);
+            let w = wgt.next(0..1, true, &mut self.wbuf);
+            let p = rec.next(0..1, true, &mut self.pbuf);
+            load(w, p);
+            bases = Some((wgt.last, rec.last));
+            None
+        } else {
+            let (chunks, n) = (plans[0].3, plans[0].4.len());
+            let mut wgt = Stream::new(wblob, chunks, cols * g, &mut self.wbuf, n);
+            let mut rec = Stream::new(pblob, cols, PBUF_RECORD_BYTES, &mut self.pbuf, n);
+            let first = 0..per_tile.min(n);
+            let w = wgt.next(first.clone(), true, &mut self.wbuf);
+            let p = rec.next(first, true, &mut self.pbuf);
+            load(w, p);
+            Some((wgt, rec))
+        };
         let input = self.obuf.take(row, "a row of the producer's outputs")?;
         let slots = self.obuf.take(outputs, "the readers' output rows")?;
-        let (mut wbuf, mut pbuf) = (wgt.1, rec.1);
+        let mut streamed = streamed;
         let mut readers = Vec::with_capacity(members);
         for (op, member, pw, chunks, passes, _) in plans {
+            let np = passes.len();
+            let consts = match (&mut bases, streamed.take()) {
+                (Some((wbuf, pbuf)), _) => {
+                    let c = Consts::Resident {
+                        wbuf: *wbuf,
+                        pbuf: *pbuf,
+                    };
+                    *wbuf += np * chunks;
+                    *pbuf += np * cols;
+                    c
+                }
+                (None, Some((wgt, rec))) => Consts::Streamed { wgt, rec, per_tile },
+                (None, None) => unreachable!("one streamed reader"),
+            };
             readers.push(Reader {
                 op,
                 out: self.tensors[pw.output],
                 chunks,
                 input: input + (lead + member) * ow,
                 chunk_pitch: members * ow,
-                wbuf,
-                pbuf,
                 passes,
+                consts,
             });
-            wbuf += readers[readers.len() - 1].passes.len() * chunks;
-            pbuf += readers[readers.len() - 1].passes.len() * cols;
         }
         Ok(Some(OnChip {
             readers,
-            wgt,
-            rec,
+            consts,
             row: input,
             slots,
             slot,
@@ -399,41 +460,68 @@ impl Builder<'_> {
     /// last store, which reads the half its outputs go to.
     fn pointwise_row(
         &mut self,
-        f: &Reader,
+        f: &mut Reader,
         out: usize,
         oy0: usize,
         valid: usize,
         w: usize,
     ) -> Result<(), LayerError> {
         let (g, cols) = (self.cfg.group_width, self.cfg.cols);
-        let convs = f
-            .passes
-            .iter()
-            .enumerate()
-            .map(|(q, pass)| {
-                Instr::Conv(Conv {
-                    wait: Wait::NONE,
-                    abuf: f.input as u16,
-                    wbuf: (f.wbuf + q * f.chunks) as u16,
-                    obuf: (out + pass[0].oc / g * w) as u16,
-                    pbuf: (f.pbuf + q * cols) as u16,
-                    out_w: w as u16,
-                    chunks: f.chunks as u16,
-                    kernel: 1,
-                    stride: 1,
-                    row_pitch: 0,
-                    chunk_pitch: f.chunk_pitch as u16,
-                    obuf_stride: w as u16,
-                    from_obuf: true,
-                })
-            })
-            .collect();
-        let end = f.passes[f.passes.len() - 1][0];
+        let np = f.passes.len();
+        let end = f.passes[np - 1][0];
         let runs = (end.oc + end.ncols).div_ceil(g);
         let store = Self::store(&f.out, out, (0, oy0, 0), w, valid, runs);
-        let wait = if oy0 == 0 { Wait::DMA } else { Wait::NONE };
+        let conv = |q: usize, wbuf: usize, pbuf: usize| {
+            Instr::Conv(Conv {
+                wait: Wait::NONE,
+                abuf: f.input as u16,
+                wbuf: wbuf as u16,
+                obuf: (out + f.passes[q][0].oc / g * w) as u16,
+                pbuf: pbuf as u16,
+                out_w: w as u16,
+                chunks: f.chunks as u16,
+                kernel: 1,
+                stride: 1,
+                row_pitch: 0,
+                chunk_pitch: f.chunk_pitch as u16,
+                obuf_stride: w as u16,
+                from_obuf: true,
+            })
+        };
         let op = std::mem::replace(&mut self.op, f.op);
-        self.tile(convs, Some(store), wait, |_| Ok(()))?;
+        match &mut f.consts {
+            Consts::Resident { wbuf, pbuf } => {
+                let convs = (0..np)
+                    .map(|q| conv(q, *wbuf + q * f.chunks, *pbuf + q * cols))
+                    .collect();
+                let wait = if oy0 == 0 { Wait::DMA } else { Wait::NONE };
+                self.tile(convs, Some(store), wait, |_| Ok(()))?;
+            }
+            Consts::Streamed { wgt, rec, per_tile } => {
+                // each tile waits for its loads; the next tile's load behind its first CONV
+                let tiles: Vec<_> = (0..np).step_by(*per_tile).collect();
+                for (i, &q0) in tiles.iter().enumerate() {
+                    let q1 = (q0 + *per_tile).min(np);
+                    let (wb, pb) = (wgt.last, rec.last);
+                    let convs = (q0..q1)
+                        .map(|q| conv(q, wb + (q - q0) * f.chunks, pb + (q - q0) * cols))
+                        .collect();
+                    let next = tiles.get(i + 1).map(|&n0| n0..(n0 + *per_tile).min(np));
+                    let last = next.is_none().then_some(store);
+                    self.tile(convs, last, Wait::DMA, |b| {
+                        if let Some(t) = next {
+                            if let Some((dram, at, n)) = wgt.next(t.clone(), true, &mut b.wbuf) {
+                                b.load_wgt(dram, at, n);
+                            }
+                            if let Some((dram, at, n)) = rec.next(t, true, &mut b.pbuf) {
+                                b.load_param(dram, at, n);
+                            }
+                        }
+                        Ok(())
+                    })?;
+                }
+            }
+        }
         self.op = op;
         Ok(())
     }
