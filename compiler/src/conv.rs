@@ -7,7 +7,7 @@ use crate::builder::{Builder, Cols, Tile};
 use crate::error::{u16_of, LayerError};
 use crate::layout::Layout;
 use contract::arith::Requant;
-use contract::isa::{encode_requant, Conv, Instr, LoadParam, LoadWgt, Wait, PBUF_RECORD_BYTES};
+use contract::isa::{encode_requant, Conv, Instr, Wait, PBUF_RECORD_BYTES};
 use int8::ir::QConv;
 use std::ops::Range;
 
@@ -35,9 +35,9 @@ struct ActTile {
 /// `r`, which holds output row `r`), so the tensors between them never go to DRAM.
 struct OnChip {
     readers: Vec<Reader>,
-    /// The readers' first weights and records: loads placed behind the producer's first
-    /// CONV.
-    consts: Vec<Instr>,
+    /// The readers' first weights and records, `(DRAM, base, entries)` of each load,
+    /// placed behind the producer's first CONV.
+    consts: (Option<Load>, Option<Load>),
     /// The OBUF region of the producer's row tile.
     row: usize,
     /// `readers + 1` OBUF slots of `slot` entries for the readers' output rows, taken in
@@ -47,6 +47,9 @@ struct OnChip {
     slots: usize,
     slot: usize,
 }
+
+/// A load of a `Stream`: `(DRAM, buffer address, entries)`.
+type Load = (u32, usize, usize);
 
 /// One 1×1 conv reading one of the producer's outputs (a member of merged siblings: every
 /// `members`-th chunk of the row).
@@ -288,7 +291,7 @@ impl Builder<'_> {
             let store = fused
                 .is_none()
                 .then(|| Self::store(&lo, obuf + lead * w, at, w, valid, runs));
-            let readers_consts = fused.as_ref().filter(|_| n == 0).map(|f| f.consts.clone());
+            let readers_consts = fused.as_ref().filter(|_| n == 0).map(|f| f.consts);
             let next = self.tile(convs, store, Wait::BOTH, |b| {
                 if let Some(m) = next_distinct(n) {
                     if ahead.is_none_or(|(at, _)| at != m) {
@@ -297,8 +300,13 @@ impl Builder<'_> {
                 }
                 // the readers' constants, behind the first CONV: it waited for the
                 // previous op's CONVs, which may read the halves they go to
-                for load in readers_consts.into_iter().flatten() {
-                    b.push(load);
+                if let Some((wgt, rec)) = readers_consts {
+                    if let Some((dram, at, n)) = wgt {
+                        b.load_wgt(dram, at, n);
+                    }
+                    if let Some((dram, at, n)) = rec {
+                        b.load_param(dram, at, n);
+                    }
                 }
                 Ok(schedule.get(n + 1).map(|t| consts(b, t)))
             })?;
@@ -376,62 +384,41 @@ impl Builder<'_> {
             params.extend(self.conv_params(pw, passes));
         }
         let (wblob, pblob) = (self.blob(weights), self.blob(params));
-        let mut consts = Vec::new();
-        let mut load = |wgt: Option<(u32, usize, usize)>, rec: Option<(u32, usize, usize)>| {
-            if let Some((dram, at, n)) = wgt {
-                consts.push(Instr::LoadWgt(LoadWgt {
-                    wait: Wait::NONE,
-                    dram,
-                    wbuf: at as u16,
-                    entries: n as u16,
-                }));
-            }
-            if let Some((dram, at, n)) = rec {
-                consts.push(Instr::LoadParam(LoadParam {
-                    wait: Wait::NONE,
-                    dram,
-                    pbuf: at as u16,
-                    channels: n as u16,
-                }));
-            }
-        };
-        let mut bases = None;
-        let streamed = if resident {
-            let mut wgt = Stream::new(wblob, entries, cols * g, &mut self.wbuf, 1);
-            let mut rec = Stream::new(pblob, records, PBUF_RECORD_BYTES, &mut self.pbuf, 1);
-            let w = wgt.next(0..1, true, &mut self.wbuf);
-            let p = rec.next(0..1, true, &mut self.pbuf);
-            load(w, p);
-            bases = Some((wgt.last, rec.last));
-            None
+        // resident: every reader's weights and records one after another; streamed (one
+        // reader): its first tile's, the rest behind its tiles
+        let (passes, chunks) = if resident {
+            (1, entries)
         } else {
-            let (chunks, n) = (plans[0].3, plans[0].4.len());
-            let mut wgt = Stream::new(wblob, chunks, cols * g, &mut self.wbuf, n);
-            let mut rec = Stream::new(pblob, cols, PBUF_RECORD_BYTES, &mut self.pbuf, n);
-            let first = 0..per_tile.min(n);
-            let w = wgt.next(first.clone(), true, &mut self.wbuf);
-            let p = rec.next(first, true, &mut self.pbuf);
-            load(w, p);
-            Some((wgt, rec))
+            (plans[0].4.len(), plans[0].3)
         };
+        let first = 0..if resident { 1 } else { per_tile.min(passes) };
+        let mut wgt = Stream::new(wblob, chunks, cols * g, &mut self.wbuf, passes);
+        let rec_entries = if resident { records } else { cols };
+        let mut rec = Stream::new(
+            pblob,
+            rec_entries,
+            PBUF_RECORD_BYTES,
+            &mut self.pbuf,
+            passes,
+        );
+        let consts = (
+            wgt.next(first.clone(), true, &mut self.wbuf),
+            rec.next(first, true, &mut self.pbuf),
+        );
         let input = self.obuf.take(row, "a row of the producer's outputs")?;
         let slots = self.obuf.take(outputs, "the readers' output rows")?;
-        let mut streamed = streamed;
+        let (mut wbuf, mut pbuf) = (wgt.last, rec.last);
+        let mut streamed = (!resident).then_some((wgt, rec));
         let mut readers = Vec::with_capacity(members);
         for (op, member, pw, chunks, passes, _) in plans {
-            let np = passes.len();
-            let consts = match (&mut bases, streamed.take()) {
-                (Some((wbuf, pbuf)), _) => {
-                    let c = Consts::Resident {
-                        wbuf: *wbuf,
-                        pbuf: *pbuf,
-                    };
-                    *wbuf += np * chunks;
-                    *pbuf += np * cols;
-                    c
+            let consts = match streamed.take() {
+                Some((wgt, rec)) => Consts::Streamed { wgt, rec, per_tile },
+                None => {
+                    let here = Consts::Resident { wbuf, pbuf };
+                    wbuf += passes.len() * chunks;
+                    pbuf += passes.len() * cols;
+                    here
                 }
-                (None, Some((wgt, rec))) => Consts::Streamed { wgt, rec, per_tile },
-                (None, None) => unreachable!("one streamed reader"),
             };
             readers.push(Reader {
                 op,

@@ -99,7 +99,6 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
     let mut ops = Vec::new();
     let mut programs = Vec::new();
     let mut first_op = 0;
-    let mut on_chip = Vec::new();
     // the ops lowered with the one that started the current group
     let mut group = 0..0;
     for (n, op) in model.ops.iter().enumerate() {
@@ -123,9 +122,6 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
                 layer: op.name().to_string(),
                 error,
             })?;
-            if readers > 0 {
-                on_chip.extend(&outputs);
-            }
             group = n..n + 1 + readers;
         }
         ops.push(OpInfo {
@@ -168,7 +164,6 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
         image,
         programs,
         ops,
-        on_chip,
         min_dram_bytes,
     })
 }

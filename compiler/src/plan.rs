@@ -62,9 +62,6 @@ pub struct Plan {
     pub image: Vec<(u32, Vec<u8>)>,
     pub programs: Vec<Program>,
     pub ops: Vec<OpInfo>,
-    /// Tensors that never go to DRAM: each stays on chip between its producer and its
-    /// only reader, lowered together (docs/dataflow.md).
-    pub on_chip: Vec<TensorId>,
     /// Weights, PBUF records, the input image and the embedding, each moved once: what no
     /// schedule of this model can move less than.
     pub min_dram_bytes: u64,
@@ -80,6 +77,13 @@ impl Plan {
     pub fn op_start(&self, n: usize) -> Option<usize> {
         let op = &self.ops[n];
         (self.programs[op.program].ops.start != n).then_some(op.first_compute)
+    }
+
+    /// Whether op `n`'s outputs never go to DRAM: it leads a group lowered together, its
+    /// 1×1 readers reading them on chip (docs/compiler.md).
+    pub fn stays_on_chip(&self, n: usize) -> bool {
+        let group = &self.ops[n].lowered_with;
+        group.start == n && group.len() > 1
     }
 
     /// What the host computes around the engine's programs, in order.

@@ -166,19 +166,23 @@ pub fn obuf_halves(cfg: &EngineConfig, a: &Access) -> u8 {
     (a.first < half) as u8 | ((a.last >= half) as u8) << 1
 }
 
-/// Whether CONV `next`, issued into the drain of CONV `running` (without `wait_compute`),
-/// must wait for the compute unit instead: it reads OBUF (`from_obuf`) in a half `running`
-/// writes. The engine's interlock, the same in the RTL and the cycle model
-/// (docs/engine.md, "OBUF as a source").
-pub fn waits_for_drain(cfg: &EngineConfig, next: &Conv, running: &Conv) -> bool {
-    let halves = |c: &Conv, write: bool| {
-        Instr::Conv(*c)
-            .footprint(cfg)
-            .iter()
+/// The OBUF halves (as [`obuf_halves`]) the accesses `fp` write and read:
+/// `(writes, reads)`.
+pub fn obuf_halves_of(cfg: &EngineConfig, fp: &[Access]) -> (u8, u8) {
+    let of = |write: bool| {
+        fp.iter()
             .filter(|a| a.buffer == Buffer::Obuf && a.write == write)
             .fold(0, |m, a| m | obuf_halves(cfg, a))
     };
-    next.from_obuf && halves(next, false) & halves(running, true) != 0
+    (of(true), of(false))
+}
+
+/// Whether CONV `next`, issued into the drain of a CONV that writes the OBUF halves
+/// `running` (without `wait_compute`), must wait for the compute unit instead: it reads
+/// OBUF (`from_obuf`) in one of them. The engine's interlock, the same in the RTL and the
+/// cycle model (docs/engine.md, "OBUF as a source").
+pub fn waits_for_drain(cfg: &EngineConfig, next: &Conv, running: u8) -> bool {
+    next.from_obuf && obuf_halves_of(cfg, &Instr::Conv(*next).footprint(cfg)).1 & running != 0
 }
 
 /// The first buffer where `a` and `b` conflict, if any.
@@ -208,14 +212,20 @@ mod tests {
             ..Conv::default()
         };
         // writes 0..=3, or 254..=257 (both halves), or 300..=303
-        let (low, both, high) = (conv(0, 0, false), conv(254, 0, false), conv(300, 0, false));
+        let writes = |c: Conv| obuf_halves_of(&cfg, &Instr::Conv(c).footprint(&cfg)).0;
+        let (low, both, high) = (
+            writes(conv(0, 0, false)),
+            writes(conv(254, 0, false)),
+            writes(conv(300, 0, false)),
+        );
+        assert_eq!((low, both, high), (1, 3, 2));
         let reads_low = conv(400, 10, true);
-        assert!(waits_for_drain(&cfg, &reads_low, &low));
-        assert!(waits_for_drain(&cfg, &reads_low, &both));
-        assert!(!waits_for_drain(&cfg, &reads_low, &high));
-        assert!(waits_for_drain(&cfg, &conv(0, 300, true), &high));
+        assert!(waits_for_drain(&cfg, &reads_low, low));
+        assert!(waits_for_drain(&cfg, &reads_low, both));
+        assert!(!waits_for_drain(&cfg, &reads_low, high));
+        assert!(waits_for_drain(&cfg, &conv(0, 300, true), high));
         // a CONV from ABUF never waits
-        assert!(!waits_for_drain(&cfg, &conv(400, 10, false), &low));
+        assert!(!waits_for_drain(&cfg, &conv(400, 10, false), low));
     }
 
     #[test]

@@ -11,11 +11,11 @@
 //! shift-adds, and those with `stride` or `kernel` (1..=2, 1..=7) small muxes and a table,
 //! so no multiplier is spent on them. Its Rust `update()` calls the contract itself, so the
 //! two cannot drift without a test failing.
-use contract::footprint::{obuf_halves, Buffer};
+use contract::footprint::obuf_halves_of;
 use contract::isa::field::{
     conv, ewise, load_act, load_param, load_wgt, pool, store, OPCODE, WAIT_COMPUTE, WAIT_DMA,
 };
-use contract::isa::{opcode, Conv, Field, Instr, MAX_STRIDE, PBUF_RECORD_BYTES, POOL_MAX_CHUNKS};
+use contract::isa::{opcode, Field, Instr, MAX_STRIDE, PBUF_RECORD_BYTES, POOL_MAX_CHUNKS};
 use contract::{config::MAX_KERNEL, EngineConfig};
 use rust_hdl::prelude::*;
 
@@ -69,11 +69,11 @@ impl Logic for IsaCheck {
                 .unwrap_or(false);
             let words = words_of(&self.instr.val());
             let (wr, rd) = match Instr::decode(words) {
-                Ok(Instr::Conv(c)) => conv_halves(&self._cfg, &c),
+                Ok(i @ Instr::Conv(_)) => obuf_halves_of(&self._cfg, &i.footprint(&self._cfg)),
                 _ => (0, 0),
             };
-            self.wr_halves.next = wr.into();
-            self.rd_halves.next = rd.into();
+            self.wr_halves.next = (wr as u64).into();
+            self.rd_halves.next = (rd as u64).into();
             self._held = words;
         }
     }
@@ -85,17 +85,6 @@ impl Logic for IsaCheck {
     fn hdl(&self) -> Verilog {
         Verilog::Custom(check_verilog(&self._cfg))
     }
-}
-
-/// What [`IsaCheck`]'s `wr_halves` and `rd_halves` hold for CONV `c`.
-fn conv_halves(cfg: &EngineConfig, c: &Conv) -> (u64, u64) {
-    let fp = Instr::Conv(*c).footprint(cfg);
-    let of = |write| {
-        fp.iter()
-            .filter(|a| a.buffer == Buffer::Obuf && a.write == write)
-            .fold(0, |m, a| m | obuf_halves(cfg, a) as u64)
-    };
-    (of(true), of(false))
 }
 
 /// `wire [63:0] name = {0, instr[field]}` (a flag: `wire name = instr[bit]`).
@@ -151,10 +140,9 @@ fn check_verilog(c: &EngineConfig) -> String {
         ));
     }
     v.push_str(&format!(
-        "wire [3:0] op = instr[{}:{}];\nwire wait_compute = instr[{}];\n",
+        "wire [3:0] op = instr[{}:{}];\n",
         OPCODE.0 + OPCODE.1 - 1,
-        OPCODE.0,
-        WAIT_COMPUTE.0
+        OPCODE.0
     ));
     let fields: [(&str, &[(&str, Field)]); 7] = [
         (

@@ -505,7 +505,7 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
         None => vec![compiler::plan::L2_NORMALIZE],
     };
     let bound = plan.as_ref().map(host::run::report::BoundSummary::of);
-    let blocks_of = plan.clone();
+    let blocks = plan.as_ref().map(Report::blocks_of);
     let mut backend = backend_for(o, &cfg, plan)?;
     let float_embedding = float::forward(&p.model, &p.params, &image)?;
     let qinput = quantize_tensor(&image.data, q.tensors[q.input].scale);
@@ -540,8 +540,8 @@ fn infer(o: &InferOptions) -> anyhow::Result<()> {
     report.input = input_desc;
     report.units = run.counters;
     report.bound = bound;
-    if let Some(plan) = &blocks_of {
-        report.set_blocks(plan);
+    if let Some(blocks) = &blocks {
+        report.set_blocks(blocks);
     }
     let write = |file: Option<std::fs::File>, path: &Option<PathBuf>, text: &str| {
         use std::io::Write;

@@ -3,7 +3,7 @@
 //! delegated to `func::Buffers::execute` at issue.
 
 use contract::footprint;
-use contract::isa::{Conv, Instr, IsaError, Store, Unit, INSTR_BYTES};
+use contract::isa::{Instr, IsaError, Store, Unit, INSTR_BYTES};
 use contract::timing::Beats;
 use contract::{ConfigError, EngineConfig};
 use serde::Serialize;
@@ -192,8 +192,9 @@ struct ComputeJob {
     /// A CONV: the next CONV may issue once `remaining` is at most this
     /// (`timing::conv_accept`); `None` for EWISE and POOL.
     overlap: Option<u64>,
-    /// The CONV itself (for the OBUF-source interlock); `None` for EWISE and POOL.
-    conv: Option<Conv>,
+    /// The OBUF halves it writes (`footprint::obuf_halves_of`), for the OBUF-source
+    /// interlock.
+    obuf_writes: u8,
     trace: Option<usize>,
     footprint: Vec<Access>,
 }
@@ -361,7 +362,7 @@ impl Run {
                 .compute
                 .as_ref()
                 .is_none_or(|j| j.overlap.is_some_and(|o| j.remaining <= o));
-        let running_conv = self.compute.as_ref().and_then(|j| j.conv);
+        let drain_writes = self.compute.as_ref().map_or(0, |j| j.obuf_writes);
 
         // DMA: responses (to the oldest load), then at most one request (by the newest job).
         // A bus error stops the engine at the end of this cycle (the other units' counters
@@ -568,10 +569,7 @@ impl Run {
                         // a CONV may issue into a CONV's drain, unless it waits for the
                         // compute unit, or reads OBUF in a half the drain writes
                         (if let (Instr::Conv(c), false) = (instr, wait.compute) {
-                            conv_free
-                                && running_conv.is_none_or(|running| {
-                                    !footprint::waits_for_drain(&e.cfg, &c, &running)
-                                })
+                            conv_free && !footprint::waits_for_drain(&e.cfg, &c, drain_writes)
                         } else {
                             compute_idle
                         }) && (dma_idle || !wait.dma)
@@ -681,10 +679,7 @@ impl Run {
                         _ => None,
                     },
                     overlap,
-                    conv: match instr {
-                        Instr::Conv(c) => Some(c),
-                        _ => None,
-                    },
+                    obuf_writes: footprint::obuf_halves_of(&e.cfg, &fp).0,
                     trace: slot,
                     footprint: fp,
                 });

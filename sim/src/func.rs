@@ -168,14 +168,15 @@ impl Buffers {
             }
         }
         let requant = &self.pbuf[i.pbuf as usize..i.pbuf as usize + cols];
-        // From OBUF, row r reads bank r as it was before this CONV (a program whose CONV
-        // reads entries it also writes races with itself: `sim::hazard` reports it).
-        let banks = i.from_obuf.then(|| self.obuf.clone());
         let abuf = &self.abuf;
         let row = |r: usize, bank: &mut Vec<i8>| {
-            let src = banks.as_ref().map_or(abuf, |b| &b[r]);
-            let mut act = vec![0i8; len];
-            for x in 0..i.out_w as usize {
+            // every receptive field of the row first: from OBUF, row r reads bank r as it
+            // was before this CONV (a CONV that reads entries it also writes races with
+            // itself: `sim::hazard` reports it)
+            let src: &[i8] = if i.from_obuf { bank } else { abuf };
+            let w = i.out_w as usize;
+            let mut acts = vec![0i8; len * w];
+            for (x, act) in acts.chunks_exact_mut(len).enumerate() {
                 for j in 0..i.chunks as usize {
                     for ky in 0..k {
                         let e = i.abuf as usize
@@ -186,8 +187,10 @@ impl Buffers {
                         act[dst..dst + k * g].copy_from_slice(&src[e * g..(e + k) * g]);
                     }
                 }
+            }
+            for (x, act) in acts.chunks_exact(len).enumerate() {
                 for c in 0..cols {
-                    let acc = dot_accumulate(0, &act, &wt[c * len..(c + 1) * len]);
+                    let acc = dot_accumulate(0, act, &wt[c * len..(c + 1) * len]);
                     let e = i.obuf as usize + (c / g) * i.obuf_stride as usize + x;
                     bank[e * g + c % g] = requant[c].apply(acc);
                 }

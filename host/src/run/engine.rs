@@ -430,7 +430,7 @@ impl EngineBackend {
                     _ => summed,
                 };
                 let count = program.instrs_of(program.ops.start + i).count();
-                let on_chip = op.outputs.iter().any(|t| plan.on_chip.contains(t));
+                let on_chip = plan.stays_on_chip(program.ops.start + i);
                 for &t in op.outputs.iter().filter(|_| !on_chip) {
                     let lo = &plan.tensors[t];
                     tensors[t] = lo.unpack(dram.read(lo.base as u64, lo.bytes()));

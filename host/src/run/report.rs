@@ -4,6 +4,7 @@
 use crate::run::backend::LayerStats;
 use serde::Serialize;
 use std::fmt::Write;
+use std::ops::Range;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerRow {
@@ -99,19 +100,30 @@ impl BoundSummary {
 }
 
 impl Report {
-    /// Groups the layer rows by `plan`'s blocks (one row per op of the plan).
-    pub fn set_blocks(&mut self, plan: &compiler::Plan) {
-        if self.layers.len() != plan.ops.len() {
+    /// `plan`'s blocks, named (`compiler::bound::blocks`), for [`Report::set_blocks`].
+    pub fn blocks_of(plan: &compiler::Plan) -> Vec<(String, Range<usize>)> {
+        compiler::bound::blocks(plan)
+            .into_iter()
+            .map(|b| (compiler::bound::block_name(&plan.ops[b.clone()]), b))
+            .collect()
+    }
+
+    /// Groups the layer rows (one per op of the plan) by its `blocks`.
+    pub fn set_blocks(&mut self, blocks: &[(String, Range<usize>)]) {
+        if blocks
+            .last()
+            .is_none_or(|(_, b)| b.end != self.layers.len())
+        {
             return;
         }
-        self.blocks = compiler::bound::blocks(plan)
-            .into_iter()
-            .map(|b| {
+        self.blocks = blocks
+            .iter()
+            .map(|(name, b)| {
                 let rows = &self.layers[b.clone()];
                 let cycles = rows.iter().map(|l| l.cycles).sum();
                 let macs: u64 = rows.iter().map(|l| l.macs).sum();
                 BlockRow {
-                    name: compiler::bound::block_name(&plan.ops[b.clone()]),
+                    name: name.clone(),
                     first_layer: b.start,
                     layers: b.len(),
                     cycles,
