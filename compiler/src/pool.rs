@@ -79,6 +79,7 @@ impl Builder<'_> {
                 last,
                 pbuf: pbuf as u16,
                 obuf: obuf as u16,
+                from_obuf: false,
             });
             let store = last.then(|| Store {
                 wait: Wait::NONE,

@@ -148,7 +148,8 @@ impl Instr {
                 let tile = (i.chunks as u64 - 1) * i.chunk_pitch as u64
                     + (i.banks as u64 - 1) * i.row_pitch as u64
                     + i.width as u64;
-                let mut v = vec![acc(Abuf, false, i.abuf as u64, tile)];
+                let src = if i.from_obuf { Obuf } else { Abuf };
+                let mut v = vec![acc(src, false, i.abuf as u64, tile)];
                 if i.last {
                     v.push(acc(Pbuf, false, i.pbuf as u64, i.chunks as u64 * g));
                     v.push(acc(Obuf, true, i.obuf as u64, i.chunks as u64));

@@ -44,7 +44,7 @@ use thiserror::Error;
 
 /// Bumped on any change to the encoding or to an instruction's meaning; the RTL manifest
 /// carries it so the host can refuse a mismatched build.
-pub const ISA_VERSION: u32 = 4;
+pub const ISA_VERSION: u32 = 5;
 
 /// Bytes per encoded instruction.
 pub const INSTR_BYTES: usize = 32;
@@ -206,6 +206,7 @@ pub mod field {
         pub const PBUF: Field = (112, 16);
         pub const OBUF: Field = (128, 16);
         pub const BANKS: Field = (144, 8);
+        pub const FROM_OBUF: Field = (152, 1);
         pub const ALL: &[Field] = &[
             FIRST,
             LAST,
@@ -217,6 +218,7 @@ pub mod field {
             PBUF,
             OBUF,
             BANKS,
+            FROM_OBUF,
         ];
     }
 }
@@ -416,7 +418,8 @@ pub struct Ewise {
 }
 
 /// `POOL`: `sum[j][l] += ABUF[r][abuf + j·chunk_pitch + r·row_pitch + x][l]` over banks
-/// `r < banks`; `first` clears the sums first, `last` writes
+/// `r < banks` (OBUF bank `r` with `from_obuf`: a tile a CONV just wrote, pooled without
+/// DRAM); `first` clears the sums first, `last` writes
 /// `PBUF[pbuf + jG + l].apply(sum[j][l])` to `OBUF[0][obuf + j][l]`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pool {
@@ -431,6 +434,7 @@ pub struct Pool {
     pub last: bool,
     pub pbuf: u16,
     pub obuf: u16,
+    pub from_obuf: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -703,6 +707,7 @@ impl Instr {
                 p(f::PBUF, i.pbuf.into());
                 p(f::OBUF, i.obuf.into());
                 p(f::BANKS, i.banks.into());
+                p(f::FROM_OBUF, i.from_obuf.into());
             }
         }
         w
@@ -822,6 +827,7 @@ impl Instr {
                     pbuf: h(f::PBUF),
                     obuf: h(f::OBUF),
                     banks: g(f::BANKS) as u8,
+                    from_obuf: g(f::FROM_OBUF) != 0,
                 })
             }
         };
@@ -1098,7 +1104,7 @@ mod tests {
                     ka: k[0],
                     kb: k[1],
                 })),
-            (wait(), any::<[u16; 7]>(), any::<u8>(), any::<[bool; 2]>()).prop_map(
+            (wait(), any::<[u16; 7]>(), any::<u8>(), any::<[bool; 3]>()).prop_map(
                 |(wait, f, banks, b)| Instr::Pool(Pool {
                     wait,
                     abuf: f[0],
@@ -1111,6 +1117,7 @@ mod tests {
                     banks,
                     first: b[0],
                     last: b[1],
+                    from_obuf: b[2],
                 })
             ),
         ]
@@ -1149,6 +1156,13 @@ mod tests {
             ..Ewise::default()
         });
         assert_eq!(e.encode(), [0x66, 0, 0, 0x0004_0003, 0, 0, 0x0002_ffff, 0]);
+        let pool = Instr::Pool(Pool {
+            banks: 2,
+            obuf: 5,
+            from_obuf: true,
+            ..Pool::default()
+        });
+        assert_eq!(pool.encode(), [7, 0, 0, 0, 0x0102_0005, 0, 0, 0]);
         let bytes = encode_program(&[Instr::End(End::default())]);
         assert_eq!(bytes, vec![0u8; 32]);
     }

@@ -230,6 +230,7 @@ fn check_verilog(c: &EngineConfig) -> String {
                 ("pbuf", pool::PBUF),
                 ("obuf", pool::OBUF),
                 ("banks", pool::BANKS),
+                ("from", pool::FROM_OBUF),
             ],
         ),
     ];
@@ -308,7 +309,7 @@ wire [63:0] cv_ows = cv_s[1] ? (cv_out_w - 64'd1) << 1 : cv_out_w - 64'd1;
 // bound with one, so the second cycle adds at most three terms and compares.
 reg pre_act, pre_wgt, pre_par, pre_conv, pre_store, pre_ewise, pre_pool;
 reg [63:0] f_act_abuf, f_act_dram, f_cv_abuf, f_cv_wbuf, f_st_obuf, f_st_dram, f_cv_na;
-reg [63:0] f_ew_a, f_ew_b, f_ew_obuf, f_pl_abuf;
+reg [63:0] f_ew_a, f_ew_b, f_ew_obuf, f_pl_abuf, f_pl_na;
 always @(posedge clock) begin
    pre_act <= res_act && act_rows != 0 && act_entries != 0 && (act_dram % G) == 0
       && (act_stride % G) == 0;
@@ -342,6 +343,7 @@ always @(posedge clock) begin
       && pl_banks >= 64'd1 && pl_banks <= R
       && (!pl_last || ((pl_pbuf + {pl_g} - 64'd1 < NP) && (pl_obuf + pl_chunks - 64'd1 < NO)));
    f_pl_abuf <= pl_abuf + pl_width - 64'd1;
+   f_pl_na <= pl_from == 0 ? NA : NO;
 end
 wire ok_act = pre_act && (f_act_abuf + p2 < NA) && (f_act_dram + p1 <= DMAX);
 wire ok_wgt = pre_wgt;
@@ -350,7 +352,7 @@ wire ok_conv = pre_conv && (f_cv_abuf + p2 + p3 < f_cv_na) && (f_cv_wbuf + p4 < 
 wire ok_store = pre_store && (f_st_obuf + p2 < NO) && (f_st_dram + p1 + p3 <= DMAX);
 wire ok_ewise = pre_ewise && (f_ew_a + p2 < NA) && (!ew_use_b || (f_ew_b + p2 < NA))
    && (f_ew_obuf + p3 < NO);
-wire ok_pool = pre_pool && (f_pl_abuf + p2 + p3 < NA);
+wire ok_pool = pre_pool && (f_pl_abuf + p2 + p3 < f_pl_na);
 ",
         r1 = r - 1,
         r2 = 2 * (r - 1),

@@ -92,6 +92,10 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     // vector unit bank addresses: a (and POOL's) of bank r, b of bank V + v
     vaddr: Vec<Signal<Local, Bits<16>>>,
     vbaddr: Vec<Signal<Local, Bits<16>>>,
+    // bank r's OBUF-copy read address (a CONV's skewed row, or the vector unit's) and
+    // POOL's operand (ABUF or, with `from_obuf`, that copy)
+    oaddr: Vec<Signal<Local, Bits<16>>>,
+    p_sel: Vec<Signal<Local, Bits<64>>>,
     is_conv: Signal<Local, Bit>,
     vec_was: DFF<Bit>,
     skew: Skew,
@@ -183,6 +187,8 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             recs_reg: Default::default(),
             a_hold: vec_of(single),
             vaddr: vec_of(r),
+            oaddr: vec_of(r),
+            p_sel: vec_of(r),
             vbaddr: vec_of(pairs),
             is_conv: Default::default(),
             vec_was: Default::default(),
@@ -371,10 +377,14 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         for v in 0..self._pairs {
             self.vbaddr[v].next = self.vec.rd_addr_b.val() + self.vec.bank_off[v].val();
         }
+        for r in 0..self._rows {
+            self.oaddr[r].next = self.skew.a_rd[r].val();
+        }
         if self.vec.busy.val() {
             self.pbuf.rd_addr.next = self.vec.pb_addr.val();
             for r in 0..self._rows {
                 self.abuf[r].rd_addr.next = self.vaddr[r].val();
+                self.oaddr[r].next = self.vaddr[r].val();
             }
             if self.vec.use_b.val() {
                 for vv in (self._vrows - 1)..self._vrows {
@@ -402,7 +412,11 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.pool.d_last_x.next = self.vec.d_last_x.val();
         self.pool.d_j.next = self.vec.d_j.val();
         for r in 0..self._rows {
-            self.pool.a[r].next = self.abuf[r].rd_data.val();
+            self.p_sel[r].next = self.abuf[r].rd_data.val();
+            if self.vec.from_obuf.val() {
+                self.p_sel[r].next = self.opack[r].word.val();
+            }
+            self.pool.a[r].next = self.p_sel[r].val();
         }
         // lane v: a of row row0 + v from bank v, b from bank V + v (vv + 1 + v, vv = V − 1);
         // with one bank a is held while b is read
@@ -456,14 +470,14 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.ocopy[k].wr_data.next = self.osteer.data[k].val();
         }
         for r in 0..self._rows {
-            self.ocopy[r * 8].rd_addr.next = self.skew.a_rd[r].val();
-            self.ocopy[r * 8 + 1].rd_addr.next = self.skew.a_rd[r].val();
-            self.ocopy[r * 8 + 2].rd_addr.next = self.skew.a_rd[r].val();
-            self.ocopy[r * 8 + 3].rd_addr.next = self.skew.a_rd[r].val();
-            self.ocopy[r * 8 + 4].rd_addr.next = self.skew.a_rd[r].val();
-            self.ocopy[r * 8 + 5].rd_addr.next = self.skew.a_rd[r].val();
-            self.ocopy[r * 8 + 6].rd_addr.next = self.skew.a_rd[r].val();
-            self.ocopy[r * 8 + 7].rd_addr.next = self.skew.a_rd[r].val();
+            self.ocopy[r * 8].rd_addr.next = self.oaddr[r].val();
+            self.ocopy[r * 8 + 1].rd_addr.next = self.oaddr[r].val();
+            self.ocopy[r * 8 + 2].rd_addr.next = self.oaddr[r].val();
+            self.ocopy[r * 8 + 3].rd_addr.next = self.oaddr[r].val();
+            self.ocopy[r * 8 + 4].rd_addr.next = self.oaddr[r].val();
+            self.ocopy[r * 8 + 5].rd_addr.next = self.oaddr[r].val();
+            self.ocopy[r * 8 + 6].rd_addr.next = self.oaddr[r].val();
+            self.ocopy[r * 8 + 7].rd_addr.next = self.oaddr[r].val();
             self.opack[r].lane0.next = self.ocopy[r * 8].rd_data.val();
             self.opack[r].lane1.next = self.ocopy[r * 8 + 1].rd_data.val();
             self.opack[r].lane2.next = self.ocopy[r * 8 + 2].rd_data.val();

@@ -377,6 +377,8 @@ pub struct VecSeq {
     pub sum_addr: Signal<Out, Bits<16>>,
     pub clear: Signal<Out, Bit>,
     pub is_pool: Signal<Out, Bit>,
+    /// POOL reads OBUF bank r (the same addresses) instead of ABUF
+    pub from_obuf: Signal<Out, Bit>,
     pub use_gate: Signal<Out, Bit>,
     pub use_b: Signal<Out, Bit>,
     pub ka: Signal<Out, Bits<16>>,
@@ -462,6 +464,7 @@ pub struct VecSeq {
     at_pl_cp: Constant<Bits<8>>,
     at_pl_pbuf: Constant<Bits<8>>,
     at_pl_obuf: Constant<Bits<8>>,
+    at_pl_from: Constant<Bits<8>>,
 }
 
 impl VecSeq {
@@ -479,6 +482,7 @@ impl VecSeq {
             sum_addr: Default::default(),
             clear: Default::default(),
             is_pool: Default::default(),
+            from_obuf: Default::default(),
             use_gate: Default::default(),
             use_b: Default::default(),
             ka: Default::default(),
@@ -560,6 +564,7 @@ impl VecSeq {
             at_pl_cp: at(pool::CHUNK_PITCH),
             at_pl_pbuf: at(pool::PBUF),
             at_pl_obuf: at(pool::OBUF),
+            at_pl_from: at(pool::FROM_OBUF),
         }
     }
 }
@@ -578,6 +583,8 @@ impl Logic for VecSeq {
             self.ins.q.val().get_bit(self.at_use_gate.val().index()) && !self.pool.val();
         self.use_b.next = self.ub.val();
         self.is_pool.next = self.pool.val();
+        self.from_obuf.next =
+            self.pool.val() && self.ins.q.val().get_bit(self.at_pl_from.val().index());
         self.ka.next = self.ins.q.val().get_bits::<16>(self.at_ka.val().index());
         self.kb.next = self.ins.q.val().get_bits::<16>(self.at_kb.val().index());
         self.banks.next =

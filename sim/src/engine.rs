@@ -618,19 +618,18 @@ impl Run {
                 });
             }
         }
-        if matches!(instr, Instr::Conv(c) if c.from_obuf) {
-            // reading OBUF entries it also writes: the RTL reads some after it wrote them
-            let obuf = |write| {
-                fp.iter()
-                    .filter(move |a| a.buffer == Buffer::Obuf && a.write == write)
-            };
-            if obuf(false).any(|r| obuf(true).any(|w| r.conflicts(w))) {
-                self.hazards.push(Hazard {
-                    running: self.index,
-                    issued: self.index,
-                    buffer: Buffer::Obuf,
-                });
-            }
+        // an OBUF source (CONV, POOL) that reads entries the instruction also writes: the
+        // RTL reads some after it wrote them
+        let obuf = |write| {
+            fp.iter()
+                .filter(move |a| a.buffer == Buffer::Obuf && a.write == write)
+        };
+        if obuf(false).any(|r| obuf(true).any(|w| r.conflicts(w))) {
+            self.hazards.push(Hazard {
+                running: self.index,
+                issued: self.index,
+                buffer: Buffer::Obuf,
+            });
         }
         if !matches!(instr, Instr::Store(_)) {
             // a STORE moves its words one by one, as the DMA sends them

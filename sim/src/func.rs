@@ -240,13 +240,18 @@ impl Buffers {
             self.pool_sums.fill(0);
         }
         for r in 0..i.banks as usize {
+            let src: &[i8] = if i.from_obuf {
+                &self.obuf[r]
+            } else {
+                &self.abuf
+            };
             for j in 0..i.chunks as usize {
                 for x in 0..i.width as usize {
                     let e =
                         i.abuf as usize + j * i.chunk_pitch as usize + r * i.row_pitch as usize + x;
                     for l in 0..g {
                         let sum = &mut self.pool_sums[j * g + l];
-                        *sum = sum.wrapping_add(self.abuf[e * g + l] as i32);
+                        *sum = sum.wrapping_add(src[e * g + l] as i32);
                     }
                 }
             }

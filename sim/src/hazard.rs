@@ -9,7 +9,7 @@ pub use contract::footprint::{conflict, Access, Buffer};
 use serde::Serialize;
 
 /// Two instructions in flight together touch the same entries, one of them writing; or
-/// (`running == issued`) a CONV from OBUF reads entries it writes itself.
+/// (`running == issued`) a CONV or POOL from OBUF reads entries it writes itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Hazard {
     /// The instruction already running.

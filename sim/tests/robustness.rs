@@ -44,9 +44,9 @@ fn instr() -> impl Strategy<Value = Instr> {
                 use_b: b[0], use_gate: b[1], ka: k[0], kb: k[1],
             })
         }),
-        2 => (wait(), f(), prop_oneof![4 => 1u8..3, 1 => 0u8..4], any::<[bool; 2]>()).prop_map(|(wait, v, banks, b)| Instr::Pool(Pool {
+        2 => (wait(), f(), prop_oneof![4 => 1u8..3, 1 => 0u8..4], any::<[bool; 3]>()).prop_map(|(wait, v, banks, b)| Instr::Pool(Pool {
             wait, abuf: v[0], chunks: 1 + v[1] % 3, width: v[2], banks, row_pitch: v[3],
-            chunk_pitch: v[4], first: b[0], last: b[1], pbuf: v[5], obuf: v[6],
+            chunk_pitch: v[4], first: b[0], last: b[1], pbuf: v[5], obuf: v[6], from_obuf: b[2],
         })),
     ]
 }

@@ -158,18 +158,28 @@ pub fn random_instr(cfg: &EngineConfig, rng: &mut Rng, with_vector: bool) -> Ins
             let chunks = pick(1, 3);
             let width = pick(1, 8);
             let row_pitch = width + pick(0, 3);
+            let banks = pick(1, r);
+            let chunk_pitch = r * row_pitch + pick(0, 3);
+            // a third pool OBUF, where earlier CONVs wrote, unless the pooled vector
+            // (bank 0, `obuf..obuf + chunks`) lands in what it reads
+            let try_obuf = pick(0, 2) == 0;
+            let abuf = if try_obuf { pick(0, 40) } else { pick(0, 300) };
+            let (last, obuf) = (pick(0, 1) == 1, pick(0, 200));
+            let read_end = abuf + (chunks - 1) * chunk_pitch + (banks - 1) * row_pitch + width;
+            let from_obuf = try_obuf && (!last || obuf >= read_end || obuf + chunks <= abuf);
             Instr::Pool(Pool {
                 wait: Wait::NONE,
-                abuf: pick(0, 300) as u16,
+                abuf: abuf as u16,
                 chunks: chunks as u16,
                 width: width as u16,
-                banks: pick(1, r) as u8,
+                banks: banks as u8,
                 row_pitch: row_pitch as u16,
-                chunk_pitch: (r * row_pitch + pick(0, 3)) as u16,
+                chunk_pitch: chunk_pitch as u16,
                 first: pick(0, 2) == 0,
-                last: pick(0, 1) == 1,
+                last,
                 pbuf: pick(0, 40) as u16,
-                obuf: pick(0, 200) as u16,
+                obuf: obuf as u16,
+                from_obuf,
             })
         }
     }
@@ -342,6 +352,7 @@ pub fn vector_program(cfg: &EngineConfig) -> Vec<Instr> {
             last,
             pbuf: 16,
             obuf: 300,
+            from_obuf: false,
         })
     };
     let store = |obuf, runs, run_entries, banks, dram: u64| {
