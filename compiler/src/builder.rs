@@ -317,6 +317,14 @@ impl<'a> Builder<'a> {
         Ok(result)
     }
 
+    /// Appends a compute instruction of op `owner` to the current tile, after its others:
+    /// it shares the tile's store, which stays pending behind the next tile's first
+    /// instruction.
+    pub fn append_compute(&mut self, i: Instr, owner: usize) {
+        let tail = self.tail.as_mut().expect("a tile to append to");
+        tail.compute.push((i, owner));
+    }
+
     /// Ends the current program: the last tile, its store, END; with each one's op.
     pub fn finish_program(&mut self) -> (Vec<Instr>, Vec<usize>) {
         self.flush(true);
@@ -420,6 +428,19 @@ impl<'a> Builder<'a> {
         }));
     }
 
+    /// The PBUF records of every channel of a tensor, padded to whole chunks with the
+    /// identity.
+    pub fn channel_records(&self, requant: &[Requant], chunks: usize) -> Vec<u8> {
+        let g = self.cfg.group_width;
+        let mut bytes = Vec::with_capacity(chunks * g * PBUF_RECORD_BYTES);
+        for ch in 0..chunks * g {
+            bytes.extend_from_slice(&encode_requant(
+                requant.get(ch).unwrap_or(&Requant::IDENTITY),
+            ));
+        }
+        bytes
+    }
+
     /// Records for every channel of a tensor (padded to whole chunks with the identity),
     /// loaded into the next PBUF half; returns its base.
     pub fn channel_params(
@@ -428,13 +449,7 @@ impl<'a> Builder<'a> {
         chunks: usize,
     ) -> Result<usize, LayerError> {
         let g = self.cfg.group_width;
-        let mut bytes = Vec::with_capacity(chunks * g * PBUF_RECORD_BYTES);
-        for ch in 0..chunks * g {
-            bytes.extend_from_slice(&encode_requant(
-                requant.get(ch).unwrap_or(&Requant::IDENTITY),
-            ));
-        }
-        let dram = self.blob(bytes);
+        let dram = self.blob(self.channel_records(requant, chunks));
         let at = self.pbuf.take(chunks * g, "one record per channel")?;
         self.load_param(dram, at, chunks * g);
         Ok(at)

@@ -6,8 +6,11 @@ use crate::buffers::Stream;
 use crate::builder::{Builder, Cols, Tile};
 use crate::error::{u16_of, LayerError};
 use crate::layout::Layout;
+use crate::Stay;
 use contract::arith::Requant;
-use contract::isa::{encode_requant, Conv, Instr, Wait, PBUF_RECORD_BYTES};
+use contract::isa::{
+    encode_requant, Conv, Instr, Pool, Store, Wait, PBUF_RECORD_BYTES, POOL_MAX_CHUNKS,
+};
 use int8::ir::QConv;
 use std::ops::Range;
 
@@ -46,6 +49,20 @@ struct OnChip {
     /// after a producer row's first CONV has waited for the DMA.
     slots: usize,
     slot: usize,
+    pool: Option<RowPool>,
+}
+
+/// The global pool lowered with the readers: after each row tile, a POOL from OBUF sums
+/// one reader's output row in its slot; the last writes the pooled vector into the
+/// producer's row region (dead by then) and a STORE takes it to DRAM.
+struct RowPool {
+    op: usize,
+    /// The reader whose outputs it sums, and their chunks.
+    reader: usize,
+    chunks: usize,
+    /// Its records, loaded with the readers'.
+    pbuf: usize,
+    out: Layout,
 }
 
 /// A load of a `Stream`: `(DRAM, buffer address, entries)`.
@@ -79,15 +96,12 @@ enum Consts {
 }
 
 impl Builder<'_> {
-    /// Lowers conv `c`; with `then` (the 1×1 convs, by op, that read `c`'s outputs and
-    /// nothing else reads, with the member each reads), lowers them too, reading `c`'s
-    /// outputs on chip, when all fit the buffers — returns how many it lowered (0: `then`
-    /// is left to be lowered op by op).
-    pub fn conv(
-        &mut self,
-        c: &QConv,
-        then: &[(usize, usize, &QConv)],
-    ) -> Result<usize, LayerError> {
+    /// Lowers conv `c`; with `then.readers` (the 1×1 convs, by op, that read `c`'s outputs
+    /// and nothing else reads, with the member each reads), lowers them too, reading `c`'s
+    /// outputs on chip, when all fit the buffers, and with them `then.pool` when it fits
+    /// too — returns how many ops it lowered besides `c` (0: `then` is left to be lowered
+    /// op by op).
+    pub fn conv(&mut self, c: &QConv, then: &Stay) -> Result<usize, LayerError> {
         let (g, r, cols) = (self.cfg.group_width, self.cfg.rows, self.cfg.cols);
         let (ti, to) = (&self.model.tensors[c.input], &self.model.tensors[c.output]);
         let (li, lo) = (self.tensors[c.input], self.tensors[c.output]);
@@ -182,7 +196,7 @@ impl Builder<'_> {
             p0 = p1;
         }
         let row_runs = (last(passes.len() - 1).oc + last(passes.len() - 1).ncols).div_ceil(g);
-        let mut fused = match then.is_empty() {
+        let mut fused = match then.readers.is_empty() {
             false if col_tiles.len() == 1 && wgt.is_resident() && rec.is_resident() => {
                 let row = out_need(0, passes.len(), &widest);
                 self.on_chip(then, row, lead, ow, oh <= r)?
@@ -313,10 +327,18 @@ impl Builder<'_> {
             if let Some(f) = &mut fused {
                 if schedule.get(n + 1).is_none_or(|t| t.0 != *oy0) {
                     let k = f.readers.len();
+                    let mut pooled = 0;
                     for (i, reader) in f.readers.iter_mut().enumerate() {
                         let turn = (oy0 / r * k + i) % (k + 1);
                         let out = f.slots + turn * f.slot;
                         self.pointwise_row(reader, out, *oy0, valid, w)?;
+                        if f.pool.as_ref().is_some_and(|p| p.reader == i) {
+                            pooled = out;
+                        }
+                    }
+                    if let Some(p) = &f.pool {
+                        let last = *oy0 + r >= oh;
+                        self.pool_row(p, pooled, f.row, (*oy0, valid, w), last)?;
                     }
                 }
             }
@@ -330,7 +352,57 @@ impl Builder<'_> {
                 }
             }
         }
-        Ok(fused.map_or(0, |f| f.readers.len()))
+        Ok(fused.map_or(0, |f| f.readers.len() + f.pool.is_some() as usize))
+    }
+
+    /// The POOL of the row tile at output row `oy0` (`valid` rows, `w` columns) of the
+    /// reader's outputs at OBUF `at`: `first` on the first row, and on the last `last`,
+    /// which writes the pooled vector at `vector` and a STORE of it. It issues once the
+    /// reader's CONVs have drained (the compute unit runs in order). It joins the reader
+    /// row's tile, so the row's STORE still runs beside the next producer row; the last
+    /// is a tile of its own, for the vector's STORE.
+    fn pool_row(
+        &mut self,
+        p: &RowPool,
+        at: usize,
+        vector: usize,
+        (oy0, valid, w): (usize, usize, usize),
+        last: bool,
+    ) -> Result<(), LayerError> {
+        let pool = Instr::Pool(Pool {
+            wait: Wait::NONE,
+            abuf: at as u16,
+            chunks: p.chunks as u16,
+            width: w as u16,
+            banks: valid as u8,
+            row_pitch: 0,
+            chunk_pitch: w as u16,
+            first: oy0 == 0,
+            last,
+            pbuf: p.pbuf as u16,
+            obuf: vector as u16,
+            from_obuf: true,
+        });
+        let store = last.then(|| Store {
+            wait: Wait::NONE,
+            dram: p.out.addr(0, 0, 0),
+            bank_stride: 0,
+            run_stride: 0,
+            obuf: vector as u16,
+            obuf_stride: 0,
+            run_entries: p.chunks as u16,
+            runs: 1,
+            banks: 1,
+        });
+        match store {
+            None => self.append_compute(pool, p.op),
+            Some(store) => {
+                let op = std::mem::replace(&mut self.op, p.op);
+                self.tile(vec![pool], Some(store), Wait::NONE, |_| Ok(()))?;
+                self.op = op;
+            }
+        }
+        Ok(())
     }
 
     /// Plans the 1×1 convs `then` (op, member read, conv) to read the producer's row tiles
@@ -342,13 +414,14 @@ impl Builder<'_> {
     /// half, the slots in the other.
     fn on_chip(
         &mut self,
-        then: &[(usize, usize, &QConv)],
+        stay: &Stay,
         row: usize,
         lead: usize,
         ow: usize,
         one_row: bool,
     ) -> Result<Option<OnChip>, LayerError> {
         let (g, cols) = (self.cfg.group_width, self.cfg.cols);
+        let then = &stay.readers;
         let members = then.len();
         let plans: Vec<_> = then
             .iter()
@@ -377,15 +450,30 @@ impl Builder<'_> {
         {
             return Ok(None);
         }
+        // the pool, with resident readers: its records fit beside theirs, its sums the
+        // accumulator, its vector the producer's row region
+        let pool = stay.pool.and_then(|(op, p)| {
+            let reader = then.iter().position(|r| r.2.output == p.input)?;
+            let (li, out) = (self.tensors[p.input], self.tensors[p.output]);
+            let ok = resident
+                && records + li.chunks * g <= self.pbuf.half
+                && li.chunks <= POOL_MAX_CHUNKS
+                && li.chunks <= row
+                && (out.h, out.w, out.pad, out.chunk_stride) == (1, 1, 0, 1);
+            ok.then_some((op, p, reader, li.chunks))
+        });
         let (mut weights, mut params) = (Vec::new(), Vec::new());
         for &(_, _, pw, chunks, ref passes, _) in &plans {
             let cin = self.model.tensors[pw.input].channels;
             weights.extend(self.conv_weights(pw, cin, chunks, passes));
             params.extend(self.conv_params(pw, passes));
         }
+        if let Some((_, p, _, chunks)) = pool {
+            params.extend(self.channel_records(&p.requant, chunks));
+        }
         let (wblob, pblob) = (self.blob(weights), self.blob(params));
-        // resident: every reader's weights and records one after another; streamed (one
-        // reader): its first tile's, the rest behind its tiles
+        // resident: every reader's weights and records one after another (then the pool's);
+        // streamed (one reader): its first tile's, the rest behind its tiles
         let (passes, chunks) = if resident {
             (1, entries)
         } else {
@@ -393,7 +481,12 @@ impl Builder<'_> {
         };
         let first = 0..if resident { 1 } else { per_tile.min(passes) };
         let mut wgt = Stream::new(wblob, chunks, cols * g, &mut self.wbuf, passes);
-        let rec_entries = if resident { records } else { cols };
+        let pool_records = pool.map_or(0, |p| p.3 * g);
+        let rec_entries = if resident {
+            records + pool_records
+        } else {
+            cols
+        };
         let mut rec = Stream::new(
             pblob,
             rec_entries,
@@ -430,12 +523,20 @@ impl Builder<'_> {
                 consts,
             });
         }
+        let pool = pool.map(|(op, p, reader, chunks)| RowPool {
+            op,
+            reader,
+            chunks,
+            pbuf,
+            out: self.tensors[p.output],
+        });
         Ok(Some(OnChip {
             readers,
             consts,
             row: input,
             slots,
             slot,
+            pool,
         }))
     }
 

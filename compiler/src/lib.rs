@@ -46,7 +46,7 @@ pub mod plan;
 mod pool;
 
 pub use error::{CompileError, LayerError};
-pub use int8::ir::{QConv, QModel, QOp, TensorId};
+pub use int8::ir::{QConv, QModel, QOp, QPool, TensorId};
 pub use layout::Layout;
 pub use plan::{OpInfo, Plan, Program};
 
@@ -109,7 +109,7 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
         if !group.contains(&n) {
             b.op = n;
             let then = if per_op {
-                Vec::new()
+                Stay::default()
             } else {
                 stays_for(model, n, &outputs)
             };
@@ -168,17 +168,24 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
     })
 }
 
+/// What op `n`'s lowering may take with it (docs/compiler.md, the *stay* hand-off): the
+/// 1×1 convs right after it that read its outputs on chip, and the global pool right after
+/// them that sums one reader's outputs as they are written.
+#[derive(Default)]
+pub(crate) struct Stay<'m> {
+    /// `(op, member read, conv)`, one per output of op `n` (a merged conv's members).
+    pub readers: Vec<(usize, usize, &'m QConv)>,
+    /// `(op, pool)`: the op after the readers, when it pools one reader's output.
+    pub pool: Option<(usize, &'m QPool)>,
+}
+
 /// The 1×1 convs right after op `n` that read its `outputs` (a merged conv's members), one
 /// each, by op with the member it reads, when the outputs can stay on chip for them: op `n`
-/// is a conv, each output is read by that one op only, and none is the embedding. Empty
-/// otherwise.
-fn stays_for<'m>(
-    model: &'m QModel,
-    n: usize,
-    outputs: &[TensorId],
-) -> Vec<(usize, usize, &'m QConv)> {
+/// is a conv, each output is read by that one op only, and none is the embedding; and the
+/// pool after them, if it reads one of theirs. Empty otherwise.
+fn stays_for<'m>(model: &'m QModel, n: usize, outputs: &[TensorId]) -> Stay<'m> {
     if !matches!(model.ops[n], QOp::Conv(_)) {
-        return Vec::new();
+        return Stay::default();
     }
     let readers: Vec<_> = model.ops[n + 1..]
         .iter()
@@ -206,9 +213,13 @@ fn stays_for<'m>(
         && outputs
             .iter()
             .all(|&t| t != model.embedding && read_once(t));
-    if ok {
-        readers
-    } else {
-        Vec::new()
+    if !ok {
+        return Stay::default();
     }
+    let after = n + 1 + readers.len();
+    let pool = match model.ops.get(after) {
+        Some(QOp::Pool(p)) if readers.iter().any(|r| r.2.output == p.input) => Some((after, p)),
+        _ => None,
+    };
+    Stay { readers, pool }
 }

@@ -5,6 +5,7 @@
 
 use compiler::bound::{Bound, Dataflow};
 use contract::arith::{AddParams, Requant};
+use contract::isa::Instr;
 use contract::EngineConfig;
 use host::run::backend::Backend;
 use host::run::engine::{EngineBackend, SimMachine};
@@ -175,6 +176,18 @@ proptest! {
         let fc1 = n.conv(sq, (c / 4).max(1), 1, 1, 1);
         let fc2 = n.conv(fc1, c, 1, 1, 1);
         n.ewise(pw, Some(fc2), Some(0));
+        // On the tiny preset the SE pool is lowered with the convs before it and sums
+        // `pw`'s outputs in OBUF: no act loads, every POOL from OBUF.
+        let plan = compiler::compile(&n.m, &EngineConfig::tiny(), false).unwrap();
+        let at = plan.ops.iter().position(|o| o.outputs == [sq]).unwrap();
+        prop_assert_eq!(plan.ops[at].lowered_with.clone(), at - 2..at + 1);
+        let pool_instrs = || plan.programs[0].instrs_of(at);
+        prop_assert!(pool_instrs().any(|i| matches!(i, Instr::Pool(_))));
+        let on_chip = pool_instrs().all(|i| match i {
+            Instr::Pool(p) => p.from_obuf,
+            i => !matches!(i, Instr::LoadAct(_)),
+        });
+        prop_assert!(on_chip, "the SE pool loads its input");
         // C = G, and C = 2G, where groups of 8 outputs share weight sets in pairs; and
         // buffers so small that rows are cut into column slices and records go per step
         n.clone().check(&EngineConfig::tiny(), stall);
