@@ -358,6 +358,22 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Store of a pooled vector, `chunks` entries of OBUF bank 0 from `obuf`, to chunks
+    /// `j0 ..` of the 1×1 tensor `out`.
+    pub fn vector_store(out: &Layout, j0: usize, obuf: usize, chunks: usize) -> Store {
+        Store {
+            wait: Wait::NONE,
+            dram: out.addr(j0, 0, 0),
+            bank_stride: 0,
+            run_stride: 0,
+            obuf: obuf as u16,
+            obuf_stride: 0,
+            run_entries: chunks as u16,
+            runs: 1,
+            banks: 1,
+        }
+    }
+
     /// Appends `compute` (all without wait flags) and the independent `dma` instructions in
     /// the order the two units would free up, by the cycle model's durations: the
     /// controller issues in order, so a DMA instruction placed too early holds up the CONVs

@@ -8,9 +8,7 @@ use crate::error::{u16_of, LayerError};
 use crate::layout::Layout;
 use crate::Stay;
 use contract::arith::Requant;
-use contract::isa::{
-    encode_requant, Conv, Instr, Pool, Store, Wait, PBUF_RECORD_BYTES, POOL_MAX_CHUNKS,
-};
+use contract::isa::{encode_requant, Conv, Instr, Pool, Wait, PBUF_RECORD_BYTES, POOL_MAX_CHUNKS};
 use int8::ir::QConv;
 use std::ops::Range;
 
@@ -327,18 +325,13 @@ impl Builder<'_> {
             if let Some(f) = &mut fused {
                 if schedule.get(n + 1).is_none_or(|t| t.0 != *oy0) {
                     let k = f.readers.len();
-                    let mut pooled = 0;
+                    let slot = |i: usize| f.slots + (oy0 / r * k + i) % (k + 1) * f.slot;
                     for (i, reader) in f.readers.iter_mut().enumerate() {
-                        let turn = (oy0 / r * k + i) % (k + 1);
-                        let out = f.slots + turn * f.slot;
-                        self.pointwise_row(reader, out, *oy0, valid, w)?;
-                        if f.pool.as_ref().is_some_and(|p| p.reader == i) {
-                            pooled = out;
-                        }
+                        self.pointwise_row(reader, slot(i), *oy0, valid, w)?;
                     }
                     if let Some(p) = &f.pool {
                         let last = *oy0 + r >= oh;
-                        self.pool_row(p, pooled, f.row, (*oy0, valid, w), last)?;
+                        self.pool_row(p, slot(p.reader), f.row, (*oy0, valid, w), last)?;
                     }
                 }
             }
@@ -383,24 +376,13 @@ impl Builder<'_> {
             obuf: vector as u16,
             from_obuf: true,
         });
-        let store = last.then(|| Store {
-            wait: Wait::NONE,
-            dram: p.out.addr(0, 0, 0),
-            bank_stride: 0,
-            run_stride: 0,
-            obuf: vector as u16,
-            obuf_stride: 0,
-            run_entries: p.chunks as u16,
-            runs: 1,
-            banks: 1,
-        });
-        match store {
-            None => self.append_compute(pool, p.op),
-            Some(store) => {
-                let op = std::mem::replace(&mut self.op, p.op);
-                self.tile(vec![pool], Some(store), Wait::NONE, |_| Ok(()))?;
-                self.op = op;
-            }
+        if last {
+            let store = Self::vector_store(&p.out, 0, vector, p.chunks);
+            let op = std::mem::replace(&mut self.op, p.op);
+            self.tile(vec![pool], Some(store), Wait::NONE, |_| Ok(()))?;
+            self.op = op;
+        } else {
+            self.append_compute(pool, p.op);
         }
         Ok(())
     }
@@ -481,7 +463,7 @@ impl Builder<'_> {
         };
         let first = 0..if resident { 1 } else { per_tile.min(passes) };
         let mut wgt = Stream::new(wblob, chunks, cols * g, &mut self.wbuf, passes);
-        let pool_records = pool.map_or(0, |p| p.3 * g);
+        let pool_records = pool.map_or(0, |(_, _, _, chunks)| chunks * g);
         let rec_entries = if resident {
             records + pool_records
         } else {

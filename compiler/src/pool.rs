@@ -2,7 +2,7 @@
 
 use crate::builder::{Builder, Cols};
 use crate::error::{u16_of, LayerError};
-use contract::isa::{Instr, Pool, Store, Wait, POOL_MAX_CHUNKS};
+use contract::isa::{Instr, Pool, Wait, POOL_MAX_CHUNKS};
 use int8::ir::QPool;
 
 impl Builder<'_> {
@@ -81,17 +81,7 @@ impl Builder<'_> {
                 obuf: obuf as u16,
                 from_obuf: false,
             });
-            let store = last.then(|| Store {
-                wait: Wait::NONE,
-                dram: lo.addr(j0, 0, 0),
-                bank_stride: 0,
-                run_stride: 0,
-                obuf: obuf as u16,
-                obuf_stride: 0,
-                run_entries: n as u16,
-                runs: 1,
-                banks: 1,
-            });
+            let store = last.then(|| Self::vector_store(&lo, j0, obuf, n));
             let next = self.tile(vec![pool], store, Wait::BOTH, |b| {
                 let Some(&t) = tiles.get(i + 1) else {
                     return Ok(None);
