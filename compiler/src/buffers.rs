@@ -60,10 +60,12 @@ pub(crate) struct Stream {
     /// Buffer entries and DRAM bytes per pass.
     pub entries: usize,
     bytes: usize,
-    /// The resident half's base.
+    /// Where the passes start, when resident.
     resident: Option<usize>,
     /// Where the most recent tile's first pass went.
     pub last: usize,
+    /// How many passes it holds.
+    passes: usize,
 }
 
 impl Stream {
@@ -81,7 +83,30 @@ impl Stream {
             bytes: entries * entry_bytes,
             resident,
             last: 0,
+            passes,
         }
+    }
+
+    /// A resident stream of `passes` right after this resident one in its half, when they
+    /// fit there together: loaded when this one is, it needs no half of its own.
+    pub fn beside(
+        &self,
+        blob: u32,
+        entries: usize,
+        entry_bytes: usize,
+        halves: &Halves,
+        passes: usize,
+    ) -> Option<Self> {
+        let base = self.resident?;
+        let at = base + self.passes * self.entries;
+        (at + passes * entries <= base + halves.half).then_some(Stream {
+            blob,
+            entries,
+            bytes: entries * entry_bytes,
+            resident: Some(at),
+            last: at,
+            passes,
+        })
     }
 
     pub fn is_resident(&self) -> bool {

@@ -79,6 +79,9 @@ impl Cols {
     }
 }
 
+/// A load of constants (weights or records): `(DRAM, buffer address, entries)`.
+pub(crate) type Load = (u32, usize, usize);
+
 /// The instructions of the current tile not yet placed: the running first compute
 /// instruction, the tile's other compute instructions, and the DMA work behind them.
 struct Tail {
@@ -433,6 +436,16 @@ impl<'a> Builder<'a> {
             wbuf: wbuf as u16,
             entries: entries as u16,
         }));
+    }
+
+    /// A weight load and a record load, where there are.
+    pub fn load_consts(&mut self, (wgt, rec): (Option<Load>, Option<Load>)) {
+        if let Some((dram, at, n)) = wgt {
+            self.load_wgt(dram, at, n);
+        }
+        if let Some((dram, at, n)) = rec {
+            self.load_param(dram, at, n);
+        }
     }
 
     pub fn load_param(&mut self, dram: u32, pbuf: usize, channels: usize) {
