@@ -12,6 +12,9 @@ pub(crate) struct Halves {
     entries: usize,
     pub half: usize,
     next: usize,
+    /// The half the last resident data went to and how much of it that data fills: more
+    /// goes beside it while it fits.
+    fill: Option<(usize, usize)>,
 }
 
 impl Halves {
@@ -22,6 +25,7 @@ impl Halves {
             entries,
             half: entries / 2,
             next: 0,
+            fill: None,
         }
     }
 
@@ -48,7 +52,25 @@ impl Halves {
     fn next_base(&mut self) -> usize {
         let base = self.next * self.half;
         self.next ^= 1;
+        self.fill = None;
         base
+    }
+
+    /// Where `need` entries that stay for a whole op go: right after the last resident
+    /// data when they fit its half, otherwise at the next half. Either way they overlap
+    /// nothing the previous op reads, so its successor's loads can go behind its last tile.
+    fn resident(&mut self, need: usize) -> usize {
+        match self.fill {
+            Some((base, used)) if used + need <= self.half => {
+                self.fill = Some((base, used + need));
+                base + used
+            }
+            _ => {
+                let base = self.next_base();
+                self.fill = Some((base, need));
+                base
+            }
+        }
     }
 }
 
@@ -64,8 +86,6 @@ pub(crate) struct Stream {
     resident: Option<usize>,
     /// Where the most recent tile's first pass went.
     pub last: usize,
-    /// How many passes it holds.
-    passes: usize,
 }
 
 impl Stream {
@@ -76,37 +96,14 @@ impl Stream {
         halves: &mut Halves,
         passes: usize,
     ) -> Self {
-        let resident = (passes * entries <= halves.half).then(|| halves.next_base());
+        let resident = (passes * entries <= halves.half).then(|| halves.resident(passes * entries));
         Stream {
             blob,
             entries,
             bytes: entries * entry_bytes,
             resident,
             last: 0,
-            passes,
         }
-    }
-
-    /// A resident stream of `passes` right after this resident one in its half, when they
-    /// fit there together: loaded when this one is, it needs no half of its own.
-    pub fn beside(
-        &self,
-        blob: u32,
-        entries: usize,
-        entry_bytes: usize,
-        halves: &Halves,
-        passes: usize,
-    ) -> Option<Self> {
-        let base = self.resident?;
-        let at = base + self.passes * self.entries;
-        (at + passes * entries <= base + halves.half).then_some(Stream {
-            blob,
-            entries,
-            bytes: entries * entry_bytes,
-            resident: Some(at),
-            last: at,
-            passes,
-        })
     }
 
     pub fn is_resident(&self) -> bool {

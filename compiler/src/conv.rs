@@ -36,11 +36,9 @@ struct ActTile {
 /// `r`, which holds output row `r`), so the tensors between them never go to DRAM.
 struct OnChip {
     readers: Vec<Reader>,
-    /// The readers' first weights and records, `(DRAM, base, entries)` of each load: with
-    /// the producer's when `beside` (they share its WBUF and PBUF halves), otherwise
-    /// behind its first CONV.
+    /// The readers' first weights and records, `(DRAM, base, entries)` of each load,
+    /// placed behind the producer's first CONV.
     consts: (Option<Load>, Option<Load>),
-    beside: bool,
     /// The OBUF region of the producer's row tile.
     row: usize,
     /// `readers + 1` OBUF slots of `slot` entries for the readers' output rows, taken in
@@ -196,7 +194,7 @@ impl Builder<'_> {
         let mut fused = match then.readers.is_empty() {
             false if col_tiles.len() == 1 && wgt.is_resident() && rec.is_resident() => {
                 let row = out_need(0, passes.len(), &widest);
-                self.on_chip(then, row, lead, ow, oh <= r, (&wgt, &rec))?
+                self.on_chip(then, row, lead, ow, oh <= r)?
             }
             _ => None,
         };
@@ -242,9 +240,6 @@ impl Builder<'_> {
         let mut first_consts = (0, 0);
         self.begin_op(|b| {
             first_consts = consts(b, &schedule[0]);
-            if let Some(f) = fused.as_ref().filter(|f| f.beside) {
-                b.load_consts(f.consts);
-            }
             Ok(())
         })?;
         let mut here = ActTile {
@@ -305,10 +300,7 @@ impl Builder<'_> {
             let store = fused
                 .is_none()
                 .then(|| Self::store(&lo, obuf + lead * w, at, w, valid, runs));
-            let readers_consts = fused
-                .as_ref()
-                .filter(|f| n == 0 && !f.beside)
-                .map(|f| f.consts);
+            let readers_consts = fused.as_ref().filter(|_| n == 0).map(|f| f.consts);
             let next = self.tile(convs, store, Wait::BOTH, |b| {
                 if let Some(m) = next_distinct(n) {
                     if ahead.is_none_or(|(at, _)| at != m) {
@@ -393,9 +385,7 @@ impl Builder<'_> {
     /// of the largest reader's output row the other, and all the readers' weights fit one
     /// WBUF half and their records one PBUF half — or, for a single reader of a producer of
     /// one row tile (`one_row`), a pass does. Takes the halves: the row in the next OBUF
-    /// half, the slots in the other; resident constants go beside the producer's
-    /// (`producer`, its weights and records) when they fit its halves, so they load with
-    /// them behind the previous op, otherwise into the next halves.
+    /// half, the slots in the other.
     fn on_chip(
         &mut self,
         stay: &Stay,
@@ -403,7 +393,6 @@ impl Builder<'_> {
         lead: usize,
         ow: usize,
         one_row: bool,
-        producer: (&Stream, &Stream),
     ) -> Result<Option<OnChip>, LayerError> {
         let (g, cols) = (self.cfg.group_width, self.cfg.cols);
         let then = &stay.readers;
@@ -465,30 +454,20 @@ impl Builder<'_> {
             (plans[0].4.len(), plans[0].3)
         };
         let first = 0..if resident { 1 } else { per_tile.min(passes) };
+        let mut wgt = Stream::new(wblob, chunks, cols * g, &mut self.wbuf, passes);
         let pool_records = pool.map_or(0, |(_, _, _, chunks)| chunks * g);
         let rec_entries = if resident {
             records + pool_records
         } else {
             cols
         };
-        let (wbytes, pbytes) = (cols * g, PBUF_RECORD_BYTES);
-        let beside = match resident {
-            true => (
-                producer.0.beside(wblob, chunks, wbytes, &self.wbuf, passes),
-                producer
-                    .1
-                    .beside(pblob, rec_entries, pbytes, &self.pbuf, passes),
-            ),
-            false => (None, None),
-        };
-        let (mut wgt, mut rec, beside) = match beside {
-            (Some(wgt), Some(rec)) => (wgt, rec, true),
-            _ => (
-                Stream::new(wblob, chunks, wbytes, &mut self.wbuf, passes),
-                Stream::new(pblob, rec_entries, pbytes, &mut self.pbuf, passes),
-                false,
-            ),
-        };
+        let mut rec = Stream::new(
+            pblob,
+            rec_entries,
+            PBUF_RECORD_BYTES,
+            &mut self.pbuf,
+            passes,
+        );
         let consts = (
             wgt.next(first.clone(), true, &mut self.wbuf),
             rec.next(first, true, &mut self.pbuf),
@@ -528,7 +507,6 @@ impl Builder<'_> {
         Ok(Some(OnChip {
             readers,
             consts,
-            beside,
             row: input,
             slots,
             slot,

@@ -21,6 +21,8 @@
 //!   op's weights and records load behind the previous op's last tile; only its act rows
 //!   wait for the previous op's last store. The cycle model's race detector checks all of
 //!   this on every run.
+//! - **Prefetch** ([`prefetch`]): each finished program's constant loads move to where the
+//!   DMA idles before they are needed, when nothing in between touches what they load.
 //! - **Programs** ([`plan`]): the whole model is one program by default (ops overlap);
 //!   `per_op` gives one program per op (each starts and ends with empty units) for
 //!   debugging.
@@ -44,6 +46,7 @@ pub mod layout;
 pub mod passes;
 pub mod plan;
 mod pool;
+mod prefetch;
 
 pub use error::{CompileError, LayerError};
 pub use int8::ir::{QConv, QModel, QOp, QPool, TensorId};
@@ -134,6 +137,7 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
         });
         if per_op || n + 1 == model.ops.len() {
             let (instrs, owner) = b.finish_program();
+            let (instrs, owner) = prefetch::hoist(cfg, instrs, owner);
             for (i, info) in ops.iter_mut().enumerate().skip(first_op) {
                 info.first_compute = (0..instrs.len())
                     .find(|&j| owner[j] == i && instrs[j].unit() == Unit::Compute)

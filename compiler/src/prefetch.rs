@@ -1,0 +1,286 @@
+//! Constant loads moved into the DMA's idle time. The builder places an op's weights and
+//! records behind the previous op's last tile or the producer's first CONV, where the DMA
+//! may be busy with act rows and stores while it idled for thousands of cycles a few tiles
+//! earlier; and the controller issues in order, so a long weight load there holds up the
+//! small loads and the CONVs behind it. This pass moves each LOAD_WGT and LOAD_PARAM to the
+//! earliest place where, by `contract::timing`'s estimate, the DMA is free from the load's
+//! issue until it is done and not needed before — when the move is safe: nothing between
+//! that place and the old one touches what it loads, and some instruction between the last
+//! one that did and the new place waits for the compute unit, so every compute instruction
+//! before it has finished when the load issues. The cycle model's race detector checks the
+//! result on every run.
+
+use contract::footprint::Access;
+use contract::isa::{Instr, Unit, Wait};
+use contract::{timing, EngineConfig};
+
+/// How far back a load may move, in instructions: a block's worth of tiles.
+const WINDOW: usize = 256;
+
+/// One instruction with what the pass needs of it: its owner, what it touches, its
+/// estimated issue cycle and the cycle the DMA is free of the instructions before it.
+struct Slot {
+    instr: Instr,
+    owner: usize,
+    footprint: Vec<Access>,
+    issue: u64,
+    dma_free: u64,
+}
+
+/// The program with its constant loads moved into the DMA's idle time; with each
+/// instruction's owner.
+pub(crate) fn hoist(
+    cfg: &EngineConfig,
+    program: Vec<Instr>,
+    owner: Vec<usize>,
+) -> (Vec<Instr>, Vec<usize>) {
+    let est = estimate(cfg, &program);
+    let mut prog: Vec<Slot> = program
+        .into_iter()
+        .zip(owner)
+        .enumerate()
+        .map(|(k, (instr, owner))| Slot {
+            footprint: instr.footprint(cfg),
+            instr,
+            owner,
+            issue: est.issue[k],
+            dma_free: est.dma_free[k],
+        })
+        .collect();
+    // the DMA time of the loads already moved, `(start, end)`, sorted
+    let mut taken: Vec<(u64, u64)> = Vec::new();
+    for j in 0..prog.len() {
+        if !matches!(prog[j].instr, Instr::LoadWgt(_) | Instr::LoadParam(_)) {
+            continue;
+        }
+        if let Some((p, issue, end)) = place(cfg, &prog, j, est.fetch, &taken) {
+            let mut load = prog.remove(j);
+            (load.issue, load.dma_free) = (issue, issue);
+            prog.insert(p, load);
+            let at = taken.partition_point(|&(s, _)| s < issue);
+            taken.insert(at, (issue, end));
+        }
+    }
+    prog.into_iter().map(|s| (s.instr, s.owner)).unzip()
+}
+
+/// Where the constant load at `j` goes, with its estimated issue and end: the earliest
+/// safe index at most `WINDOW` back at which the DMA is free (of the instructions before
+/// it and of the loads already moved, `taken`) from the load's issue until it is done, and
+/// not needed before by a DMA instruction or one that waits for it; `None` when it stays.
+fn place(
+    cfg: &EngineConfig,
+    prog: &[Slot],
+    j: usize,
+    fetch: u64,
+    taken: &[(u64, u64)],
+) -> Option<(usize, u64, u64)> {
+    let load = &prog[j];
+    if load.instr.wait() != Wait::NONE {
+        return None;
+    }
+    let lo = j.saturating_sub(WINDOW);
+    let touches = |s: &Slot| {
+        load.footprint
+            .iter()
+            .any(|w| s.footprint.iter().any(|a| w.conflicts(a)))
+    };
+    // the last instruction before it that touches what it loads (or the window's start),
+    // then the first after that which waits for the compute unit: the load may go after it
+    let start = (lo..j)
+        .rev()
+        .find(|&k| touches(&prog[k]))
+        .map_or(lo, |k| k + 1);
+    let fence = (start..j).find(|&k| prog[k].instr.wait_compute())?;
+    let dur = dma_cycles(cfg, &load.instr);
+    let needs = |s: &Slot| s.instr.unit() == Unit::Dma || s.instr.wait_dma();
+    let mut need = prog[j + 1..]
+        .iter()
+        .find(|s| needs(s))
+        .map_or(u64::MAX, |s| s.issue);
+    let mut best = None;
+    for p in (fence + 1..j).rev() {
+        if needs(&prog[p]) {
+            need = need.min(prog[p].issue);
+        }
+        // the controller issues in order: the DMA must be free when the load reaches it
+        let issue = prog[p - 1].issue + fetch;
+        let end = issue + dur;
+        let free = prog[p].dma_free <= issue && end <= need && !overlaps(taken, issue, end);
+        if free {
+            best = Some((p, issue, end));
+        }
+    }
+    best
+}
+
+/// Whether `start .. end` overlaps one of the sorted, disjoint intervals `taken`.
+fn overlaps(taken: &[(u64, u64)], start: u64, end: u64) -> bool {
+    let at = taken.partition_point(|&(_, e)| e <= start);
+    taken.get(at).is_some_and(|&(s, _)| s < end)
+}
+
+/// The estimated issue cycle of every instruction, and when the DMA is free of the ones
+/// before it: an in-order controller that spends `fetch` cycles on each instruction,
+/// one DMA instruction at a time, CONVs into the previous one's drain.
+struct Estimate {
+    issue: Vec<u64>,
+    dma_free: Vec<u64>,
+    fetch: u64,
+}
+
+fn estimate(cfg: &EngineConfig, prog: &[Instr]) -> Estimate {
+    let fetch = timing::fetch_words(cfg, 0).len() as u64
+        + cfg.dram_latency as u64
+        + timing::DECODE_CYCLES
+        + 1;
+    let (mut ctrl, mut dma, mut done, mut accept) = (0u64, 0u64, 0u64, 0u64);
+    let mut issue = Vec::with_capacity(prog.len());
+    let mut dma_free = Vec::with_capacity(prog.len());
+    for i in prog {
+        dma_free.push(dma);
+        let mut t = ctrl + fetch;
+        if i.wait_dma() || i.unit() == Unit::Dma {
+            t = t.max(dma);
+        }
+        if i.wait_compute() {
+            t = t.max(done);
+        }
+        match i {
+            Instr::Conv(c) if !i.wait_compute() => {
+                t = t.max(accept);
+                accept = t + timing::conv_accept(cfg, c);
+            }
+            Instr::Conv(c) => accept = t + timing::conv_accept(cfg, c),
+            Instr::Ewise(_) | Instr::Pool(_) => t = t.max(done),
+            _ => {}
+        }
+        match i.unit() {
+            Unit::Dma => dma = t + dma_cycles(cfg, i),
+            Unit::Compute => {
+                done = t + timing::compute_cycles(cfg, i).unwrap_or(0);
+                accept = accept.max(t);
+            }
+            Unit::Controller => t = t.max(dma).max(done),
+        }
+        issue.push(t);
+        ctrl = t;
+    }
+    Estimate {
+        issue,
+        dma_free,
+        fetch,
+    }
+}
+
+/// Cycles a DMA instruction keeps the DMA, by the scheduler's estimate.
+fn dma_cycles(cfg: &EngineConfig, i: &Instr) -> u64 {
+    timing::dma_beats(cfg, i).map_or(0, |b| {
+        let latency = if b.write { 0 } else { cfg.dram_latency as u64 };
+        b.setup + b.count() + latency + 1
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::isa::{Conv, LoadAct, LoadWgt};
+
+    fn load(wbuf: u16) -> Instr {
+        Instr::LoadWgt(LoadWgt {
+            wait: Wait::NONE,
+            dram: 0x1000,
+            wbuf,
+            entries: 40,
+        })
+    }
+
+    /// A long 1×1 CONV over 40 chunks reading WBUF `wbuf ..`.
+    fn conv(wait: Wait, wbuf: u16) -> Instr {
+        Instr::Conv(Conv {
+            wait,
+            abuf: 0,
+            wbuf,
+            obuf: 0,
+            pbuf: 0,
+            out_w: 50,
+            chunks: 40,
+            kernel: 1,
+            stride: 1,
+            row_pitch: 50,
+            chunk_pitch: 350,
+            obuf_stride: 50,
+            from_obuf: false,
+        })
+    }
+
+    fn hoisted(program: Vec<Instr>) -> Vec<Instr> {
+        let owners = vec![0; program.len()];
+        hoist(&EngineConfig::default(), program, owners).0
+    }
+
+    #[test]
+    fn a_weight_load_moves_into_the_dma_idle_time_under_running_convs() {
+        let (a, b) = (0, 1024);
+        let program = vec![
+            load(a),
+            conv(Wait::BOTH, a),
+            conv(Wait::NONE, a),
+            load(b),
+            conv(Wait::BOTH, b),
+        ];
+        let expect = vec![program[0], program[1], program[3], program[2], program[4]];
+        assert_eq!(hoisted(program), expect);
+    }
+
+    #[test]
+    fn a_load_stays_behind_the_convs_that_read_what_it_overwrites() {
+        let a = 0;
+        let program = vec![
+            load(a),
+            conv(Wait::BOTH, a),
+            conv(Wait::NONE, a),
+            load(a),
+            conv(Wait::BOTH, a),
+        ];
+        assert_eq!(hoisted(program.clone()), program);
+    }
+
+    #[test]
+    fn a_load_moves_only_past_an_instruction_that_waits_for_the_convs_before_it() {
+        let (a, c) = (0, 1024);
+        // the first CONV reads what the load overwrites, and no CONV after it waits for it
+        let program = vec![
+            load(a),
+            conv(Wait::BOTH, a),
+            conv(Wait::NONE, c),
+            conv(Wait::NONE, c),
+            load(a),
+            conv(Wait::BOTH, a),
+        ];
+        assert_eq!(hoisted(program.clone()), program);
+    }
+
+    #[test]
+    fn a_load_does_not_move_where_the_dma_is_busy() {
+        let (a, b) = (0, 1024);
+        // the act rows keep the DMA busy from right after the first CONV
+        let rows = Instr::LoadAct(LoadAct {
+            wait: Wait::NONE,
+            dram: 0x8000,
+            dram_stride: 0,
+            abuf: 4096,
+            rows: 1,
+            row_entries: 4000,
+        });
+        let program = vec![
+            load(a),
+            conv(Wait::BOTH, a),
+            rows,
+            conv(Wait::NONE, a),
+            load(b),
+            conv(Wait::BOTH, b),
+        ];
+        assert_eq!(hoisted(program.clone()), program);
+    }
+}
