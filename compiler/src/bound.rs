@@ -23,12 +23,12 @@ pub struct Units {
 }
 
 impl Units {
-    /// One instruction's share, its CONV priced under `df`.
-    fn of(cfg: &contract::EngineConfig, ins: &Instr, df: &Dataflow) -> Units {
+    /// One instruction's share.
+    fn of(cfg: &contract::EngineConfig, ins: &Instr) -> Units {
         let dma = timing::dma_beats(cfg, ins);
         Units {
             array: match ins {
-                Instr::Conv(c) => df.conv_accept(cfg, c),
+                Instr::Conv(c) => timing::conv_accept(cfg, c),
                 _ => 0,
             },
             vector: match ins {
@@ -184,7 +184,7 @@ impl Bound {
                 if !block.contains(&op) {
                     continue;
                 }
-                let mut i = Units::of(cfg, ins, df);
+                let mut i = Units::of(cfg, ins);
                 let t = match ins {
                     Instr::LoadAct(l) => tensor_at(plan, l.dram),
                     Instr::Store(s) => tensor_at(plan, s.dram),
@@ -231,32 +231,13 @@ impl Bound {
     }
 }
 
-/// The hardware a [`Bound::fused`] prices; the default is the least of it.
-#[derive(Clone, Copy, Debug)]
+/// The hardware a [`Bound::fused`] prices beyond the config's; the default is the least of
+/// it. (Post-processing units per column are the config's `ppus`: compile the plan for the
+/// config to price.)
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Dataflow {
     /// The block input stays in OBUF for the residual add when it fits.
     pub residual_on_chip: bool,
-    /// Post-processing units per array column: a CONV's period is at least ⌈R / ppus⌉
-    /// instead of R.
-    pub ppus_per_column: usize,
-}
-
-impl Default for Dataflow {
-    fn default() -> Self {
-        Dataflow {
-            residual_on_chip: false,
-            ppus_per_column: 1,
-        }
-    }
-}
-
-impl Dataflow {
-    fn conv_accept(&self, cfg: &contract::EngineConfig, c: &contract::isa::Conv) -> u64 {
-        let steps = c.chunks as u64 * (c.kernel as u64).pow(2);
-        let floor = cfg.rows.div_ceil(self.ppus_per_column) as u64;
-        let faster = cfg.conv_period(steps) - cfg.conv_period_at_least(steps, floor);
-        timing::conv_accept(cfg, c) - (c.out_w as u64 - 1) * faster
-    }
 }
 
 /// Op `op`'s first compute instruction (every op has one).
@@ -283,7 +264,7 @@ fn op_units(plan: &Plan) -> Vec<Units> {
     let mut per_op = vec![Units::default(); plan.ops.len()];
     for prog in &plan.programs {
         for (ins, &op) in prog.instrs.iter().zip(&prog.owner) {
-            per_op[op].add(&Units::of(&plan.cfg, ins, &Dataflow::default()));
+            per_op[op].add(&Units::of(&plan.cfg, ins));
         }
     }
     per_op

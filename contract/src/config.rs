@@ -23,6 +23,12 @@ pub struct EngineConfig {
     /// at most R/2 (1 when R = 1). A few rows suffice: EWISE is DMA-bound, and every row
     /// costs G requantisers (about 56 DSP slices on an UltraScale+).
     pub vector_rows: usize,
+    /// Post-processing units (requantisers) per column, 1 ..= R: each serves
+    /// `⌈R / ppus⌉` consecutive rows of the column, so a CONV's period is at least that
+    /// many cycles rather than R. Every PPU costs a 33×32 multiplier. A config file without
+    /// it has one, as before the field existed.
+    #[serde(default = "one")]
+    pub ppus: usize,
     /// Activation buffer depth, in G-byte entries per bank.
     pub abuf_entries: usize,
     /// Weight buffer depth, in entries of `cols × G` bytes (one reduction step for all columns).
@@ -45,6 +51,8 @@ pub enum ConfigError {
     Rows(usize),
     #[error("vector_rows is {vrows}: it must be between 1 and max(1, rows / 2) = {max}")]
     VectorRows { vrows: usize, max: usize },
+    #[error("ppus is {ppus}: it must be between 1 and rows ({rows})")]
+    Ppus { ppus: usize, rows: usize },
     #[error("cols is {cols}: it must be a non-zero multiple of group_width ({g}) and at most 256")]
     Cols { cols: usize, g: usize },
     #[error("dram_bus_bytes is {bus}: it must be a power of two, at least group_width ({g}) and at most 128")]
@@ -75,6 +83,10 @@ pub const PRESET_NAMES: &str = "tiny, default, ecp5";
 /// Buffer addresses are 16-bit instruction fields.
 pub const MAX_BUFFER_ENTRIES: usize = 1 << 16;
 
+fn one() -> usize {
+    1
+}
+
 impl Default for EngineConfig {
     /// Sized for an edge FPGA of the Kria KV260 / ZU5EV class (1 248 DSP slices): 7 × 16 PEs
     /// of 8 lanes = 896 int8 multipliers. Seven rows divide every VarGFaceNet feature-map
@@ -85,6 +97,9 @@ impl Default for EngineConfig {
             rows: 7,
             cols: 16,
             vector_rows: 2,
+            // two PPUs per column: the image conv's 4 steps and the head block's 5 input
+            // chunks run at period 5, not 7
+            ppus: 2,
             abuf_entries: 8192,
             wbuf_entries: 2048,
             // 2 048, not 4 096: with the array's copy of OBUF (`from_obuf`) a 4 096-entry OBUF
@@ -104,6 +119,7 @@ impl EngineConfig {
             rows: 2,
             cols: 8,
             vector_rows: 1,
+            ppus: 1,
             abuf_entries: 1024,
             wbuf_entries: 512,
             obuf_entries: 512,
@@ -131,6 +147,7 @@ impl EngineConfig {
             rows: 1,
             cols: 8,
             vector_rows: 1,
+            ppus: 1,
             abuf_entries: 2048,
             wbuf_entries: 4096,
             obuf_entries: 512,
@@ -160,11 +177,22 @@ impl EngineConfig {
         self.cols * self.group_width
     }
 
+    /// Rows of a column one post-processing unit serves: `⌈R / ppus⌉`.
+    pub fn ppu_rows(&self) -> usize {
+        self.rows.div_ceil(self.ppus)
+    }
+
+    /// Post-processing units a column has in the RTL: `⌈R / ppu_rows⌉` (at most `ppus`).
+    pub fn ppu_groups(&self) -> usize {
+        self.rows.div_ceil(self.ppu_rows())
+    }
+
     /// The CONV period for `steps = chunks·k²` reduction steps: the cycles between output
-    /// columns, the smallest `P ≥ max(steps, R)` that no [`Self::period_collides`].
-    /// `P ≥ R` because each column has one post-processing unit for its R rows.
+    /// columns, the smallest `P ≥ max(steps, ppu_rows)` that no [`Self::period_collides`].
+    /// `P ≥ ppu_rows` because each post-processing unit takes one result per cycle, and the
+    /// rows it serves finish an output pixel one cycle apart.
     pub fn conv_period(&self, steps: u64) -> u64 {
-        self.conv_period_at_least(steps, self.rows as u64)
+        self.conv_period_at_least(steps, self.ppu_rows() as u64)
     }
 
     /// The smallest `P ≥ max(steps, floor)` that no [`Self::period_collides`].
@@ -207,6 +235,12 @@ impl EngineConfig {
             return Err(ConfigError::VectorRows {
                 vrows: self.vector_rows,
                 max: self.max_vector_rows(),
+            });
+        }
+        if self.ppus == 0 || self.ppus > self.rows {
+            return Err(ConfigError::Ppus {
+                ppus: self.ppus,
+                rows: self.rows,
             });
         }
         if self.cols == 0 || !self.cols.is_multiple_of(g) || self.cols > 256 {
@@ -344,6 +378,8 @@ mod tests {
         // 7 banks feed a and b of at most 3 lane rows
         assert!(bad(|c| c.vector_rows = 4).contains("max(1, rows / 2) = 3"));
         assert!(bad(|c| c.vector_rows = 0).contains("vector_rows is 0"));
+        assert!(bad(|c| c.ppus = 0).contains("ppus is 0"));
+        assert!(bad(|c| c.ppus = 8).contains("between 1 and rows (7)"));
         assert!(bad(|c| c.dram_bus_bytes = 4).contains("at least group_width"));
         assert!(bad(|c| c.abuf_entries = 10).contains("raise it to"));
         assert!(bad(|c| c.wbuf_entries = 1 << 20).contains("lower it"));
@@ -368,11 +404,25 @@ mod tests {
                 assert!(!brute || p < cols as u64);
             }
         }
-        let cfg = EngineConfig::default(); // R 7, C 16: only 1, 2, 4 and 8 collide
-        assert_eq!(cfg.conv_period(1), 7);
-        assert_eq!(cfg.conv_period(5), 7);
-        assert_eq!(cfg.conv_period(8), 9);
-        assert_eq!(cfg.conv_period(10), 10);
+        // R 7, C 16: only 1, 2, 4 and 8 collide
+        let one = EngineConfig {
+            ppus: 1,
+            ..EngineConfig::default()
+        };
+        assert_eq!(one.conv_period(1), 7);
+        assert_eq!(one.conv_period(5), 7);
+        assert_eq!(one.conv_period(8), 9);
+        assert_eq!(one.conv_period(10), 10);
+        // two PPUs per column serve rows 0–3 and 4–6: P ≥ 4, and 4 collides
+        let two = EngineConfig::default();
+        assert_eq!((two.ppu_rows(), two.ppu_groups()), (4, 2));
+        assert_eq!(two.conv_period(1), 5);
+        assert_eq!(two.conv_period(4), 5);
+        assert_eq!(two.conv_period(5), 5);
+        assert_eq!(two.conv_period(8), 9);
+        // five PPUs over seven rows are four of two rows each
+        let five = EngineConfig { ppus: 5, ..two };
+        assert_eq!((five.ppu_rows(), five.ppu_groups()), (2, 4));
         assert_eq!(EngineConfig::tiny().conv_period(1), 2); // C = G: nothing collides
     }
 

@@ -330,10 +330,11 @@ mod tests {
         };
         // P = max(9, R 7) = 9: 55·9 + 9 + 7 + 16 + 4 (the requantiser's stages).
         assert_eq!(conv_cycles(&cfg, &conv), 55 * 9 + 9 + 7 + 16 + 4);
-        // A 1×1 single-chunk conv is held to R rows: P = 7, not 1.
+        // A 1×1 single-chunk conv is held to the 4 rows a PPU serves, and 4 collides:
+        // P = 5, not 1.
         let pw1 = Conv { kernel: 1, ..conv };
-        assert_eq!(conv_period(&cfg, &pw1), 7);
-        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 7 + 1 + 7 + 16 + 4);
+        assert_eq!(conv_period(&cfg, &pw1), 5);
+        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 5 + 1 + 7 + 16 + 4);
         // Eight steps would put columns c and c + 8 of neighbouring output pixels on one
         // OBUF lane in the same cycle: P = 9.
         let pw8 = Conv {

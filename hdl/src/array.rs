@@ -2,9 +2,11 @@
 //!
 //! Row `r` takes its activation stream (already skewed by `r` cycles) at the left edge;
 //! column `c` takes its weight stream (skewed by `c`) at the top. Results leave through a
-//! per-column mux: PE(r, c) pulses `done` at cycle `T + r + c`, so within a column at most
-//! one row finishes per cycle as long as the controller spaces output pixels at least R
-//! cycles apart (it does: period `P ≥ R`, see `ctrl.rs`).
+//! mux per column and PPU group: PE(r, c) pulses `done` at cycle `T + r + c`, so among the
+//! `ppu_rows` consecutive rows of a group at most one finishes per cycle as long as the
+//! controller spaces output pixels at least `ppu_rows` cycles apart (it does: period
+//! `P ≥ ppu_rows`, `EngineConfig::conv_period`). Read-out `p·C + c` is column `c`'s for
+//! rows `p·ppu_rows ..`.
 //!
 //! Columns `2k` and `2k + 1` of a row share one [`PairDot`] (two products per multiplier):
 //! it multiplies the activation entering PE(r, 2k) by both columns' weights, so column
@@ -27,7 +29,7 @@ pub struct PeArray {
     pub xa_in: Vec<Signal<In, Bits<16>>>,
     // top edge, one per column
     pub w_in: Vec<Signal<In, Bits<ENTRY_BITS>>>,
-    // read-out, one per column
+    // read-out, one per column and PPU group (`p·C + c`)
     pub col_valid: Vec<Signal<Out, Bit>>,
     pub col_acc: Vec<Signal<Out, Signed<32>>>,
     pub col_row: Vec<Signal<Out, Bits<8>>>,
@@ -35,15 +37,21 @@ pub struct PeArray {
     pe: Vec<DotPe>,
     pair: Vec<PairDot>,
     row_id: Vec<Constant<Bits<8>>>,
+    /// each row's PPU group, and the groups' numbers (constants the read-out compares)
+    row_group: Vec<Constant<Bits<8>>>,
+    group_id: Vec<Constant<Bits<8>>>,
     _rows: usize,
     _cols: usize,
+    /// PPU groups (of `span` rows each, the last possibly fewer)
+    _groups: usize,
     /// column pairs (C / 2)
     _pairs: usize,
 }
 
 impl PeArray {
-    pub fn new(rows: usize, cols: usize) -> Self {
+    pub fn new(rows: usize, cols: usize, span: usize) -> Self {
         assert!((1..=64).contains(&rows) && (1..=256).contains(&cols) && cols.is_multiple_of(2));
+        let groups = rows.div_ceil(span);
         Self {
             clock: Default::default(),
             a_in: vec_of(rows),
@@ -52,17 +60,24 @@ impl PeArray {
             last_in: vec_of(rows),
             xa_in: vec_of(rows),
             w_in: (0..cols).map(|_| Default::default()).collect(),
-            col_valid: (0..cols).map(|_| Default::default()).collect(),
-            col_acc: (0..cols).map(|_| Default::default()).collect(),
-            col_row: (0..cols).map(|_| Default::default()).collect(),
-            col_xa: (0..cols).map(|_| Default::default()).collect(),
+            col_valid: vec_of(groups * cols),
+            col_acc: vec_of(groups * cols),
+            col_row: vec_of(groups * cols),
+            col_xa: vec_of(groups * cols),
             pe: (0..rows * cols).map(|_| DotPe::default()).collect(),
             pair: vec_of(rows * cols / 2),
             row_id: (0..rows)
                 .map(|r| Constant::new((r as u64).into()))
                 .collect(),
+            row_group: (0..rows)
+                .map(|r| Constant::new(((r / span) as u64).into()))
+                .collect(),
+            group_id: (0..groups)
+                .map(|p| Constant::new((p as u64).into()))
+                .collect(),
             _rows: rows,
             _cols: cols,
+            _groups: groups,
             _pairs: cols / 2,
         }
     }
@@ -123,17 +138,21 @@ impl Logic for PeArray {
                 self.pe[2 * k].dot.next = self.pair[k].s0.val();
                 self.pe[2 * k + 1].dot.next = self.pair[k].s1.val();
             }
-            for c in 0..self._cols {
-                self.col_valid[c].next = false;
-                self.col_acc[c].next = self.pe[c].res.val();
-                self.col_row[c].next = self.row_id[0].val();
-                self.col_xa[c].next = self.pe[c].res_xa.val();
-                for r in 0..self._rows {
-                    if self.pe[r * cc + c].done.val() {
-                        self.col_valid[c].next = true;
-                        self.col_acc[c].next = self.pe[r * cc + c].res.val();
-                        self.col_row[c].next = self.row_id[r].val();
-                        self.col_xa[c].next = self.pe[r * cc + c].res_xa.val();
+            for p in 0..self._groups {
+                for c in 0..self._cols {
+                    self.col_valid[p * cc + c].next = false;
+                    self.col_acc[p * cc + c].next = self.pe[c].res.val();
+                    self.col_row[p * cc + c].next = self.row_id[0].val();
+                    self.col_xa[p * cc + c].next = self.pe[c].res_xa.val();
+                    for r in 0..self._rows {
+                        if (self.row_group[r].val() == self.group_id[p].val())
+                            && self.pe[r * cc + c].done.val()
+                        {
+                            self.col_valid[p * cc + c].next = true;
+                            self.col_acc[p * cc + c].next = self.pe[r * cc + c].res.val();
+                            self.col_row[p * cc + c].next = self.row_id[r].val();
+                            self.col_xa[p * cc + c].next = self.pe[r * cc + c].res_xa.val();
+                        }
                     }
                 }
             }

@@ -4,8 +4,9 @@
 //!
 //! Timing (`contract::timing::conv_cycles`): no setup — the issue edge latches `steps =
 //! chunks·k²` and the period, and the first step is read the next cycle. Output column `x`
-//! starts `x·P` cycles in, `P = EngineConfig::conv_period(steps)`: at least `max(steps, R)`
-//! (one PPU per column serves the R rows of an output pixel), bumped past the few periods
+//! starts `x·P` cycles in, `P = EngineConfig::conv_period(steps)`: at least
+//! `max(steps, ppu_rows)` (a PPU serves `ppu_rows` rows of an output pixel, which finish one
+//! cycle apart), bumped past the few periods
 //! below C at which columns `c` and `c + mG` would write their shared OBUF lane in the same
 //! cycle (`bump`, a chain of compares); after the last step of the last column the
 //! pipeline drains in `R + C + CONV_DRAIN_EXTRA` cycles (ABUF read 1, skew R − 1 + C − 1,
@@ -110,8 +111,9 @@ pub struct ConvSeq {
     accept_drain: Constant<Bits<16>>,
     accept_age: Constant<Bits<16>>,
     age_max: Constant<Bits<16>>,
-    rows: Constant<Bits<32>>,
-    // the colliding periods ≥ R, ascending (0, which no period equals, if there are none)
+    /// rows a PPU serves: the least period
+    ppu_rows: Constant<Bits<32>>,
+    // the colliding periods ≥ ppu_rows, ascending (0, which no period equals, if there are none)
     bump: Vec<Constant<Bits<32>>>,
     _bumps: usize,
     n_period: Signal<Local, Bits<32>>,
@@ -135,7 +137,8 @@ pub struct ConvSeq {
 impl ConvSeq {
     pub fn new(cfg: &EngineConfig) -> Self {
         let (r, c, g) = (cfg.rows as u64, cfg.cols as u64, cfg.group_width as u64);
-        let mut bump: Vec<u64> = (r..c).filter(|&p| cfg.period_collides(p)).collect();
+        let floor = cfg.ppu_rows() as u64;
+        let mut bump: Vec<u64> = (floor..c).filter(|&p| cfg.period_collides(p)).collect();
         if bump.is_empty() {
             bump.push(0);
         }
@@ -199,7 +202,7 @@ impl ConvSeq {
             accept_drain: Constant::new((r.max(c - g + 1) - 1).max(1).into()),
             accept_age: Constant::new(c.into()),
             age_max: Constant::new(0xffffu64.into()),
-            rows: Constant::new(r.into()),
+            ppu_rows: Constant::new(floor.into()),
             _bumps: bump.len(),
             bump: bump.into_iter().map(|p| Constant::new(p.into())).collect(),
             n_period: Default::default(),
@@ -302,8 +305,8 @@ impl Logic for ConvSeq {
             .get_bits::<16>(self.at_chunks.val().index())
             * bit_cast::<16, 32>(self.n_kk.val());
         self.n_period.next = self.n_steps.val();
-        if self.n_steps.val() < self.rows.val() {
-            self.n_period.next = self.rows.val();
+        if self.n_steps.val() < self.ppu_rows.val() {
+            self.n_period.next = self.ppu_rows.val();
         }
         for i in 0..self._bumps {
             if self.n_period.val() == self.bump[i].val() {

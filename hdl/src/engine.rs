@@ -193,8 +193,8 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             is_conv: Default::default(),
             vec_was: Default::default(),
             skew: Skew::new(r, c),
-            array: PeArray::new(r, c),
-            post: PostProc::new(c),
+            array: PeArray::new(r, c, cfg.ppu_rows()),
+            post: PostProc::new(c, cfg.ppu_groups()),
             abuf: (0..r).map(|_| AbufBank::abuf(cfg.abuf_entries)).collect(),
             wbuf: (0..c).map(|_| SdpRam::new(cfg.wbuf_entries)).collect(),
             pbuf: Pbuf::pbuf(cfg.pbuf_entries),
@@ -207,7 +207,7 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             opack: vec_of(r),
             a_sel: vec_of(r),
             dsteer: DmaSteer::new(c),
-            osteer: ObufSteer::new(r, c, cfg.vector_rows),
+            osteer: ObufSteer::new(r, c * cfg.ppu_groups(), cfg.vector_rows),
             store: StorePack::new(r),
             op_conv: op(opcode::CONV),
             at_op: at(contract::isa::field::OPCODE),
@@ -358,15 +358,16 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.post.p_grp.next = self.conv.p_grp.val();
         self.post.lead.next = self.conv.lead.val();
         self.post.obuf_stride.next = self.conv.obuf_stride.val();
-        for c in 0..self._cols {
-            self.post.col_valid[c].next = self.array.col_valid[c].val();
-            self.post.col_acc[c].next = self.array.col_acc[c].val();
-            self.post.col_row[c].next = self.array.col_row[c].val();
-            self.post.col_xa[c].next = self.array.col_xa[c].val();
-            self.osteer.valid[c].next = self.post.valid[c].val();
-            self.osteer.row[c].next = self.post.row[c].val();
-            self.osteer.xa[c].next = self.post.xa[c].val();
-            self.osteer.q[c].next = self.post.q[c].val();
+        // one read-out per column and PPU group
+        for k in 0..self.post.valid.len() {
+            self.post.col_valid[k].next = self.array.col_valid[k].val();
+            self.post.col_acc[k].next = self.array.col_acc[k].val();
+            self.post.col_row[k].next = self.array.col_row[k].val();
+            self.post.col_xa[k].next = self.array.col_xa[k].val();
+            self.osteer.valid[k].next = self.post.valid[k].val();
+            self.osteer.row[k].next = self.post.row[k].val();
+            self.osteer.xa[k].next = self.post.xa[k].val();
+            self.osteer.q[k].next = self.post.q[k].val();
         }
 
         // ---- vector unit (EWISE, POOL), no skew: bank r reads rd_addr + r·row_pitch, except

@@ -1,4 +1,6 @@
-//! Post-processing: one [`Ppu`] per column and the registers that stage its parameters.
+//! Post-processing: [`Ppu`]s, one per column and PPU group (`EngineConfig::ppus`: group
+//! `p` takes the column's results of rows `p·ppu_rows ..`, input and output `p·C + c`),
+//! and the registers that stage the parameters, one set per column that all its PPUs use.
 //!
 //! A CONV's first PBUF reads load column group `g`'s G records (bias, mult_pos, mult_neg,
 //! shift) into staging registers; column `c` switches to them in the cycle before row 0 of
@@ -21,12 +23,12 @@ pub struct PostProc {
     /// the CONV's first column's last step (`ConvSeq::lead`): start the switch
     pub lead: Signal<In, Bit>,
     pub obuf_stride: Signal<In, Bits<16>>,
-    // the array's read-out, one per column
+    // the array's read-out, one per column and PPU group
     pub col_valid: Vec<Signal<In, Bit>>,
     pub col_acc: Vec<Signal<In, Signed<32>>>,
     pub col_row: Vec<Signal<In, Bits<8>>>,
     pub col_xa: Vec<Signal<In, Bits<16>>>,
-    // results, one per column: requantised byte, its row and OBUF entry
+    // results, one per column and PPU group: requantised byte, its row and OBUF entry
     pub valid: Vec<Signal<Out, Bit>>,
     pub row: Vec<Signal<Out, Bits<8>>>,
     pub xa: Vec<Signal<Out, Bits<16>>>,
@@ -48,11 +50,14 @@ pub struct PostProc {
     _cols: usize,
     /// C / G
     _groups: usize,
+    /// PPU groups
+    _ppus: usize,
 }
 
 impl PostProc {
-    pub fn new(cols: usize) -> Self {
+    pub fn new(cols: usize, ppus: usize) -> Self {
         let groups = cols / 8;
+        let n = cols * ppus;
         Self {
             clock: Default::default(),
             records: Default::default(),
@@ -60,15 +65,15 @@ impl PostProc {
             p_grp: Default::default(),
             lead: Default::default(),
             obuf_stride: Default::default(),
-            col_valid: vec_of(cols),
-            col_acc: vec_of(cols),
-            col_row: vec_of(cols),
-            col_xa: vec_of(cols),
-            valid: vec_of(cols),
-            row: vec_of(cols),
-            xa: vec_of(cols),
-            q: vec_of(cols),
-            ppu: vec_of(cols),
+            col_valid: vec_of(n),
+            col_acc: vec_of(n),
+            col_row: vec_of(n),
+            col_xa: vec_of(n),
+            valid: vec_of(n),
+            row: vec_of(n),
+            xa: vec_of(n),
+            q: vec_of(n),
+            ppu: vec_of(n),
             plo_s: vec_of(cols),
             phi_s: vec_of(cols),
             gof_s: vec_of(cols),
@@ -83,6 +88,7 @@ impl PostProc {
             zero16: Constant::new(0u64.into()),
             _cols: cols,
             _groups: groups,
+            _ppus: ppus,
         }
     }
 }
@@ -90,8 +96,10 @@ impl PostProc {
 impl Logic for PostProc {
     #[hdl_gen]
     fn update(&mut self) {
+        for k in 0..self.ppu.len() {
+            self.ppu[k].clock.next = self.clock.val();
+        }
         for c in 0..self._cols {
-            self.ppu[c].clock.next = self.clock.val();
             self.plo[c].clock.next = self.clock.val();
             self.phi[c].clock.next = self.clock.val();
             self.plo_s[c].clock.next = self.clock.val();
@@ -134,19 +142,24 @@ impl Logic for PostProc {
             }
         }
         // record layout: contract::isa::encode_requant
-        for c in 0..self._cols {
-            self.ppu[c].valid.next = self.col_valid[c].val();
-            self.ppu[c].acc.next = self.col_acc[c].val();
-            self.ppu[c].row_in.next = self.col_row[c].val();
-            self.ppu[c].xa_in.next = self.col_xa[c].val() + self.gof[c].q.val();
-            self.ppu[c].bias.next = self.plo[c].q.val().get_bits::<32>(0);
-            self.ppu[c].mult_pos.next = self.plo[c].q.val().get_bits::<32>(32);
-            self.ppu[c].mult_neg.next = self.phi[c].q.val().get_bits::<32>(0);
-            self.ppu[c].shift.next = self.phi[c].q.val().get_bits::<8>(32);
-            self.valid[c].next = self.ppu[c].valid_out.val();
-            self.row[c].next = self.ppu[c].row_out.val();
-            self.xa[c].next = self.ppu[c].xa_out.val();
-            self.q[c].next = self.ppu[c].q.val();
+        for cc in self._cols..(self._cols + 1) {
+            for p in 0..self._ppus {
+                for c in 0..self._cols {
+                    self.ppu[p * cc + c].valid.next = self.col_valid[p * cc + c].val();
+                    self.ppu[p * cc + c].acc.next = self.col_acc[p * cc + c].val();
+                    self.ppu[p * cc + c].row_in.next = self.col_row[p * cc + c].val();
+                    self.ppu[p * cc + c].xa_in.next =
+                        self.col_xa[p * cc + c].val() + self.gof[c].q.val();
+                    self.ppu[p * cc + c].bias.next = self.plo[c].q.val().get_bits::<32>(0);
+                    self.ppu[p * cc + c].mult_pos.next = self.plo[c].q.val().get_bits::<32>(32);
+                    self.ppu[p * cc + c].mult_neg.next = self.phi[c].q.val().get_bits::<32>(0);
+                    self.ppu[p * cc + c].shift.next = self.phi[c].q.val().get_bits::<8>(32);
+                    self.valid[p * cc + c].next = self.ppu[p * cc + c].valid_out.val();
+                    self.row[p * cc + c].next = self.ppu[p * cc + c].row_out.val();
+                    self.xa[p * cc + c].next = self.ppu[p * cc + c].xa_out.val();
+                    self.q[p * cc + c].next = self.ppu[p * cc + c].q.val();
+                }
+            }
         }
     }
 }

@@ -9,7 +9,8 @@
 //! in that cycle at the earliest and reads a cycle later).
 //!
 //! [`ObufSteer`], the compute side: OBUF lane `l` of bank `r` takes the result of the PPU
-//! of column `g·G + l` that finishes row `r` (at most one per cycle and lane, `array.rs`),
+//! of column `g·G + l` (of the PPU group serving row `r`; the results come in as `p·C + c`)
+//! that finishes row `r` (at most one per cycle and lane, `array.rs`),
 //! or an EWISE / POOL lane's result: EWISE lane `v` writes bank `row0 + v`, POOL (its
 //! last pass) lane 0 bank 0. One RAM per lane lets columns finishing in the same cycle
 //! write different entries of a bank.

@@ -1,6 +1,7 @@
 //! The program-level bound of docs/dataflow.md's block dataflow, priced on today's plan
 //! (`compiler::bound`): per block, each unit's busy cycles, DRAM bytes and what stays on
-//! chip, then the bound of each step of the design.
+//! chip, then the bound of each step of the design (the steps before the preset's PPUs per
+//! column priced with one).
 //! `cargo run --release -p host --example dataflow_bound [PRESET]`
 use compiler::bound::{Bound, Dataflow};
 use compiler::compile;
@@ -9,10 +10,17 @@ fn main() -> anyhow::Result<()> {
     let name = std::env::args().nth(1).unwrap_or_else(|| "default".into());
     let cfg = contract::EngineConfig::preset(&name)?;
     let p = prepare("vargfacenet", None, 1)?;
-    let plan = compile(&p.qmodel, &cfg, false)?;
+    // the steps of the design before the preset's PPUs per column, on one
+    let one = contract::EngineConfig {
+        ppus: 1,
+        ..cfg.clone()
+    };
+    let (plan, plan1) = (
+        compile(&p.qmodel, &cfg, false)?,
+        compile(&p.qmodel, &one, false)?,
+    );
     let full = Dataflow {
         residual_on_chip: true,
-        ppus_per_column: 2,
     };
     let fused = Bound::fused(&plan, &full);
     println!(
@@ -29,31 +37,20 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let min = plan.min_dram_bytes as f64;
+    let ppus = format!("+ {} PPUs per column", cfg.ppus);
     let steps = [
         ("today's engine", Bound::of(&plan), false),
         (
             "blocks on chip, vector unit beside",
-            Bound::fused(
-                &plan,
-                &Dataflow {
-                    residual_on_chip: false,
-                    ppus_per_column: 1,
-                },
-            ),
+            Bound::fused(&plan1, &Dataflow::default()),
             true,
         ),
         (
             "+ the residual kept in OBUF",
-            Bound::fused(
-                &plan,
-                &Dataflow {
-                    ppus_per_column: 1,
-                    ..full
-                },
-            ),
+            Bound::fused(&plan1, &full),
             true,
         ),
-        ("+ two PPUs per column", fused, true),
+        (ppus.as_str(), fused, true),
     ];
     println!(
         "\n{:<36} {:>8} {:>6} {:>10} {:>10} {:>6}",

@@ -145,6 +145,7 @@ pub fn grid(
                         ..base.clone()
                     };
                     cfg.vector_rows = v.clamp(1, cfg.max_vector_rows());
+                    cfg.ppus = cfg.ppus.min(r);
                     if !out.contains(&cfg) {
                         out.push(cfg);
                     }

@@ -295,6 +295,25 @@ pub fn lane_groups() -> [EngineConfig; 2] {
     ]
 }
 
+/// Several PPUs per column: two (rows 0–1 and 2–3) on two column groups, and three over
+/// five rows (0–1, 2–3 and 4), so a CONV's period may be 2 where R is 4 or 5.
+pub fn ppu_groups() -> [EngineConfig; 2] {
+    [
+        EngineConfig {
+            rows: 4,
+            cols: 16,
+            ppus: 2,
+            ..EngineConfig::tiny()
+        },
+        EngineConfig {
+            rows: 5,
+            ppus: 3,
+            vector_rows: 2,
+            ..EngineConfig::tiny()
+        },
+    ]
+}
+
 /// Two column groups (C = 2G): columns `c` and `c + 8` share OBUF lane `c mod 8`, so the
 /// CONV period must step around the collisions (R = 2: 1, 2, 4 and 8 collide).
 pub fn two_column_groups() -> EngineConfig {
