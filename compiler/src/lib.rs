@@ -21,8 +21,8 @@
 //!   op's weights and records load behind the previous op's last tile; only its act rows
 //!   wait for the previous op's last store. The cycle model's race detector checks all of
 //!   this on every run.
-//! - **Prefetch** ([`prefetch`]): each finished program's constant loads move to where the
-//!   DMA idles before they are needed, when nothing in between touches what they load.
+//! - **Prefetch** ([`prefetch`]): each finished program's loads move to where the DMA idles
+//!   before they are needed, when nothing in between touches what they load.
 //! - **Programs** ([`plan`]): the whole model is one program by default (ops overlap);
 //!   `per_op` gives one program per op (each starts and ends with empty units) for
 //!   debugging.

@@ -1,15 +1,17 @@
-//! Constant loads moved into the DMA's idle time. The builder places an op's weights and
-//! records behind the previous op's last tile or the producer's first CONV, where the DMA
-//! may be busy with act rows and stores while it idled for thousands of cycles a few tiles
-//! earlier; and the controller issues in order, so a long weight load there holds up the
-//! small loads and the CONVs behind it. This pass moves each LOAD_WGT and LOAD_PARAM to the
-//! earliest place where, by `contract::timing`'s estimate, the DMA is free from the load's
-//! issue until it is done and not needed before — when the move is safe: nothing between
-//! that place and the old one touches what it loads, and some instruction between the last
-//! one that did and the new place waits for the compute unit, so every compute instruction
-//! before it has finished when the load issues. The cycle model's race detector checks the
-//! result on every run.
+//! Loads moved into the DMA's idle time. The builder places an op's weights and records
+//! behind the previous op's last tile or the producer's first CONV, and an op's first act
+//! rows that read nothing just stored behind the previous op's last tile: often where the
+//! DMA is busy with act rows and stores while it idled for thousands of cycles a few tiles
+//! earlier; and the controller issues in order, so a long load there holds up the small
+//! loads and the CONVs behind it. This pass moves each load to the earliest place where, by
+//! `contract::timing`'s estimate, the DMA is free from the load's issue until it is done
+//! and not needed before — when the move is safe: nothing between that place and the old
+//! one touches what it loads on chip or stores the DRAM it reads, and some instruction
+//! between the last one that did and the new place waits for the compute unit, so every
+//! compute instruction before it has finished when the load issues. The cycle model's race
+//! detector checks the result on every run, the int8 reference every byte.
 
+use crate::layout;
 use contract::footprint::Access;
 use contract::isa::{Instr, Unit, Wait};
 use contract::{timing, EngineConfig};
@@ -27,8 +29,8 @@ struct Slot {
     dma_free: u64,
 }
 
-/// The program with its constant loads moved into the DMA's idle time; with each
-/// instruction's owner.
+/// The program with its loads moved into the DMA's idle time; with each instruction's
+/// owner.
 pub(crate) fn hoist(
     cfg: &EngineConfig,
     program: Vec<Instr>,
@@ -50,7 +52,7 @@ pub(crate) fn hoist(
     // the DMA time of the loads already moved, `(start, end)`, sorted
     let mut taken: Vec<(u64, u64)> = Vec::new();
     for j in 0..prog.len() {
-        if !matches!(prog[j].instr, Instr::LoadWgt(_) | Instr::LoadParam(_)) {
+        if prog[j].instr.unit() != Unit::Dma || matches!(prog[j].instr, Instr::Store(_)) {
             continue;
         }
         if let Some((p, issue, end)) = place(cfg, &prog, j, est.fetch, &taken) {
@@ -64,7 +66,7 @@ pub(crate) fn hoist(
     prog.into_iter().map(|s| (s.instr, s.owner)).unzip()
 }
 
-/// Where the constant load at `j` goes, with its estimated issue and end: the earliest
+/// Where the load at `j` goes, with its estimated issue and end: the earliest
 /// safe index at most `WINDOW` back at which the DMA is free (of the instructions before
 /// it and of the loads already moved, `taken`) from the load's issue until it is done, and
 /// not needed before by a DMA instruction or one that waits for it; `None` when it stays.
@@ -80,10 +82,12 @@ fn place(
         return None;
     }
     let lo = j.saturating_sub(WINDOW);
+    // on chip, or a STORE writing the DRAM an act load reads
     let touches = |s: &Slot| {
         load.footprint
             .iter()
             .any(|w| s.footprint.iter().any(|a| w.conflicts(a)))
+            || matches!(s.instr, Instr::Store(_)) && layout::overlaps(cfg, &load.instr, &s.instr)
     };
     // the last instruction before it that touches what it loads (or the window's start),
     // then the first after that which waits for the compute unit: the load may go after it
@@ -106,7 +110,7 @@ fn place(
         // the controller issues in order: the DMA must be free when the load reaches it
         let issue = prog[p - 1].issue + fetch;
         let end = issue + dur;
-        let free = prog[p].dma_free <= issue && end <= need && !overlaps(taken, issue, end);
+        let free = prog[p].dma_free <= issue && end <= need && !overlaps_any(taken, issue, end);
         if free {
             best = Some((p, issue, end));
         }
@@ -115,7 +119,7 @@ fn place(
 }
 
 /// Whether `start .. end` overlaps one of the sorted, disjoint intervals `taken`.
-fn overlaps(taken: &[(u64, u64)], start: u64, end: u64) -> bool {
+fn overlaps_any(taken: &[(u64, u64)], start: u64, end: u64) -> bool {
     let at = taken.partition_point(|&(_, e)| e <= start);
     taken.get(at).is_some_and(|&(s, _)| s < end)
 }
@@ -184,7 +188,7 @@ fn dma_cycles(cfg: &EngineConfig, i: &Instr) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract::isa::{Conv, LoadAct, LoadWgt};
+    use contract::isa::{Conv, LoadAct, LoadWgt, Store};
 
     fn load(wbuf: u16) -> Instr {
         Instr::LoadWgt(LoadWgt {
@@ -195,7 +199,7 @@ mod tests {
         })
     }
 
-    /// A long 1×1 CONV over 40 chunks reading WBUF `wbuf ..`.
+    /// A long 1×1 CONV over 8 chunks reading WBUF `wbuf ..` (and ABUF below 4 096).
     fn conv(wait: Wait, wbuf: u16) -> Instr {
         Instr::Conv(Conv {
             wait,
@@ -204,7 +208,7 @@ mod tests {
             obuf: 0,
             pbuf: 0,
             out_w: 50,
-            chunks: 40,
+            chunks: 8,
             kernel: 1,
             stride: 1,
             row_pitch: 50,
@@ -256,6 +260,40 @@ mod tests {
             conv(Wait::NONE, c),
             conv(Wait::NONE, c),
             load(a),
+            conv(Wait::BOTH, a),
+        ];
+        assert_eq!(hoisted(program.clone()), program);
+    }
+
+    #[test]
+    fn act_rows_stay_behind_the_store_that_writes_them() {
+        let a = 0;
+        let at = 0x8000;
+        let store = Instr::Store(Store {
+            wait: Wait::NONE,
+            dram: at,
+            bank_stride: 64,
+            run_stride: 0,
+            obuf: 0,
+            obuf_stride: 0,
+            run_entries: 8,
+            runs: 1,
+            banks: 1,
+        });
+        let rows = Instr::LoadAct(LoadAct {
+            wait: Wait::NONE,
+            dram: at,
+            dram_stride: 0,
+            abuf: 4096,
+            rows: 1,
+            row_entries: 8,
+        });
+        let program = vec![
+            conv(Wait::BOTH, a),
+            conv(Wait::NONE, a),
+            store,
+            conv(Wait::NONE, a),
+            rows,
             conv(Wait::BOTH, a),
         ];
         assert_eq!(hoisted(program.clone()), program);
