@@ -72,6 +72,9 @@ enum Command {
         /// Rows of vector lanes (clamped to max(1, rows / 2)).
         #[arg(long, value_delimiter = ',', default_value = "2")]
         vrows: Vec<usize>,
+        /// Post-processing units per array column (clamped to rows).
+        #[arg(long, value_delimiter = ',', default_value = "2")]
+        ppus: Vec<usize>,
         /// DRAM bus widths in bytes.
         #[arg(long, value_delimiter = ',', default_value = "16,32,64")]
         bus: Vec<usize>,
@@ -118,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rows,
             cols,
             vrows,
+            ppus,
             bus,
             clock_mhz,
             out,
@@ -127,7 +131,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let base = EngineConfig::preset(&preset)?;
             let sweep = host::sweep::Sweep {
                 model,
-                configs: host::sweep::grid(&base, &rows, &cols, &vrows, &bus),
+                configs: host::sweep::Grid {
+                    rows: &rows,
+                    cols: &cols,
+                    vector_rows: &vrows,
+                    ppus: &ppus,
+                    bus: &bus,
+                }
+                .configs(&base),
                 clock_mhz,
                 out,
                 synth,

@@ -97,15 +97,15 @@ impl Sweep {
 /// The points as a table for the terminal.
 pub fn table(points: &[Point]) -> String {
     let mut out = format!(
-        "{:<16} {:>6} {:>9} {:>6} {:>10} {:>9} {:>6} {:>6}\n",
+        "{:<22} {:>6} {:>9} {:>6} {:>10} {:>9} {:>6} {:>6}\n",
         "point", "MAC/c", "cycles", "util", "DRAM MB", "img/s", "DSP", "pareto"
     );
     for p in points {
         match &p.error {
-            Some(e) => writeln!(out, "{:<16} error: {e}", p.name),
+            Some(e) => writeln!(out, "{:<22} error: {e}", p.name),
             None => writeln!(
                 out,
-                "{:<16} {:>6} {:>9} {:>6.3} {:>10.2} {:>9.1} {:>6} {:>6}",
+                "{:<22} {:>6} {:>9} {:>6.3} {:>10.2} {:>9.1} {:>6} {:>6}",
                 p.name,
                 p.macs_per_cycle,
                 p.cycles,
@@ -123,44 +123,52 @@ pub fn table(points: &[Point]) -> String {
     out
 }
 
-/// The grid: every combination of the listed array shapes, vector-lane rows and bus
-/// widths, the other parameters as in `base`. Vector-lane rows above what a row count
-/// allows (`max_vector_rows`) are clamped to it; the duplicates that makes are dropped.
-pub fn grid(
-    base: &EngineConfig,
-    rows: &[usize],
-    cols: &[usize],
-    vector_rows: &[usize],
-    bus: &[usize],
-) -> Vec<EngineConfig> {
-    let mut out: Vec<EngineConfig> = Vec::new();
-    for &r in rows {
-        for &c in cols {
-            for &v in vector_rows {
-                for &b in bus {
-                    let mut cfg = EngineConfig {
-                        rows: r,
-                        cols: c,
-                        dram_bus_bytes: b,
-                        ..base.clone()
-                    };
-                    cfg.vector_rows = v.clamp(1, cfg.max_vector_rows());
-                    cfg.ppus = cfg.ppus.min(r);
-                    if !out.contains(&cfg) {
-                        out.push(cfg);
+/// The axes of a sweep: every combination of them is a point, the other parameters as in
+/// the base config.
+pub struct Grid<'a> {
+    pub rows: &'a [usize],
+    pub cols: &'a [usize],
+    pub vector_rows: &'a [usize],
+    pub ppus: &'a [usize],
+    pub bus: &'a [usize],
+}
+
+impl Grid<'_> {
+    /// Every combination, the other parameters as in `base`. Vector-lane rows and PPUs per
+    /// column above what a row count allows (`max_vector_rows`, `rows`) are clamped to it;
+    /// the duplicates that makes are dropped.
+    pub fn configs(&self, base: &EngineConfig) -> Vec<EngineConfig> {
+        let mut out: Vec<EngineConfig> = Vec::new();
+        for &r in self.rows {
+            for &c in self.cols {
+                for &v in self.vector_rows {
+                    for &p in self.ppus {
+                        for &b in self.bus {
+                            let mut cfg = EngineConfig {
+                                rows: r,
+                                cols: c,
+                                ppus: p.clamp(1, r),
+                                dram_bus_bytes: b,
+                                ..base.clone()
+                            };
+                            cfg.vector_rows = v.clamp(1, cfg.max_vector_rows());
+                            if !out.contains(&cfg) {
+                                out.push(cfg);
+                            }
+                        }
                     }
                 }
             }
         }
+        out
     }
-    out
 }
 
-/// A point's name, also its directory under the sweep's output: `g8-r7-c16-v2-b32`.
+/// A point's name, also its directory under the sweep's output: `g8-r7-c16-v2-p2-b32`.
 pub fn point_name(cfg: &EngineConfig) -> String {
     format!(
-        "g{}-r{}-c{}-v{}-b{}",
-        cfg.group_width, cfg.rows, cfg.cols, cfg.vector_rows, cfg.dram_bus_bytes
+        "g{}-r{}-c{}-v{}-p{}-b{}",
+        cfg.group_width, cfg.rows, cfg.cols, cfg.vector_rows, cfg.ppus, cfg.dram_bus_bytes
     )
 }
 
@@ -275,18 +283,19 @@ pub fn mark_pareto(points: &mut [Point]) {
 
 pub fn csv(points: &[Point]) -> String {
     let mut s = String::from(
-        "name,rows,cols,vector_rows,group_width,dram_bus_bytes,macs_per_cycle,cycles,utilization,dram_bytes,images_per_s,bit_exact,lut,ff,dsp,bram36,uram,pareto,error\n",
+        "name,rows,cols,vector_rows,ppus,group_width,dram_bus_bytes,macs_per_cycle,cycles,utilization,dram_bytes,images_per_s,bit_exact,lut,ff,dsp,bram36,uram,pareto,error\n",
     );
     for p in points {
         let r = p.resources.clone();
         let opt = |v: Option<String>| v.unwrap_or_default();
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{:.4},{},{:.1},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.4},{},{:.1},{},{},{},{},{},{},{},{}",
             p.name,
             p.config.rows,
             p.config.cols,
             p.config.vector_rows,
+            p.config.ppus,
             p.config.group_width,
             p.config.dram_bus_bytes,
             p.macs_per_cycle,
@@ -334,6 +343,27 @@ mod tests {
             }),
             pareto: false,
         }
+    }
+
+    #[test]
+    fn the_grid_clamps_what_a_row_count_allows_and_names_every_point_apart() {
+        let grid = Grid {
+            rows: &[1, 7],
+            cols: &[16],
+            vector_rows: &[2],
+            ppus: &[1, 2],
+            bus: &[32],
+        };
+        let configs = grid.configs(&EngineConfig::default());
+        // one row: one lane row and one PPU, whatever was asked (the duplicate dropped)
+        let shapes: Vec<_> = configs
+            .iter()
+            .map(|c| (c.rows, c.vector_rows, c.ppus))
+            .collect();
+        assert_eq!(shapes, [(1, 1, 1), (7, 2, 1), (7, 2, 2)]);
+        assert!(configs.iter().all(|c| c.validate().is_ok()));
+        let names: std::collections::HashSet<_> = configs.iter().map(point_name).collect();
+        assert_eq!(names.len(), configs.len());
     }
 
     #[test]
