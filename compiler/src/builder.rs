@@ -79,6 +79,15 @@ impl Cols {
     }
 }
 
+/// Cycles a DMA instruction keeps the DMA, by the scheduler's estimate: set-up, one per
+/// bus word, and a load's latency (0 for others).
+pub(crate) fn dma_cycles(cfg: &EngineConfig, i: &Instr) -> u64 {
+    timing::dma_beats(cfg, i).map_or(0, |b| {
+        let latency = if b.write { 0 } else { cfg.dram_latency as u64 };
+        b.setup + b.count() + latency + 1
+    })
+}
+
 /// A load of constants (weights or records): `(DRAM, buffer address, entries)`.
 pub(crate) type Load = (u32, usize, usize);
 
@@ -413,20 +422,7 @@ impl<'a> Builder<'a> {
                 return timing::conv_accept(self.cfg, c) - 1;
             }
         }
-        if let Some(c) = timing::compute_cycles(self.cfg, i) {
-            return c;
-        }
-        match timing::dma_beats(self.cfg, i) {
-            Some(b) => {
-                let latency = if b.write {
-                    0
-                } else {
-                    self.cfg.dram_latency as u64
-                };
-                b.setup + b.count() + latency + 1
-            }
-            None => 0,
-        }
+        timing::compute_cycles(self.cfg, i).unwrap_or_else(|| dma_cycles(self.cfg, i))
     }
 
     pub fn load_wgt(&mut self, dram: u32, wbuf: usize, entries: usize) {

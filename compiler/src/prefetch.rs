@@ -11,6 +11,7 @@
 //! compute instruction before it has finished when the load issues. The cycle model's race
 //! detector checks the result on every run, the int8 reference every byte.
 
+use crate::builder::dma_cycles;
 use crate::layout;
 use contract::footprint::Access;
 use contract::isa::{Instr, Unit, Wait};
@@ -52,6 +53,7 @@ pub(crate) fn hoist(
     // the DMA time of the loads already moved, `(start, end)`, sorted
     let mut taken: Vec<(u64, u64)> = Vec::new();
     for j in 0..prog.len() {
+        // every load (a STORE waits for what it stores)
         if prog[j].instr.unit() != Unit::Dma || matches!(prog[j].instr, Instr::Store(_)) {
             continue;
         }
@@ -66,8 +68,8 @@ pub(crate) fn hoist(
     prog.into_iter().map(|s| (s.instr, s.owner)).unzip()
 }
 
-/// Where the load at `j` goes, with its estimated issue and end: the earliest
-/// safe index at most `WINDOW` back at which the DMA is free (of the instructions before
+/// Where the load at `j` goes, with its estimated issue and end: the earliest safe index
+/// at most `WINDOW` back at which the DMA is free (of the instructions before
 /// it and of the loads already moved, `taken`) from the load's issue until it is done, and
 /// not needed before by a DMA instruction or one that waits for it; `None` when it stays.
 fn place(
@@ -150,12 +152,9 @@ fn estimate(cfg: &EngineConfig, prog: &[Instr]) -> Estimate {
         if i.wait_compute() {
             t = t.max(done);
         }
+        // a CONV may follow a CONV into its drain; EWISE and POOL take an idle unit
         match i {
-            Instr::Conv(c) if !i.wait_compute() => {
-                t = t.max(accept);
-                accept = t + timing::conv_accept(cfg, c);
-            }
-            Instr::Conv(c) => accept = t + timing::conv_accept(cfg, c),
+            Instr::Conv(_) if !i.wait_compute() => t = t.max(accept),
             Instr::Ewise(_) | Instr::Pool(_) => t = t.max(done),
             _ => {}
         }
@@ -163,7 +162,10 @@ fn estimate(cfg: &EngineConfig, prog: &[Instr]) -> Estimate {
             Unit::Dma => dma = t + dma_cycles(cfg, i),
             Unit::Compute => {
                 done = t + timing::compute_cycles(cfg, i).unwrap_or(0);
-                accept = accept.max(t);
+                accept = match i {
+                    Instr::Conv(c) => t + timing::conv_accept(cfg, c),
+                    _ => done,
+                };
             }
             Unit::Controller => t = t.max(dma).max(done),
         }
@@ -175,14 +177,6 @@ fn estimate(cfg: &EngineConfig, prog: &[Instr]) -> Estimate {
         dma_free,
         fetch,
     }
-}
-
-/// Cycles a DMA instruction keeps the DMA, by the scheduler's estimate.
-fn dma_cycles(cfg: &EngineConfig, i: &Instr) -> u64 {
-    timing::dma_beats(cfg, i).map_or(0, |b| {
-        let latency = if b.write { 0 } else { cfg.dram_latency as u64 };
-        b.setup + b.count() + latency + 1
-    })
 }
 
 #[cfg(test)]
