@@ -97,6 +97,8 @@ struct Tail {
     running: Instr,
     compute: Vec<(Instr, usize)>,
     dma: Vec<(Instr, usize)>,
+    /// How many of `compute` must issue before the DMA work.
+    after: usize,
 }
 
 /// Builds the programs: tiles of every op in order, with the buffer halves alternating
@@ -282,7 +284,7 @@ impl<'a> Builder<'a> {
     /// idle); otherwise the store stays pending for the next tile.
     fn flush(&mut self, store: bool) {
         if let Some(t) = self.tail.take() {
-            self.interleave(t.running, &t.compute, t.dma);
+            self.interleave(t);
         }
         if !store {
             return;
@@ -300,6 +302,13 @@ impl<'a> Builder<'a> {
     /// store, placed behind this, reads); behind it the previous tile's store and what
     /// `background` emits (the next tile's loads), to be spread among the tile's other
     /// compute instructions. The tile's own store is held until the next tile or op.
+    ///
+    /// A first CONV that does not wait for the compute unit may issue into the drain of
+    /// the CONV before it, which still counts as running what the previous tile's store
+    /// reads and its loads overwrite: that DMA work then goes behind the tile's second
+    /// compute instruction, which issues only once no older CONV drains (at most two in
+    /// flight, `contract::timing::conv_accept`) — or, in a tile of one CONV, the CONV waits
+    /// for the compute unit.
     pub fn tile<T>(
         &mut self,
         compute: Vec<Instr>,
@@ -308,10 +317,11 @@ impl<'a> Builder<'a> {
         background: impl FnOnce(&mut Self) -> Result<T, LayerError>,
     ) -> Result<T, LayerError> {
         if let Some(t) = self.tail.take() {
-            self.interleave(t.running, &t.compute, t.dma);
+            self.interleave(t);
         }
         let mut first = compute[0];
         first.set_wait(wait);
+        let at = self.program.len();
         self.push(first);
         let mark = self.program.len();
         if let Some((s, owner)) = self.pending_store.take() {
@@ -320,10 +330,19 @@ impl<'a> Builder<'a> {
         }
         let result = background(self)?;
         let dma = self.split_off(mark);
+        let into_drain = matches!(first, Instr::Conv(_)) && !wait.compute && !dma.is_empty();
+        if into_drain && compute.len() == 1 {
+            first.set_wait(Wait {
+                compute: true,
+                ..wait
+            });
+            self.program[at] = first;
+        }
         self.tail = Some(Tail {
             running: first,
             compute: compute[1..].iter().map(|&i| (i, self.op)).collect(),
             dma,
+            after: usize::from(into_drain && compute.len() > 1),
         });
         self.pending_store = store.map(|s| (s, self.op));
         Ok(result)
@@ -386,17 +405,22 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Appends `compute` (all without wait flags) and the independent `dma` instructions in
-    /// the order the two units would free up, by the cycle model's durations: the
-    /// controller issues in order, so a DMA instruction placed too early holds up the CONVs
-    /// behind it, and one placed too late leaves the DMA idle.
-    fn interleave(&mut self, running: Instr, compute: &[(Instr, usize)], dma: Vec<(Instr, usize)>) {
-        let mut t_compute = self.duration(&running);
+    /// Appends a tile's other compute instructions (all without wait flags) and its
+    /// independent DMA work (once `after` compute instructions have gone) in the order the
+    /// two units would free up, by the cycle model's durations: the controller issues in
+    /// order, so a DMA instruction placed too early holds up the CONVs behind it, and one
+    /// placed too late leaves the DMA idle.
+    fn interleave(&mut self, t: Tail) {
+        let mut t_compute = self.duration(&t.running);
         let mut t_dma = 0;
-        let (mut c, mut d) = (compute.iter().peekable(), dma.into_iter().peekable());
+        let mut after = t.after;
+        let (mut c, mut d) = (
+            t.compute.into_iter().peekable(),
+            t.dma.into_iter().peekable(),
+        );
         while c.peek().is_some() || d.peek().is_some() {
             let take_dma = match (c.peek(), d.peek()) {
-                (Some(_), Some(_)) => t_dma <= t_compute,
+                (Some(_), Some(_)) => after == 0 && t_dma <= t_compute,
                 (None, _) => true,
                 _ => false,
             };
@@ -405,8 +429,9 @@ impl<'a> Builder<'a> {
                 t_dma += self.duration(&i);
                 (i, o)
             } else {
-                let (i, o) = *c.next().unwrap();
+                let (i, o) = c.next().unwrap();
                 t_compute += self.duration(&i);
+                after = after.saturating_sub(1);
                 (i, o)
             };
             self.program.push(i);

@@ -374,6 +374,31 @@ fn vargfacenet_on_the_cycle_model() {
         .all(|b| !b["on_chip"].as_array().unwrap().is_empty()));
 }
 
+/// The programs are race-free by their wait flags and the engine's rules, not by how long
+/// an instruction fetch takes: on the default shape with a one-cycle memory (every fetch
+/// and load as fast as the ports allow, so a STORE or a load right behind a CONV issued
+/// into a drain reaches the DMA before that drain ends) the whole network runs without a
+/// race the model's detector reports, bit-exact.
+#[test]
+fn vargfacenet_is_race_free_with_a_one_cycle_memory() {
+    let dir = std::env::temp_dir().join(format!("host-lat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("latency-1.toml");
+    let cfg = EngineConfig {
+        dram_latency: 1,
+        ..EngineConfig::default()
+    };
+    std::fs::write(&path, cfg.to_toml()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
+        .args(["infer", "--json", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["bit_exact"], true);
+}
+
 /// A config whose WBUF cannot hold one pass of a layer (the 160-chunk embedding
 /// pointwise conv: its weights cannot be split, the CONV has no partial sums): one line
 /// naming the layer and the config field to raise, before the input is even read (so
