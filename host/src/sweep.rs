@@ -123,6 +123,9 @@ pub fn table(points: &[Point]) -> String {
     out
 }
 
+/// Sets one axis of a point.
+type Setter = fn(&mut EngineConfig, usize);
+
 /// The axes of a sweep: every combination of them is a point, the other parameters as in
 /// the base config.
 pub struct Grid<'a> {
@@ -138,26 +141,33 @@ impl Grid<'_> {
     /// column above what a row count allows (`max_vector_rows`, `rows`) are clamped to it;
     /// the duplicates that makes are dropped.
     pub fn configs(&self, base: &EngineConfig) -> Vec<EngineConfig> {
+        // each axis multiplies the points so far, the later axes varying fastest
+        let axes: [(&[usize], Setter); 5] = [
+            (self.rows, |c, v| c.rows = v),
+            (self.cols, |c, v| c.cols = v),
+            (self.vector_rows, |c, v| c.vector_rows = v),
+            (self.ppus, |c, v| c.ppus = v),
+            (self.bus, |c, v| c.dram_bus_bytes = v),
+        ];
+        let mut points = vec![base.clone()];
+        for (values, set) in axes {
+            points = points
+                .iter()
+                .flat_map(|c| {
+                    values.iter().map(move |&v| {
+                        let mut c = c.clone();
+                        set(&mut c, v);
+                        c
+                    })
+                })
+                .collect();
+        }
         let mut out: Vec<EngineConfig> = Vec::new();
-        for &r in self.rows {
-            for &c in self.cols {
-                for &v in self.vector_rows {
-                    for &p in self.ppus {
-                        for &b in self.bus {
-                            let mut cfg = EngineConfig {
-                                rows: r,
-                                cols: c,
-                                ppus: p.clamp(1, r),
-                                dram_bus_bytes: b,
-                                ..base.clone()
-                            };
-                            cfg.vector_rows = v.clamp(1, cfg.max_vector_rows());
-                            if !out.contains(&cfg) {
-                                out.push(cfg);
-                            }
-                        }
-                    }
-                }
+        for mut cfg in points {
+            cfg.ppus = cfg.ppus.clamp(1, cfg.rows);
+            cfg.vector_rows = cfg.vector_rows.clamp(1, cfg.max_vector_rows());
+            if !out.contains(&cfg) {
+                out.push(cfg);
             }
         }
         out

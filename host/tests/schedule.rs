@@ -321,15 +321,30 @@ fn tiny_2g() -> EngineConfig {
 }
 
 /// The whole network on the default preset: every layer bit-exact, through the CLI.
-#[test]
-fn vargfacenet_on_the_cycle_model() {
+/// `host infer --json ARGS`, which must succeed: its report.
+fn infer_json(args: &[&str]) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
         .args(["infer", "--json"])
+        .args(args)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "infer {args:?}: {err}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `cfg` as a TOML file `name` in a directory of this test process.
+fn config_file(cfg: &EngineConfig, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("host-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, cfg.to_toml()).unwrap();
+    path
+}
+
+#[test]
+fn vargfacenet_on_the_cycle_model() {
+    let v = infer_json(&[]);
     assert_eq!(v["backend"], "sim");
     assert_eq!(v["bit_exact"], true);
     assert_eq!(v["total_macs"], 517_068_320u64);
@@ -381,21 +396,12 @@ fn vargfacenet_on_the_cycle_model() {
 /// race the model's detector reports, bit-exact.
 #[test]
 fn vargfacenet_is_race_free_with_a_one_cycle_memory() {
-    let dir = std::env::temp_dir().join(format!("host-lat-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("latency-1.toml");
     let cfg = EngineConfig {
         dram_latency: 1,
         ..EngineConfig::default()
     };
-    std::fs::write(&path, cfg.to_toml()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
-        .args(["infer", "--json", "--config", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = config_file(&cfg, "latency-1.toml");
+    let v = infer_json(&["--config", path.to_str().unwrap()]);
     assert_eq!(v["bit_exact"], true);
 }
 
@@ -405,14 +411,11 @@ fn vargfacenet_is_race_free_with_a_one_cycle_memory() {
 /// before calibration).
 #[test]
 fn unplaceable_layer_is_a_clear_error() {
-    let dir = std::env::temp_dir().join(format!("host-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("small-wbuf.toml");
     let cfg = EngineConfig {
         wbuf_entries: 256,
         ..EngineConfig::tiny()
     };
-    std::fs::write(&path, cfg.to_toml()).unwrap();
+    let path = config_file(&cfg, "small-wbuf.toml");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
         .args(["infer", "--config", path.to_str().unwrap()])
         .args(["--input", "/nonexistent/face.png"])
@@ -429,13 +432,7 @@ fn unplaceable_layer_is_a_clear_error() {
 /// cut the wide early layers into column slices and the wide late ones' records per step.
 #[test]
 fn vargfacenet_on_the_tiny_preset() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
-        .args(["infer", "--json", "--preset", "tiny"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = infer_json(&["--preset", "tiny"]);
     assert_eq!(v["bit_exact"], true);
     assert_eq!(v["total_macs"], 517_068_320u64);
     assert_eq!(v["macs_per_cycle"], 128);
@@ -445,15 +442,7 @@ fn vargfacenet_on_the_tiny_preset() {
 /// same embedding, bit-exact layers, and the same cycle count for every layer.
 #[test]
 fn vargfacenet_in_verilator_equals_the_cycle_model() {
-    let run = |backend: &str| -> serde_json::Value {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
-            .args(["infer", "--json", "--backend", backend])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{backend}: {err}");
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let run = |backend: &str| infer_json(&["--backend", backend]);
     let (sim, rtl) = (run("sim"), run("verilator"));
     assert_eq!(rtl["backend"], "verilator");
     assert_eq!(rtl["bit_exact"], true);
