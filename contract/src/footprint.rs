@@ -128,7 +128,18 @@ impl Instr {
                 let tile = (i.chunks as u64 - 1) * i.chunk_pitch as u64
                     + (rows - 1) * i.row_pitch as u64
                     + i.width as u64;
-                let mut v = vec![acc(Abuf, false, i.a as u64, tile)];
+                // from OBUF, bank r holds row r: no row_pitch term
+                let a = if i.from_obuf {
+                    acc(
+                        Obuf,
+                        false,
+                        i.a as u64,
+                        tile - (rows - 1) * i.row_pitch as u64,
+                    )
+                } else {
+                    acc(Abuf, false, i.a as u64, tile)
+                };
+                let mut v = vec![a];
                 if i.use_b {
                     v.push(acc(Abuf, false, i.b as u64, tile));
                     v.push(acc(Pbuf, false, i.pbuf as u64, i.chunks as u64 * g));

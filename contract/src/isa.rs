@@ -44,7 +44,7 @@ use thiserror::Error;
 
 /// Bumped on any change to the encoding or to an instruction's meaning; the RTL manifest
 /// carries it so the host can refuse a mismatched build.
-pub const ISA_VERSION: u32 = 5;
+pub const ISA_VERSION: u32 = 6;
 
 /// Bytes per encoded instruction.
 pub const INSTR_BYTES: usize = 32;
@@ -177,6 +177,7 @@ pub mod field {
         pub const OBUF_STRIDE: Field = (176, 16);
         pub const KA: Field = (192, 16);
         pub const KB: Field = (208, 16);
+        pub const FROM_OBUF: Field = (224, 1);
         pub const ALL: &[Field] = &[
             USE_B,
             USE_GATE,
@@ -192,6 +193,7 @@ pub mod field {
             OBUF_STRIDE,
             KA,
             KB,
+            FROM_OBUF,
         ];
     }
     pub mod pool {
@@ -397,7 +399,9 @@ pub struct Store {
 ///
 /// `EWISE`: SE gate (`use_gate`: `se_scale(v, sigmoid_gate(ABUF[0][gate + j]))`) and/or
 /// residual add (`use_b`: `PBUF[pbuf + jG + l].apply(v·ka + b·kb)`), result to
-/// `OBUF[r][obuf + j·obuf_stride + x]`, for every tile row `r < R`.
+/// `OBUF[r][obuf + j·obuf_stride + x]`, for every tile row `r < R`. With `from_obuf`, `v`
+/// is `OBUF[r][a + j·chunk_pitch + x]`: bank `r` holds row `r` of the tile a CONV wrote
+/// there (no `row_pitch` term; `b` keeps it), so the SE gate reads its map on chip.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ewise {
     pub wait: Wait,
@@ -415,6 +419,7 @@ pub struct Ewise {
     pub use_gate: bool,
     pub ka: i16,
     pub kb: i16,
+    pub from_obuf: bool,
 }
 
 /// `POOL`: `sum[j][l] += ABUF[r][abuf + j·chunk_pitch + r·row_pitch + x][l]` over banks
@@ -694,6 +699,7 @@ impl Instr {
                 p(f::OBUF_STRIDE, i.obuf_stride.into());
                 p(f::KA, i.ka as u16 as u32);
                 p(f::KB, i.kb as u16 as u32);
+                p(f::FROM_OBUF, i.from_obuf.into());
             }
             Instr::Pool(i) => {
                 use field::pool as f;
@@ -811,6 +817,7 @@ impl Instr {
                     obuf_stride: h(f::OBUF_STRIDE),
                     ka: h(f::KA) as i16,
                     kb: h(f::KB) as i16,
+                    from_obuf: g(f::FROM_OBUF) != 0,
                 })
             }
             _ => {
@@ -1084,7 +1091,7 @@ mod tests {
             (
                 wait(),
                 any::<[u16; 10]>(),
-                any::<[bool; 2]>(),
+                any::<[bool; 3]>(),
                 any::<[i16; 2]>()
             )
                 .prop_map(|(wait, f, b, k)| Instr::Ewise(Ewise {
@@ -1103,6 +1110,7 @@ mod tests {
                     use_gate: b[1],
                     ka: k[0],
                     kb: k[1],
+                    from_obuf: b[2],
                 })),
             (wait(), any::<[u16; 7]>(), any::<u8>(), any::<[bool; 3]>()).prop_map(
                 |(wait, f, banks, b)| Instr::Pool(Pool {
@@ -1156,6 +1164,12 @@ mod tests {
             ..Ewise::default()
         });
         assert_eq!(e.encode(), [0x66, 0, 0, 0x0004_0003, 0, 0, 0x0002_ffff, 0]);
+        let e = Instr::Ewise(Ewise {
+            from_obuf: true,
+            chunks: 1,
+            ..Ewise::default()
+        });
+        assert_eq!(e.encode(), [6, 0, 0, 0x0001_0000, 0, 0, 0, 1]);
         let pool = Instr::Pool(Pool {
             banks: 2,
             obuf: 5,

@@ -216,6 +216,7 @@ fn check_verilog(c: &EngineConfig) -> String {
                 ("rp", ewise::ROW_PITCH),
                 ("cp", ewise::CHUNK_PITCH),
                 ("ostride", ewise::OBUF_STRIDE),
+                ("from", ewise::FROM_OBUF),
             ],
         ),
         (
@@ -309,7 +310,7 @@ wire [63:0] cv_ows = cv_s[1] ? (cv_out_w - 64'd1) << 1 : cv_out_w - 64'd1;
 // bound with one, so the second cycle adds at most three terms and compares.
 reg pre_act, pre_wgt, pre_par, pre_conv, pre_store, pre_ewise, pre_pool;
 reg [63:0] f_act_abuf, f_act_dram, f_cv_abuf, f_cv_wbuf, f_st_obuf, f_st_dram, f_cv_na;
-reg [63:0] f_ew_a, f_ew_b, f_ew_obuf, f_pl_abuf, f_pl_na;
+reg [63:0] f_ew_a, f_ew_na, f_ew_b, f_ew_obuf, f_pl_abuf, f_pl_na;
 always @(posedge clock) begin
    pre_act <= res_act && act_rows != 0 && act_entries != 0 && (act_dram % G) == 0
       && (act_stride % G) == 0;
@@ -336,7 +337,9 @@ always @(posedge clock) begin
    pre_ewise <= res_ewise && ew_chunks != 0 && ew_width != 0
       && (!ew_use_b || (ew_pbuf + {ew_g} - 64'd1 < NP))
       && (!ew_use_gate || (ew_gate + ew_chunks - 64'd1 < NA));
-   f_ew_a <= ew_a + {ew_rp} + ew_width - 64'd1;
+   // from OBUF, bank r holds row r: no row term, bounded by OBUF
+   f_ew_a <= ew_from == 0 ? ew_a + {ew_rp} + ew_width - 64'd1 : ew_a + ew_width - 64'd1;
+   f_ew_na <= ew_from == 0 ? NA : NO;
    f_ew_b <= ew_b + {ew_rp} + ew_width - 64'd1;
    f_ew_obuf <= ew_obuf + ew_width - 64'd1;
    pre_pool <= res_pool && pl_chunks >= 64'd1 && pl_chunks <= 64'd{pmc} && pl_width != 0
@@ -350,7 +353,7 @@ wire ok_wgt = pre_wgt;
 wire ok_par = pre_par;
 wire ok_conv = pre_conv && (f_cv_abuf + p2 + p3 < f_cv_na) && (f_cv_wbuf + p4 < NW);
 wire ok_store = pre_store && (f_st_obuf + p2 < NO) && (f_st_dram + p1 + p3 <= DMAX);
-wire ok_ewise = pre_ewise && (f_ew_a + p2 < NA) && (!ew_use_b || (f_ew_b + p2 < NA))
+wire ok_ewise = pre_ewise && (f_ew_a + p2 < f_ew_na) && (!ew_use_b || (f_ew_b + p2 < NA))
    && (f_ew_obuf + p3 < NO);
 wire ok_pool = pre_pool && (f_pl_abuf + p2 + p3 < f_pl_na);
 ",

@@ -116,6 +116,9 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     op_conv: Constant<Bits<4>>,
     at_op: Constant<Bits<8>>,
     zero8: Constant<Bits<8>>,
+    // r for bank r and v for lane row v: an OBUF-source EWISE's lane row v takes bank
+    // d_row0 + v
+    row16: Vec<Constant<Bits<16>>>,
     _rows: usize,
     _cols: usize,
     /// V, rows of vector lanes
@@ -212,6 +215,7 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             op_conv: op(opcode::CONV),
             at_op: at(contract::isa::field::OPCODE),
             zero8: Constant::new(0u64.into()),
+            row16: (0..r).map(|i| Constant::new((i as u64).into())).collect(),
             _rows: r,
             _cols: c,
             _vrows: cfg.vector_rows,
@@ -386,6 +390,9 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             for r in 0..self._rows {
                 self.abuf[r].rd_addr.next = self.vaddr[r].val();
                 self.oaddr[r].next = self.vaddr[r].val();
+                if self.vec.ew_obuf.val() {
+                    self.oaddr[r].next = self.vec.ro_addr.val();
+                }
             }
             if self.vec.use_b.val() {
                 for vv in (self._vrows - 1)..self._vrows {
@@ -427,6 +434,13 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.lanes[v].use_gate.next = self.vec.use_gate.val();
             self.lanes[v].use_b.next = self.vec.use_b.val();
             self.lanes[v].a.next = self.abuf[v].rd_data.val();
+            if self.vec.ew_obuf.val() {
+                for r in 0..self._rows {
+                    if self.row16[r].val() == self.vec.d_row0.val() + self.row16[v].val() {
+                        self.lanes[v].a.next = self.opack[r].word.val();
+                    }
+                }
+            }
             self.lanes[v].b.next = self.abuf[v].rd_data.val();
             self.lanes[v].gate.next = self.gate_reg.q.val();
             self.lanes[v].sums.next = self.pool.sums.val();
@@ -444,6 +458,9 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.a_hold[s].d.next = self.a_hold[s].q.val();
             if self.vec.d_a.val() {
                 self.a_hold[s].d.next = self.abuf[s].rd_data.val();
+                if self.vec.ew_obuf.val() {
+                    self.a_hold[s].d.next = self.opack[s].word.val();
+                }
             }
             if self.vec.use_b.val() {
                 self.lanes[s].a.next = self.a_hold[s].q.val();

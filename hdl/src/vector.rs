@@ -379,6 +379,9 @@ pub struct VecSeq {
     pub is_pool: Signal<Out, Bit>,
     /// POOL reads OBUF bank r (the same addresses) instead of ABUF
     pub from_obuf: Signal<Out, Bit>,
+    /// EWISE reads `a` of row r from OBUF bank r, at `ro_addr` in every bank
+    pub ew_obuf: Signal<Out, Bit>,
+    pub ro_addr: Signal<Out, Bits<16>>,
     pub use_gate: Signal<Out, Bit>,
     pub use_b: Signal<Out, Bit>,
     pub ka: Signal<Out, Bits<16>>,
@@ -404,6 +407,8 @@ pub struct VecSeq {
     // column, so no adder sits between them and the banks' address adders
     ra: DFF<Bits<16>>,
     rb: DFF<Bits<16>>,
+    // a's OBUF address of column x (no row offset: OBUF bank r is row r)
+    ro: DFF<Bits<16>>,
     // r·row_pitch for r ≤ max(R − 1, V): constant over an instruction, registered
     roff: Vec<DFF<Bits<16>>>,
     rprod: Vec<Signal<Local, Bits<32>>>,
@@ -465,6 +470,7 @@ pub struct VecSeq {
     at_pl_pbuf: Constant<Bits<8>>,
     at_pl_obuf: Constant<Bits<8>>,
     at_pl_from: Constant<Bits<8>>,
+    at_ew_from: Constant<Bits<8>>,
 }
 
 impl VecSeq {
@@ -483,6 +489,8 @@ impl VecSeq {
             clear: Default::default(),
             is_pool: Default::default(),
             from_obuf: Default::default(),
+            ew_obuf: Default::default(),
+            ro_addr: Default::default(),
             use_gate: Default::default(),
             use_b: Default::default(),
             ka: Default::default(),
@@ -505,6 +513,7 @@ impl VecSeq {
             gbase: Default::default(),
             ra: Default::default(),
             rb: Default::default(),
+            ro: Default::default(),
             roff: vec_of(roffs),
             rprod: vec_of(roffs),
             rconst: (0..roffs)
@@ -565,6 +574,7 @@ impl VecSeq {
             at_pl_pbuf: at(pool::PBUF),
             at_pl_obuf: at(pool::OBUF),
             at_pl_from: at(pool::FROM_OBUF),
+            at_ew_from: at(ewise::FROM_OBUF),
         }
     }
 }
@@ -574,7 +584,7 @@ impl Logic for VecSeq {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, ins, j, x, ph, jbase, obase, cnt, r_pro, r_a, r_emit, r_first_x,
-            r_last_x, r_j, r_xa, r_row0, row0, gbase, ra, rb
+            r_last_x, r_j, r_xa, r_row0, row0, gbase, ra, rb, ro
         );
         // fields (contract::isa): EWISE op 6, POOL op 7
         self.pool.next = self.ins.q.val().get_bit(self.at_is_pool.val().index());
@@ -585,6 +595,9 @@ impl Logic for VecSeq {
         self.is_pool.next = self.pool.val();
         self.from_obuf.next =
             self.pool.val() && self.ins.q.val().get_bit(self.at_pl_from.val().index());
+        self.ew_obuf.next =
+            !self.pool.val() && self.ins.q.val().get_bit(self.at_ew_from.val().index());
+        self.ro_addr.next = self.ro.q.val();
         self.ka.next = self.ins.q.val().get_bits::<16>(self.at_ka.val().index());
         self.kb.next = self.ins.q.val().get_bits::<16>(self.at_kb.val().index());
         self.banks.next =
@@ -683,6 +696,7 @@ impl Logic for VecSeq {
                     self.jbase.d.next = 0.into();
                     self.gbase.d.next = 0.into();
                     self.ra.d.next = self.instr.val().get_bits::<16>(self.at_a.val().index());
+                    self.ro.d.next = self.instr.val().get_bits::<16>(self.at_a.val().index());
                     self.rb.d.next = self.instr.val().get_bits::<16>(self.at_b.val().index());
                     self.obase.d.next = 0.into();
                     self.row0.d.next = 0.into();
@@ -709,10 +723,13 @@ impl Logic for VecSeq {
                     if !self.last_x.val() {
                         self.x.d.next = self.x.q.val() + self.one16.val();
                         self.ra.d.next = self.ra.q.val() + self.one16.val();
+                        self.ro.d.next = self.ro.q.val() + self.one16.val();
                         self.rb.d.next = self.rb.q.val() + self.one16.val();
                     } else if !self.last_group.val() {
                         self.x.d.next = 0.into();
                         self.row0.d.next = self.row0.q.val() + self.vrows16.val();
+                        self.ro.d.next = self.ins.q.val().get_bits::<16>(self.at_a.val().index())
+                            + self.jbase.q.val();
                         // the next group of V rows
                         for v in self._vrows..(self._vrows + 1) {
                             self.gbase.d.next = self.gbase.q.val() + self.roff[v].q.val();
@@ -733,6 +750,10 @@ impl Logic for VecSeq {
                             self.jbase.d.next = self.jbase.q.val() + self.cp.val();
                             self.gbase.d.next = self.jbase.q.val() + self.cp.val();
                             self.ra.d.next =
+                                self.ins.q.val().get_bits::<16>(self.at_a.val().index())
+                                    + self.jbase.q.val()
+                                    + self.cp.val();
+                            self.ro.d.next =
                                 self.ins.q.val().get_bits::<16>(self.at_a.val().index())
                                     + self.jbase.q.val()
                                     + self.cp.val();

@@ -218,7 +218,11 @@ impl Buffers {
                     let tile = j * i.chunk_pitch as usize + r * i.row_pitch as usize + x;
                     let out = i.obuf as usize + j * i.obuf_stride as usize + x;
                     for l in 0..g {
-                        let mut v = self.abuf[(i.a as usize + tile) * g + l];
+                        let mut v = if i.from_obuf {
+                            bank[(i.a as usize + j * i.chunk_pitch as usize + x) * g + l]
+                        } else {
+                            self.abuf[(i.a as usize + tile) * g + l]
+                        };
                         if i.use_gate {
                             let gin = self.abuf[(i.gate as usize + j) * g + l];
                             v = se_scale(v, self.gate_rom[gin as u8 as usize]);

@@ -37,11 +37,11 @@ fn instr() -> impl Strategy<Value = Instr> {
             wait, dram, bank_stride: v[0] as u32, run_stride: v[1] as u32, obuf: v[2],
             obuf_stride: v[3], run_entries: v[4], runs: 1 + v[5] % 3, banks,
         })),
-        2 => (wait(), f(), any::<[bool; 2]>(), any::<[i16; 2]>()).prop_map(|(wait, v, b, k)| {
+        2 => (wait(), f(), any::<[bool; 3]>(), any::<[i16; 2]>()).prop_map(|(wait, v, b, k)| {
             Instr::Ewise(Ewise {
                 wait, a: v[0], b: v[1], gate: v[2], obuf: v[3], pbuf: v[4], chunks: 1 + v[5] % 3,
                 width: v[6], row_pitch: v[7], chunk_pitch: v[8], obuf_stride: v[9],
-                use_b: b[0], use_gate: b[1], ka: k[0], kb: k[1],
+                use_b: b[0], use_gate: b[1], ka: k[0], kb: k[1], from_obuf: b[2],
             })
         }),
         2 => (wait(), f(), prop_oneof![4 => 1u8..3, 1 => 0u8..4], any::<[bool; 3]>()).prop_map(|(wait, v, banks, b)| Instr::Pool(Pool {

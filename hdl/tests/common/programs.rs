@@ -136,22 +136,35 @@ pub fn random_instr(cfg: &EngineConfig, rng: &mut Rng, with_vector: bool) -> Ins
             let chunks = pick(1, 3);
             let width = pick(1, 8);
             let row_pitch = width + pick(0, 3);
+            let chunk_pitch = r * row_pitch + pick(0, 3);
+            let obuf_stride = width + pick(0, 3);
+            // a third read `a` from OBUF, where earlier CONVs wrote, unless the outputs
+            // land in what it reads
+            let try_obuf = pick(0, 2) == 0;
+            let a = if try_obuf { pick(0, 40) } else { pick(0, 300) };
+            let obuf = pick(0, 200);
+            let (read_end, write_end) = (
+                a + (chunks - 1) * chunk_pitch + width,
+                obuf + (chunks - 1) * obuf_stride + width,
+            );
+            let from_obuf = try_obuf && (obuf >= read_end || write_end <= a);
             Instr::Ewise(Ewise {
                 wait: Wait::NONE,
-                a: pick(0, 300) as u16,
+                a: a as u16,
                 b: pick(0, 300) as u16,
                 gate: pick(0, 300) as u16,
-                obuf: pick(0, 200) as u16,
+                obuf: obuf as u16,
                 pbuf: pick(0, 40) as u16,
                 chunks: chunks as u16,
                 width: width as u16,
                 row_pitch: row_pitch as u16,
-                chunk_pitch: (r * row_pitch + pick(0, 3)) as u16,
-                obuf_stride: (width + pick(0, 3)) as u16,
+                chunk_pitch: chunk_pitch as u16,
+                obuf_stride: obuf_stride as u16,
                 use_b: pick(0, 1) == 1,
                 use_gate: pick(0, 1) == 1,
                 ka: pick(0, 1 << 15) as i16,
                 kb: pick(0, 1 << 16) as u16 as i16,
+                from_obuf,
             })
         }
         _ => {
@@ -356,6 +369,7 @@ pub fn vector_program(cfg: &EngineConfig) -> Vec<Instr> {
             use_gate,
             ka: 9000,
             kb: -7000,
+            from_obuf: false,
         })
     };
     let pool = |first, last, banks, abuf| {
