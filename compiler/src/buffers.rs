@@ -49,8 +49,29 @@ impl Halves {
         Ok(())
     }
 
+    /// Keeps `k` entries at the top of a half for a while: both halves shrink to
+    /// `entries / 2 − k`, at the same bases, so every take still alternates between them
+    /// and none reaches the top `k` of either (docs/compiler.md, "The SE map kept").
+    pub fn pin(&mut self, k: usize) {
+        self.half = self.entries / 2 - k;
+    }
+
+    pub fn unpin(&mut self) {
+        self.half = self.entries / 2;
+    }
+
+    /// The top `k` entries of the half that `base` is not in.
+    pub fn top_of_other_half(&self, base: usize, k: usize) -> usize {
+        let full = self.entries / 2;
+        if base < full {
+            self.entries - k
+        } else {
+            full - k
+        }
+    }
+
     fn next_base(&mut self) -> usize {
-        let base = self.next * self.half;
+        let base = self.next * (self.entries / 2);
         self.next ^= 1;
         self.fill = None;
         base

@@ -11,7 +11,7 @@ use contract::isa::{
     encode_requant, End, Instr, LoadAct, LoadParam, LoadWgt, Store, Wait, PBUF_RECORD_BYTES,
 };
 use contract::{timing, Buffer, EngineConfig};
-use int8::ir::QModel;
+use int8::ir::{QModel, TensorId};
 
 /// A tile of act rows in ABUF: where it starts and how to walk it.
 #[derive(Clone, Copy, Debug)]
@@ -91,6 +91,17 @@ pub(crate) fn dma_cycles(cfg: &EngineConfig, i: &Instr) -> u64 {
 /// A load of constants (weights or records): `(DRAM, buffer address, entries)`.
 pub(crate) type Load = (u32, usize, usize);
 
+/// A feature map a 1×1 conv left whole in OBUF for a later EWISE (the SE map, which the
+/// gate reads after the whole map's pool): row tile `t` at `at + t·slot`, its chunk `j`
+/// at `+ j·width`. The OBUF halves stay pinned below it until the EWISE has read it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kept {
+    pub tensor: TensorId,
+    pub at: usize,
+    pub slot: usize,
+    pub width: usize,
+}
+
 /// The instructions of the current tile not yet placed: the running first compute
 /// instruction, the tile's other compute instructions, and the DMA work behind them.
 struct Tail {
@@ -121,6 +132,9 @@ pub(crate) struct Builder<'a> {
     pub wbuf: Halves,
     pub pbuf: Halves,
     pub obuf: Halves,
+    pub kept: Option<Kept>,
+    /// Ops whose outputs never went to DRAM.
+    pub on_chip: Vec<usize>,
 }
 
 impl<'a> Builder<'a> {
@@ -145,6 +159,8 @@ impl<'a> Builder<'a> {
             wbuf: Halves::new(Buffer::Wbuf, cfg),
             pbuf: Halves::new(Buffer::Pbuf, cfg),
             obuf: Halves::new(Buffer::Obuf, cfg),
+            kept: None,
+            on_chip: Vec::new(),
         }
     }
 

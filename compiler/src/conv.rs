@@ -3,7 +3,7 @@
 //! buffer, and the act rows, weights and records each tile loads.
 
 use crate::buffers::Stream;
-use crate::builder::{Builder, Cols, Load, Tile};
+use crate::builder::{Builder, Cols, Kept, Load, Tile};
 use crate::error::{u16_of, LayerError};
 use crate::layout::Layout;
 use crate::Stay;
@@ -48,6 +48,9 @@ struct OnChip {
     slots: usize,
     slot: usize,
     pool: Option<RowPool>,
+    /// With the pool and one reader, when the SE gate reads the map later: the reader's
+    /// output rows stay, row tile `t` at `kept + t·slot`, and are not stored.
+    kept: Option<usize>,
 }
 
 /// The global pool lowered with the readers: after each row tile, a POOL from OBUF sums
@@ -194,7 +197,7 @@ impl Builder<'_> {
         let mut fused = match then.readers.is_empty() {
             false if col_tiles.len() == 1 && wgt.is_resident() && rec.is_resident() => {
                 let row = out_need(0, passes.len(), &widest);
-                self.on_chip(then, row, lead, ow, oh <= r)?
+                self.on_chip(then, row, lead, ow, oh.div_ceil(r))?
             }
             _ => None,
         };
@@ -317,9 +320,13 @@ impl Builder<'_> {
             if let Some(f) = &mut fused {
                 if schedule.get(n + 1).is_none_or(|t| t.0 != *oy0) {
                     let k = f.readers.len();
-                    let slot = |i: usize| f.slots + (oy0 / r * k + i) % (k + 1) * f.slot;
+                    let slot = |i: usize| match f.kept {
+                        Some(at) => at + oy0 / r * f.slot,
+                        None => f.slots + (oy0 / r * k + i) % (k + 1) * f.slot,
+                    };
+                    let store = f.kept.is_none();
                     for (i, reader) in f.readers.iter_mut().enumerate() {
-                        self.pointwise_row(reader, slot(i), *oy0, valid, w)?;
+                        self.pointwise_row(reader, slot(i), *oy0, valid, w, store)?;
                     }
                     if let Some(p) = &f.pool {
                         let last = *oy0 + r >= oh;
@@ -336,6 +343,16 @@ impl Builder<'_> {
                     }
                 }
             }
+        }
+        if let Some((f, at)) = fused.as_ref().and_then(|f| Some((f, f.kept?))) {
+            self.kept = Some(Kept {
+                tensor: self.model.ops[f.readers[0].op].output(),
+                at,
+                slot: f.slot,
+                width: ow,
+            });
+            self.obuf.pin(oh.div_ceil(r) * f.slot);
+            self.on_chip.push(f.readers[0].op);
         }
         Ok(fused.map_or(0, |f| f.readers.len() + f.pool.is_some() as usize))
     }
@@ -379,21 +396,24 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Plans the 1×1 convs `then` (op, member read, conv) to read the producer's row tiles
-    /// of `row` OBUF entries (`lead` spare chunks before the first real one, `ow` entries
-    /// per chunk) on chip: `None` unless the row fits half the OBUF and `readers + 1` slots
-    /// of the largest reader's output row the other, and all the readers' weights fit one
-    /// WBUF half and their records one PBUF half — or, for a single reader of a producer of
-    /// one row tile (`one_row`), a pass does. Takes the halves: the row in the next OBUF
-    /// half, the slots in the other.
+    /// Plans the 1×1 convs `then` (op, member read, conv) to read the producer's `tiles`
+    /// row tiles of `row` OBUF entries (`lead` spare chunks before the first real one,
+    /// `ow` entries per chunk) on chip: `None` unless the row fits half the OBUF and
+    /// `readers + 1` slots of the largest reader's output row the other, and all the
+    /// readers' weights fit one WBUF half and their records one PBUF half — or, for a
+    /// single reader of a producer of one row tile, a pass does. Takes the halves: the row
+    /// in the next OBUF half, the slots in the other. With `stay.keep` and the pool, the
+    /// reader's output rows of every tile stay instead, at the top of the other half, when
+    /// they take at most three quarters of it (the ops before the gate get the rest).
     fn on_chip(
         &mut self,
         stay: &Stay,
         row: usize,
         lead: usize,
         ow: usize,
-        one_row: bool,
+        tiles: usize,
     ) -> Result<Option<OnChip>, LayerError> {
+        let one_row = tiles == 1;
         let (g, cols) = (self.cfg.group_width, self.cfg.cols);
         let then = &stay.readers;
         let members = then.len();
@@ -473,7 +493,17 @@ impl Builder<'_> {
             rec.next(first, true, &mut self.pbuf),
         );
         let input = self.obuf.take(row, "a row of the producer's outputs")?;
-        let slots = self.obuf.take(outputs, "the readers' output rows")?;
+        let map = tiles * slot;
+        let keep = stay.keep
+            && pool.is_some()
+            && self.kept.is_none()
+            && map * 4 <= self.obuf.half * 3
+            && self.cfg.rows * ow < self.abuf.half;
+        let kept = keep.then(|| self.obuf.top_of_other_half(input, map));
+        let slots = match kept {
+            Some(_) => 0,
+            None => self.obuf.take(outputs, "the readers' output rows")?,
+        };
         let (mut wbuf, mut pbuf) = (wgt.last, rec.last);
         let mut streamed = (!resident).then_some((wgt, rec));
         let mut readers = Vec::with_capacity(members);
@@ -511,6 +541,7 @@ impl Builder<'_> {
             slots,
             slot,
             pool,
+            kept,
         }))
     }
 
@@ -527,12 +558,13 @@ impl Builder<'_> {
         oy0: usize,
         valid: usize,
         w: usize,
+        store: bool,
     ) -> Result<(), LayerError> {
         let (g, cols) = (self.cfg.group_width, self.cfg.cols);
         let np = f.passes.len();
         let end = f.passes[np - 1][0];
         let runs = (end.oc + end.ncols).div_ceil(g);
-        let store = Self::store(&f.out, out, (0, oy0, 0), w, valid, runs);
+        let store = store.then(|| Self::store(&f.out, out, (0, oy0, 0), w, valid, runs));
         let conv = |q: usize, wbuf: usize, pbuf: usize| {
             Instr::Conv(Conv {
                 wait: Wait::NONE,
@@ -557,7 +589,7 @@ impl Builder<'_> {
                     .map(|q| conv(q, *wbuf + q * f.chunks, *pbuf + q * cols))
                     .collect();
                 let wait = if oy0 == 0 { Wait::DMA } else { Wait::NONE };
-                self.tile(convs, Some(store), wait, |_| Ok(()))?;
+                self.tile(convs, store, wait, |_| Ok(()))?;
             }
             Consts::Streamed { wgt, rec, per_tile } => {
                 // each tile waits for its loads; the next tile's load behind its first CONV
@@ -569,7 +601,7 @@ impl Builder<'_> {
                         .map(|q| conv(q, wb + (q - q0) * f.chunks, pb + (q - q0) * cols))
                         .collect();
                     let next = tiles.get(i + 1).map(|&n0| n0..(n0 + *per_tile).min(np));
-                    let last = next.is_none().then_some(store);
+                    let last = store.filter(|_| next.is_none());
                     self.tile(convs, last, Wait::DMA, |b| {
                         if let Some(t) = next {
                             if let Some((dram, at, n)) = wgt.next(t.clone(), true, &mut b.wbuf) {

@@ -44,13 +44,23 @@ impl Builder<'_> {
             }
             Ok(())
         })?;
+        // `a` may be the map its conv kept in OBUF (docs/compiler.md, "The SE map kept"):
+        // then b's rows load row-major over the interior columns, so that its chunk pitch
+        // is a's, and the OBUF halves are pinned below the map until this op is done.
+        let kept = self.kept.filter(|k| k.tensor == e.a);
+        if let Some(k) = kept {
+            require!(
+                k.width == la.w && r * la.w < self.abuf.half,
+                "the kept map's rows do not fit the EWISE's tiles"
+            );
+        }
         // The largest chunk set whose a and b row tiles (and gate) fit half the ABUF (and
         // whose records half the PBUF, when they go per step); when one chunk's whole rows
         // do not fit, column slices of them.
-        let operands = 1 + lb.is_some() as usize;
+        let operands = lb.is_some() as usize + kept.is_none() as usize;
         let gate_entries = lgate.is_some() as usize;
         let half = self.abuf.half;
-        let whole = operands * r * la.wp() + gate_entries <= half;
+        let whole = kept.is_some() || operands * r * la.wp() + gate_entries <= half;
         let slice = if whole {
             la.w
         } else {
@@ -62,7 +72,10 @@ impl Builder<'_> {
         };
         // a slice's outputs (one chunk) fit half the OBUF too
         let slice = slice.min(self.obuf.half);
-        let cols = Cols::tiles(&la, la.w, slice, 1, 1, la.pad);
+        let cols = match kept {
+            Some(_) => vec![Cols::slice(0, la.w, 1, 1, la.pad)],
+            None => Cols::tiles(&la, la.w, slice, 1, 1, la.pad),
+        };
         let per_chunk = operands * r * cols[0].width + gate_entries;
         let mut nch = (half / per_chunk)
             .min(la.chunks)
@@ -86,13 +99,42 @@ impl Builder<'_> {
             let (banks, n) = (r.min(la.h - y), nch.min(la.chunks - j0));
             let base = b.abuf.take(n * per_chunk, "an EWISE tile")?;
             let (x, width) = ((c.x0, c.width), c.width);
-            let ta = b.load_rows_at(&la, base, (j0, n), y + la.pad, banks, x);
-            let tb = match lb {
-                Some(lb) => {
-                    let at = base + n * r * width;
-                    b.load_rows_at(&lb, at, (j0, n), y + lb.pad, banks, x)
+            let (ta, tb) = match (kept, lb) {
+                (None, _) => {
+                    let ta = b.load_rows_at(&la, base, (j0, n), y + la.pad, banks, x);
+                    let tb = lb.map(|lb| {
+                        let at = base + n * r * width;
+                        b.load_rows_at(&lb, at, (j0, n), y + lb.pad, banks, x)
+                    });
+                    (ta, tb.unwrap_or(ta))
                 }
-                None => ta,
+                (Some(_), Some(lb)) => {
+                    // row i at i·n·w, chunk j of it at j·w
+                    for i in 0..banks {
+                        b.push(Instr::LoadAct(LoadAct {
+                            wait: Wait::NONE,
+                            dram: lb.addr(j0, y + lb.pad + i, c.x0),
+                            dram_stride: lb.chunk_bytes(),
+                            abuf: (base + i * n * width) as u16,
+                            rows: n as u16,
+                            row_entries: width as u16,
+                        }));
+                    }
+                    let tb = Tile {
+                        abuf: base,
+                        row_pitch: n * width,
+                        chunk_pitch: width,
+                    };
+                    (tb, tb)
+                }
+                (Some(_), None) => {
+                    let t = Tile {
+                        abuf: base,
+                        row_pitch: 0,
+                        chunk_pitch: width,
+                    };
+                    (t, t)
+                }
             };
             let gate = match lgate {
                 Some(lg) => {
@@ -123,9 +165,13 @@ impl Builder<'_> {
             // the step's records, or its chunks' among every channel's
             let pbuf = records.unwrap_or(pbuf + j0 * g);
             let obuf = self.obuf.take(n * w, "an EWISE tile's outputs")?;
+            let a_at = match kept {
+                Some(k) => k.at + y / r * k.slot + j0 * w,
+                None => a.abuf + c.skip,
+            };
             let instr = Instr::Ewise(Ewise {
                 wait: Wait::NONE,
-                a: u16_of(a.abuf + c.skip, "ABUF address")?,
+                a: u16_of(a_at, "ABUF address")?,
                 b: u16_of(b.abuf + c.skip, "ABUF address")?,
                 gate: gate as u16,
                 obuf: obuf as u16,
@@ -139,6 +185,7 @@ impl Builder<'_> {
                 use_gate: lgate.is_some(),
                 ka: e.add.ka,
                 kb: e.add.kb,
+                from_obuf: kept.is_some(),
             });
             let store = Self::store(&lo, obuf, (j0, y, c.ox0), w, banks, n);
             let next = self.tile(vec![instr], Some(store), Wait::BOTH, |bd| {
@@ -147,6 +194,10 @@ impl Builder<'_> {
             if let Some(t) = next {
                 here = t;
             }
+        }
+        if kept.is_some() {
+            self.kept = None;
+            self.obuf.unpin();
         }
         Ok(())
     }

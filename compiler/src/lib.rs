@@ -134,6 +134,7 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
             program: programs.len(),
             first_compute: 0,
             lowered_with: group.clone(),
+            on_chip: group.start == n && group.len() > 1 || b.on_chip.contains(&n),
         });
         if per_op || n + 1 == model.ops.len() {
             let (instrs, owner) = b.finish_program();
@@ -181,6 +182,9 @@ pub(crate) struct Stay<'m> {
     pub readers: Vec<(usize, usize, &'m QConv)>,
     /// `(op, pool)`: the op after the readers, when it pools one reader's output.
     pub pool: Option<(usize, &'m QPool)>,
+    /// The pooled map may stay whole in OBUF for its other reader: the SE gate after the
+    /// pool and the convs on 1×1 maps between them (docs/compiler.md, "The SE map kept").
+    pub keep: bool,
 }
 
 /// The 1×1 convs right after op `n` that read its `outputs` (a merged conv's members), one
@@ -225,5 +229,20 @@ fn stays_for<'m>(model: &'m QModel, n: usize, outputs: &[TensorId]) -> Stay<'m> 
         Some(QOp::Pool(p)) if readers.iter().any(|r| r.2.output == p.input) => Some((after, p)),
         _ => None,
     };
-    Stay { readers, pool }
+    let keep = pool.is_some_and(|(at, p)| {
+        let vector = |t: TensorId| (model.tensors[t].height, model.tensors[t].width) == (1, 1);
+        let gate = model.ops[at + 1..]
+            .iter()
+            .find(|op| !matches!(op, QOp::Conv(c) if vector(c.input) && vector(c.output)));
+        let readers_of_map = model.ops.iter().filter(|op| op.inputs().contains(&p.input));
+        readers.len() == 1
+            && p.input != model.embedding
+            && readers_of_map.count() == 2
+            && matches!(gate, Some(QOp::Ewise(e)) if e.a == p.input && e.gate.is_some())
+    });
+    Stay {
+        readers,
+        pool,
+        keep,
+    }
 }

@@ -23,6 +23,10 @@ pub struct OpInfo {
     /// The ops lowered together with it (their instructions interleave): itself alone, or
     /// a producer whose outputs stay on chip and the 1×1 convs reading them.
     pub lowered_with: Range<usize>,
+    /// Its outputs never go to DRAM: it leads a group lowered together, its 1×1 readers
+    /// reading them on chip, or it is the SE map a later gate reads in OBUF
+    /// (docs/compiler.md).
+    pub on_chip: bool,
 }
 
 /// One engine program and where it sits in DRAM.
@@ -79,11 +83,9 @@ impl Plan {
         (self.programs[op.program].ops.start != n).then_some(op.first_compute)
     }
 
-    /// Whether op `n`'s outputs never go to DRAM: it leads a group lowered together, its
-    /// 1×1 readers reading them on chip (docs/compiler.md).
+    /// Whether op `n`'s outputs never go to DRAM ([`OpInfo::on_chip`]).
     pub fn stays_on_chip(&self, n: usize) -> bool {
-        let group = &self.ops[n].lowered_with;
-        group.start == n && group.len() > 1
+        self.ops[n].on_chip
     }
 
     /// What the host computes around the engine's programs, in order.

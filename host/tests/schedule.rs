@@ -175,10 +175,18 @@ proptest! {
         let sq = n.pool(pw);
         let fc1 = n.conv(sq, (c / 4).max(1), 1, 1, 1);
         let fc2 = n.conv(fc1, c, 1, 1, 1);
-        n.ewise(pw, Some(fc2), Some(0));
+        let out = n.ewise(pw, Some(fc2), Some(0));
         // On the tiny preset the SE pool is lowered with the convs before it and sums
         // `pw`'s outputs in OBUF: no act loads, every POOL from OBUF.
         let plan = compiler::compile(&n.m, &EngineConfig::tiny(), false).unwrap();
+        // `pw`'s map stays in OBUF for the gate when it fits (here always with one chunk
+        // on a few rows): then the gate reads it there and `pw` stores nothing.
+        let op_of = |t: usize| plan.ops.iter().position(|o| o.outputs == [t]).unwrap();
+        let instrs = |t: usize| plan.programs[0].instrs_of(op_of(t));
+        let kept = instrs(out).any(|i| matches!(i, Instr::Ewise(e) if e.from_obuf));
+        prop_assert_eq!(plan.ops[op_of(pw)].on_chip, kept);
+        prop_assert!(!kept || !instrs(pw).any(|i| matches!(i, Instr::Store(_))));
+        prop_assert!(kept || chunks > 1 || h > 4 || w > 8, "the SE map is not kept");
         let at = plan.ops.iter().position(|o| o.outputs == [sq]).unwrap();
         prop_assert_eq!(plan.ops[at].lowered_with.clone(), at - 2..at + 1);
         let pool_instrs = || plan.programs[0].instrs_of(at);
@@ -387,6 +395,18 @@ fn vargfacenet_on_the_cycle_model() {
     assert!(normal
         .iter()
         .all(|b| !b["on_chip"].as_array().unwrap().is_empty()));
+    // stage 1's SE maps stay in OBUF for their gates
+    let stage1 = normal
+        .iter()
+        .filter(|b| b["name"].as_str().unwrap().contains("layer.1."));
+    for b in stage1 {
+        let kept = b["on_chip"].as_array().unwrap();
+        assert!(
+            kept.iter()
+                .any(|n| n.as_str().unwrap().ends_with("part_2.pw_conv")),
+            "{b}"
+        );
+    }
 }
 
 /// The programs are race-free by their wait flags and the engine's rules, not by how long
