@@ -11,6 +11,7 @@ pub(crate) struct Halves {
     buffer: Buffer,
     entries: usize,
     pub half: usize,
+    bases: [usize; 2],
     next: usize,
     /// The half the last resident data went to and how much of it that data fills: more
     /// goes beside it while it fits.
@@ -24,6 +25,7 @@ impl Halves {
             buffer,
             entries,
             half: entries / 2,
+            bases: [0, entries / 2],
             next: 0,
             fill: None,
         }
@@ -56,8 +58,35 @@ impl Halves {
         self.half = self.entries / 2 - k;
     }
 
+    /// Keeps everything from `end` on for a while: the halves become the two halves of
+    /// `0 .. end`, the first taken first. They need not lie in the usual halves, so the
+    /// caller places every pending store first.
+    pub fn pin_below(&mut self, end: usize) {
+        self.half = end / 2;
+        self.bases = [0, end / 2];
+        self.next = 0;
+    }
+
+    /// Back to the usual halves; after `pin_below`, the next take goes to the upper one,
+    /// clear of `0 .. end` when `end` is at most half the buffer.
     pub fn unpin(&mut self) {
+        if self.bases[1] != self.entries / 2 {
+            self.next = 1;
+        }
         self.half = self.entries / 2;
+        self.bases = [0, self.entries / 2];
+    }
+
+    /// Whether the next take goes to the upper half.
+    pub fn upper_next(&self) -> bool {
+        self.next == 1
+    }
+
+    /// Makes the next take go to the lower half, out of turn: the caller has placed every
+    /// pending store, and what comes next waits for it.
+    pub fn lower_next(&mut self) {
+        self.next = 0;
+        self.fill = None;
     }
 
     /// The top `k` entries of the half that `base` is not in.
@@ -71,7 +100,7 @@ impl Halves {
     }
 
     fn next_base(&mut self) -> usize {
-        let base = self.next * (self.entries / 2);
+        let base = self.bases[self.next];
         self.next ^= 1;
         self.fill = None;
         base

@@ -93,13 +93,15 @@ pub(crate) type Load = (u32, usize, usize);
 
 /// A feature map a 1×1 conv left whole in OBUF for a later EWISE (the SE map, which the
 /// gate reads after the whole map's pool): row tile `t` at `at + t·slot`, its chunk `j`
-/// at `+ j·width`. The OBUF halves stay pinned below it until the EWISE has read it.
+/// at `+ j·width`. The OBUF halves stay pinned below it until the EWISE has read it:
+/// both shrunk by it at the top, or (`below`) moved into the entries under it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Kept {
     pub tensor: TensorId,
     pub at: usize,
     pub slot: usize,
     pub width: usize,
+    pub below: bool,
 }
 
 /// The instructions of the current tile not yet placed: the running first compute
@@ -298,7 +300,7 @@ impl<'a> Builder<'a> {
 
     /// Places the pending tile and, with `store`, its store (after the compute unit is
     /// idle); otherwise the store stays pending for the next tile.
-    fn flush(&mut self, store: bool) {
+    pub fn flush(&mut self, store: bool) {
         if let Some(t) = self.tail.take() {
             self.interleave(t);
         }

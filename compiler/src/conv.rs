@@ -49,8 +49,9 @@ struct OnChip {
     slot: usize,
     pool: Option<RowPool>,
     /// With the pool and one reader, when the SE gate reads the map later: the reader's
-    /// output rows stay, row tile `t` at `kept + t·slot`, and are not stored.
-    kept: Option<usize>,
+    /// output rows stay, row tile `t` at `kept + t·slot`, and are not stored; `true` when
+    /// at the top of the OBUF, over both halves (`Halves::pin_below`).
+    kept: Option<(usize, bool)>,
 }
 
 /// The global pool lowered with the readers: after each row tile, a POOL from OBUF sums
@@ -321,7 +322,7 @@ impl Builder<'_> {
                 if schedule.get(n + 1).is_none_or(|t| t.0 != *oy0) {
                     let k = f.readers.len();
                     let slot = |i: usize| match f.kept {
-                        Some(at) => at + oy0 / r * f.slot,
+                        Some((at, _)) => at + oy0 / r * f.slot,
                         None => f.slots + (oy0 / r * k + i) % (k + 1) * f.slot,
                     };
                     let store = f.kept.is_none();
@@ -344,14 +345,20 @@ impl Builder<'_> {
                 }
             }
         }
-        if let Some((f, at)) = fused.as_ref().and_then(|f| Some((f, f.kept?))) {
+        if let Some((f, (at, below))) = fused.as_ref().and_then(|f| Some((f, f.kept?))) {
             self.kept = Some(Kept {
                 tensor: self.model.ops[f.readers[0].op].output(),
                 at,
                 slot: f.slot,
                 width: ow,
+                below,
             });
-            self.obuf.pin(oh.div_ceil(r) * f.slot);
+            if below {
+                self.flush(true);
+                self.obuf.pin_below(at);
+            } else {
+                self.obuf.pin(oh.div_ceil(r) * f.slot);
+            }
             self.on_chip.push(f.readers[0].op);
         }
         Ok(fused.map_or(0, |f| f.readers.len() + f.pool.is_some() as usize))
@@ -403,8 +410,10 @@ impl Builder<'_> {
     /// readers' weights fit one WBUF half and their records one PBUF half — or, for a
     /// single reader of a producer of one row tile, a pass does. Takes the halves: the row
     /// in the next OBUF half, the slots in the other. With `stay.keep` and the pool, the
-    /// reader's output rows of every tile stay instead, at the top of the other half, when
-    /// they take at most three quarters of it (the ops before the gate get the rest).
+    /// reader's output rows of every tile stay instead: at the top of the other half when
+    /// they take at most three quarters of it (the ops before the gate get the rest), else
+    /// at the top of the OBUF when the row is in the lower half and a quarter of a half is
+    /// left free beside it.
     fn on_chip(
         &mut self,
         stay: &Stay,
@@ -492,14 +501,25 @@ impl Builder<'_> {
             wgt.next(first.clone(), true, &mut self.wbuf),
             rec.next(first, true, &mut self.pbuf),
         );
-        let input = self.obuf.take(row, "a row of the producer's outputs")?;
         let map = tiles * slot;
         let keep = stay.keep
             && pool.is_some()
             && self.kept.is_none()
-            && map * 4 <= self.obuf.half * 3
             && self.cfg.rows * ow < self.abuf.half;
-        let kept = keep.then(|| self.obuf.top_of_other_half(input, map));
+        let (entries, half) = (self.cfg.obuf_entries, self.obuf.half);
+        // a map for the top of the OBUF needs the row in the lower half: out of turn, behind
+        // the pending store (the producer's first CONV waits for the DMA)
+        if keep && map * 4 > half * 3 && self.obuf.upper_next() {
+            self.flush(true);
+            self.obuf.lower_next();
+        }
+        let input = self.obuf.take(row, "a row of the producer's outputs")?;
+        let kept = match keep {
+            false => None,
+            true if map * 4 <= half * 3 => Some((self.obuf.top_of_other_half(input, map), false)),
+            true if input == 0 && row.max(half / 2) + map <= entries => Some((entries - map, true)),
+            true => None,
+        };
         let slots = match kept {
             Some(_) => 0,
             None => self.obuf.take(outputs, "the readers' output rows")?,

@@ -195,7 +195,10 @@ impl Builder<'_> {
                 here = t;
             }
         }
-        if kept.is_some() {
+        if let Some(k) = kept {
+            if k.below {
+                self.flush(true);
+            }
             self.kept = None;
             self.obuf.unpin();
         }
