@@ -79,6 +79,16 @@ impl Cols {
     }
 }
 
+/// The runs (chunks) `q` of a STORE.
+fn store_runs(s: &Store, q: std::ops::Range<u16>) -> Store {
+    Store {
+        dram: s.dram + q.start as u32 * s.run_stride,
+        obuf: s.obuf + q.start * s.obuf_stride,
+        runs: q.end - q.start,
+        ..*s
+    }
+}
+
 /// Cycles a DMA instruction keeps the DMA, by the scheduler's estimate: set-up, one per
 /// bus word, and a load's latency (0 for others).
 pub(crate) fn dma_cycles(cfg: &EngineConfig, i: &Instr) -> u64 {
@@ -267,9 +277,10 @@ impl<'a> Builder<'a> {
     /// The op's first act loads (what `load` emits). Those that read nothing the previous
     /// op's last store writes (rows stored long ago, a residual operand, the other input of
     /// an EWISE) go behind that op's last tile too; the rest after its store, which waits
-    /// for its last compute. When none has to wait, the store is carried over like one
-    /// between tiles: it goes behind this op's first compute instruction, so that
-    /// instruction waits only for its own loads.
+    /// for its last compute — after just the chunks they read, when those are the store's
+    /// first: the other chunks' store is carried like one between tiles. When none has to
+    /// wait, the whole store is carried: it goes behind this op's first compute
+    /// instruction, so that instruction waits only for its own loads.
     pub fn first_loads<T>(
         &mut self,
         load: impl FnOnce(&mut Self) -> Result<T, LayerError>,
@@ -284,6 +295,22 @@ impl<'a> Builder<'a> {
                     Some((s, _)) => overlaps(self.cfg, l, &Instr::Store(*s)),
                     None => false,
                 });
+        let rest = match (&mut self.pending_store, dependent.is_empty()) {
+            (Some((s, owner)), false) => {
+                let read = |q: u16| {
+                    let run = Instr::Store(store_runs(s, q..q + 1));
+                    dependent.iter().any(|(l, _)| overlaps(self.cfg, l, &run))
+                };
+                // one past the last run they read
+                let split = (0..s.runs).rev().find(|&q| read(q)).map(|q| q + 1);
+                split.filter(|&q| q < s.runs).map(|q| {
+                    let rest = (store_runs(s, q..s.runs), *owner);
+                    *s = store_runs(s, 0..q);
+                    rest
+                })
+            }
+            _ => None,
+        };
         match &mut self.tail {
             Some(t) => {
                 t.dma.extend(independent);
@@ -295,6 +322,9 @@ impl<'a> Builder<'a> {
             }
         }
         self.extend(dependent);
+        if rest.is_some() {
+            self.pending_store = rest;
+        }
         Ok(result)
     }
 

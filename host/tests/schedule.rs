@@ -225,6 +225,43 @@ proptest! {
     }
 }
 
+/// An op's last store is split at the chunks the next op's first loads read: a grouped
+/// conv's first tile (a quarter of its groups) waits for the store of just its chunks of
+/// the residual add before it, and the other chunks are stored behind its first CONV.
+#[test]
+fn the_next_op_waits_only_for_the_chunks_it_reads() {
+    let mut n = Net::new(3, 64, 2, 6);
+    let pw = n.conv(0, 64, 1, 1, 1);
+    let sum = n.ewise(0, None, Some(pw));
+    let dw = n.conv(sum, 64, 3, 1, 8);
+    let cfg = EngineConfig::tiny();
+    let plan = compiler::compile(&n.m, &cfg, false).unwrap();
+    let p = &plan.programs[0];
+    let op_of = |t: usize| plan.ops.iter().position(|o| o.outputs == [t]).unwrap();
+    let (add, conv) = (op_of(sum), op_of(dw));
+    let stores: Vec<(usize, u16)> = (0..p.instrs.len())
+        .filter_map(|i| match p.instrs[i] {
+            Instr::Store(s) if p.owner[i] == add => Some((i, s.runs)),
+            _ => None,
+        })
+        .collect();
+    let first_load = (0..p.instrs.len())
+        .find(|&i| p.owner[i] == conv && matches!(p.instrs[i], Instr::LoadAct(_)))
+        .unwrap();
+    let first_conv = plan.ops[conv].first_compute;
+    // the add stores its 8 chunks in one step; the conv's first tile reads 2 of them
+    assert!(
+        stores.iter().any(|&(i, runs)| i < first_load && runs == 2),
+        "{stores:?}, first load {first_load}"
+    );
+    assert!(
+        stores.iter().any(|&(i, runs)| i > first_conv && runs == 6),
+        "{stores:?}, first CONV {first_conv}"
+    );
+    n.clone().check(&cfg, 0);
+    n.check(&cfg, 9000);
+}
+
 /// Merged siblings compute exactly what the members do: the merged conv's output chunk
 /// `j·M + m` is member `m`'s chunk `j`, in the int8 reference itself.
 #[test]
