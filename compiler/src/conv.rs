@@ -85,11 +85,14 @@ struct Reader {
 enum Consts {
     /// Resident (with the other readers'), at these bases.
     Resident { wbuf: usize, pbuf: usize },
-    /// Streamed through the halves `per_tile` passes at a time, each tile's CONVs behind
-    /// its loads (a producer of one row tile, whose weights are dead once it has run).
+    /// Weights streamed through the halves `per_tile` passes at a time, each tile's CONVs
+    /// behind its loads (a producer of one row tile, whose weights are dead once it has
+    /// run); records streamed with them (`rec`), or resident from `pbuf` when they fit
+    /// half the PBUF.
     Streamed {
         wgt: Stream,
-        rec: Stream,
+        rec: Option<Stream>,
+        pbuf: usize,
         per_tile: usize,
     },
 }
@@ -453,13 +456,12 @@ impl Builder<'_> {
         {
             return Ok(None);
         }
-        // the pool, with resident readers: its records fit beside theirs, its sums the
-        // accumulator, its vector the producer's row region
+        // the pool: its records fit beside the readers' (resident then, streamed weights or
+        // not), its sums the accumulator, its vector the producer's row region
         let pool = stay.pool.and_then(|(op, p)| {
             let reader = then.iter().position(|r| r.2.output == p.input)?;
             let (li, out) = (self.tensors[p.input], self.tensors[p.output]);
-            let ok = resident
-                && records + li.chunks * g <= self.pbuf.half
+            let ok = records + li.chunks * g <= self.pbuf.half
                 && li.chunks <= POOL_MAX_CHUNKS
                 && li.chunks <= row
                 && (out.h, out.w, out.pad, out.chunk_stride) == (1, 1, 0, 1);
@@ -476,7 +478,8 @@ impl Builder<'_> {
         }
         let (wblob, pblob) = (self.blob(weights), self.blob(params));
         // resident: every reader's weights and records one after another (then the pool's);
-        // streamed (one reader): its first tile's, the rest behind its tiles
+        // streamed (one reader): its first tile's, the rest behind its tiles — its records
+        // (and the pool's) all at once when they fit
         let (passes, chunks) = if resident {
             (1, entries)
         } else {
@@ -485,21 +488,21 @@ impl Builder<'_> {
         let first = 0..if resident { 1 } else { per_tile.min(passes) };
         let mut wgt = Stream::new(wblob, chunks, cols * g, &mut self.wbuf, passes);
         let pool_records = pool.map_or(0, |(_, _, _, chunks)| chunks * g);
-        let rec_entries = if resident {
-            records + pool_records
-        } else {
-            cols
+        let rec_resident = records + pool_records <= self.pbuf.half;
+        let (rec_entries, rec_passes, rec_first) = match rec_resident {
+            true => (records + pool_records, 1, 0..1),
+            false => (cols, passes, first.clone()),
         };
         let mut rec = Stream::new(
             pblob,
             rec_entries,
             PBUF_RECORD_BYTES,
             &mut self.pbuf,
-            passes,
+            rec_passes,
         );
         let consts = (
-            wgt.next(first.clone(), true, &mut self.wbuf),
-            rec.next(first, true, &mut self.pbuf),
+            wgt.next(first, true, &mut self.wbuf),
+            rec.next(rec_first, true, &mut self.pbuf),
         );
         let map = tiles * slot;
         let keep = stay.keep
@@ -525,11 +528,20 @@ impl Builder<'_> {
             None => self.obuf.take(outputs, "the readers' output rows")?,
         };
         let (mut wbuf, mut pbuf) = (wgt.last, rec.last);
+        let rec_base = rec.last;
         let mut streamed = (!resident).then_some((wgt, rec));
+        if !resident {
+            pbuf += records;
+        }
         let mut readers = Vec::with_capacity(members);
         for (op, member, pw, chunks, passes, _) in plans {
             let consts = match streamed.take() {
-                Some((wgt, rec)) => Consts::Streamed { wgt, rec, per_tile },
+                Some((wgt, rec)) => Consts::Streamed {
+                    wgt,
+                    rec: (!rec_resident).then_some(rec),
+                    pbuf: rec_base,
+                    per_tile,
+                },
                 None => {
                     let here = Consts::Resident { wbuf, pbuf };
                     wbuf += passes.len() * chunks;
@@ -611,12 +623,18 @@ impl Builder<'_> {
                 let wait = if oy0 == 0 { Wait::DMA } else { Wait::NONE };
                 self.tile(convs, store, wait, |_| Ok(()))?;
             }
-            Consts::Streamed { wgt, rec, per_tile } => {
+            Consts::Streamed {
+                wgt,
+                rec,
+                pbuf,
+                per_tile,
+            } => {
                 // each tile waits for its loads; the next tile's load behind its first CONV
                 let tiles: Vec<_> = (0..np).step_by(*per_tile).collect();
                 for (i, &q0) in tiles.iter().enumerate() {
                     let q1 = (q0 + *per_tile).min(np);
-                    let (wb, pb) = (wgt.last, rec.last);
+                    let wb = wgt.last;
+                    let pb = rec.as_ref().map_or(*pbuf + q0 * cols, |r| r.last);
                     let convs = (q0..q1)
                         .map(|q| conv(q, wb + (q - q0) * f.chunks, pb + (q - q0) * cols))
                         .collect();
@@ -627,7 +645,8 @@ impl Builder<'_> {
                             if let Some((dram, at, n)) = wgt.next(t.clone(), true, &mut b.wbuf) {
                                 b.load_wgt(dram, at, n);
                             }
-                            if let Some((dram, at, n)) = rec.next(t, true, &mut b.pbuf) {
+                            let rec = rec.as_mut().and_then(|r| r.next(t, true, &mut b.pbuf));
+                            if let Some((dram, at, n)) = rec {
                                 b.load_param(dram, at, n);
                             }
                         }
