@@ -52,6 +52,9 @@ struct OnChip {
     /// output rows stay, row tile `t` at `kept + t·slot`, and are not stored; `true` when
     /// at the top of the OBUF, over both halves (`Halves::pin_below`).
     kept: Option<(usize, bool)>,
+    /// The slots are at the top of the OBUF, over both halves: the pending store is placed
+    /// after the group, so the next op's takes need not avoid them.
+    spans: bool,
 }
 
 /// The global pool lowered with the readers: after each row tile, a POOL from OBUF sums
@@ -348,6 +351,9 @@ impl Builder<'_> {
                 }
             }
         }
+        if fused.as_ref().is_some_and(|f| f.spans) {
+            self.flush(true);
+        }
         if let Some((f, (at, below))) = fused.as_ref().and_then(|f| Some((f, f.kept?))) {
             self.kept = Some(Kept {
                 tensor: self.model.ops[f.readers[0].op].output(),
@@ -450,8 +456,12 @@ impl Builder<'_> {
         let per_tile = (self.wbuf.half / plans[0].3)
             .min(self.pbuf.half / cols)
             .min(plans[0].4.len().div_ceil(4));
-        if row > self.obuf.half
-            || outputs > self.obuf.half
+        // slots that do not fit a half go to the top of the OBUF, over both halves, with
+        // the row at the bottom (not while a kept map is there)
+        let (obuf_entries, half) = (self.cfg.obuf_entries, self.obuf.half);
+        let spill = outputs > half;
+        if row > half
+            || spill && (row + outputs > obuf_entries || self.kept.is_some())
             || !(resident || members == 1 && one_row && per_tile > 0)
         {
             return Ok(None);
@@ -509,10 +519,9 @@ impl Builder<'_> {
             && pool.is_some()
             && self.kept.is_none()
             && self.cfg.rows * ow < self.abuf.half;
-        let (entries, half) = (self.cfg.obuf_entries, self.obuf.half);
-        // a map for the top of the OBUF needs the row in the lower half: out of turn, behind
-        // the pending store (the producer's first CONV waits for the DMA)
-        if keep && map * 4 > half * 3 && self.obuf.upper_next() {
+        // a map or slots for the top of the OBUF need the row in the lower half: out of turn,
+        // behind the pending store (the producer's first CONV waits for the DMA)
+        if (spill || keep && map * 4 > half * 3) && self.obuf.upper_next() {
             self.flush(true);
             self.obuf.lower_next();
         }
@@ -520,13 +529,17 @@ impl Builder<'_> {
         let kept = match keep {
             false => None,
             true if map * 4 <= half * 3 => Some((self.obuf.top_of_other_half(input, map), false)),
-            true if input == 0 && row.max(half / 2) + map <= entries => Some((entries - map, true)),
+            true if input == 0 && row.max(half / 2) + map <= obuf_entries => {
+                Some((obuf_entries - map, true))
+            }
             true => None,
         };
         let slots = match kept {
             Some(_) => 0,
+            None if spill => obuf_entries - outputs,
             None => self.obuf.take(outputs, "the readers' output rows")?,
         };
+        let spans = spill && kept.is_none();
         let (mut wbuf, mut pbuf) = (wgt.last, rec.last);
         let rec_base = rec.last;
         let mut streamed = (!resident).then_some((wgt, rec));
@@ -574,6 +587,7 @@ impl Builder<'_> {
             slot,
             pool,
             kept,
+            spans,
         }))
     }
 

@@ -432,6 +432,20 @@ fn vargfacenet_on_the_cycle_model() {
     assert!(normal
         .iter()
         .all(|b| !b["on_chip"].as_array().unwrap().is_empty()));
+    // stage 0's and 1's down-sampling blocks keep their merged grouped convs' outputs on
+    // chip for the three pointwise convs (their slots over both OBUF halves)
+    for stage in ["body_layer.0.", "body_layer.1."] {
+        let ds = blocks
+            .iter()
+            .find(|b| b["name"] == format!("{stage}down_sample_block"))
+            .unwrap();
+        let kept = ds["on_chip"].as_array().unwrap();
+        assert!(
+            kept.iter()
+                .any(|n| n.as_str().unwrap().ends_with("part_1_branch_2}.dw_conv")),
+            "{ds}"
+        );
+    }
     // every normal block's SE map stays in OBUF for its gate (stage 0's over both halves,
     // stage 2's behind a pointwise conv that streams its weights)
     for b in &normal {
