@@ -515,8 +515,9 @@ impl Builder<'_> {
             rec.next(rec_first, true, &mut self.pbuf),
         );
         let map = tiles * slot;
+        // (with a pool that reads the map too, only when it joins)
         let keep = stay.keep
-            && pool.is_some()
+            && stay.pool.is_some() == pool.is_some()
             && self.kept.is_none()
             && self.cfg.rows * ow < self.abuf.half;
         // a map or slots for the top of the OBUF need the row in the lower half: out of turn,

@@ -2,12 +2,29 @@
 
 use crate::builder::{Builder, Cols, Tile};
 use crate::error::{u16_of, LayerError};
+use contract::arith::AddParams;
 use contract::isa::{Ewise, Instr, LoadAct, Wait};
 use int8::ir::QEwise;
 
 impl Builder<'_> {
     /// SE gate and/or residual add over row tiles of every chunk.
     pub fn ewise(&mut self, e: &QEwise) -> Result<(), LayerError> {
+        // a map kept in OBUF is read as `a`: a residual add without a gate takes it from
+        // `b` with the operands swapped (`a·ka + b·kb` is symmetric)
+        if let (Some(k), Some(b), None) = (self.kept, e.b, e.gate) {
+            if k.tensor == b && e.a != b {
+                let swapped = QEwise {
+                    a: b,
+                    b: Some(e.a),
+                    add: AddParams {
+                        ka: e.add.kb,
+                        kb: e.add.ka,
+                    },
+                    ..e.clone()
+                };
+                return self.ewise(&swapped);
+            }
+        }
         let (g, r) = (self.cfg.group_width, self.cfg.rows);
         let la = self.tensors[e.a];
         let lo = self.tensors[e.output];

@@ -182,8 +182,9 @@ pub(crate) struct Stay<'m> {
     pub readers: Vec<(usize, usize, &'m QConv)>,
     /// `(op, pool)`: the op after the readers, when it pools one reader's output.
     pub pool: Option<(usize, &'m QPool)>,
-    /// The pooled map may stay whole in OBUF for its other reader: the SE gate after the
-    /// pool and the convs on 1×1 maps between them (docs/compiler.md, "The SE map kept").
+    /// The one reader's map may stay whole in OBUF for its other reader, an EWISE: the SE
+    /// gate after the pool and the convs on 1×1 maps between them, or a residual add right
+    /// after the readers (docs/compiler.md, "The SE map kept").
     pub keep: bool,
 }
 
@@ -229,17 +230,22 @@ fn stays_for<'m>(model: &'m QModel, n: usize, outputs: &[TensorId]) -> Stay<'m> 
         Some(QOp::Pool(p)) if readers.iter().any(|r| r.2.output == p.input) => Some((after, p)),
         _ => None,
     };
-    let keep = pool.is_some_and(|(at, p)| {
+    // the reader's map and its one other reader: an EWISE that takes it as `a` (or as `b`
+    // without a gate: the add is symmetric), after the pool and the convs on 1×1 maps
+    // between (SE's FCs), or right after the readers
+    let keep = readers.len() == 1 && {
+        let map = readers[0].2.output;
         let vector = |t: TensorId| (model.tensors[t].height, model.tensors[t].width) == (1, 1);
-        let gate = model.ops[at + 1..]
-            .iter()
-            .find(|op| !matches!(op, QOp::Conv(c) if vector(c.input) && vector(c.output)));
-        let readers_of_map = model.ops.iter().filter(|op| op.inputs().contains(&p.input));
-        readers.len() == 1
-            && p.input != model.embedding
-            && readers_of_map.count() == 2
-            && matches!(gate, Some(QOp::Ewise(e)) if e.a == p.input && e.gate.is_some())
-    });
+        let from = pool.map_or(after, |(at, _)| at + 1);
+        let ewise = model.ops[from..].iter().find(|op| {
+            pool.is_none() || !matches!(op, QOp::Conv(c) if vector(c.input) && vector(c.output))
+        });
+        let readers_of_map = model.ops.iter().filter(|op| op.inputs().contains(&map));
+        map != model.embedding
+            && readers_of_map.count() == 1 + pool.is_some() as usize
+            && matches!(ewise, Some(QOp::Ewise(e))
+                if e.a == map || e.b == Some(map) && e.gate.is_none())
+    };
     Stay {
         readers,
         pool,

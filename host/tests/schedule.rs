@@ -433,16 +433,20 @@ fn vargfacenet_on_the_cycle_model() {
         .iter()
         .all(|b| !b["on_chip"].as_array().unwrap().is_empty()));
     // stage 0's and 1's down-sampling blocks keep their merged grouped convs' outputs on
-    // chip for the three pointwise convs (their slots over both OBUF halves)
-    for stage in ["body_layer.0.", "body_layer.1."] {
+    // chip for the three pointwise convs (their slots over both OBUF halves), and every
+    // one its part_2 map for add_2, which reads it as `b` (the add is swapped)
+    for stage in ["body_layer.0.", "body_layer.1.", "body_layer.2."] {
         let ds = blocks
             .iter()
             .find(|b| b["name"] == format!("{stage}down_sample_block"))
             .unwrap();
-        let kept = ds["on_chip"].as_array().unwrap();
+        let kept = |suffix: &str| {
+            let names = ds["on_chip"].as_array().unwrap();
+            names.iter().any(|n| n.as_str().unwrap().ends_with(suffix))
+        };
+        assert!(kept("part_2.pw_conv"), "{ds}");
         assert!(
-            kept.iter()
-                .any(|n| n.as_str().unwrap().ends_with("part_1_branch_2}.dw_conv")),
+            stage == "body_layer.2." || kept("part_1_branch_2}.dw_conv"),
             "{ds}"
         );
     }
