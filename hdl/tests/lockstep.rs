@@ -297,6 +297,33 @@ fn vector_results_reach_dram(cfg: &EngineConfig) {
     }
 }
 
+/// The bytes the run wrote to `OUT .. OUT + len`, in write order.
+fn written(m: &sim::RunResult, len: u64) -> Vec<u8> {
+    m.writes
+        .iter()
+        .filter(|w| w.addr >= OUT && w.addr < OUT + len)
+        .flat_map(|w| w.data.iter().copied())
+        .collect()
+}
+
+/// A 1×1 CONV of two chunks over 8 columns into OBUF `obuf` (chunk pitch 8), its weights
+/// at `wbuf`: one chunk of a tile the OBUF-source tests read back.
+fn tile_conv(wbuf: u16, obuf: u16) -> Instr {
+    Instr::Conv(Conv {
+        wait: Wait::BOTH,
+        wbuf,
+        obuf,
+        out_w: 8,
+        chunks: 2,
+        kernel: 1,
+        stride: 1,
+        row_pitch: 8,
+        chunk_pitch: 16,
+        obuf_stride: 8,
+        ..Conv::default()
+    })
+}
+
 /// POOL from OBUF: two CONVs write a 2 × 8 tile of two chunks into OBUF, a POOL sums it
 /// from OBUF (every bank at the same entries) and a second one adds half a row and
 /// requantises into the upper half, which a STORE takes to DRAM, under stalls. The model
@@ -308,21 +335,6 @@ fn a_pool_from_obuf_sums_a_conv_tile() {
     let program = |from_obuf: bool| {
         let mut p = random_program(&cfg, 5, 0, false);
         p.pop(); // END
-        let conv = |wbuf, obuf| {
-            Instr::Conv(Conv {
-                wait: Wait::BOTH,
-                wbuf,
-                obuf,
-                out_w: 8,
-                chunks: 2,
-                kernel: 1,
-                stride: 1,
-                row_pitch: 8,
-                chunk_pitch: 16,
-                obuf_stride: 8,
-                ..Conv::default()
-            })
-        };
         let pool = |first, last, banks, width| {
             Instr::Pool(Pool {
                 wait: Wait::BOTH,
@@ -340,8 +352,8 @@ fn a_pool_from_obuf_sums_a_conv_tile() {
             })
         };
         p.extend([
-            conv(0, 0),
-            conv(16, 8),
+            tile_conv(0, 0),
+            tile_conv(16, 8),
             pool(true, false, 2, 8),
             pool(false, true, 1, 4),
             Instr::Store(Store {
@@ -359,13 +371,7 @@ fn a_pool_from_obuf_sums_a_conv_tile() {
         ]);
         p
     };
-    let bytes = |m: &sim::RunResult| -> Vec<u8> {
-        m.writes
-            .iter()
-            .filter(|w| w.addr >= OUT && w.addr < OUT + 16)
-            .flat_map(|w| w.data.iter().copied())
-            .collect()
-    };
+    let bytes = |m: &sim::RunResult| written(m, 16);
     let runs = directed(&cfg, &program(true), 9, &[(0, 4), (25000, 9)]);
     let from_abuf = directed(&cfg, &program(false), 9, &[(0, 4)]);
     for (_, m) in &runs {
@@ -390,21 +396,6 @@ fn an_ewise_from_obuf_gates_a_conv_tile() {
         let program = |from_obuf: bool| {
             let mut p = random_program(&cfg, 5, 0, false);
             p.pop(); // END
-            let conv = |wbuf, obuf| {
-                Instr::Conv(Conv {
-                    wait: Wait::BOTH,
-                    wbuf,
-                    obuf,
-                    out_w: 8,
-                    chunks: 2,
-                    kernel: 1,
-                    stride: 1,
-                    row_pitch: 8,
-                    chunk_pitch: 16,
-                    obuf_stride: 8,
-                    ..Conv::default()
-                })
-            };
             let ewise = |use_b, obuf| {
                 Instr::Ewise(Ewise {
                     wait: Wait::BOTH,
@@ -426,8 +417,8 @@ fn an_ewise_from_obuf_gates_a_conv_tile() {
                 })
             };
             p.extend([
-                conv(0, 0),
-                conv(16, 8),
+                tile_conv(0, 0),
+                tile_conv(16, 8),
                 ewise(true, 100),
                 ewise(false, 116),
                 Instr::Store(Store {
@@ -445,13 +436,7 @@ fn an_ewise_from_obuf_gates_a_conv_tile() {
             ]);
             p
         };
-        let bytes = |m: &sim::RunResult| -> Vec<u8> {
-            m.writes
-                .iter()
-                .filter(|w| w.addr >= OUT && w.addr < OUT + 0x800)
-                .flat_map(|w| w.data.iter().copied())
-                .collect()
-        };
+        let bytes = |m: &sim::RunResult| written(m, 0x800);
         let runs = directed(&cfg, &program(true), 9, &[(0, 4), (25000, 9)]);
         let from_abuf = directed(&cfg, &program(false), 9, &[(0, 4)]);
         for (_, m) in &runs {
