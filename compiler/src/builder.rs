@@ -102,7 +102,8 @@ pub(crate) fn dma_cycles(cfg: &EngineConfig, i: &Instr) -> u64 {
 pub(crate) type Load = (u32, usize, usize);
 
 /// A feature map a 1×1 conv left whole in OBUF for a later EWISE (the SE map, which the
-/// gate reads after the whole map's pool): row tile `t` at `at + t·slot`, its chunk `j`
+/// gate reads after the whole map's pool, or a residual add's operand): row tile `t` at
+/// `at + t·slot`, its chunk `j`
 /// at `+ j·width`. The OBUF halves stay pinned below it until the EWISE has read it:
 /// both shrunk by it at the top, or (`below`) moved into the entries under it.
 #[derive(Clone, Copy, Debug)]

@@ -48,7 +48,7 @@ struct OnChip {
     slots: usize,
     slot: usize,
     pool: Option<RowPool>,
-    /// With the pool and one reader, when the SE gate reads the map later: the reader's
+    /// With one reader whose map an EWISE reads later (`Stay::keep`): the reader's
     /// output rows stay, row tile `t` at `kept + t·slot`, and are not stored; `true` when
     /// at the top of the OBUF, over both halves (`Halves::pin_below`).
     kept: Option<(usize, bool)>,
@@ -418,8 +418,9 @@ impl Builder<'_> {
     /// `readers + 1` slots of the largest reader's output row the other, and all the
     /// readers' weights fit one WBUF half and their records one PBUF half — or, for a
     /// single reader of a producer of one row tile, a pass does. Takes the halves: the row
-    /// in the next OBUF half, the slots in the other. With `stay.keep` and the pool, the
-    /// reader's output rows of every tile stay instead: at the top of the other half when
+    /// in the next OBUF half, the slots in the other — or, when they do not fit a half, at
+    /// the top of the OBUF with the row at the bottom. With `stay.keep` (and the pool, if
+    /// there is one, joining), the reader's output rows of every tile stay instead: at the top of the other half when
     /// they take at most three quarters of it (the ops before the gate get the rest), else
     /// at the top of the OBUF when the row is in the lower half and a quarter of a half is
     /// left free beside it.
@@ -541,12 +542,10 @@ impl Builder<'_> {
             None => self.obuf.take(outputs, "the readers' output rows")?,
         };
         let spans = spill && kept.is_none();
-        let (mut wbuf, mut pbuf) = (wgt.last, rec.last);
+        // the readers' records from `rec_base`, one after another; the pool's behind them
         let rec_base = rec.last;
+        let (mut wbuf, mut pbuf) = (wgt.last, rec_base);
         let mut streamed = (!resident).then_some((wgt, rec));
-        if !resident {
-            pbuf += records;
-        }
         let mut readers = Vec::with_capacity(members);
         for (op, member, pw, chunks, passes, _) in plans {
             let consts = match streamed.take() {
@@ -577,7 +576,7 @@ impl Builder<'_> {
             op,
             reader,
             chunks,
-            pbuf,
+            pbuf: rec_base + records,
             out: self.tensors[p.output],
         });
         Ok(Some(OnChip {
