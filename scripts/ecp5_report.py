@@ -3,9 +3,10 @@
 
 Reads DIR/stat.json (flat yosys netlist), DIR/hier_stat.json (the same synthesised without
 flattening, one emitted module per instance), DIR/nextpnr.log (time-stamped lines),
-DIR/report.json (nextpnr --report) and DIR/routed.sdf (nextpnr --sdf) when they exist.
+DIR/report.json (nextpnr --report) and DIR/routed.sdf (nextpnr --sdf) when they exist, or
+DIR/placed.sdf after --no-route (the same format, nets at nextpnr's placed estimates).
 Critical paths: nextpnr's report holds the worst path per clock pair; the top paths by
-endpoint come from a static timing pass over the routed SDF (cell IOPATH + INTERCONNECT
+endpoint come from a static timing pass over the SDF (cell IOPATH + INTERCONNECT
 delays, setup included), each path's cells mapped to the engine block they belong to.
 """
 import json
@@ -310,7 +311,7 @@ def parse_sdf(path):
     return iopath, inter, setup, celltype
 
 
-def sta_paths(sdf, n=5, block=block_of):
+def sta_paths(sdf, n=8, block=block_of):
     iopath, inter, setup, celltype = parse_sdf(sdf)
     clocked = {(c, dst) for c, arcs in iopath.items() for src, dst, d, launch in arcs if launch}
     # graph on pins (cell, pin): edges within cells (combinational IOPATHs) and nets
@@ -364,7 +365,7 @@ def sta_paths(sdf, n=5, block=block_of):
     ends.sort(reverse=True)
     paths, seen = [], set()
     for total, cell, pin in ends:
-        # distinct paths: by end register (cell), then skip ends whose start was seen with the same block pair
+        # distinct paths: one per (start block, end block), so the list spans the engine
         chain = []
         k = (cell, pin)
         while k is not None:
@@ -375,7 +376,8 @@ def sta_paths(sdf, n=5, block=block_of):
         for c, _ in chain:
             if not cells or cells[-1] != c:
                 cells.append(c)
-        key = (block(cells[0]), re.sub(r"_TRELLIS_FF_Q(_\d+)?$", "", cells[-1]))
+        # (like blocks together: every PE is one block here)
+        key = tuple(re.sub(r"\$\d+", "", block(c)) for c in (cells[0], cells[-1]))
         if key in seen:
             continue
         seen.add(key)
@@ -481,8 +483,10 @@ def main():
         block = block_of
     if isinstance(block, Blocks) and block.type:
         res["breakdown_flat"] = flat_breakdown(block)
+    sdf = f"{out}/routed.sdf" if route else f"{out}/placed.sdf"
     try:
-        res["critical_paths"] = sta_paths(f"{out}/routed.sdf", block=block)
+        res["critical_paths"] = sta_paths(sdf, block=block)
+        res["critical_paths_sdf"] = os.path.basename(sdf)
     except FileNotFoundError:
         res["critical_paths"] = None
     try:
@@ -529,7 +533,8 @@ def print_table(res):
     routed = res["fmax_routed_mhz"] if res["routed"] else "not routed"
     print(f"\ntarget {res['target_mhz']} MHz, router {res['router']}; placed estimate {res['fmax_placed_mhz']}, routed {routed}")
     print("seconds: " + ", ".join(f"{k} {v}" for k, v in res["seconds"].items() if v is not None))
-    for title, key in [("critical paths (static timing over the routed SDF, distinct start/end)", "critical_paths"),
+    over = "the routed SDF" if res["routed"] else "the placed SDF: estimated nets"
+    for title, key in [(f"critical paths (static timing over {over}, one per start and end block)", "critical_paths"),
                        ("nextpnr's worst path per clock pair" + ("" if res["routed"] else " (placed estimate)"),
                         "critical_paths_nextpnr")]:
         ps = res.get(key)

@@ -17,11 +17,11 @@
 use crate::isa::{Conv, Ewise, Instr, Pool, INSTR_BYTES, PBUF_RECORD_BYTES};
 use crate::EngineConfig;
 
-/// Decode cycles: the three cycles after the last fetch response validate the instruction
-/// register — the legality check's products, its sums and compares, then the decision on
-/// the registered verdict (an illegal instruction stops the engine in the third); the
-/// earliest issue is the following cycle.
-pub const DECODE_CYCLES: u64 = 3;
+/// Decode cycles: the four cycles after the last fetch response validate the instruction
+/// register — the legality check's operands, its products, its sums and compares, then the
+/// decision on the registered verdict (an illegal instruction stops the engine in the
+/// fourth); the earliest issue is the following cycle.
+pub const DECODE_CYCLES: u64 = 4;
 
 /// CONV set-up: none. The issue edge latches `steps = chunks·k²` and the period, and the
 /// first step's ABUF/WBUF read is presented in the first busy cycle.
@@ -39,11 +39,24 @@ pub const VECTOR_FRONT_STAGES: u64 = 3;
 /// Registers of a vector lane from its ABUF operands to its result.
 pub const VECTOR_LANE_STAGES: u64 = VECTOR_FRONT_STAGES + REQUANT_STAGES;
 
+/// Registers at the array's edge: the ABUF, OBUF-copy and WBUF read data, straight out of
+/// their block RAMs, before the row's source mux and the multipliers.
+pub const ARRAY_EDGE_STAGES: u64 = 1;
+
+/// Registers of a PE from its operands to its result: the dot product (multiply and adder
+/// tree), then the accumulator.
+pub const PE_STAGES: u64 = 2;
+
 /// CONV drain beyond the array skew: after the last step's buffer read, one cycle of read
-/// latency, R − 1 + C − 1 cycles of skew to PE(R−1, C−1), one PE cycle and the PPU's
-/// `REQUANT_STAGES`, whose last register feeds the OBUF write — `R + C + CONV_DRAIN_EXTRA`
-/// in total.
-pub const CONV_DRAIN_EXTRA: u64 = REQUANT_STAGES;
+/// latency, `ARRAY_EDGE_STAGES`, R − 1 + C − 1 cycles of skew to PE(R−1, C−1), the PE's
+/// `PE_STAGES` and the PPU's `REQUANT_STAGES`, whose last register feeds the OBUF write —
+/// `R + C + CONV_DRAIN_EXTRA` in total.
+pub const CONV_DRAIN_EXTRA: u64 = ARRAY_EDGE_STAGES + PE_STAGES - 1 + REQUANT_STAGES;
+
+/// Cycles from a CONV's first-column lead (its last step's read) to the column-0 PPU
+/// parameter switch, beyond the one the unpipelined array had: its edge and dot-product
+/// registers.
+pub const PPU_SWITCH_DELAY: u64 = CONV_DRAIN_EXTRA - REQUANT_STAGES;
 
 /// EWISE drain after its last ABUF read: read latency (1), then the lanes' stages (gate,
 /// weighted add, requantise), whose last register feeds the OBUF write.
@@ -328,13 +341,14 @@ mod tests {
             stride: 1,
             ..Conv::default()
         };
-        // P = max(9, R 7) = 9: 55·9 + 9 + 7 + 16 + 4 (the requantiser's stages).
-        assert_eq!(conv_cycles(&cfg, &conv), 55 * 9 + 9 + 7 + 16 + 4);
+        // P = max(9, R 7) = 9: 55·9 + 9 + 7 + 16 + 6 (the array's edge register, the
+        // PE's dot-product register and the requantiser's 4 stages).
+        assert_eq!(conv_cycles(&cfg, &conv), 55 * 9 + 9 + 7 + 16 + 6);
         // A 1×1 single-chunk conv is held to the 4 rows a PPU serves, and 4 collides:
         // P = 5, not 1.
         let pw1 = Conv { kernel: 1, ..conv };
         assert_eq!(conv_period(&cfg, &pw1), 5);
-        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 5 + 1 + 7 + 16 + 4);
+        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 5 + 1 + 7 + 16 + 6);
         // Eight steps would put columns c and c + 8 of neighbouring output pixels on one
         // OBUF lane in the same cycle: P = 9.
         let pw8 = Conv {
@@ -349,12 +363,12 @@ mod tests {
             chunks: 10,
             ..conv
         };
-        assert_eq!(conv_cycles(&cfg, &pw10), 55 * 10 + 10 + 7 + 16 + 4);
+        assert_eq!(conv_cycles(&cfg, &pw10), 55 * 10 + 10 + 7 + 16 + 6);
         // tiny (R 2, C 8, G 8): P = max(1, 2, 1) = 2 for a 1×1 conv.
         let tiny = EngineConfig::tiny();
         assert_eq!(
             conv_cycles(&tiny, &Conv { out_w: 3, ..pw1 }),
-            2 * 2 + 1 + 2 + 8 + 4
+            2 * 2 + 1 + 2 + 8 + 6
         );
         assert_eq!(conv_macs(&cfg, &conv), 896 * 56 * 9);
         // EWISE with b: ceil(7 / 2) = 4 groups of rows per column; R = 1 reads a, then b.

@@ -1,7 +1,10 @@
 //! The R×C systolic array of [`DotPe`]s and its per-column read-out.
 //!
 //! Row `r` takes its activation stream (already skewed by `r` cycles) at the left edge;
-//! column `c` takes its weight stream (skewed by `c`) at the top. Results leave through a
+//! column `c` takes its weight stream (skewed by `c`) at the top. Both are registered at the
+//! edge straight out of their block RAMs, ABUF's and the OBUF copy's each, and the row's
+//! source mux (`from_obuf`) sits behind those registers: a block RAM's clock-to-output
+//! and the mux in front of the multipliers were the `ecp5` build's longest path. Results leave through a
 //! mux per column and PPU group: PE(r, c) pulses `done` at cycle `T + r + c`, so among the
 //! `ppu_rows` consecutive rows of a group at most one finishes per cycle as long as the
 //! controller spaces output pixels at least `ppu_rows` cycles apart (it does: period
@@ -21,8 +24,11 @@ use rust_hdl::prelude::*;
 #[derive(LogicBlock)]
 pub struct PeArray {
     pub clock: Signal<In, Clock>,
-    // left edge, one per row
-    pub a_in: Vec<Signal<In, Bits<ENTRY_BITS>>>,
+    // left edge, one per row: the ABUF bank's read data and the OBUF copy's, and which
+    // one the step reads (`from_obuf`)
+    pub a_abuf: Vec<Signal<In, Bits<ENTRY_BITS>>>,
+    pub a_obuf: Vec<Signal<In, Bits<ENTRY_BITS>>>,
+    pub src_in: Vec<Signal<In, Bit>>,
     pub valid_in: Vec<Signal<In, Bit>>,
     pub first_in: Vec<Signal<In, Bit>>,
     pub last_in: Vec<Signal<In, Bit>>,
@@ -34,6 +40,17 @@ pub struct PeArray {
     pub col_acc: Vec<Signal<Out, Signed<32>>>,
     pub col_row: Vec<Signal<Out, Bits<8>>>,
     pub col_xa: Vec<Signal<Out, Bits<16>>>,
+    // the edge registers: every input registered once where it leaves its block RAM, the
+    // source mux behind them (`contract::timing::ARRAY_EDGE_STAGES`)
+    e_abuf: Vec<DFF<Bits<ENTRY_BITS>>>,
+    e_obuf: Vec<DFF<Bits<ENTRY_BITS>>>,
+    e_src: Vec<DFF<Bit>>,
+    e_valid: Vec<DFF<Bit>>,
+    e_first: Vec<DFF<Bit>>,
+    e_last: Vec<DFF<Bit>>,
+    e_xa: Vec<DFF<Bits<16>>>,
+    e_w: Vec<DFF<Bits<ENTRY_BITS>>>,
+    a_edge: Vec<Signal<Local, Bits<ENTRY_BITS>>>,
     pe: Vec<DotPe>,
     pair: Vec<PairDot>,
     row_id: Vec<Constant<Bits<8>>>,
@@ -54,7 +71,9 @@ impl PeArray {
         let groups = rows.div_ceil(span);
         Self {
             clock: Default::default(),
-            a_in: vec_of(rows),
+            a_abuf: vec_of(rows),
+            a_obuf: vec_of(rows),
+            src_in: vec_of(rows),
             valid_in: vec_of(rows),
             first_in: vec_of(rows),
             last_in: vec_of(rows),
@@ -64,6 +83,15 @@ impl PeArray {
             col_acc: vec_of(groups * cols),
             col_row: vec_of(groups * cols),
             col_xa: vec_of(groups * cols),
+            e_abuf: vec_of(rows),
+            e_obuf: vec_of(rows),
+            e_src: vec_of(rows),
+            e_valid: vec_of(rows),
+            e_first: vec_of(rows),
+            e_last: vec_of(rows),
+            e_xa: vec_of(rows),
+            e_w: (0..cols).map(|_| Default::default()).collect(),
+            a_edge: vec_of(rows),
             pe: (0..rows * cols).map(|_| DotPe::default()).collect(),
             pair: vec_of(rows * cols / 2),
             row_id: (0..rows)
@@ -92,15 +120,39 @@ impl Logic for PeArray {
         for k in 0..self.pair.len() {
             self.pair[k].clock.next = self.clock.val();
         }
+        for r in 0..self._rows {
+            self.e_abuf[r].clock.next = self.clock.val();
+            self.e_obuf[r].clock.next = self.clock.val();
+            self.e_src[r].clock.next = self.clock.val();
+            self.e_valid[r].clock.next = self.clock.val();
+            self.e_first[r].clock.next = self.clock.val();
+            self.e_last[r].clock.next = self.clock.val();
+            self.e_xa[r].clock.next = self.clock.val();
+            self.e_abuf[r].d.next = self.a_abuf[r].val();
+            self.e_obuf[r].d.next = self.a_obuf[r].val();
+            self.e_src[r].d.next = self.src_in[r].val();
+            self.e_valid[r].d.next = self.valid_in[r].val();
+            self.e_first[r].d.next = self.first_in[r].val();
+            self.e_last[r].d.next = self.last_in[r].val();
+            self.e_xa[r].d.next = self.xa_in[r].val();
+            self.a_edge[r].next = self.e_abuf[r].q.val();
+            if self.e_src[r].q.val() {
+                self.a_edge[r].next = self.e_obuf[r].q.val();
+            }
+        }
+        for c in 0..self._cols {
+            self.e_w[c].clock.next = self.clock.val();
+            self.e_w[c].d.next = self.w_in[c].val();
+        }
         // `cc` binds the column count to a loop variable: `[..]` indices are evaluated with
         // only loop variables in scope (docs/rust-hdl.md#indexing).
         for cc in self._cols..(self._cols + 1) {
             for r in 0..self._rows {
-                self.pe[r * cc].a_in.next = self.a_in[r].val();
-                self.pe[r * cc].valid_in.next = self.valid_in[r].val();
-                self.pe[r * cc].first_in.next = self.first_in[r].val();
-                self.pe[r * cc].last_in.next = self.last_in[r].val();
-                self.pe[r * cc].xa_in.next = self.xa_in[r].val();
+                self.pe[r * cc].a_in.next = self.a_edge[r].val();
+                self.pe[r * cc].valid_in.next = self.e_valid[r].q.val();
+                self.pe[r * cc].first_in.next = self.e_first[r].q.val();
+                self.pe[r * cc].last_in.next = self.e_last[r].q.val();
+                self.pe[r * cc].xa_in.next = self.e_xa[r].q.val();
                 for c in 1..self._cols {
                     self.pe[r * cc + c].a_in.next = self.pe[r * cc + c - 1].a_out.val();
                     self.pe[r * cc + c].valid_in.next = self.pe[r * cc + c - 1].valid_out.val();
@@ -110,7 +162,7 @@ impl Logic for PeArray {
                 }
             }
             for c in 0..self._cols {
-                self.pe[c].w_in.next = self.w_in[c].val();
+                self.pe[c].w_in.next = self.e_w[c].q.val();
             }
             for k in self._cols..self.pe.len() {
                 self.pe[k].w_in.next = self.pe[k - cc].w_out.val();
@@ -118,14 +170,14 @@ impl Logic for PeArray {
             // the pair of PE(r, 2k) and PE(r, 2k + 1) multiplies what enters PE(r, 2k): the
             // same sources as those PEs' inputs (reading their inputs back would be a loop)
             for r in 0..self._rows {
-                self.pair[r * cc / 2].a.next = self.a_in[r].val();
+                self.pair[r * cc / 2].a.next = self.a_edge[r].val();
                 for k in 1..self._pairs {
                     self.pair[r * cc / 2 + k].a.next = self.pe[r * cc + 2 * k - 1].a_out.val();
                 }
             }
             for k in 0..self._pairs {
-                self.pair[k].w0.next = self.w_in[2 * k].val();
-                self.pair[k].w1.next = self.w_in[2 * k + 1].val();
+                self.pair[k].w0.next = self.e_w[2 * k].q.val();
+                self.pair[k].w1.next = self.e_w[2 * k + 1].q.val();
             }
             for r in 1..self._rows {
                 for k in 0..self._pairs {

@@ -1,13 +1,16 @@
 //! The controller's legality check, `contract::isa::Instr::decode` followed by
-//! `Instr::validate(cfg)`, over the three decode cycles (`contract::timing::DECODE_CYCLES`):
-//! products, sums and compares into the registered verdict, the controller's decision.
+//! `Instr::validate(cfg)`, over the four decode cycles (`contract::timing::DECODE_CYCLES`):
+//! operands, products, sums and compares into the registered verdict, the controller's
+//! decision.
 //!
 //! A `Verilog::Custom` leaf: sums of products of instruction fields compared with config
 //! constants (docs of `contract::isa`, "Legality"). The products with two variable operands
 //! go through four shared multipliers whose operands the opcode chooses (no opcode needs
-//! more), registered at the end of the first decode cycle together with every term that
-//! has no product and the field part of each bound that has one; the second adds at most
-//! three terms per bound and compares, and registers the verdict `legal`. Products with a constant (R − 1, C/G − 1, C·G, G, the record size) are
+//! more): the chosen operands are registered at the end of the first decode cycle, together
+//! with every term that has no product and the field part of each bound that has one; the
+//! second multiplies (the operand muxes and a product in one cycle were the longest path of
+//! the `ecp5` build, whose products are LUT logic); the third adds at most three terms per
+//! bound and compares, and registers the verdict `legal`. Products with a constant (R − 1, C/G − 1, C·G, G, the record size) are
 //! shift-adds, and those with `stride` or `kernel` (1..=2, 1..=7) small muxes and a table,
 //! so no multiplier is spent on them. Its Rust `update()` calls the contract itself, so the
 //! two cannot drift without a test failing.
@@ -27,7 +30,7 @@ pub struct IsaCheck {
     pub clock: Signal<In, Clock>,
     /// held for the decode cycles
     pub instr: Signal<In, Bits<256>>,
-    /// whether the instruction held two edges ago is legal (registered)
+    /// whether the instruction held three edges ago is legal (registered)
     pub legal: Signal<Out, Bit>,
     /// The OBUF halves (`contract::footprint::obuf_halves`) of the instruction held one
     /// edge ago, as a CONV: those it writes, and the one its source reads when `from_obuf`
@@ -35,7 +38,8 @@ pub struct IsaCheck {
     pub wr_halves: Signal<Out, Bits<2>>,
     pub rd_halves: Signal<Out, Bits<2>>,
     _cfg: EngineConfig,
-    _held: [u32; 8],
+    /// the instruction one and two edges ago
+    _held: [[u32; 8]; 2],
 }
 
 impl IsaCheck {
@@ -47,7 +51,7 @@ impl IsaCheck {
             wr_halves: Default::default(),
             rd_halves: Default::default(),
             _cfg: cfg.clone(),
-            _held: [0; 8],
+            _held: [[0; 8]; 2],
         }
     }
 }
@@ -64,7 +68,7 @@ pub fn words_of(b: &Bits<256>) -> [u32; 8] {
 impl Logic for IsaCheck {
     fn update(&mut self) {
         if self.clock.pos_edge() {
-            self.legal.next = Instr::decode(self._held)
+            self.legal.next = Instr::decode(self._held[1])
                 .map(|i| i.validate(&self._cfg).is_ok())
                 .unwrap_or(false);
             let words = words_of(&self.instr.val());
@@ -74,7 +78,7 @@ impl Logic for IsaCheck {
             };
             self.wr_halves.next = (wr as u64).into();
             self.rd_halves.next = (rd as u64).into();
-            self._held = words;
+            self._held = [words, self._held[0]];
         }
     }
     fn connect(&mut self) {
@@ -268,7 +272,7 @@ fn check_verilog(c: &EngineConfig) -> String {
         .collect();
     v.push_str(&format!(
         "\
-// First decode cycle: the four products of two variable fields, operands by opcode.
+// First decode cycle: the operands of the four products of two variable fields, by opcode.
 wire is_act = op == 4'd{o_act};
 wire is_conv = op == 4'd{o_conv};
 wire is_store = op == 4'd{o_store};
@@ -291,23 +295,38 @@ wire [15:0] x3 = is_store ? {{8'd0, st_banks[7:0]}} - 16'd1 : is_conv ? cv_win
    : is_ewise ? ew_chunks[15:0] - 16'd1 : {{8'd0, pl_banks[7:0]}} - 16'd1;
 wire [31:0] y3 = is_store ? st_bstride[31:0] : is_conv ? {{16'd0, cv_rp[15:0]}}
    : is_ewise ? {{16'd0, ew_ostride[15:0]}} : {{16'd0, pl_rp[15:0]}};
+reg [15:0] x1r, x2r, x3r, x4r;
+reg [31:0] y1r, y3r;
+reg [15:0] y2r;
+reg [5:0] y4r;
+always @(posedge clock) begin
+   x1r <= x1;
+   y1r <= y1;
+   x2r <= x2;
+   y2r <= y2;
+   x3r <= x3;
+   y3r <= y3;
+   x4r <= cv_chunks[15:0];
+   y4r <= cv_k2;
+end
+// Second decode cycle: the products of the registered operands.
 reg [47:0] m1, m3;
 reg [31:0] m2;
 reg [21:0] m4;
 always @(posedge clock) begin
-   m1 <= x1 * y1;
-   m2 <= x2 * y2;
-   m3 <= x3 * y3;
-   m4 <= cv_chunks[15:0] * cv_k2;
+   m1 <= x1r * y1r;
+   m2 <= x2r * y2r;
+   m3 <= x3r * y3r;
+   m4 <= x4r * y4r;
 end
-// Second decode cycle: the sums with products and their compares.
+// Third decode cycle: the sums with products and their compares.
 wire [63:0] p1 = {{16'd0, m1}};
 wire [63:0] p2 = {{32'd0, m2}};
 wire [63:0] p3 = {{16'd0, m3}};
 wire [63:0] p4 = {{42'd0, m4}};
 wire [63:0] cv_ows = cv_s[1] ? (cv_out_w - 64'd1) << 1 : cv_out_w - 64'd1;
 // Registered beside the products: every term without one, and the field part of each
-// bound with one, so the second cycle adds at most three terms and compares.
+// bound with one, so the third cycle adds at most three terms and compares.
 reg pre_act, pre_wgt, pre_par, pre_conv, pre_store, pre_ewise, pre_pool;
 reg [63:0] f_act_abuf, f_act_dram, f_cv_abuf, f_cv_wbuf, f_st_obuf, f_st_dram, f_cv_na;
 reg [63:0] f_ew_a, f_ew_na, f_ew_b, f_ew_obuf, f_pl_abuf, f_pl_na;

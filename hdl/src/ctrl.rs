@@ -25,8 +25,10 @@ pub const STATUS_ERROR: u64 = 3;
 pub enum CtrlState {
     Idle,
     Fetch,
-    /// the decode cycles: the legality check's products, its sums and compares, the verdict
+    /// the decode cycles: the legality check's operands, its products, its sums and
+    /// compares, the verdict
     Check,
+    Multiply,
     Compare,
     Decode,
     Issue,
@@ -285,6 +287,10 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                 }
             }
             CtrlState::Check => {
+                self.running.next = true;
+                self.state.d.next = CtrlState::Multiply;
+            }
+            CtrlState::Multiply => {
                 self.running.next = true;
                 self.state.d.next = CtrlState::Compare;
             }

@@ -109,7 +109,6 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     // with `from_obuf` (the STORE keeps the other read port): bank r's copy at skew.a_rd[r]
     ocopy: Vec<ObufLane<8>>,
     opack: Vec<Interleave8<64, 8>>,
-    a_sel: Vec<Signal<Local, Bits<64>>>,
     dsteer: DmaSteer<BUS>,
     osteer: ObufSteer,
     store: StorePack<BUS, STRB>,
@@ -208,7 +207,6 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
                 .map(|_| ObufLane::obuf_lane(cfg.obuf_entries))
                 .collect(),
             opack: vec_of(r),
-            a_sel: vec_of(r),
             dsteer: DmaSteer::new(c),
             osteer: ObufSteer::new(r, c * cfg.ppu_groups(), cfg.vector_rows),
             store: StorePack::new(r),
@@ -340,12 +338,9 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.skew.w_addr.next = self.conv.w_addr.val();
         for r in 0..self._rows {
             self.abuf[r].rd_addr.next = self.skew.a_rd[r].val();
-            // a local, so the array's input is assigned once (docs/rust-hdl.md)
-            self.a_sel[r].next = self.abuf[r].rd_data.val();
-            if self.skew.src_out[r].val() {
-                self.a_sel[r].next = self.opack[r].word.val();
-            }
-            self.array.a_in[r].next = self.a_sel[r].val();
+            self.array.a_abuf[r].next = self.abuf[r].rd_data.val();
+            self.array.a_obuf[r].next = self.opack[r].word.val();
+            self.array.src_in[r].next = self.skew.src_out[r].val();
             self.array.valid_in[r].next = self.skew.valid_out[r].val();
             self.array.first_in[r].next = self.skew.first_out[r].val();
             self.array.last_in[r].next = self.skew.last_out[r].val();

@@ -6,9 +6,10 @@
 //! and the high bits `a·w0` less the low part's borrow (bit 17).
 //!
 //! [`PairDot`] is one row's pair: the G-lane dot products of both columns. The even
-//! column's is combinational; the odd column's is registered, because that PE sees the
-//! same step one cycle later (the array's skew), and its weights are read one cycle early
-//! to meet the even column's (`skew.rs`).
+//! column's is registered once, so the multiply and its adder tree have a cycle of their
+//! own before the PE's accumulate; the odd column's twice, because that PE sees the same
+//! step one cycle later (the array's skew), and its weights are read one cycle early to
+//! meet the even column's (`skew.rs`).
 use crate::bits::{from_i64, lane_i8 as lane};
 use crate::pe::LANES;
 use rust_hdl::prelude::*;
@@ -36,10 +37,12 @@ pub struct PairDot {
     pub w0: Signal<In, Bits<64>>,
     /// the odd column's weights (the same step)
     pub w1: Signal<In, Bits<64>>,
-    /// `Σ_l a[l]·w0[l]`, this cycle
+    /// `Σ_l a[l]·w0[l]`, one cycle later
     pub s0: Signal<Out, Signed<32>>,
-    /// `Σ_l a[l]·w1[l]`, one cycle later
+    /// `Σ_l a[l]·w1[l]`, two cycles later
     pub s1: Signal<Out, Signed<32>>,
+    /// the odd column's sum, one cycle later
+    _s1: i64,
 }
 
 impl Logic for PairDot {
@@ -54,9 +57,10 @@ impl Logic for PairDot {
             s0 += p0 as i64;
             s1 += p1 as i64;
         }
-        self.s0.next = from_i64(s0);
         if self.clock.pos_edge() {
-            self.s1.next = from_i64(s1);
+            self.s0.next = from_i64(s0);
+            self.s1.next = from_i64(self._s1);
+            self._s1 = s1;
         }
     }
     fn connect(&mut self) {
@@ -85,7 +89,8 @@ impl Logic for PairDot {
             ));
         }
         v.push_str(
-            "   s0 = {{12{t0[19]}}, t0};\nend\nalways @(posedge clock) s1 <= {{12{t1[19]}}, t1};\n",
+            "end\nreg signed [19:0] t1_r;\nalways @(posedge clock) begin\n   \
+             s0 <= {{12{t0[19]}}, t0};\n   t1_r <= t1;\n   s1 <= {{12{t1_r[19]}}, t1_r};\nend\n",
         );
         Verilog::Custom(v)
     }

@@ -29,7 +29,8 @@ pub struct DotPe {
     pub first_out: Signal<Out, Bit>,
     pub last_out: Signal<Out, Bit>,
     pub xa_out: Signal<Out, Bits<16>>,
-    /// `Σ_l a[l]·w[l]` of the step on `a_in`/`valid_in` (computed by the row's pair)
+    /// `Σ_l a[l]·w[l]` of the step on `a_in`/`valid_in` one cycle before (computed by the
+    /// row's pair)
     pub dot: Signal<In, Signed<32>>,
     // weight stream from above
     pub w_in: Signal<In, Bits<ENTRY_BITS>>,
@@ -103,18 +104,20 @@ impl Logic for DotPe {
         self.last_r.d.next = self.last_in.val();
         self.xa_r.d.next = self.xa_in.val();
         self.w_r.d.next = self.w_in.val();
+        // the step's dot product arrives a cycle after its tags (`PairDot`): accumulate
+        // with the tags as registered for the next PE
         self.base.next = self.acc.q.val();
-        if self.first_in.val() {
+        if self.first_r.q.val() {
             self.base.next = self.zero.val();
         }
         self.sum.next = self.base.val() + self.dot.val();
         self.done_r.d.next = false;
-        if self.valid_in.val() {
+        if self.valid_r.q.val() {
             self.acc.d.next = self.sum.val();
-            if self.last_in.val() {
+            if self.last_r.q.val() {
                 self.done_r.d.next = true;
                 self.res_r.d.next = self.sum.val();
-                self.res_xa_r.d.next = self.xa_in.val();
+                self.res_xa_r.d.next = self.xa_r.q.val();
             }
         }
         self.a_out.next = self.a_r.q.val();

@@ -4,7 +4,7 @@
 //!
 //! A CONV's first PBUF reads load column group `g`'s G records (bias, mult_pos, mult_neg,
 //! shift) into staging registers; column `c` switches to them in the cycle before row 0 of
-//! the CONV's first output column reaches its PPU (`lead` + 1 + c, one cycle apart per
+//! the CONV's first output column reaches its PPU (`lead` + 1 + `PPU_SWITCH_DELAY` + c, one cycle apart per
 //! column), so the previous CONV's results can still drain through the PPUs while the next
 //! CONV's parameters load. The OBUF offset `g·obuf_stride` of column group `g` is staged
 //! the same way and added to the result's address before the PPU.
@@ -41,7 +41,10 @@ pub struct PostProc {
     plo: Vec<DFF<Bits<64>>>,
     phi: Vec<DFF<Bits<64>>>,
     gof: Vec<DFF<Bits<16>>>,
-    /// column c switches to its staged parameters
+    /// `lead` delayed by the array's edge and dot-product registers
+    /// (`contract::timing::PPU_SWITCH_DELAY`), then column c switches to its staged
+    /// parameters
+    lead_r: Vec<DFF<Bit>>,
     swq: Vec<DFF<Bit>>,
     /// OBUF offset of column group g
     goff: Vec<Signal<Local, Bits<16>>>,
@@ -52,6 +55,8 @@ pub struct PostProc {
     _groups: usize,
     /// PPU groups
     _ppus: usize,
+    /// `PPU_SWITCH_DELAY` (≥ 1)
+    _delay: usize,
 }
 
 impl PostProc {
@@ -80,6 +85,7 @@ impl PostProc {
             plo: vec_of(cols),
             phi: vec_of(cols),
             gof: vec_of(cols),
+            lead_r: vec_of(contract::timing::PPU_SWITCH_DELAY as usize),
             swq: vec_of(cols),
             goff: vec_of(groups),
             grp16: (0..groups)
@@ -89,6 +95,7 @@ impl PostProc {
             _cols: cols,
             _groups: groups,
             _ppus: ppus,
+            _delay: contract::timing::PPU_SWITCH_DELAY as usize,
         }
     }
 }
@@ -107,6 +114,9 @@ impl Logic for PostProc {
             self.gof_s[c].clock.next = self.clock.val();
             self.gof[c].clock.next = self.clock.val();
             self.swq[c].clock.next = self.clock.val();
+        }
+        for k in 0..self._delay {
+            self.lead_r[k].clock.next = self.clock.val();
         }
         // OBUF offset of column group g: g·obuf_stride
         self.goff[0].next = self.zero16.val();
@@ -127,7 +137,13 @@ impl Logic for PostProc {
                 }
             }
         }
-        self.swq[0].d.next = self.lead.val();
+        self.lead_r[0].d.next = self.lead.val();
+        for k in 1..self._delay {
+            self.lead_r[k].d.next = self.lead_r[k - 1].q.val();
+        }
+        for k in self._delay..(self._delay + 1) {
+            self.swq[0].d.next = self.lead_r[k - 1].q.val();
+        }
         for c in 1..self._cols {
             self.swq[c].d.next = self.swq[c - 1].q.val();
         }

@@ -1,7 +1,7 @@
 //! The instruction trace around one layer on the cycle model: owner op, issue and completion
 //! cycle of every instruction — where the layer waits, and on what.
 //!
-//! `cargo run --release -p host --example trace_op -- LAYER [PRESET] [--alone]`
+//! `cargo run --release -p host --example trace_op -- LAYER [PRESET|CONFIG] [--alone]`
 //! (LAYER: a substring of a layer name as `infer` prints it, e.g.
 //! `body_layer.2.norm_blocks_layer.0.se.fc2`). By default the layer is traced inside the
 //! whole-model program, from a few instructions before its first compute instruction to
@@ -17,7 +17,10 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().filter(|a| a != "--alone").collect();
     let alone = std::env::args().any(|a| a == "--alone");
     let layer = args.get(1).map(String::as_str).unwrap_or("dw_conv");
-    let cfg = contract::EngineConfig::preset(args.get(2).map(String::as_str).unwrap_or("default"))?;
+    let cfg = match args.get(2).map(String::as_str) {
+        Some(f) if std::path::Path::new(f).is_file() => contract::EngineConfig::load(f.as_ref())?,
+        name => contract::EngineConfig::preset(name.unwrap_or("default"))?,
+    };
     let p = prepare("vargfacenet", None, 1)?;
     let q = &p.qmodel;
     let plan = compile(q, &cfg, alone)?;

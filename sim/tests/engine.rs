@@ -1,7 +1,7 @@
 //! Whole-engine timing and status tests on the tiny config (G 8, R 2, C 8, B 8, latency 4).
 //! Expected cycle numbers are worked out by hand from contract::timing's conventions: an
-//! instruction fetch is 4 one-per-cycle requests answered 4 cycles later, then 1 decode
-//! cycle, then issue; a unit issued in cycle c is busy from c+1.
+//! instruction fetch is 4 one-per-cycle requests answered 4 cycles later, then 4 decode
+//! cycles (`timing::DECODE_CYCLES`), then issue; a unit issued in cycle c is busy from c+1.
 
 use contract::isa::{Conv, End, Instr, IsaError, LoadAct, LoadWgt, Store, Wait, INSTR_BYTES};
 use contract::EngineConfig;
@@ -55,41 +55,41 @@ fn issue_complete(r: &sim::RunResult) -> Vec<(u64, u64, u64)> {
 
 #[test]
 fn load_then_end() {
-    // LOAD_WGT: fetch 0–3, responses 4–7, decode 8–10, issue 11; 8 requests 12–19,
-    // responses 16–23. END: fetch 12–15, responses 16–19, decode 20–22, waits 23 for the
-    // DMA, issues 24.
+    // LOAD_WGT: fetch 0–3, responses 4–7, decode 8–11, issue 12; 8 requests 13–20,
+    // responses 17–24. END: fetch 13–16, responses 17–20, decode 21–24, issues 25, when the
+    // DMA is idle.
     let r = run(&[load_wgt(Wait::NONE), END]);
     assert_eq!(r.status, Status::Done);
-    assert_eq!(issue_complete(&r), vec![(0, 11, 23), (12, 24, 24)]);
-    assert_eq!(r.cycles, 25);
+    assert_eq!(issue_complete(&r), vec![(0, 12, 24), (13, 25, 25)]);
+    assert_eq!(r.cycles, 26);
     let c = r.counters;
-    assert_eq!((c.dma.busy, c.dma.stall, c.dma.idle), (12, 0, 13));
-    assert_eq!((c.controller.busy, c.controller.stall), (24, 1));
+    assert_eq!((c.dma.busy, c.dma.stall, c.dma.idle), (12, 0, 14));
+    assert_eq!((c.controller.busy, c.controller.stall), (26, 0));
     assert_eq!((c.dram_read_bytes, c.instr_read_bytes), (64, 64));
     assert_eq!(c.instructions, 2);
 }
 
 #[test]
 fn conv_duration_and_wait_flags() {
-    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 4 = 15 cycles: issued 11, busy 12–26.
+    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 6 = 17 cycles: issued 12, busy 13–29.
     let r = run(&[conv(Wait::NONE), END]);
-    assert_eq!(issue_complete(&r), vec![(0, 11, 26), (12, 27, 27)]);
+    assert_eq!(issue_complete(&r), vec![(0, 12, 29), (13, 30, 30)]);
     assert_eq!(r.counters.macs, 2 * 8 * 8);
-    assert_eq!(r.counters.compute.busy, 15);
+    assert_eq!(r.counters.compute.busy, 17);
 
-    // LOAD_WGT without wait_compute overlaps the CONV: issued as soon as decoded (23).
+    // LOAD_WGT without wait_compute overlaps the CONV: issued as soon as decoded (25).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::NONE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 11, 26), (12, 23, 35), (24, 36, 36)]
+        vec![(0, 12, 29), (13, 25, 37), (26, 38, 38)]
     );
-    // With wait_compute it waits for the CONV to finish (idle in 27).
+    // With wait_compute it waits for the CONV to finish (idle in 30).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::COMPUTE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 11, 26), (12, 27, 39), (28, 40, 40)]
+        vec![(0, 12, 29), (13, 30, 42), (31, 43, 43)]
     );
-    assert_eq!(r.cycles, 41);
+    assert_eq!(r.cycles, 44);
 }
 
 #[test]
@@ -101,9 +101,9 @@ fn store_has_one_setup_cycle_and_posted_writes() {
         run_entries: 1,
         ..Store::default()
     });
-    // Issued 11; OBUF read 12; the single write accepted 13 completes it.
+    // Issued 12; OBUF read 13; the single write accepted 14 completes it.
     let r = run(&[store, END]);
-    assert_eq!(issue_complete(&r), vec![(0, 11, 13), (12, 23, 23)]);
+    assert_eq!(issue_complete(&r), vec![(0, 12, 14), (13, 25, 25)]);
     assert_eq!(r.counters.dram_write_bytes, 8);
 }
 
@@ -113,7 +113,7 @@ fn illegal_instructions_stop_with_their_index() {
     e.load_program(0, &[load_wgt(Wait::NONE)]);
     e.dram_mut().write(INSTR_BYTES as u64, &[9, 0, 0, 0]); // opcode 9
     let r = e.run(0, 2, 10_000);
-    assert_eq!(r.cycles, 23); // instruction 1 decodes in cycles 20–22
+    assert_eq!(r.cycles, 25); // instruction 1 decodes in cycles 21–24
     assert!(matches!(
         r.status,
         Status::Error {
@@ -169,8 +169,8 @@ fn dma_past_dram_end_is_a_bus_error() {
         row_entries: 2,
     });
     let r = run(&[load, END]);
-    // Requests 12 (in range) and 13 (4096: out of range); the error response arrives 17.
-    assert_eq!(r.cycles, 18);
+    // Requests 13 (in range) and 14 (4096: out of range); the error response arrives 18.
+    assert_eq!(r.cycles, 19);
     assert_eq!(
         r.status,
         Status::Error {
@@ -242,9 +242,9 @@ fn ewise_and_pool_durations_and_unit_cycles_add_up() {
     let r = run(&[ewise, pool, END]);
     assert_eq!(r.status, Status::Done);
     // EWISE on R = 2 banks with V = 1 row of lanes: two row groups per column,
-    // 2·(1 + 5·2) + 8 = 30 cycles (12–41); POOL (all banks at once) 3·(1 + 4) + 8 = 23 cycles
-    // (43–65), issued when the EWISE is done (compute idle in 42).
-    assert_eq!(issue_complete(&r)[..2], [(0, 11, 41), (12, 42, 65)]);
+    // 2·(1 + 5·2) + 8 = 30 cycles (13–42); POOL (all banks at once) 3·(1 + 4) + 8 = 23 cycles
+    // (44–66), issued when the EWISE is done (compute idle in 43).
+    assert_eq!(issue_complete(&r)[..2], [(0, 12, 42), (13, 43, 66)]);
     let c = r.counters;
     for unit in [c.controller, c.dma, c.compute] {
         assert_eq!(unit.busy + unit.stall + unit.idle, r.cycles);
