@@ -244,10 +244,19 @@ pub struct PoolAcc {
     base_reg: DFF<Bits<256>>,
     acc_reg: DFF<Bits<256>>,
     live: DFF<Bits<256>>,
+    /// `live[j]` of the running sums read this cycle, looked up with the read (`sum_addr`)
+    /// and registered beside its data: a 256-way select and the base register's enable in
+    /// one cycle were the `ecp5` build's longest POOL path
+    live_j: DFF<Bit>,
+    /// the sums' write-back, registered: its enable fans out to every LUT-RAM cell of
+    /// `sum_mem`. No POOL reads a chunk the cycle after writing it (each chunk once per
+    /// POOL; the next POOL waits for this one's latency)
+    wr_en: DFF<Bit>,
+    wr_addr: DFF<Bits<16>>,
+    wr_data: DFF<Bits<256>>,
     /// bank r takes part (r < banks): registered, the field is fixed for the POOL and its
     /// first entries arrive two cycles after it starts
     bank_en: Vec<DFF<Bit>>,
-    live_j: Signal<Local, Bit>,
     live_sh: Signal<Local, Bits<256>>,
     pool_out: Signal<Local, Bits<256>>,
     one256: Constant<Bits<256>>,
@@ -275,8 +284,11 @@ impl PoolAcc {
             base_reg: Default::default(),
             acc_reg: Default::default(),
             live: Default::default(),
-            bank_en: vec_of(rows),
             live_j: Default::default(),
+            wr_en: Default::default(),
+            wr_addr: Default::default(),
+            wr_data: Default::default(),
+            bank_en: vec_of(rows),
             live_sh: Default::default(),
             pool_out: Default::default(),
             one256: Constant::new(1u64.into()),
@@ -295,13 +307,17 @@ impl Logic for PoolAcc {
         self.base_reg.clock.next = self.clock.val();
         self.acc_reg.clock.next = self.clock.val();
         self.live.clock.next = self.clock.val();
+        self.live_j.clock.next = self.clock.val();
+        self.wr_en.clock.next = self.clock.val();
+        self.wr_addr.clock.next = self.clock.val();
+        self.wr_data.clock.next = self.clock.val();
         self.sum_mem.rd_addr.next = self.sum_addr.val();
-        self.live_sh.next = self.live.q.val() >> bit_cast::<256, 16>(self.d_j.val());
-        self.live_j.next = self.live_sh.val().get_bit(0);
+        self.live_sh.next = self.live.q.val() >> bit_cast::<256, 16>(self.sum_addr.val());
+        self.live_j.d.next = self.live_sh.val().get_bit(0);
         self.base_reg.d.next = self.base_reg.q.val();
         if self.d_pro.val() {
             self.base_reg.d.next = 0.into();
-            if self.live_j.val() {
+            if self.live_j.q.val() {
                 self.base_reg.d.next = self.sum_mem.rd_data.val();
             }
         }
@@ -323,14 +339,17 @@ impl Logic for PoolAcc {
         }
         self.sums.next = self.pool_out.val();
         self.acc_reg.d.next = self.acc_reg.q.val();
-        self.sum_mem.wr_en.next = false;
-        self.sum_mem.wr_addr.next = self.d_j.val();
-        self.sum_mem.wr_data.next = self.pool_out.val();
+        self.sum_mem.wr_en.next = self.wr_en.q.val();
+        self.sum_mem.wr_addr.next = self.wr_addr.q.val();
+        self.sum_mem.wr_data.next = self.wr_data.q.val();
+        self.wr_en.d.next = false;
+        self.wr_addr.d.next = self.d_j.val();
+        self.wr_data.d.next = self.pool_out.val();
         self.live.d.next = self.live.q.val();
         if self.is_pool.val() && self.d_a.val() {
             self.acc_reg.d.next = self.pool_out.val();
             if self.d_last_x.val() {
-                self.sum_mem.wr_en.next = true;
+                self.wr_en.d.next = true;
                 self.live.d.next =
                     self.live.q.val() | (self.one256.val() << bit_cast::<256, 16>(self.d_j.val()));
             }

@@ -383,6 +383,54 @@ fn a_pool_from_obuf_sums_a_conv_tile() {
     }
 }
 
+/// POOLs that continue some chunks' running sums and start others afresh: after a POOL
+/// over four chunks, a `first` POOL over two clears the rest, so the last POOL's chunks 2
+/// and 3 must start from zero, not from the first POOL's sums still in the sum memory
+/// (each chunk's `live` bit, looked up with its read).
+#[test]
+fn a_pool_starts_each_chunk_from_its_own_running_sums() {
+    let cfg = EngineConfig::tiny();
+    let mut p = random_program(&cfg, 5, 0, false);
+    p.pop(); // END
+    let pool = |first, last, chunks| {
+        Instr::Pool(Pool {
+            wait: Wait::BOTH,
+            abuf: 0,
+            chunks,
+            width: 4,
+            banks: 2,
+            row_pitch: 0,
+            chunk_pitch: 8,
+            first,
+            last,
+            pbuf: 16,
+            obuf: 300,
+            from_obuf: false,
+        })
+    };
+    p.extend([
+        pool(true, false, 4),
+        pool(true, false, 2),
+        pool(false, true, 4),
+        Instr::Store(Store {
+            wait: Wait::BOTH,
+            dram: OUT as u32,
+            bank_stride: 32,
+            run_stride: 32,
+            obuf: 300,
+            obuf_stride: 4,
+            run_entries: 4,
+            runs: 1,
+            banks: 1,
+        }),
+        Instr::End(End { wait: Wait::BOTH }),
+    ]);
+    for (_, m) in directed(&cfg, &p, 11, &[(0, 4), (20000, 7)]) {
+        assert_eq!(m.status, sim::Status::Done);
+        assert_eq!(written(&m, 32).len(), 32);
+    }
+}
+
 /// An SE gate and a gated residual add whose `a` is a tile two CONVs wrote to OBUF
 /// (`from_obuf`: bank `r` is row `r`), stored: on one lane row over two banks, two lane
 /// rows over five (lane row `v` takes bank `row0 + v`) and one bank (`a` held while `b` is
