@@ -391,12 +391,11 @@ impl Logic for ConvSeq {
             self.kybase.d.next = self.instr.val().get_bits::<16>(self.at_abuf.val().index());
             self.addr.d.next = self.instr.val().get_bits::<16>(self.at_abuf.val().index());
             self.state.d.next = ConvState::Run;
-            // the first column group's PBUF read goes out in the issue cycle (its PPU
-            // parameters are staged before the first results, docs/engine.md)
-            self.pb_addr.next = self.instr.val().get_bits::<16>(self.at_pbuf.val().index());
-            self.rd.d.next = true;
-            self.rdg.d.next = 0.into();
-            self.pg.d.next = 1.into();
+            // the column groups' PBUF reads start in the first busy cycle, from the latched
+            // instruction: none goes out in the issue cycle, whose `start` is the
+            // controller's issue decision (a read address behind it was the `ecp5` build's
+            // longest controller path)
+            self.pg.d.next = 0.into();
             // a CONV issued into this one's drain: its remaining busy cycles
             if self.state.q.val() == ConvState::Drain {
                 self.tail.d.next = self.drain_len.val() - self.cnt.q.val() - self.one16.val();
