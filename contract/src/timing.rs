@@ -43,9 +43,9 @@ pub const VECTOR_LANE_STAGES: u64 = VECTOR_FRONT_STAGES + REQUANT_STAGES;
 /// their block RAMs, before the row's source mux and the multipliers.
 pub const ARRAY_EDGE_STAGES: u64 = 1;
 
-/// Registers of a PE from its operands to its result: the dot product (multiply and adder
-/// tree), then the accumulator.
-pub const PE_STAGES: u64 = 2;
+/// Registers of a PE from its operands to its result: the products, their sum (the dot
+/// product), the accumulator.
+pub const PE_STAGES: u64 = 3;
 
 /// CONV drain beyond the array skew: after the last step's buffer read, one cycle of read
 /// latency, `ARRAY_EDGE_STAGES`, R − 1 + C − 1 cycles of skew to PE(R−1, C−1), the PE's
@@ -54,8 +54,8 @@ pub const PE_STAGES: u64 = 2;
 pub const CONV_DRAIN_EXTRA: u64 = ARRAY_EDGE_STAGES + PE_STAGES - 1 + REQUANT_STAGES;
 
 /// Cycles from a CONV's first-column lead (its last step's read) to the column-0 PPU
-/// parameter switch, beyond the one the unpipelined array had: its edge and dot-product
-/// registers.
+/// parameter switch, beyond the one the unpipelined array had: its edge, product and
+/// dot-product registers.
 pub const PPU_SWITCH_DELAY: u64 = CONV_DRAIN_EXTRA - REQUANT_STAGES;
 
 /// EWISE drain after its last ABUF read: read latency (1), then the lanes' stages (gate,
@@ -341,14 +341,14 @@ mod tests {
             stride: 1,
             ..Conv::default()
         };
-        // P = max(9, R 7) = 9: 55·9 + 9 + 7 + 16 + 6 (the array's edge register, the
-        // PE's dot-product register and the requantiser's 4 stages).
-        assert_eq!(conv_cycles(&cfg, &conv), 55 * 9 + 9 + 7 + 16 + 6);
+        // P = max(9, R 7) = 9: 55·9 + 9 + 7 + 16 + 7 (the array's edge register, the
+        // PE's product and dot-product registers and the requantiser's 4 stages).
+        assert_eq!(conv_cycles(&cfg, &conv), 55 * 9 + 9 + 7 + 16 + 7);
         // A 1×1 single-chunk conv is held to the 4 rows a PPU serves, and 4 collides:
         // P = 5, not 1.
         let pw1 = Conv { kernel: 1, ..conv };
         assert_eq!(conv_period(&cfg, &pw1), 5);
-        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 5 + 1 + 7 + 16 + 6);
+        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 5 + 1 + 7 + 16 + 7);
         // Eight steps would put columns c and c + 8 of neighbouring output pixels on one
         // OBUF lane in the same cycle: P = 9.
         let pw8 = Conv {
@@ -363,12 +363,12 @@ mod tests {
             chunks: 10,
             ..conv
         };
-        assert_eq!(conv_cycles(&cfg, &pw10), 55 * 10 + 10 + 7 + 16 + 6);
+        assert_eq!(conv_cycles(&cfg, &pw10), 55 * 10 + 10 + 7 + 16 + 7);
         // tiny (R 2, C 8, G 8): P = max(1, 2, 1) = 2 for a 1×1 conv.
         let tiny = EngineConfig::tiny();
         assert_eq!(
             conv_cycles(&tiny, &Conv { out_w: 3, ..pw1 }),
-            2 * 2 + 1 + 2 + 8 + 6
+            2 * 2 + 1 + 2 + 8 + 7
         );
         assert_eq!(conv_macs(&cfg, &conv), 896 * 56 * 9);
         // EWISE with b: ceil(7 / 2) = 4 groups of rows per column; R = 1 reads a, then b.

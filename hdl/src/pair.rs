@@ -5,11 +5,12 @@
 //! which halves the array's DSP slices. `|a·w1| ≤ 2¹⁴`, so the low 18 bits hold `a·w1`
 //! and the high bits `a·w0` less the low part's borrow (bit 17).
 //!
-//! [`PairDot`] is one row's pair: the G-lane dot products of both columns. The even
-//! column's is registered once, so the multiply and its adder tree have a cycle of their
-//! own before the PE's accumulate; the odd column's twice, because that PE sees the same
-//! step one cycle later (the array's skew), and its weights are read one cycle early to
-//! meet the even column's (`skew.rs`).
+//! [`PairDot`] is one row's pair: the G-lane dot products of both columns. The products
+//! are registered (a DSP48E2's own product register), then their sums: the even column's
+//! dot product comes two cycles after its operands, so the multipliers and the adder tree
+//! each have a cycle before the PE's accumulate; the odd column's three, because that PE
+//! sees the same step one cycle later (the array's skew), and its weights are read one
+//! cycle early to meet the even column's (`skew.rs`).
 use crate::bits::{from_i64, lane_i8 as lane};
 use crate::pe::LANES;
 use rust_hdl::prelude::*;
@@ -37,12 +38,13 @@ pub struct PairDot {
     pub w0: Signal<In, Bits<64>>,
     /// the odd column's weights (the same step)
     pub w1: Signal<In, Bits<64>>,
-    /// `Σ_l a[l]·w0[l]`, one cycle later
+    /// `Σ_l a[l]·w0[l]`, two cycles later
     pub s0: Signal<Out, Signed<32>>,
-    /// `Σ_l a[l]·w1[l]`, two cycles later
+    /// `Σ_l a[l]·w1[l]`, three cycles later
     pub s1: Signal<Out, Signed<32>>,
-    /// the odd column's sum, one cycle later
-    _s1: i64,
+    /// the sums of the products registered so far: `[s0 one edge ago, s1 one edge ago,
+    /// s1 two edges ago]` (the product register, then the odd column's extra one)
+    _held: [i64; 3],
 }
 
 impl Logic for PairDot {
@@ -58,9 +60,10 @@ impl Logic for PairDot {
             s1 += p1 as i64;
         }
         if self.clock.pos_edge() {
-            self.s0.next = from_i64(s0);
-            self.s1.next = from_i64(self._s1);
-            self._s1 = s1;
+            let [h0, h1, h2] = self._held;
+            self.s0.next = from_i64(h0);
+            self.s1.next = from_i64(h2);
+            self._held = [s0, s1, h1];
         }
     }
     fn connect(&mut self) {
@@ -69,23 +72,31 @@ impl Logic for PairDot {
     }
     fn hdl(&self) -> Verilog {
         // k = w0·2^18 + w1 spelled as bits: the low 18 are w1 sign-extended, the high 9
-        // are w0 less w1's sign (no 27-bit adder). The borrows p[17] are added once, as a
-        // count, to the even column's sum; |sums| ≤ 8·2^14 fit 20 bits. One always block
-        // with block-local variables: Verilator evaluates it as one function. Every operand
-        // is extended to its sum's width by hand (two's complement adds the same bits).
-        let mut v = String::from(
-            "reg signed [8:0] kh;\nreg signed [26:0] k;\nreg signed [34:0] p;\n\
-             reg signed [19:0] t0;\nreg signed [19:0] t1;\n\
-             always @(*) begin\n   t0 = 20'sd0;\n   t1 = 20'sd0;\n",
-        );
+        // are w0 less w1's sign (no 27-bit adder). Each lane's product keeps only the bits
+        // the sums use, registered: p[33:18], the borrow p[17] and p[15:0]. The borrows are
+        // added once, as a count, to the even column's sum; |sums| ≤ 8·2^14 fit 20 bits.
+        // The sums are one always block with block-local variables (Verilator evaluates it
+        // as one function); every operand is extended to its sum's width by hand (two's
+        // complement adds the same bits).
+        let mut v = String::new();
         for l in 0..LANES {
             let (h, lo) = (8 * l + 7, 8 * l);
             v.push_str(&format!(
-                "   kh = {{w0[{h}], w0[{h}:{lo}]}} - {{8'd0, w1[{h}]}};\n\
-                 \x20  k = {{kh, {{10{{w1[{h}]}}}}, w1[{h}:{lo}]}};\n\
-                 \x20  p = $signed(a[{h}:{lo}]) * k;\n\
-                 \x20  t0 = t0 + {{{{4{{p[33]}}}}, p[33:18]}} + {{19'd0, p[17]}};\n\
-                 \x20  t1 = t1 + {{{{4{{p[15]}}}}, p[15:0]}};\n"
+                "wire signed [8:0] kh{l} = {{w0[{h}], w0[{h}:{lo}]}} - {{8'd0, w1[{h}]}};\n\
+                 wire signed [26:0] k{l} = {{kh{l}, {{10{{w1[{h}]}}}}, w1[{h}:{lo}]}};\n\
+                 wire signed [34:0] p{l} = $signed(a[{h}:{lo}]) * k{l};\n\
+                 reg [32:0] q{l};\n\
+                 always @(posedge clock) q{l} <= {{p{l}[33:17], p{l}[15:0]}};\n"
+            ));
+        }
+        v.push_str(
+            "reg signed [19:0] t0;\nreg signed [19:0] t1;\n\
+             always @(*) begin\n   t0 = 20'sd0;\n   t1 = 20'sd0;\n",
+        );
+        for l in 0..LANES {
+            v.push_str(&format!(
+                "   t0 = t0 + {{{{4{{q{l}[32]}}}}, q{l}[32:17]}} + {{19'd0, q{l}[16]}};\n\
+                 \x20  t1 = t1 + {{{{4{{q{l}[15]}}}}, q{l}[15:0]}};\n"
             ));
         }
         v.push_str(

@@ -29,7 +29,7 @@ pub struct DotPe {
     pub first_out: Signal<Out, Bit>,
     pub last_out: Signal<Out, Bit>,
     pub xa_out: Signal<Out, Bits<16>>,
-    /// `Σ_l a[l]·w[l]` of the step on `a_in`/`valid_in` one cycle before (computed by the
+    /// `Σ_l a[l]·w[l]` of the step on `a_in`/`valid_in` two cycles before (computed by the
     /// row's pair)
     pub dot: Signal<In, Signed<32>>,
     // weight stream from above
@@ -45,6 +45,11 @@ pub struct DotPe {
     last_r: DFF<Bit>,
     xa_r: DFF<Bits<16>>,
     w_r: DFF<Bits<ENTRY_BITS>>,
+    // the tags a cycle after the neighbour's copies, with the dot product
+    valid_d: DFF<Bit>,
+    first_d: DFF<Bit>,
+    last_d: DFF<Bit>,
+    xa_d: DFF<Bits<16>>,
     acc: DFF<Signed<32>>,
     done_r: DFF<Bit>,
     res_r: DFF<Signed<32>>,
@@ -81,6 +86,10 @@ impl Default for DotPe {
             last_r: Default::default(),
             xa_r: Default::default(),
             w_r: Default::default(),
+            valid_d: Default::default(),
+            first_d: Default::default(),
+            last_d: Default::default(),
+            xa_d: Default::default(),
             acc: Default::default(),
             done_r: Default::default(),
             res_r: Default::default(),
@@ -96,7 +105,8 @@ impl Logic for DotPe {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, a_r, valid_r, first_r, last_r, xa_r, w_r, acc, done_r, res_r, res_xa_r
+            self, clock, a_r, valid_r, first_r, last_r, xa_r, w_r, valid_d, first_d, last_d, xa_d,
+            acc, done_r, res_r, res_xa_r
         );
         self.a_r.d.next = self.a_in.val();
         self.valid_r.d.next = self.valid_in.val();
@@ -104,20 +114,24 @@ impl Logic for DotPe {
         self.last_r.d.next = self.last_in.val();
         self.xa_r.d.next = self.xa_in.val();
         self.w_r.d.next = self.w_in.val();
-        // the step's dot product arrives a cycle after its tags (`PairDot`): accumulate
-        // with the tags as registered for the next PE
+        // the step's dot product arrives two cycles after its tags (`PairDot`): accumulate
+        // with the tags as registered for the next PE, registered once more
+        self.valid_d.d.next = self.valid_r.q.val();
+        self.first_d.d.next = self.first_r.q.val();
+        self.last_d.d.next = self.last_r.q.val();
+        self.xa_d.d.next = self.xa_r.q.val();
         self.base.next = self.acc.q.val();
-        if self.first_r.q.val() {
+        if self.first_d.q.val() {
             self.base.next = self.zero.val();
         }
         self.sum.next = self.base.val() + self.dot.val();
         self.done_r.d.next = false;
-        if self.valid_r.q.val() {
+        if self.valid_d.q.val() {
             self.acc.d.next = self.sum.val();
-            if self.last_r.q.val() {
+            if self.last_d.q.val() {
                 self.done_r.d.next = true;
                 self.res_r.d.next = self.sum.val();
-                self.res_xa_r.d.next = self.xa_r.q.val();
+                self.res_xa_r.d.next = self.xa_d.q.val();
             }
         }
         self.a_out.next = self.a_r.q.val();

@@ -25,8 +25,8 @@ fn tick<U: Block>(u: &mut U, clock: fn(&mut U) -> &mut Signal<In, Clock>) {
     settle(u);
 }
 
-/// A PE pair's multipliers: the even column's dot product one clock later, the odd
-/// column's two, both equal to `dot_accumulate` (the Rust model is the packed arithmetic
+/// A PE pair's multipliers: the even column's dot product two clocks later, the odd
+/// column's three, both equal to `dot_accumulate` (the Rust model is the packed arithmetic
 /// the Verilog does; `pair::tests` checks it exhaustively).
 #[test]
 fn pair_dot_gives_both_columns_products() {
@@ -40,8 +40,10 @@ fn pair_dot_gives_both_columns_products() {
     p.w1.next = pack(&w1);
     settle(&mut p);
     tick(&mut p, |p| &mut p.clock);
-    // the operands change after the edge: the registered sums keep the step's
+    // the operands change after the edge: the registered products keep the step's
     p.a.next = pack(&[0; 8]);
+    settle(&mut p);
+    tick(&mut p, |p| &mut p.clock);
     settle(&mut p);
     assert_eq!(to_i64(p.s0.val()) as i32, dot_accumulate(0, &a, &w0));
     tick(&mut p, |p| &mut p.clock);
@@ -63,25 +65,27 @@ fn dot_pe_matches_dot_accumulate_including_minus_128() {
         ),
         ([1; 8], [-128; 8]),
     ];
-    // each step's dot product comes one cycle after its tags, as from the row's pair
+    // each step's dot product comes two cycles after its tags, as from the row's pair
     let mut want = 0i32;
-    let mut dot = 0i32;
+    let mut dots = [0i32; 2]; // the previous step's, the one before
     for (i, (a, w)) in steps.iter().enumerate() {
         pe.a_in.next = pack(a);
         pe.w_in.next = pack(w);
-        pe.dot.next = hdl::bits::from_i64(dot as i64);
+        pe.dot.next = hdl::bits::from_i64(dots[1] as i64);
         pe.valid_in.next = true;
         pe.first_in.next = i == 0;
         pe.last_in.next = i == steps.len() - 1;
         settle(&mut pe);
         tick(&mut pe, |u| &mut u.clock);
-        dot = dot_accumulate(0, a, w);
+        dots = [dot_accumulate(0, a, w), dots[0]];
         want = dot_accumulate(want, a, w);
     }
     pe.valid_in.next = false;
-    pe.dot.next = hdl::bits::from_i64(dot as i64);
-    settle(&mut pe);
-    tick(&mut pe, |u| &mut u.clock);
+    for k in [1, 0] {
+        pe.dot.next = hdl::bits::from_i64(dots[k] as i64);
+        settle(&mut pe);
+        tick(&mut pe, |u| &mut u.clock);
+    }
     assert!(pe.done.val());
     assert_eq!(to_i64(pe.res.val()) as i32, want);
 }

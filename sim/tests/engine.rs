@@ -71,25 +71,25 @@ fn load_then_end() {
 
 #[test]
 fn conv_duration_and_wait_flags() {
-    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 6 = 17 cycles: issued 12, busy 13–29.
+    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 7 = 18 cycles: issued 12, busy 13–30.
     let r = run(&[conv(Wait::NONE), END]);
-    assert_eq!(issue_complete(&r), vec![(0, 12, 29), (13, 30, 30)]);
+    assert_eq!(issue_complete(&r), vec![(0, 12, 30), (13, 31, 31)]);
     assert_eq!(r.counters.macs, 2 * 8 * 8);
-    assert_eq!(r.counters.compute.busy, 17);
+    assert_eq!(r.counters.compute.busy, 18);
 
     // LOAD_WGT without wait_compute overlaps the CONV: issued as soon as decoded (25).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::NONE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 12, 29), (13, 25, 37), (26, 38, 38)]
+        vec![(0, 12, 30), (13, 25, 37), (26, 38, 38)]
     );
-    // With wait_compute it waits for the CONV to finish (idle in 30).
+    // With wait_compute it waits for the CONV to finish (idle in 31).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::COMPUTE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 12, 29), (13, 30, 42), (31, 43, 43)]
+        vec![(0, 12, 30), (13, 31, 43), (32, 44, 44)]
     );
-    assert_eq!(r.cycles, 44);
+    assert_eq!(r.cycles, 45);
 }
 
 #[test]
