@@ -306,6 +306,32 @@ fn written(m: &sim::RunResult, len: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A POOL over the tile at ABUF (or OBUF) 0 (chunk pitch 8), its records at PBUF 16 and
+/// its pooled vector at OBUF 300.
+fn tile_pool(
+    first: bool,
+    last: bool,
+    chunks: u16,
+    banks: u8,
+    width: u16,
+    from_obuf: bool,
+) -> Instr {
+    Instr::Pool(Pool {
+        wait: Wait::BOTH,
+        abuf: 0,
+        chunks,
+        width,
+        banks,
+        row_pitch: 0,
+        chunk_pitch: 8,
+        first,
+        last,
+        pbuf: 16,
+        obuf: 300,
+        from_obuf,
+    })
+}
+
 /// A 1×1 CONV of two chunks over 8 columns into OBUF `obuf` (chunk pitch 8), its weights
 /// at `wbuf`: one chunk of a tile the OBUF-source tests read back.
 fn tile_conv(wbuf: u16, obuf: u16) -> Instr {
@@ -335,22 +361,7 @@ fn a_pool_from_obuf_sums_a_conv_tile() {
     let program = |from_obuf: bool| {
         let mut p = random_program(&cfg, 5, 0, false);
         p.pop(); // END
-        let pool = |first, last, banks, width| {
-            Instr::Pool(Pool {
-                wait: Wait::BOTH,
-                abuf: 0,
-                chunks: 2,
-                width,
-                banks,
-                row_pitch: 0,
-                chunk_pitch: 8,
-                first,
-                last,
-                pbuf: 16,
-                obuf: 300,
-                from_obuf,
-            })
-        };
+        let pool = |first, last, banks, width| tile_pool(first, last, 2, banks, width, from_obuf);
         p.extend([
             tile_conv(0, 0),
             tile_conv(16, 8),
@@ -392,22 +403,7 @@ fn a_pool_starts_each_chunk_from_its_own_running_sums() {
     let cfg = EngineConfig::tiny();
     let mut p = random_program(&cfg, 5, 0, false);
     p.pop(); // END
-    let pool = |first, last, chunks| {
-        Instr::Pool(Pool {
-            wait: Wait::BOTH,
-            abuf: 0,
-            chunks,
-            width: 4,
-            banks: 2,
-            row_pitch: 0,
-            chunk_pitch: 8,
-            first,
-            last,
-            pbuf: 16,
-            obuf: 300,
-            from_obuf: false,
-        })
-    };
+    let pool = |first, last, chunks| tile_pool(first, last, chunks, 2, 4, false);
     p.extend([
         pool(true, false, 4),
         pool(true, false, 2),
