@@ -4,9 +4,9 @@
 //!
 //! A CONV's first PBUF reads load column group `g`'s G records (bias, mult_pos, mult_neg,
 //! shift) into staging registers; column `c` switches to them in the cycle before row 0 of
-//! the CONV's first output column reaches its PPU (`lead` + 1 + `PPU_SWITCH_DELAY` + c, one cycle apart per
-//! column), so the previous CONV's results can still drain through the PPUs while the next
-//! CONV's parameters load. The OBUF offset `g·obuf_stride` of column group `g` is staged
+//! the CONV's first output column reaches its PPU (`lead` + 1 + `PPU_SWITCH_DELAY` + c,
+//! one cycle apart per column), so the previous CONV's results can still drain through the
+//! PPUs while the next CONV's parameters load. The OBUF offset `g·obuf_stride` of column group `g` is staged
 //! the same way and added to the result's address before the PPU.
 use crate::bits::vec_of;
 use crate::ppu::Ppu;
@@ -41,7 +41,7 @@ pub struct PostProc {
     plo: Vec<DFF<Bits<64>>>,
     phi: Vec<DFF<Bits<64>>>,
     gof: Vec<DFF<Bits<16>>>,
-    /// `lead` delayed by the array's edge and dot-product registers
+    /// `lead` delayed by the array's edge, product and dot-product registers
     /// (`contract::timing::PPU_SWITCH_DELAY`), then column c switches to its staged
     /// parameters
     lead_r: Vec<DFF<Bit>>,
