@@ -145,7 +145,9 @@ fn estimate(cfg: &EngineConfig, prog: &[Instr]) -> Estimate {
     let mut dma_free = Vec::with_capacity(prog.len());
     for i in prog {
         dma_free.push(dma);
-        let mut t = ctrl + fetch;
+        // the last decode cycle, then the first cycle the units let it: it issues the
+        // cycle after (the controller's registered decision)
+        let mut t = ctrl + fetch - 1;
         if i.wait_dma() || i.unit() == Unit::Dma {
             t = t.max(dma);
         }
@@ -158,6 +160,10 @@ fn estimate(cfg: &EngineConfig, prog: &[Instr]) -> Estimate {
             Instr::Ewise(_) | Instr::Pool(_) => t = t.max(done),
             _ => {}
         }
+        if i.unit() == Unit::Controller {
+            t = t.max(dma).max(done);
+        }
+        t += 1;
         match i.unit() {
             Unit::Dma => dma = t + dma_cycles(cfg, i),
             Unit::Compute => {
@@ -167,7 +173,7 @@ fn estimate(cfg: &EngineConfig, prog: &[Instr]) -> Estimate {
                     _ => done,
                 };
             }
-            Unit::Controller => t = t.max(dma).max(done),
+            Unit::Controller => {}
         }
         issue.push(t);
         ctrl = t;

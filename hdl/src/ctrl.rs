@@ -89,6 +89,7 @@ pub struct Controller<const BUS: usize> {
     // the OBUF halves the last CONV issued writes: a from_obuf CONV reading one of them
     // does not issue into its drain (`contract::footprint::waits_for_drain`)
     drain_wr: DFF<Bits<2>>,
+    go: DFF<Bit>,
     obuf_wait: Signal<Local, Bit>,
     ends: Signal<Local, Bit>,
     check: IsaCheck,
@@ -172,6 +173,7 @@ impl<const BUS: usize> Controller<BUS> {
             ends: Default::default(),
             check: IsaCheck::new(cfg),
             drain_wr: Default::default(),
+            go: Default::default(),
             obuf_wait: Default::default(),
             op: Default::default(),
             is_dma: Default::default(),
@@ -213,7 +215,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, pc, pc_addr, fetch_addr, ins, beats_req, beats_rsp, err, lo, hi,
-            dma_pc, drain_wr
+            dma_pc, drain_wr, go
         );
         self.check.clock.next = self.clock.val();
         self.check.instr.next = self.ins.q.val();
@@ -246,6 +248,21 @@ impl<const BUS: usize> Logic for Controller<BUS> {
         self.dma_block.next = self.dma_qbusy.val();
         if (self.op.val() == self.op_store.val()) || self.wait_dma.val() {
             self.dma_block.next = self.dma_busy.val();
+        }
+        // the issue decision, registered: the instruction issues in the cycle after the
+        // flags let it (they only ever turn ready; Decode computes the first)
+        self.go.d.next = !self.dma_busy.val() && !self.comp_busy.val();
+        if self.op.val() != self.op_end.val() {
+            self.go.d.next = (self.is_dma.val()
+                && !self.dma_block.val()
+                && !(self.wait_comp.val() && self.comp_busy.val()))
+                || (self.is_comp.val()
+                    && ((self.op.val() == self.op_conv.val()
+                        && !self.wait_comp.val()
+                        && self.conv_accept.val()
+                        && !self.obuf_wait.val())
+                        || !self.comp_busy.val())
+                    && !(self.wait_dma.val() && self.dma_busy.val()));
         }
         // the program guard (the model's `ErrorCause::StoreIntoProgram`)
         self.ends.next =
@@ -314,23 +331,11 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             CtrlState::Issue => {
                 self.running.next = true;
                 self.stalled.next = true;
-                if self.op.val() == self.op_end.val() {
-                    if !self.dma_busy.val() && !self.comp_busy.val() {
-                        self.issue.next = true;
-                        self.stalled.next = false;
-                        self.state.d.next = CtrlState::Done;
-                    }
-                } else if (self.is_dma.val()
-                    && !self.dma_block.val()
-                    && !(self.wait_comp.val() && self.comp_busy.val()))
-                    || (self.is_comp.val()
-                        && ((self.op.val() == self.op_conv.val()
-                            && !self.wait_comp.val()
-                            && self.conv_accept.val()
-                            && !self.obuf_wait.val())
-                            || !self.comp_busy.val())
-                        && !(self.wait_dma.val() && self.dma_busy.val()))
-                {
+                if self.go.q.val() && (self.op.val() == self.op_end.val()) {
+                    self.issue.next = true;
+                    self.stalled.next = false;
+                    self.state.d.next = CtrlState::Done;
+                } else if self.go.q.val() {
                     self.issue.next = true;
                     self.stalled.next = false;
                     self.dma_start.next = self.is_dma.val();

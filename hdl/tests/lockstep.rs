@@ -592,7 +592,12 @@ fn pipelined_loads_in_lockstep() {
                 .take(5)
                 .filter(|w| w[0].complete.is_some_and(|c| w[1].issue <= c))
                 .count();
-            assert!(overlaps >= 2, "only {overlaps} loads overlapped");
+            // with a one-cycle latency the last response lands before the registered
+            // decision lets the next load issue
+            assert!(
+                latency == 1 || overlaps >= 2,
+                "only {overlaps} loads overlapped (latency {latency})"
+            );
             let nonzero = m
                 .writes
                 .iter()

@@ -151,7 +151,8 @@ enum Ctrl {
     },
     /// Decode cycles left; the instruction is decoded and validated in the last one.
     Decode(u64),
-    Issue(Instr),
+    /// Waiting for its unit; whether the flags let it issue in the previous cycle.
+    Issue(Instr, bool),
 }
 
 struct DmaJob {
@@ -363,6 +364,32 @@ impl Run {
                 .as_ref()
                 .is_none_or(|j| j.overlap.is_some_and(|o| j.remaining <= o));
         let drain_writes = self.compute.as_ref().map_or(0, |j| j.obuf_writes);
+        // whether `instr` may issue by the flags at the start of this cycle
+        let ready = |instr: &Instr| {
+            let wait = instr.wait();
+            match instr.unit() {
+                Unit::Controller => dma_idle && compute_idle,
+                // a load may start behind the previous load's responses; a STORE
+                // and `wait_dma` need the DMA fully idle
+                Unit::Dma => {
+                    let store = matches!(instr, Instr::Store(_));
+                    (if store || wait.dma {
+                        dma_idle
+                    } else {
+                        dma_free
+                    }) && (compute_idle || !wait.compute)
+                }
+                Unit::Compute => {
+                    // a CONV may issue into a CONV's drain, unless it waits for the
+                    // compute unit, or reads OBUF in a half the drain writes
+                    (if let (Instr::Conv(c), false) = (instr, wait.compute) {
+                        conv_free && !footprint::waits_for_drain(&e.cfg, c, drain_writes)
+                    } else {
+                        compute_idle
+                    }) && (dma_idle || !wait.dma)
+                }
+            }
+        };
 
         // DMA: responses (to the oldest load), then at most one request (by the newest job).
         // A bus error stops the engine at the end of this cycle (the other units' counters
@@ -548,34 +575,14 @@ impl Run {
                 let instr = Instr::from_bytes(bytes)
                     .and_then(|i| i.validate(&e.cfg).map(|()| i))
                     .map_err(|err| Self::error(self.index, ErrorCause::Illegal(err)))?;
-                self.ctrl = Ctrl::Issue(instr);
+                self.ctrl = Ctrl::Issue(instr, ready(&instr));
             }
-            Ctrl::Issue(instr) => {
+            Ctrl::Issue(instr, was_ready) => {
+                // the decision is registered: an instruction issues in the cycle after the
+                // one whose flags let it (the flags only ever turn ready)
                 let instr = *instr;
-                let wait = instr.wait();
-                let ready = match instr.unit() {
-                    Unit::Controller => dma_idle && compute_idle,
-                    // a load may start behind the previous load's responses; a STORE
-                    // and `wait_dma` need the DMA fully idle
-                    Unit::Dma => {
-                        let store = matches!(instr, Instr::Store(_));
-                        (if store || wait.dma {
-                            dma_idle
-                        } else {
-                            dma_free
-                        }) && (compute_idle || !wait.compute)
-                    }
-                    Unit::Compute => {
-                        // a CONV may issue into a CONV's drain, unless it waits for the
-                        // compute unit, or reads OBUF in a half the drain writes
-                        (if let (Instr::Conv(c), false) = (instr, wait.compute) {
-                            conv_free && !footprint::waits_for_drain(&e.cfg, &c, drain_writes)
-                        } else {
-                            compute_idle
-                        }) && (dma_idle || !wait.dma)
-                    }
-                };
-                if !ready {
+                if !*was_ready {
+                    *was_ready = ready(&instr);
                     self.counters.controller.stall += 1;
                     return Ok(());
                 }

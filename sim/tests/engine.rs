@@ -56,24 +56,25 @@ fn issue_complete(r: &sim::RunResult) -> Vec<(u64, u64, u64)> {
 #[test]
 fn load_then_end() {
     // LOAD_WGT: fetch 0–3, responses 4–7, decode 8–11, issue 12; 8 requests 13–20,
-    // responses 17–24. END: fetch 13–16, responses 17–20, decode 21–24, issues 25, when the
-    // DMA is idle.
+    // responses 17–24. END: fetch 13–16, responses 17–20, decode 21–24; the DMA is idle in
+    // 25 (its flags at the start of the cycle), so END issues 26 (the decision is registered).
     let r = run(&[load_wgt(Wait::NONE), END]);
     assert_eq!(r.status, Status::Done);
-    assert_eq!(issue_complete(&r), vec![(0, 12, 24), (13, 25, 25)]);
-    assert_eq!(r.cycles, 26);
+    assert_eq!(issue_complete(&r), vec![(0, 12, 24), (13, 26, 26)]);
+    assert_eq!(r.cycles, 27);
     let c = r.counters;
-    assert_eq!((c.dma.busy, c.dma.stall, c.dma.idle), (12, 0, 14));
-    assert_eq!((c.controller.busy, c.controller.stall), (26, 0));
+    assert_eq!((c.dma.busy, c.dma.stall, c.dma.idle), (12, 0, 15));
+    assert_eq!((c.controller.busy, c.controller.stall), (26, 1));
     assert_eq!((c.dram_read_bytes, c.instr_read_bytes), (64, 64));
     assert_eq!(c.instructions, 2);
 }
 
 #[test]
 fn conv_duration_and_wait_flags() {
-    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 7 = 18 cycles: issued 12, busy 13–30.
+    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 7 = 18 cycles: issued 12, busy 13–30;
+    // END sees it idle in 31 and issues 32.
     let r = run(&[conv(Wait::NONE), END]);
-    assert_eq!(issue_complete(&r), vec![(0, 12, 30), (13, 31, 31)]);
+    assert_eq!(issue_complete(&r), vec![(0, 12, 30), (13, 32, 32)]);
     assert_eq!(r.counters.macs, 2 * 8 * 8);
     assert_eq!(r.counters.compute.busy, 18);
 
@@ -81,15 +82,15 @@ fn conv_duration_and_wait_flags() {
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::NONE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 12, 30), (13, 25, 37), (26, 38, 38)]
+        vec![(0, 12, 30), (13, 25, 37), (26, 39, 39)]
     );
-    // With wait_compute it waits for the CONV to finish (idle in 31).
+    // With wait_compute it waits for the CONV to finish (seen idle in 31, issued 32).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::COMPUTE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 12, 30), (13, 31, 43), (32, 44, 44)]
+        vec![(0, 12, 30), (13, 32, 44), (33, 46, 46)]
     );
-    assert_eq!(r.cycles, 45);
+    assert_eq!(r.cycles, 47);
 }
 
 #[test]
@@ -243,8 +244,8 @@ fn ewise_and_pool_durations_and_unit_cycles_add_up() {
     assert_eq!(r.status, Status::Done);
     // EWISE on R = 2 banks with V = 1 row of lanes: two row groups per column,
     // 2·(1 + 5·2) + 8 = 30 cycles (13–42); POOL (all banks at once) 3·(1 + 4) + 8 = 23 cycles
-    // (44–66), issued when the EWISE is done (compute idle in 43).
-    assert_eq!(issue_complete(&r)[..2], [(0, 12, 42), (13, 43, 66)]);
+    // (45–67), issued the cycle after the compute unit is seen idle (43).
+    assert_eq!(issue_complete(&r)[..2], [(0, 12, 42), (13, 44, 67)]);
     let c = r.counters;
     for unit in [c.controller, c.dma, c.compute] {
         assert_eq!(unit.busy + unit.stall + unit.idle, r.cycles);
