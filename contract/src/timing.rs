@@ -6,8 +6,9 @@
 //! Conventions (one clock, cycle 0 is the first cycle after reset):
 //! - A unit issued in cycle `c` is busy in cycles `c+1 ..= c+D` and idle again (visible to the
 //!   controller) in cycle `c+D+1`. `D` is the instruction's duration.
-//! - The controller's issue decision in cycle `c` sees the units' busy flags as registered at
-//!   the start of cycle `c`.
+//! - The controller's issue decision is registered: an instruction issues in cycle `c` when
+//!   the units' flags at the start of cycle `c − 1` let it (at the earliest the cycle after
+//!   its last decode cycle). The flags only turn ready while it waits.
 //! - Loads are pipelined: a LOAD_* without `wait_dma` issues once no request walk is running
 //!   and no load is pending, i.e. possibly while the previous load's responses are in flight
 //!   (its duration `D` still runs from its own issue to its own last response); a STORE or an
@@ -32,9 +33,9 @@ pub const CONV_SETUP: u64 = 0;
 /// multiply | their sum and the rounding constant | the shift and saturation.
 pub const REQUANT_STAGES: u64 = 4;
 
-/// Pipeline stages of a vector lane before its requantiser: sigmoid table | gate multiply
-/// and rounding | the `ka`/`kb` products and their sum.
-pub const VECTOR_FRONT_STAGES: u64 = 3;
+/// Pipeline stages of a vector lane before its requantiser: sigmoid table | gate multiply |
+/// its rounding and saturation | the `ka`/`kb` products and their sum.
+pub const VECTOR_FRONT_STAGES: u64 = 4;
 
 /// Registers of a vector lane from its ABUF operands to its result.
 pub const VECTOR_LANE_STAGES: u64 = VECTOR_FRONT_STAGES + REQUANT_STAGES;
@@ -378,13 +379,13 @@ mod tests {
             use_b: true,
             ..Ewise::default()
         };
-        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 8);
+        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 9);
         let one_row = EngineConfig {
             rows: 1,
             vector_rows: 1,
             ..EngineConfig::tiny()
         };
-        assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 8);
+        assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 9);
         assert_eq!(
             ewise_cycles(
                 &one_row,
@@ -393,7 +394,7 @@ mod tests {
                     ..add
                 }
             ),
-            3 * (1 + 14) + 8
+            3 * (1 + 14) + 9
         );
         assert_eq!(fetch_words(&cfg, 64), vec![2]);
         assert_eq!(fetch_words(&EngineConfig::tiny(), 64), vec![8, 9, 10, 11]);
