@@ -151,12 +151,15 @@ pub struct ObufSteer {
     pub addr: Vec<Signal<Out, Bits<16>>>,
     pub data: Vec<Signal<Out, Bits<8>>>,
     // the tags, delayed through as many registers as the lanes' pipeline to meet their
-    // results (`VecLanes`: VECTOR_FRONT_STAGES + REQUANT_STAGES)
-    emit_q: Vec<DFF<Bit>>,
-    pool_q: Vec<DFF<Bit>>,
+    // results (`VecLanes`: VECTOR_FRONT_STAGES + REQUANT_STAGES): the address, and which
+    // lane row writes which bank, decided when the tags come in (`hit_q[k·R·V + r·V + v]`), so
+    // the last stage only selects
     xa_q: Vec<DFF<Bits<16>>>,
-    row0_q: Vec<DFF<Bits<16>>>,
+    hit: Vec<Signal<Local, Bit>>,
+    hit_q: Vec<DFF<Bit>>,
     _stages: usize,
+    /// R·V
+    _hits: usize,
     row8: Vec<Constant<Bits<8>>>,
     row16: Vec<Constant<Bits<16>>>,
     zero16: Constant<Bits<16>>,
@@ -182,11 +185,11 @@ impl ObufSteer {
             en: vec_of(rows * LANES),
             addr: vec_of(rows * LANES),
             data: vec_of(rows * LANES),
-            emit_q: vec_of(VSTAGES),
-            pool_q: vec_of(VSTAGES),
             xa_q: vec_of(VSTAGES),
-            row0_q: vec_of(VSTAGES),
+            hit: vec_of(rows * vrows),
+            hit_q: vec_of(VSTAGES * rows * vrows),
             _stages: VSTAGES,
+            _hits: rows * vrows,
             row8: (0..rows)
                 .map(|i| Constant::new((i as u64).into()))
                 .collect(),
@@ -204,21 +207,34 @@ impl ObufSteer {
 impl Logic for ObufSteer {
     #[hdl_gen]
     fn update(&mut self) {
-        for k in 0..self._stages {
-            self.emit_q[k].clock.next = self.clock.val();
-            self.pool_q[k].clock.next = self.clock.val();
-            self.xa_q[k].clock.next = self.clock.val();
-            self.row0_q[k].clock.next = self.clock.val();
+        // EWISE lane row v writes bank row0 + v; POOL's lane row 0 writes bank 0 (`nv`, `nh`:
+        // V and R·V as loop variables, which index expressions may use)
+        for nv in self._vrows..(self._vrows + 1) {
+            for r in 0..self._rows {
+                for v in 0..self._vrows {
+                    self.hit[r * nv + v].next = self.v_emit.val()
+                        && (self.row16[r].val() == self.v_row0.val() + self.row16[v].val())
+                        && (!self.v_pool.val() || (self.row16[r].val() == self.zero16.val()));
+                }
+            }
         }
-        self.emit_q[0].d.next = self.v_emit.val();
-        self.pool_q[0].d.next = self.v_pool.val();
-        self.xa_q[0].d.next = self.v_xa.val();
-        self.row0_q[0].d.next = self.v_row0.val();
-        for k in 1..self._stages {
-            self.emit_q[k].d.next = self.emit_q[k - 1].q.val();
-            self.pool_q[k].d.next = self.pool_q[k - 1].q.val();
-            self.xa_q[k].d.next = self.xa_q[k - 1].q.val();
-            self.row0_q[k].d.next = self.row0_q[k - 1].q.val();
+        for nh in self._hits..(self._hits + 1) {
+            for k in 0..self._stages {
+                self.xa_q[k].clock.next = self.clock.val();
+                for i in 0..self._hits {
+                    self.hit_q[k * nh + i].clock.next = self.clock.val();
+                }
+            }
+            self.xa_q[0].d.next = self.v_xa.val();
+            for i in 0..self._hits {
+                self.hit_q[i].d.next = self.hit[i].val();
+            }
+            for k in 1..self._stages {
+                self.xa_q[k].d.next = self.xa_q[k - 1].q.val();
+                for i in 0..self._hits {
+                    self.hit_q[k * nh + i].d.next = self.hit_q[(k - 1) * nh + i].q.val();
+                }
+            }
         }
         // column g·G + l writes lane l of its row's bank at the PPU's address
         for r in 0..self._rows {
@@ -238,18 +254,18 @@ impl Logic for ObufSteer {
             }
         }
         // the last register of each tag chain
-        for kl in (self._stages - 1)..self._stages {
-            if self.emit_q[kl].q.val() {
-                for r in 0..self._rows {
-                    for v in 0..self._vrows {
-                        if (self.row16[r].val() == self.row0_q[kl].q.val() + self.row16[v].val())
-                            && (!self.pool_q[kl].q.val()
-                                || (self.row16[r].val() == self.zero16.val()))
-                        {
-                            for l in 0..8 {
-                                self.en[r * 8 + l].next = true;
-                                self.addr[r * 8 + l].next = self.xa_q[kl].q.val();
-                                self.data[r * 8 + l].next = self.v_q[v].val().get_bits::<8>(8 * l);
+        for ks in (self._stages - 1)..self._stages {
+            for nh in self._hits..(self._hits + 1) {
+                for nv in self._vrows..(self._vrows + 1) {
+                    for r in 0..self._rows {
+                        for v in 0..self._vrows {
+                            if self.hit_q[ks * nh + r * nv + v].q.val() {
+                                for l in 0..8 {
+                                    self.en[r * 8 + l].next = true;
+                                    self.addr[r * 8 + l].next = self.xa_q[ks].q.val();
+                                    self.data[r * 8 + l].next =
+                                        self.v_q[v].val().get_bits::<8>(8 * l);
+                                }
                             }
                         }
                     }
