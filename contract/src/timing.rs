@@ -59,12 +59,15 @@ pub const CONV_DRAIN_EXTRA: u64 = ARRAY_EDGE_STAGES + PE_STAGES - 1 + REQUANT_ST
 /// dot-product registers.
 pub const PPU_SWITCH_DELAY: u64 = CONV_DRAIN_EXTRA - REQUANT_STAGES;
 
-/// EWISE drain after its last ABUF read: read latency (1), then the lanes' stages (gate,
-/// weighted add, requantise), whose last register feeds the OBUF write.
-pub const EWISE_LATENCY: u64 = 1 + VECTOR_LANE_STAGES;
+/// EWISE drain after its last ABUF read: read latency (1), the array's edge registers
+/// (the vector unit's operands come from them: no block RAM output drives logic), then
+/// the lanes' stages (gate, weighted add, requantise), whose last register feeds the OBUF
+/// write.
+pub const EWISE_LATENCY: u64 = 1 + ARRAY_EDGE_STAGES + VECTOR_LANE_STAGES;
 
-/// POOL drain after its last ABUF read: read latency (1), then the same lane stages (the
-/// bank adder chain and the accumulation sit in the first), requantising with `last`.
+/// POOL drain after its last ABUF read: read latency (1), the edge registers, then the
+/// same lane stages (the bank adder chain and the accumulation sit in the first),
+/// requantising with `last`.
 pub const POOL_LATENCY: u64 = EWISE_LATENCY;
 
 /// Cycles per chunk before its columns: one cycle reading the chunk's G PBUF records (and
@@ -379,13 +382,13 @@ mod tests {
             use_b: true,
             ..Ewise::default()
         };
-        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 9);
+        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 10);
         let one_row = EngineConfig {
             rows: 1,
             vector_rows: 1,
             ..EngineConfig::tiny()
         };
-        assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 9);
+        assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 10);
         assert_eq!(
             ewise_cycles(
                 &one_row,
@@ -394,7 +397,7 @@ mod tests {
                     ..add
                 }
             ),
-            3 * (1 + 14) + 9
+            3 * (1 + 14) + 10
         );
         assert_eq!(fetch_words(&cfg, 64), vec![2]);
         assert_eq!(fetch_words(&EngineConfig::tiny(), 64), vec![8, 9, 10, 11]);

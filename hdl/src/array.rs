@@ -40,6 +40,10 @@ pub struct PeArray {
     pub col_acc: Vec<Signal<Out, Signed<32>>>,
     pub col_row: Vec<Signal<Out, Bits<8>>>,
     pub col_xa: Vec<Signal<Out, Bits<16>>>,
+    /// the ABUF and OBUF-copy edge registers, the vector unit's operands too (it never
+    /// runs beside a CONV)
+    pub edge_abuf: Vec<Signal<Out, Bits<ENTRY_BITS>>>,
+    pub edge_obuf: Vec<Signal<Out, Bits<ENTRY_BITS>>>,
     // the edge registers: every input registered once where it leaves its block RAM, the
     // source mux behind them (`contract::timing::ARRAY_EDGE_STAGES`)
     e_abuf: Vec<DFF<Bits<ENTRY_BITS>>>,
@@ -72,6 +76,8 @@ impl PeArray {
         Self {
             clock: Default::default(),
             a_abuf: vec_of(rows),
+            edge_abuf: vec_of(rows),
+            edge_obuf: vec_of(rows),
             a_obuf: vec_of(rows),
             src_in: vec_of(rows),
             valid_in: vec_of(rows),
@@ -135,6 +141,8 @@ impl Logic for PeArray {
             self.e_first[r].d.next = self.first_in[r].val();
             self.e_last[r].d.next = self.last_in[r].val();
             self.e_xa[r].d.next = self.xa_in[r].val();
+            self.edge_abuf[r].next = self.e_abuf[r].q.val();
+            self.edge_obuf[r].next = self.e_obuf[r].q.val();
             self.a_edge[r].next = self.e_abuf[r].q.val();
             if self.e_src[r].q.val() {
                 self.a_edge[r].next = self.e_obuf[r].q.val();

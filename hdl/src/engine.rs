@@ -370,7 +370,8 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         }
 
         // ---- vector unit (EWISE, POOL), no skew: bank r reads rd_addr + r·row_pitch, except
-        // that with b, bank V + v reads b of lane v's row at rd_addr_b + v·row_pitch ----
+        // that with b, bank V + v reads b of lane v's row at rd_addr_b + v·row_pitch; the
+        // operands come from the array's edge registers (`VecSeq::d_*` are two reads old) ----
         for r in 0..self._rows {
             self.vaddr[r].next = self.vec.rd_addr.val() + self.vec.bank_off[r].val();
         }
@@ -399,7 +400,7 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         }
         self.gate_reg.d.next = self.gate_reg.q.val();
         if self.vec.d_pro.val() {
-            self.gate_reg.d.next = self.abuf[0].rd_data.val();
+            self.gate_reg.d.next = self.array.edge_abuf[0].val();
         }
         self.recs_reg.d.next = self.recs_reg.q.val();
         if self.vec.d_pro.val() {
@@ -415,9 +416,9 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         self.pool.d_last_x.next = self.vec.d_last_x.val();
         self.pool.d_j.next = self.vec.d_j.val();
         for r in 0..self._rows {
-            self.p_sel[r].next = self.abuf[r].rd_data.val();
+            self.p_sel[r].next = self.array.edge_abuf[r].val();
             if self.vec.from_obuf.val() {
-                self.p_sel[r].next = self.opack[r].word.val();
+                self.p_sel[r].next = self.array.edge_obuf[r].val();
             }
             self.pool.a[r].next = self.p_sel[r].val();
         }
@@ -428,15 +429,15 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.lanes[v].pool.next = self.vec.is_pool.val();
             self.lanes[v].use_gate.next = self.vec.use_gate.val();
             self.lanes[v].use_b.next = self.vec.use_b.val();
-            self.lanes[v].a.next = self.abuf[v].rd_data.val();
+            self.lanes[v].a.next = self.array.edge_abuf[v].val();
             if self.vec.ew_obuf.val() {
                 for r in 0..self._rows {
                     if self.row16[r].val() == self.vec.d_row0.val() + self.row16[v].val() {
-                        self.lanes[v].a.next = self.opack[r].word.val();
+                        self.lanes[v].a.next = self.array.edge_obuf[r].val();
                     }
                 }
             }
-            self.lanes[v].b.next = self.abuf[v].rd_data.val();
+            self.lanes[v].b.next = self.array.edge_abuf[v].val();
             self.lanes[v].gate.next = self.gate_reg.q.val();
             self.lanes[v].sums.next = self.pool.sums.val();
             self.lanes[v].recs.next = self.recs_reg.q.val();
@@ -446,15 +447,15 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         }
         for vv in (self._vrows - 1)..self._vrows {
             for v in 0..self._pairs {
-                self.lanes[v].b.next = self.abuf[vv + 1 + v].rd_data.val();
+                self.lanes[v].b.next = self.array.edge_abuf[vv + 1 + v].val();
             }
         }
         for s in 0..self._single {
             self.a_hold[s].d.next = self.a_hold[s].q.val();
             if self.vec.d_a.val() {
-                self.a_hold[s].d.next = self.abuf[s].rd_data.val();
+                self.a_hold[s].d.next = self.array.edge_abuf[s].val();
                 if self.vec.ew_obuf.val() {
-                    self.a_hold[s].d.next = self.opack[s].word.val();
+                    self.a_hold[s].d.next = self.array.edge_obuf[s].val();
                 }
             }
             if self.vec.use_b.val() {

@@ -381,12 +381,12 @@ pub enum VecState {
 /// `a` of row `row0 + v` from bank `v` at `rd_addr + v·rp` and `b` from bank `V + v` at
 /// `rd_addr_b + v·rp` (every bank holds the whole tile). With one bank (R = 1) `a` and `b`
 /// take two cycles (`ph`). After the last read the pipeline drains in `EWISE_LATENCY`
-/// cycles (ABUF read, the lanes' stages, OBUF write). So EWISE takes
+/// cycles (ABUF read, edge register, the lanes' stages, OBUF write). So EWISE takes
 /// `chunks·(1 + width·⌈R/V⌉·phases) + EWISE_LATENCY` cycles and POOL
 /// `chunks·(1 + width) + POOL_LATENCY` (`contract::timing::ewise_cycles`, `pool_cycles`).
 ///
-/// Every `d_*` output is the tag of the read presented the cycle before: its data is on
-/// the RAM outputs now.
+/// Every `d_*` output is the tag of the read presented two cycles before: its data is in
+/// the array's edge registers now (`ARRAY_EDGE_STAGES`), the vector unit's operands.
 #[derive(LogicBlock)]
 pub struct VecSeq {
     pub clock: Signal<In, Clock>,
@@ -450,6 +450,15 @@ pub struct VecSeq {
     r_j: DFF<Bits<16>>,
     r_xa: DFF<Bits<16>>,
     r_row0: DFF<Bits<16>>,
+    // the same a cycle later: the read's data is in the array's edge registers
+    e_pro: DFF<Bit>,
+    e_a: DFF<Bit>,
+    e_emit: DFF<Bit>,
+    e_first_x: DFF<Bit>,
+    e_last_x: DFF<Bit>,
+    e_j: DFF<Bits<16>>,
+    e_xa: DFF<Bits<16>>,
+    e_row0: DFF<Bits<16>>,
     row0: DFF<Bits<16>>,
     pool: Signal<Local, Bit>,
     two: Signal<Local, Bit>,
@@ -556,6 +565,14 @@ impl VecSeq {
             r_j: Default::default(),
             r_xa: Default::default(),
             r_row0: Default::default(),
+            e_pro: Default::default(),
+            e_a: Default::default(),
+            e_emit: Default::default(),
+            e_first_x: Default::default(),
+            e_last_x: Default::default(),
+            e_j: Default::default(),
+            e_xa: Default::default(),
+            e_row0: Default::default(),
             row0: Default::default(),
             pool: Default::default(),
             two: Default::default(),
@@ -609,7 +626,8 @@ impl Logic for VecSeq {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, ins, j, x, ph, jbase, obase, cnt, r_pro, r_a, r_emit, r_first_x,
-            r_last_x, r_j, r_xa, r_row0, row0, gbase, ra, rb, ro
+            r_last_x, r_j, r_xa, r_row0, e_pro, e_a, e_emit, e_first_x, e_last_x, e_j, e_xa,
+            e_row0, row0, gbase, ra, rb, ro
         );
         // fields (contract::isa): EWISE op 6, POOL op 7
         self.pool.next = self.ins.q.val().get_bit(self.at_is_pool.val().index());
@@ -810,13 +828,21 @@ impl Logic for VecSeq {
                 self.state.d.next = VecState::Idle;
             }
         }
-        self.d_pro.next = self.r_pro.q.val();
-        self.d_a.next = self.r_a.q.val();
-        self.d_emit.next = self.r_emit.q.val();
-        self.d_first_x.next = self.r_first_x.q.val();
-        self.d_last_x.next = self.r_last_x.q.val();
-        self.d_j.next = self.r_j.q.val();
-        self.d_xa.next = self.r_xa.q.val();
-        self.d_row0.next = self.r_row0.q.val();
+        self.e_pro.d.next = self.r_pro.q.val();
+        self.d_pro.next = self.e_pro.q.val();
+        self.e_a.d.next = self.r_a.q.val();
+        self.d_a.next = self.e_a.q.val();
+        self.e_emit.d.next = self.r_emit.q.val();
+        self.d_emit.next = self.e_emit.q.val();
+        self.e_first_x.d.next = self.r_first_x.q.val();
+        self.d_first_x.next = self.e_first_x.q.val();
+        self.e_last_x.d.next = self.r_last_x.q.val();
+        self.d_last_x.next = self.e_last_x.q.val();
+        self.e_j.d.next = self.r_j.q.val();
+        self.d_j.next = self.e_j.q.val();
+        self.e_xa.d.next = self.r_xa.q.val();
+        self.d_xa.next = self.e_xa.q.val();
+        self.e_row0.d.next = self.r_row0.q.val();
+        self.d_row0.next = self.e_row0.q.val();
     }
 }

@@ -243,9 +243,9 @@ fn ewise_and_pool_durations_and_unit_cycles_add_up() {
     let r = run(&[ewise, pool, END]);
     assert_eq!(r.status, Status::Done);
     // EWISE on R = 2 banks with V = 1 row of lanes: two row groups per column,
-    // 2·(1 + 5·2) + 9 = 31 cycles (13–43); POOL (all banks at once) 3·(1 + 4) + 9 = 24 cycles
-    // (46–69), issued the cycle after the compute unit is seen idle (44).
-    assert_eq!(issue_complete(&r)[..2], [(0, 12, 43), (13, 45, 69)]);
+    // 2·(1 + 5·2) + 10 = 32 cycles (13–44); POOL (all banks at once) 3·(1 + 4) + 10 = 25
+    // cycles (47–71), issued the cycle after the compute unit is seen idle (45).
+    assert_eq!(issue_complete(&r)[..2], [(0, 12, 44), (13, 46, 71)]);
     let c = r.counters;
     for unit in [c.controller, c.dma, c.compute] {
         assert_eq!(unit.busy + unit.stall + unit.idle, r.cycles);
