@@ -21,8 +21,13 @@
 //! registers; `lead` (the first column's last step) starts the column-by-column switch.
 use crate::bits::at;
 use contract::isa::field::conv as f;
+use contract::timing::DECODE_CYCLES;
 use contract::EngineConfig;
 use rust_hdl::prelude::*;
+
+// steps and period are computed over the decode cycles (the instruction register holds
+// the instruction from the first of them): k², chunks·k², the period
+const _: () = assert!(DECODE_CYCLES >= 3);
 
 // the widths `update()` reads the CONV fields with
 const _: () = {
@@ -73,8 +78,20 @@ pub struct ConvSeq {
     pg: DFF<Bits<16>>,
     rd: DFF<Bit>,
     rdg: DFF<Bits<16>>,
-    steps: DFF<Bits<32>>,
-    period: DFF<Bits<32>>,
+    // the running CONV's steps − 1, period − 1 and out_w − 1: the counters compare
+    // without adders
+    steps_m1: DFF<Bits<32>>,
+    period_m1: DFF<Bits<32>>,
+    out_w_m1: DFF<Bits<16>>,
+    /// `pc < steps`, kept as the counter runs
+    stepping: DFF<Bit>,
+    // the instruction register's k², chunks, steps, then steps − 1 and period − 1, one
+    // stage per decode cycle
+    kk_r: DFF<Bits<16>>,
+    ch_r: DFF<Bits<16>>,
+    steps_r: DFF<Bits<32>>,
+    steps_m1_r: DFF<Bits<32>>,
+    period_m1_r: DFF<Bits<32>>,
     pc: DFF<Bits<32>>,
     x: DFF<Bits<16>>,
     j: DFF<Bits<16>>,
@@ -94,7 +111,6 @@ pub struct ConvSeq {
     wbuf: Signal<Local, Bits<16>>,
     obuf: Signal<Local, Bits<16>>,
     pbuf: Signal<Local, Bits<16>>,
-    out_w: Signal<Local, Bits<16>>,
     chunks: Signal<Local, Bits<16>>,
     rp: Signal<Local, Bits<16>>,
     cp: Signal<Local, Bits<16>>,
@@ -102,8 +118,6 @@ pub struct ConvSeq {
     s: Signal<Local, Bits<16>>,
     nxt: Signal<Local, Bits<16>>,
     n_k: Signal<Local, Bits<16>>,
-    n_kk: Signal<Local, Bits<32>>,
-    n_steps: Signal<Local, Bits<32>>,
     groups: Constant<Bits<16>>,
     drain_len: Constant<Bits<16>>,
     // conv_accept: drain cycles before the next CONV (max(R, C − G + 1) − 1, at least 1)
@@ -168,8 +182,15 @@ impl ConvSeq {
             pg: Default::default(),
             rd: Default::default(),
             rdg: Default::default(),
-            steps: Default::default(),
-            period: Default::default(),
+            steps_m1: Default::default(),
+            period_m1: Default::default(),
+            out_w_m1: Default::default(),
+            stepping: Default::default(),
+            kk_r: Default::default(),
+            ch_r: Default::default(),
+            steps_r: Default::default(),
+            steps_m1_r: Default::default(),
+            period_m1_r: Default::default(),
             pc: Default::default(),
             x: Default::default(),
             j: Default::default(),
@@ -187,7 +208,6 @@ impl ConvSeq {
             wbuf: Default::default(),
             obuf: Default::default(),
             pbuf: Default::default(),
-            out_w: Default::default(),
             chunks: Default::default(),
             rp: Default::default(),
             cp: Default::default(),
@@ -195,8 +215,6 @@ impl ConvSeq {
             s: Default::default(),
             nxt: Default::default(),
             n_k: Default::default(),
-            n_kk: Default::default(),
-            n_steps: Default::default(),
             groups: Constant::new((c / g).into()),
             drain_len: Constant::new((r + c + contract::timing::CONV_DRAIN_EXTRA).into()),
             accept_drain: Constant::new((r.max(c - g + 1) - 1).max(1).into()),
@@ -228,15 +246,42 @@ impl Logic for ConvSeq {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, state, ins, cnt, pg, rd, rdg, steps, period, pc, x, j, ky, kx, xbase,
-            jbase, kybase, addr, age, tail, end_done, tail_done
+            self,
+            clock,
+            state,
+            ins,
+            cnt,
+            pg,
+            rd,
+            rdg,
+            steps_m1,
+            period_m1,
+            out_w_m1,
+            stepping,
+            kk_r,
+            ch_r,
+            steps_r,
+            steps_m1_r,
+            period_m1_r,
+            pc,
+            x,
+            j,
+            ky,
+            kx,
+            xbase,
+            jbase,
+            kybase,
+            addr,
+            age,
+            tail,
+            end_done,
+            tail_done
         );
         // CONV fields
         self.abuf.next = self.ins.q.val().get_bits::<16>(self.at_abuf.val().index());
         self.wbuf.next = self.ins.q.val().get_bits::<16>(self.at_wbuf.val().index());
         self.obuf.next = self.ins.q.val().get_bits::<16>(self.at_obuf.val().index());
         self.pbuf.next = self.ins.q.val().get_bits::<16>(self.at_pbuf.val().index());
-        self.out_w.next = self.ins.q.val().get_bits::<16>(self.at_out_w.val().index());
         self.chunks.next = self
             .ins
             .q
@@ -292,20 +337,20 @@ impl Logic for ConvSeq {
         self.xa.next = self.obuf.val() + self.x.q.val();
         self.valid.next = false;
         self.first.next = self.pc.q.val() == 0;
-        self.last.next = self.pc.q.val() + self.one32.val() == self.steps.q.val();
+        self.last.next = self.pc.q.val() == self.steps_m1.q.val();
         self.lead.next = false;
         self.nxt.next = self.xbase.q.val() + self.s.val();
-        // steps and period of the instruction being issued (latched at the issue edge)
+        // steps and period of the instruction being decoded, ready by its issue edge
         self.n_k.next =
             bit_cast::<16, 8>(self.instr.val().get_bits::<8>(self.at_kernel.val().index()));
-        self.n_kk.next = self.n_k.val() * self.n_k.val();
-        self.n_steps.next = self
+        self.kk_r.d.next = bit_cast::<16, 32>(self.n_k.val() * self.n_k.val());
+        self.ch_r.d.next = self
             .instr
             .val()
-            .get_bits::<16>(self.at_chunks.val().index())
-            * bit_cast::<16, 32>(self.n_kk.val());
-        self.n_period.next = self.n_steps.val();
-        if self.n_steps.val() < self.ppu_rows.val() {
+            .get_bits::<16>(self.at_chunks.val().index());
+        self.steps_r.d.next = self.ch_r.q.val() * self.kk_r.q.val();
+        self.n_period.next = self.steps_r.q.val();
+        if self.steps_r.q.val() < self.ppu_rows.val() {
             self.n_period.next = self.ppu_rows.val();
         }
         for i in 0..self._bumps {
@@ -313,6 +358,8 @@ impl Logic for ConvSeq {
                 self.n_period.next = self.n_period.val() + self.one32.val();
             }
         }
+        self.steps_m1_r.d.next = self.steps_r.q.val() - self.one32.val();
+        self.period_m1_r.d.next = self.n_period.val() - self.one32.val();
         // one PBUF read (G records) per column group, from the first busy cycle
         if (self.state.q.val() != ConvState::Idle) && (self.pg.q.val() < self.groups.val()) {
             self.rd.d.next = true;
@@ -321,7 +368,7 @@ impl Logic for ConvSeq {
         match self.state.q.val() {
             ConvState::Idle => {}
             ConvState::Run => {
-                self.valid.next = self.pc.q.val() < self.steps.q.val();
+                self.valid.next = self.stepping.q.val();
                 if self.valid.val() && self.last.val() && (self.x.q.val() == 0) {
                     self.lead.next = true;
                     self.age.d.next = 1.into();
@@ -346,14 +393,13 @@ impl Logic for ConvSeq {
                         }
                     }
                 }
-                if (self.x.q.val() + self.one16.val() == self.out_w.val())
-                    && (self.pc.q.val() + self.one32.val() == self.steps.q.val())
-                {
+                if (self.x.q.val() == self.out_w_m1.q.val()) && self.last.val() {
                     // the last step of the last column: drain
                     self.cnt.d.next = 0.into();
                     self.state.d.next = ConvState::Drain;
-                } else if self.pc.q.val() + self.one32.val() == self.period.q.val() {
+                } else if self.pc.q.val() == self.period_m1.q.val() {
                     self.pc.d.next = 0.into();
+                    self.stepping.d.next = true;
                     self.x.d.next = self.x.q.val() + self.one16.val();
                     self.j.d.next = 0.into();
                     self.ky.d.next = 0.into();
@@ -364,6 +410,9 @@ impl Logic for ConvSeq {
                     self.addr.d.next = self.nxt.val();
                 } else {
                     self.pc.d.next = self.pc.q.val() + self.one32.val();
+                    if self.last.val() {
+                        self.stepping.d.next = false;
+                    }
                 }
             }
             ConvState::Drain => {
@@ -379,8 +428,11 @@ impl Logic for ConvSeq {
         // issue (from idle, or into the previous CONV's drain): latch the instruction
         if self.start.val() {
             self.ins.d.next = self.instr.val();
-            self.steps.d.next = self.n_steps.val();
-            self.period.d.next = self.n_period.val();
+            self.steps_m1.d.next = self.steps_m1_r.q.val();
+            self.period_m1.d.next = self.period_m1_r.q.val();
+            self.out_w_m1.d.next =
+                self.instr.val().get_bits::<16>(self.at_out_w.val().index()) - self.one16.val();
+            self.stepping.d.next = true;
             self.pc.d.next = 0.into();
             self.x.d.next = 0.into();
             self.j.d.next = 0.into();
