@@ -460,6 +460,10 @@ pub struct VecSeq {
     e_xa: DFF<Bits<16>>,
     e_row0: DFF<Bits<16>>,
     row0: DFF<Bits<16>>,
+    /// `row0 + V ≥ R` (the group of rows is the tile's last), kept as row0 steps
+    lastg: DFF<Bit>,
+    /// the gate's ABUF address of chunk j (`gate + j`), kept as j steps
+    ga: DFF<Bits<16>>,
     pool: Signal<Local, Bit>,
     two: Signal<Local, Bit>,
     last_group: Signal<Local, Bit>,
@@ -477,6 +481,9 @@ pub struct VecSeq {
     drain16: Constant<Bits<16>>,
     rows16: Constant<Bits<16>>,
     vrows16: Constant<Bits<16>>,
+    vrows2_16: Constant<Bits<16>>,
+    /// V ≥ R: one group of rows
+    one_group: Constant<Bit>,
     two_phase: Constant<Bit>,
     // instruction field offsets (contract::isa::field); `at_is_pool`: the opcode bit
     at_is_pool: Constant<Bits<8>>,
@@ -574,6 +581,8 @@ impl VecSeq {
             e_xa: Default::default(),
             e_row0: Default::default(),
             row0: Default::default(),
+            lastg: Default::default(),
+            ga: Default::default(),
             pool: Default::default(),
             two: Default::default(),
             last_group: Default::default(),
@@ -590,6 +599,8 @@ impl VecSeq {
             drain16: Constant::new(EWISE_LATENCY.into()),
             rows16: Constant::new((cfg.rows as u64).into()),
             vrows16: Constant::new((cfg.vector_rows as u64).into()),
+            vrows2_16: Constant::new((2 * cfg.vector_rows as u64).into()),
+            one_group: Constant::new(cfg.vector_rows >= cfg.rows),
             two_phase: Constant::new(cfg.rows == 1),
             at_is_pool: at((OPCODE.0, 1)),
             at_a: at(ewise::A),
@@ -627,7 +638,7 @@ impl Logic for VecSeq {
         dff_setup!(
             self, clock, state, ins, j, x, ph, jbase, obase, cnt, r_pro, r_a, r_emit, r_first_x,
             r_last_x, r_j, r_xa, r_row0, e_pro, e_a, e_emit, e_first_x, e_last_x, e_j, e_xa,
-            e_row0, row0, gbase, ra, rb, ro
+            e_row0, row0, lastg, ga, gbase, ra, rb, ro
         );
         // fields (contract::isa): EWISE op 6, POOL op 7
         self.pool.next = self.ins.q.val().get_bit(self.at_is_pool.val().index());
@@ -707,8 +718,7 @@ impl Logic for VecSeq {
         self.last_x.next = self.x.q.val() + self.one16.val() == self.width.val();
         // a and b read in one cycle from two banks, or in two phases with one bank
         self.two.next = self.ub.val() && self.two_phase.val();
-        self.last_group.next =
-            self.pool.val() || (self.row0.q.val() + self.vrows16.val() >= self.rows16.val());
+        self.last_group.next = self.pool.val() || self.lastg.q.val();
         // a (phase 0) or b (phase 1) of column x in the group's first row; the gate of
         // chunk j in the prologue
         self.rd_addr.next = self.ra.q.val();
@@ -743,12 +753,13 @@ impl Logic for VecSeq {
                     self.rb.d.next = self.instr.val().get_bits::<16>(self.at_b.val().index());
                     self.obase.d.next = 0.into();
                     self.row0.d.next = 0.into();
+                    self.lastg.d.next = self.one_group.val();
+                    self.ga.d.next = self.instr.val().get_bits::<16>(self.at_gate.val().index());
                     self.state.d.next = VecState::Pro;
                 }
             }
             VecState::Pro => {
-                self.rd_addr.next =
-                    self.ins.q.val().get_bits::<16>(self.at_gate.val().index()) + self.j.q.val();
+                self.rd_addr.next = self.ga.q.val();
                 self.r_pro.d.next = true;
                 self.state.d.next = VecState::Run;
             }
@@ -771,6 +782,8 @@ impl Logic for VecSeq {
                     } else if !self.last_group.val() {
                         self.x.d.next = 0.into();
                         self.row0.d.next = self.row0.q.val() + self.vrows16.val();
+                        self.lastg.d.next =
+                            self.row0.q.val() + self.vrows2_16.val() >= self.rows16.val();
                         self.ro.d.next = self.ins.q.val().get_bits::<16>(self.at_a.val().index())
                             + self.jbase.q.val();
                         // the next group of V rows
@@ -788,8 +801,10 @@ impl Logic for VecSeq {
                     } else {
                         self.x.d.next = 0.into();
                         self.row0.d.next = 0.into();
+                        self.lastg.d.next = self.one_group.val();
                         if self.j.q.val() + self.one16.val() < self.chunks.val() {
                             self.j.d.next = self.j.q.val() + self.one16.val();
+                            self.ga.d.next = self.ga.q.val() + self.one16.val();
                             self.jbase.d.next = self.jbase.q.val() + self.cp.val();
                             self.gbase.d.next = self.jbase.q.val() + self.cp.val();
                             self.ra.d.next =
