@@ -331,13 +331,13 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             CtrlState::Issue => {
                 self.running.next = true;
                 self.stalled.next = true;
-                if self.go.q.val() && (self.op.val() == self.op_end.val()) {
+                if self.go.q.val() {
                     self.issue.next = true;
                     self.stalled.next = false;
+                }
+                if self.go.q.val() && (self.op.val() == self.op_end.val()) {
                     self.state.d.next = CtrlState::Done;
                 } else if self.go.q.val() {
-                    self.issue.next = true;
-                    self.stalled.next = false;
                     self.dma_start.next = self.is_dma.val();
                     self.comp_start.next = self.is_comp.val();
                     if self.op.val() == self.op_conv.val() {

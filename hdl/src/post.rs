@@ -6,8 +6,8 @@
 //! shift) into staging registers; column `c` switches to them in the cycle before row 0 of
 //! the CONV's first output column reaches its PPU (`lead` + 1 + `PPU_SWITCH_DELAY` + c,
 //! one cycle apart per column), so the previous CONV's results can still drain through the
-//! PPUs while the next CONV's parameters load. The OBUF offset `g·obuf_stride` of column group `g` is staged
-//! the same way and added to the result's address before the PPU.
+//! PPUs while the next CONV's parameters load. The OBUF offset `g·obuf_stride` of column
+//! group `g` is staged the same way and added to the result's address before the PPU.
 use crate::bits::vec_of;
 use crate::ppu::Ppu;
 use rust_hdl::prelude::*;

@@ -152,8 +152,8 @@ pub struct ObufSteer {
     pub data: Vec<Signal<Out, Bits<8>>>,
     // the tags, delayed through as many registers as the lanes' pipeline to meet their
     // results (`VecLanes`: VECTOR_FRONT_STAGES + REQUANT_STAGES): the address, and which
-    // lane row writes which bank, decided when the tags come in (`hit_q[k·R·V + r·V + v]`), so
-    // the last stage only selects
+    // lane row writes which bank, decided when the tags come in, so the last stage only
+    // selects. Stage 0 is the oldest (`xa_q[0]`, `hit_q[r·V + v]`), stage k at `hit_q[k·R·V..]`
     xa_q: Vec<DFF<Bits<16>>>,
     hit: Vec<Signal<Local, Bit>>,
     hit_q: Vec<DFF<Bit>>,
@@ -225,14 +225,16 @@ impl Logic for ObufSteer {
                     self.hit_q[k * nh + i].clock.next = self.clock.val();
                 }
             }
-            self.xa_q[0].d.next = self.v_xa.val();
-            for i in 0..self._hits {
-                self.hit_q[i].d.next = self.hit[i].val();
+            for ks in (self._stages - 1)..self._stages {
+                self.xa_q[ks].d.next = self.v_xa.val();
+                for i in 0..self._hits {
+                    self.hit_q[ks * nh + i].d.next = self.hit[i].val();
+                }
             }
             for k in 1..self._stages {
-                self.xa_q[k].d.next = self.xa_q[k - 1].q.val();
+                self.xa_q[k - 1].d.next = self.xa_q[k].q.val();
                 for i in 0..self._hits {
-                    self.hit_q[k * nh + i].d.next = self.hit_q[(k - 1) * nh + i].q.val();
+                    self.hit_q[(k - 1) * nh + i].d.next = self.hit_q[k * nh + i].q.val();
                 }
             }
         }
@@ -253,20 +255,15 @@ impl Logic for ObufSteer {
                 }
             }
         }
-        // the last register of each tag chain
-        for ks in (self._stages - 1)..self._stages {
-            for nh in self._hits..(self._hits + 1) {
-                for nv in self._vrows..(self._vrows + 1) {
-                    for r in 0..self._rows {
-                        for v in 0..self._vrows {
-                            if self.hit_q[ks * nh + r * nv + v].q.val() {
-                                for l in 0..8 {
-                                    self.en[r * 8 + l].next = true;
-                                    self.addr[r * 8 + l].next = self.xa_q[ks].q.val();
-                                    self.data[r * 8 + l].next =
-                                        self.v_q[v].val().get_bits::<8>(8 * l);
-                                }
-                            }
+        // the oldest stage meets the lanes' results
+        for nv in self._vrows..(self._vrows + 1) {
+            for r in 0..self._rows {
+                for v in 0..self._vrows {
+                    if self.hit_q[r * nv + v].q.val() {
+                        for l in 0..8 {
+                            self.en[r * 8 + l].next = true;
+                            self.addr[r * 8 + l].next = self.xa_q[0].q.val();
+                            self.data[r * 8 + l].next = self.v_q[v].val().get_bits::<8>(8 * l);
                         }
                     }
                 }
