@@ -75,6 +75,9 @@ impl Logic for PairDot {
         // are w0 less w1's sign (no 27-bit adder). Each lane's product keeps only the bits
         // the sums use, registered: p[33:18], the borrow p[17] and p[15:0]. The borrows are
         // added once, as a count, to the even column's sum; |sums| ≤ 8·2^14 fit 20 bits.
+        // With `VARGNET_MULT18` (18 × 18 multipliers, ECP5) the 27-bit operand would take
+        // two multipliers and an adder to join them, as many as two plain products: there
+        // each column's product has its own, registered in the same bit layout (borrow 0).
         // The sums are one always block with block-local variables (Verilator evaluates it
         // as one function); every operand is extended to its sum's width by hand (two's
         // complement adds the same bits).
@@ -82,11 +85,17 @@ impl Logic for PairDot {
         for l in 0..LANES {
             let (h, lo) = (8 * l + 7, 8 * l);
             v.push_str(&format!(
-                "wire signed [8:0] kh{l} = {{w0[{h}], w0[{h}:{lo}]}} - {{8'd0, w1[{h}]}};\n\
+                "reg [32:0] q{l};\n\
+                 `ifdef VARGNET_MULT18\n\
+                 wire signed [15:0] pe{l} = $signed(a[{h}:{lo}]) * $signed(w0[{h}:{lo}]);\n\
+                 wire signed [15:0] po{l} = $signed(a[{h}:{lo}]) * $signed(w1[{h}:{lo}]);\n\
+                 always @(posedge clock) q{l} <= {{pe{l}, 1'b0, po{l}}};\n\
+                 `else\n\
+                 wire signed [8:0] kh{l} = {{w0[{h}], w0[{h}:{lo}]}} - {{8'd0, w1[{h}]}};\n\
                  wire signed [26:0] k{l} = {{kh{l}, {{10{{w1[{h}]}}}}, w1[{h}:{lo}]}};\n\
                  wire signed [34:0] p{l} = $signed(a[{h}:{lo}]) * k{l};\n\
-                 reg [32:0] q{l};\n\
-                 always @(posedge clock) q{l} <= {{p{l}[33:17], p{l}[15:0]}};\n"
+                 always @(posedge clock) q{l} <= {{p{l}[33:17], p{l}[15:0]}};\n\
+                 `endif\n"
             ));
         }
         v.push_str(

@@ -51,8 +51,8 @@ fn stalls(stall_per_65536: u32, seed: u64) -> MemoryModel {
 
 /// Every unit under DRAM stalls: CONVs of kernel 1, 3 and 7, EWISE and POOL, and random
 /// programs of every instruction (pipelined loads, STOREs from every bank).
-fn every_unit(cfg: &EngineConfig) {
-    let ic = Icarus::build(cfg, true);
+fn every_unit(cfg: &EngineConfig, defines: &[&str]) {
+    let ic = Icarus::build(cfg, defines);
     let p = conv_kernels_program(cfg);
     let m = check(
         &ic,
@@ -87,13 +87,23 @@ fn every_unit(cfg: &EngineConfig) {
 
 #[test]
 fn every_unit_in_icarus_on_the_tiny_preset() {
-    every_unit(&EngineConfig::tiny());
+    every_unit(&EngineConfig::tiny(), &["VARGNET_ZERO_RAMS"]);
+}
+
+/// The products as built for 18 × 18 multipliers (`VARGNET_MULT18`, `scripts/pnr-ecp5`):
+/// the same bytes and cycles.
+#[test]
+fn every_unit_in_icarus_with_18x18_multipliers() {
+    every_unit(
+        &EngineConfig::tiny(),
+        &["VARGNET_ZERO_RAMS", "VARGNET_MULT18"],
+    );
 }
 
 /// Three rows on a 32-byte bus: transfers start and end mid-word.
 #[test]
 fn every_unit_in_icarus_on_a_32_byte_bus() {
-    every_unit(&wide_bus());
+    every_unit(&wide_bus(), &["VARGNET_ZERO_RAMS"]);
 }
 
 /// The default preset (7×16, 32-byte bus, latency 24): a grouped 3×3 CONV tile and a
@@ -102,7 +112,7 @@ fn every_unit_in_icarus_on_a_32_byte_bus() {
 #[test]
 fn convs_in_icarus_on_the_default_preset() {
     let cfg = EngineConfig::default();
-    let ic = Icarus::build(&cfg, false);
+    let ic = Icarus::build(&cfg, &[]);
     for (chunks, k, s, out_w, seed, stall) in [(1, 3, 1, 9, 3, 0), (3, 1, 2, 6, 4, 12000)] {
         let p = GroupConvProblem::random(&cfg, chunks, k, s, out_w, seed);
         let program = p.program(&cfg);

@@ -48,11 +48,12 @@ impl Drop for Icarus {
 }
 
 impl Icarus {
-    /// Emits the Verilog for `cfg` and compiles it with the testbench, the buffers' RAMs
-    /// starting at zero (`zero_rams`, as in the model and Verilator) or undefined (X, as
-    /// Icarus starts any memory). Panics — fails the test — when `iverilog` is missing or
-    /// refuses the design.
-    pub fn build(cfg: &EngineConfig, zero_rams: bool) -> Icarus {
+    /// Emits the Verilog for `cfg` and compiles it with the testbench and the Verilog
+    /// `defines`: `VARGNET_ZERO_RAMS` starts the buffers' RAMs at zero (as in the model and
+    /// Verilator; without it they start undefined, X, as Icarus starts any memory),
+    /// `VARGNET_MULT18` builds the products for 18 × 18 multipliers. Panics — fails the
+    /// test — when `iverilog` is missing or refuses the design.
+    pub fn build(cfg: &EngineConfig, defines: &[&str]) -> Icarus {
         let dir = work_dir("build");
         let (tb, engine, vvp) = (dir.join("tb.v"), dir.join("engine.v"), dir.join("sim.vvp"));
         std::fs::write(&tb, TB).unwrap();
@@ -63,7 +64,7 @@ impl Icarus {
             .arg(&vvp)
             .arg(format!("-Ptb.BUS={}", 8 * bus))
             .arg(format!("-Ptb.WORDS={}", MEMORY_BYTES / bus))
-            .args(zero_rams.then_some("-DVARGNET_ZERO_RAMS"))
+            .args(defines.iter().map(|d| format!("-D{d}")))
             .arg(&tb)
             .arg(&engine)
             .output()
