@@ -33,9 +33,9 @@ pub const CONV_SETUP: u64 = 0;
 /// multiply | their sum and the rounding constant | the shift and saturation.
 pub const REQUANT_STAGES: u64 = 4;
 
-/// Pipeline stages of a vector lane before its requantiser: sigmoid table | gate multiply |
-/// its rounding and saturation | the `ka`/`kb` products and their sum.
-pub const VECTOR_FRONT_STAGES: u64 = 4;
+/// Pipeline stages of a vector lane before its requantiser: sigmoid table | its register |
+/// gate multiply | its rounding and saturation | the `ka`/`kb` products | their sum.
+pub const VECTOR_FRONT_STAGES: u64 = 6;
 
 /// Registers of a vector lane from its ABUF operands to its result.
 pub const VECTOR_LANE_STAGES: u64 = VECTOR_FRONT_STAGES + REQUANT_STAGES;
@@ -382,13 +382,13 @@ mod tests {
             use_b: true,
             ..Ewise::default()
         };
-        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 10);
+        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 12);
         let one_row = EngineConfig {
             rows: 1,
             vector_rows: 1,
             ..EngineConfig::tiny()
         };
-        assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 10);
+        assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 12);
         assert_eq!(
             ewise_cycles(
                 &one_row,
@@ -397,7 +397,7 @@ mod tests {
                     ..add
                 }
             ),
-            3 * (1 + 14) + 10
+            3 * (1 + 14) + 12
         );
         assert_eq!(fetch_words(&cfg, 64), vec![2]);
         assert_eq!(fetch_words(&EngineConfig::tiny(), 64), vec![8, 9, 10, 11]);

@@ -92,7 +92,7 @@ impl Logic for VecLanes {
         self.q.connect();
     }
     fn hdl(&self) -> Verilog {
-        assert_eq!(VECTOR_FRONT_STAGES, 4, "VecLanes writes four front stages");
+        assert_eq!(VECTOR_FRONT_STAGES, 6, "VecLanes writes six front stages");
         let mut v = String::from(
             "// sigmoid_gate(x) = round(256·sigmoid(x/16)), the contract's table\n\
              function [8:0] sig(input [7:0] x);\n   case (x)\n",
@@ -108,8 +108,8 @@ impl Logic for VecLanes {
         // a lane's result is its requantiser's where that was valid
         v.push_str(
             "\
-reg [1023:0] rec1, rec2, rec3, rec4;
-reg sel4;
+reg [1023:0] rec1, rec2, rec3, rec4, rec5, rec6;
+reg sel6;
 wire sel = pool || use_b;
 wire signed [15:0] ska = ka;
 wire signed [15:0] skb = kb;
@@ -119,60 +119,75 @@ always @(posedge clock) begin
       rec2 <= rec1;
       rec3 <= rec2;
       rec4 <= rec3;
-      sel4 <= sel;
+      rec5 <= rec4;
+      rec6 <= rec5;
+      sel6 <= sel;
    end
 end
 ",
         );
+        // Every multiplier has a register on each side and no block RAM output drives
+        // logic: the sigmoid table (a block RAM where the tools map it) is registered
+        // again before the gate multiply, the `ka`/`kb` products before their sum.
         for l in 0..8 {
             let (h, lo) = (8 * l + 7, 8 * l);
             let (sh, sl) = (32 * l + 31, 32 * l);
             v.push_str(&format!(
                 "\
-// lane {l}: sigmoid | gate multiply | round, saturate | ka·v + kb·b (or POOL's sum)
-reg signed [7:0] a1_{l}, b1_{l}, a2_{l}, b2_{l}, v3_{l}, b3_{l};
-reg signed [7:0] v4_{l}, v5_{l}, v6_{l}, v7_{l}, v8_{l};
-reg [8:0] g1_{l};
-reg signed [17:0] p2_{l};
-reg [31:0] s1_{l}, s2_{l}, s3_{l}, x4_{l};
-wire signed [17:0] gr_{l} = (p2_{l} + 18'sd128) >>> 8;
+// lane {l}: sigmoid | its register | gate multiply | round, saturate | ka·v, kb·b | their
+// sum (or POOL's sum)
+reg signed [7:0] a1_{l}, b1_{l}, a2_{l}, b2_{l}, a3_{l}, b3_{l}, v4_{l}, b4_{l};
+reg signed [7:0] v5_{l}, v6_{l}, v7_{l}, v8_{l}, v9_{l}, v10_{l};
+reg [8:0] g1_{l}, g2_{l};
+reg signed [17:0] p3_{l};
+reg signed [23:0] ma5_{l}, mb5_{l};
+reg [31:0] s1_{l}, s2_{l}, s3_{l}, s4_{l}, s5_{l}, x6_{l};
+wire signed [17:0] gr_{l} = (p3_{l} + 18'sd128) >>> 8;
 wire signed [7:0] gs_{l} = (gr_{l} > 18'sd127) ? 8'sd127 : (gr_{l} < -18'sd128) ? -8'sd128 : gr_{l}[7:0];
-wire signed [31:0] wx_{l} = v3_{l} * ska + b3_{l} * skb;
+wire signed [31:0] wx_{l} = {{{{8{{ma5_{l}[23]}}}}, ma5_{l}}} + {{{{8{{mb5_{l}[23]}}}}, mb5_{l}}};
 always @(posedge clock) begin
    if (en) begin
       a1_{l} <= a[{h}:{lo}];
       b1_{l} <= b[{h}:{lo}];
       g1_{l} <= sig(gate[{h}:{lo}]);
       s1_{l} <= sums[{sh}:{sl}];
-      p2_{l} <= a1_{l} * $signed({{1'b0, g1_{l}}});
+      g2_{l} <= g1_{l};
       a2_{l} <= a1_{l};
       b2_{l} <= b1_{l};
       s2_{l} <= s1_{l};
-      v3_{l} <= use_gate ? gs_{l} : a2_{l};
+      p3_{l} <= a2_{l} * $signed({{1'b0, g2_{l}}});
+      a3_{l} <= a2_{l};
       b3_{l} <= b2_{l};
       s3_{l} <= s2_{l};
-      x4_{l} <= pool ? s3_{l} : wx_{l};
-      v4_{l} <= v3_{l};
+      v4_{l} <= use_gate ? gs_{l} : a3_{l};
+      b4_{l} <= b3_{l};
+      s4_{l} <= s3_{l};
+      ma5_{l} <= v4_{l} * ska;
+      mb5_{l} <= b4_{l} * skb;
       v5_{l} <= v4_{l};
+      s5_{l} <= s4_{l};
+      x6_{l} <= pool ? s5_{l} : wx_{l};
       v6_{l} <= v5_{l};
       v7_{l} <= v6_{l};
       v8_{l} <= v7_{l};
+      v9_{l} <= v8_{l};
+      v10_{l} <= v9_{l};
    end
 end
 {rq}",
                 rq = crate::ppu::requant_pipe(
                     &format!("rq{l}"),
                     "en",
-                    "sel4",
-                    &format!("x4_{l}"),
-                    &format!("rec4[{}:{}]", 128 * l + 103, 128 * l),
+                    "sel6",
+                    &format!("x6_{l}"),
+                    &format!("rec6[{}:{}]", 128 * l + 103, 128 * l),
                 ),
             ));
         }
         v.push_str("always @(*) begin\n");
         for l in 0..8 {
             v.push_str(&format!(
-                "   q[{h}:{lo}] = rq{l}_v ? rq{l}_q : v8_{l};\n",
+                "   q[{h}:{lo}] = rq{l}_v ? rq{l}_q : v10_{l};\n",
                 h = 8 * l + 7,
                 lo = 8 * l
             ));

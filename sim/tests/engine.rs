@@ -243,9 +243,9 @@ fn ewise_and_pool_durations_and_unit_cycles_add_up() {
     let r = run(&[ewise, pool, END]);
     assert_eq!(r.status, Status::Done);
     // EWISE on R = 2 banks with V = 1 row of lanes: two row groups per column,
-    // 2·(1 + 5·2) + 10 = 32 cycles (13–44); POOL (all banks at once) 3·(1 + 4) + 10 = 25
-    // cycles (47–71), issued the cycle after the compute unit is seen idle (45).
-    assert_eq!(issue_complete(&r)[..2], [(0, 12, 44), (13, 46, 71)]);
+    // 2·(1 + 5·2) + 12 = 34 cycles (13–46); POOL (all banks at once) 3·(1 + 4) + 12 = 27
+    // cycles (49–75), issued the cycle after the compute unit is seen idle (47).
+    assert_eq!(issue_complete(&r)[..2], [(0, 12, 46), (13, 48, 75)]);
     let c = r.counters;
     for unit in [c.controller, c.dma, c.compute] {
         assert_eq!(unit.busy + unit.stall + unit.idle, r.cycles);
