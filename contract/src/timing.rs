@@ -29,9 +29,10 @@ pub const DECODE_CYCLES: u64 = 4;
 pub const CONV_SETUP: u64 = 0;
 
 /// Pipeline stages of a requantiser (`arith::Requant::apply`), in the PPUs and the vector
-/// lanes alike: bias add and multiplier choice | the two partial products of the 33×32
-/// multiply | their sum and the rounding constant | the shift and saturation.
-pub const REQUANT_STAGES: u64 = 4;
+/// lanes alike: bias add and multiplier choice | the four partial products of the 33×32
+/// multiply | the cross products' sum | all of them and the rounding constant | the shift
+/// and saturation.
+pub const REQUANT_STAGES: u64 = 5;
 
 /// Pipeline stages of a vector lane before its requantiser: sigmoid table | its register |
 /// gate multiply | its rounding and saturation | the `ka`/`kb` products | their sum.
@@ -345,14 +346,14 @@ mod tests {
             stride: 1,
             ..Conv::default()
         };
-        // P = max(9, R 7) = 9: 55·9 + 9 + 7 + 16 + 7 (the array's edge register, the
-        // PE's product and dot-product registers and the requantiser's 4 stages).
-        assert_eq!(conv_cycles(&cfg, &conv), 55 * 9 + 9 + 7 + 16 + 7);
+        // P = max(9, R 7) = 9: 55·9 + 9 + 7 + 16 + 8 (the array's edge register, the
+        // PE's product and dot-product registers and the requantiser's 5 stages).
+        assert_eq!(conv_cycles(&cfg, &conv), 55 * 9 + 9 + 7 + 16 + 8);
         // A 1×1 single-chunk conv is held to the 4 rows a PPU serves, and 4 collides:
         // P = 5, not 1.
         let pw1 = Conv { kernel: 1, ..conv };
         assert_eq!(conv_period(&cfg, &pw1), 5);
-        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 5 + 1 + 7 + 16 + 7);
+        assert_eq!(conv_cycles(&cfg, &pw1), 55 * 5 + 1 + 7 + 16 + 8);
         // Eight steps would put columns c and c + 8 of neighbouring output pixels on one
         // OBUF lane in the same cycle: P = 9.
         let pw8 = Conv {
@@ -367,12 +368,12 @@ mod tests {
             chunks: 10,
             ..conv
         };
-        assert_eq!(conv_cycles(&cfg, &pw10), 55 * 10 + 10 + 7 + 16 + 7);
+        assert_eq!(conv_cycles(&cfg, &pw10), 55 * 10 + 10 + 7 + 16 + 8);
         // tiny (R 2, C 8, G 8): P = max(1, 2, 1) = 2 for a 1×1 conv.
         let tiny = EngineConfig::tiny();
         assert_eq!(
             conv_cycles(&tiny, &Conv { out_w: 3, ..pw1 }),
-            2 * 2 + 1 + 2 + 8 + 7
+            2 * 2 + 1 + 2 + 8 + 8
         );
         assert_eq!(conv_macs(&cfg, &conv), 896 * 56 * 9);
         // EWISE with b: ceil(7 / 2) = 4 groups of rows per column; R = 1 reads a, then b.
@@ -382,13 +383,13 @@ mod tests {
             use_b: true,
             ..Ewise::default()
         };
-        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 12);
+        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 13);
         let one_row = EngineConfig {
             rows: 1,
             vector_rows: 1,
             ..EngineConfig::tiny()
         };
-        assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 12);
+        assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 13);
         assert_eq!(
             ewise_cycles(
                 &one_row,
@@ -397,7 +398,7 @@ mod tests {
                     ..add
                 }
             ),
-            3 * (1 + 14) + 12
+            3 * (1 + 14) + 13
         );
         assert_eq!(fetch_words(&cfg, 64), vec![2]);
         assert_eq!(fetch_words(&EngineConfig::tiny(), 64), vec![8, 9, 10, 11]);

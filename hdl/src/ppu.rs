@@ -4,9 +4,9 @@
 //!
 //! `saturate(round_half_up((acc + bias) · m >> shift))`, `m = mult_pos` if `acc + bias ≥ 0`
 //! else `mult_neg` (PReLU folded in). The stages: bias add and the choice of `m` | the
-//! 33×32 multiply as two partial products, `m[16:0]` unsigned and `m[31:17]` signed, each
-//! within two 18-bit multipliers | their sum plus the rounding constant | the 66-bit
-//! arithmetic shift and saturation. [`requant_pipe`] writes that Verilog, for the PPU and
+//! 33×32 multiply as four partial products, each within one 18 × 18 multiplier | the high
+//! and low products side by side, the two cross products summed | all plus the rounding
+//! constant | the 66-bit arithmetic shift and saturation. [`requant_pipe`] writes that Verilog, for the PPU and
 //! for every vector lane (`vector.rs`); leaves' Rust `update()`s call the contract
 //! (docs/rust-hdl.md#leaves).
 use crate::bits::to_i64;
@@ -32,44 +32,63 @@ pub fn record_of(lo: u64, hi: u64) -> Requant {
 /// valid bit beside it. A stage's registers load only for a valid operand, so simulators
 /// skip the multiply otherwise.
 pub fn requant_pipe(p: &str, en: &str, valid: &str, x: &str, rec: &str) -> String {
-    assert_eq!(REQUANT_STAGES, 4, "requant_pipe writes four stages");
+    assert_eq!(REQUANT_STAGES, 5, "requant_pipe writes five stages");
+    // `xb·m` from four products that each fit an 18 × 18 multiplier: xb = xh·2^17 + xl,
+    // m = mh·2^17 + ml (xl, ml unsigned). hh·2^34 and xl·ml do not overlap, so the first
+    // sum is a concatenation beside the cross terms' add.
     format!(
         "\
 wire [31:0] {p}_x = {x};
 wire [103:0] {p}_rec = {rec};
 wire signed [32:0] {p}_xb0 = $signed({{{p}_x[31], {p}_x}}) + $signed({{{p}_rec[31], {p}_rec[31:0]}});
 wire [7:0] {p}_sh = {p}_rec[103:96];
-reg {p}_v1, {p}_v2, {p}_v3, {p}_v;
+reg {p}_v1, {p}_v2, {p}_v3, {p}_v4, {p}_v;
 reg signed [32:0] {p}_xb;
 reg signed [31:0] {p}_m;
-reg [5:0] {p}_s1, {p}_s2, {p}_s3;
-reg signed [50:0] {p}_pl;
-reg signed [47:0] {p}_ph;
+reg [5:0] {p}_s1, {p}_s2, {p}_s3, {p}_s4;
+reg [33:0] {p}_ll;
+reg signed [31:0] {p}_lh;
+reg signed [32:0] {p}_hl;
+reg signed [30:0] {p}_hh;
+reg signed [65:0] {p}_a;
+reg signed [34:0] {p}_b;
 reg signed [65:0] {p}_p;
 reg [7:0] {p}_q;
-wire signed [65:0] {p}_rnd = ({p}_s2 == 6'd0) ? 66'sd0 : (66'sd1 <<< ({p}_s2 - 6'd1));
-wire signed [65:0] {p}_y = {p}_p >>> {p}_s3;
+wire signed [17:0] {p}_xl = {{1'b0, {p}_xb[16:0]}};
+wire signed [15:0] {p}_xh = {p}_xb[32:17];
+wire signed [17:0] {p}_ml = {{1'b0, {p}_m[16:0]}};
+wire signed [14:0] {p}_mh = {p}_m[31:17];
+wire signed [65:0] {p}_rnd = ({p}_s3 == 6'd0) ? 66'sd0 : (66'sd1 <<< ({p}_s3 - 6'd1));
+wire signed [65:0] {p}_y = {p}_p >>> {p}_s4;
 always @(posedge clock) begin
    if ({en}) begin
       {p}_v1 <= {valid};
       {p}_v2 <= {p}_v1;
       {p}_v3 <= {p}_v2;
-      {p}_v <= {p}_v3;
+      {p}_v4 <= {p}_v3;
+      {p}_v <= {p}_v4;
       if ({valid}) begin
          {p}_xb <= {p}_xb0;
          {p}_m <= {p}_xb0[32] ? {p}_rec[95:64] : {p}_rec[63:32];
          {p}_s1 <= ({p}_sh > 8'd62) ? 6'd62 : {p}_sh[5:0];
       end
       if ({p}_v1) begin
-         {p}_pl <= {p}_xb * $signed({{1'b0, {p}_m[16:0]}});
-         {p}_ph <= {p}_xb * $signed({p}_m[31:17]);
+         {p}_ll <= {p}_xl * {p}_ml;
+         {p}_lh <= {p}_xl * {p}_mh;
+         {p}_hl <= {p}_xh * {p}_ml;
+         {p}_hh <= {p}_xh * {p}_mh;
          {p}_s2 <= {p}_s1;
       end
       if ({p}_v2) begin
-         {p}_p <= ({{{{18{{{p}_ph[47]}}}}, {p}_ph}} << 17) + {{{{15{{{p}_pl[50]}}}}, {p}_pl}} + {p}_rnd;
+         {p}_a <= {{{p}_hh[30], {p}_hh, {p}_ll}};
+         {p}_b <= {{{{3{{{p}_lh[31]}}}}, {p}_lh}} + {{{{2{{{p}_hl[32]}}}}, {p}_hl}};
          {p}_s3 <= {p}_s2;
       end
-      if ({p}_v3) {p}_q <= ({p}_y > 66'sd127) ? 8'h7f : ({p}_y < -66'sd128) ? 8'h80 : {p}_y[7:0];
+      if ({p}_v3) begin
+         {p}_p <= {p}_a + ({{{{14{{{p}_b[34]}}}}, {p}_b, 17'd0}}) + {p}_rnd;
+         {p}_s4 <= {p}_s3;
+      end
+      if ({p}_v4) {p}_q <= ({p}_y > 66'sd127) ? 8'h7f : ({p}_y < -66'sd128) ? 8'h80 : {p}_y[7:0];
    end
 end
 "
@@ -157,17 +176,19 @@ impl Logic for Ppu {
     fn hdl(&self) -> Verilog {
         Verilog::Custom(format!(
             "{}\
-reg [7:0] row1, row2, row3;
-reg [15:0] xa1, xa2, xa3;
+reg [7:0] row1, row2, row3, row4;
+reg [15:0] xa1, xa2, xa3, xa4;
 always @(posedge clock) begin
    row1 <= row_in;
    row2 <= row1;
    row3 <= row2;
-   row_out <= row3;
+   row4 <= row3;
+   row_out <= row4;
    xa1 <= xa_in;
    xa2 <= xa1;
    xa3 <= xa2;
-   xa_out <= xa3;
+   xa4 <= xa3;
+   xa_out <= xa4;
 end
 always @(*) begin
    q = rq_q;

@@ -15,7 +15,9 @@ use crate::ram::SdpRam;
 use contract::arith::{se_scale, sigmoid_gate, Requant};
 use contract::isa::field::{ewise, pool, OPCODE};
 use contract::isa::opcode;
-use contract::timing::{EWISE_LATENCY, POOL_LATENCY, VECTOR_FRONT_STAGES, VECTOR_LANE_STAGES};
+use contract::timing::{
+    EWISE_LATENCY, POOL_LATENCY, REQUANT_STAGES, VECTOR_FRONT_STAGES, VECTOR_LANE_STAGES,
+};
 use rust_hdl::prelude::*;
 
 // VecSeq reads the operand address at one offset for both opcodes and tells POOL from
@@ -92,7 +94,11 @@ impl Logic for VecLanes {
         self.q.connect();
     }
     fn hdl(&self) -> Verilog {
-        assert_eq!(VECTOR_FRONT_STAGES, 6, "VecLanes writes six front stages");
+        assert_eq!(
+            (VECTOR_FRONT_STAGES, REQUANT_STAGES),
+            (6, 5),
+            "VecLanes writes six front stages and passes v through eleven"
+        );
         let mut v = String::from(
             "// sigmoid_gate(x) = round(256·sigmoid(x/16)), the contract's table\n\
              function [8:0] sig(input [7:0] x);\n   case (x)\n",
@@ -137,7 +143,7 @@ end
 // lane {l}: sigmoid | its register | gate multiply | round, saturate | ka·v, kb·b | their
 // sum (or POOL's sum)
 reg signed [7:0] a1_{l}, b1_{l}, a2_{l}, b2_{l}, a3_{l}, b3_{l}, v4_{l}, b4_{l};
-reg signed [7:0] v5_{l}, v6_{l}, v7_{l}, v8_{l}, v9_{l}, v10_{l};
+reg signed [7:0] v5_{l}, v6_{l}, v7_{l}, v8_{l}, v9_{l}, v10_{l}, v11_{l};
 reg [8:0] g1_{l}, g2_{l};
 reg signed [17:0] p3_{l};
 reg signed [23:0] ma5_{l}, mb5_{l};
@@ -172,6 +178,7 @@ always @(posedge clock) begin
       v8_{l} <= v7_{l};
       v9_{l} <= v8_{l};
       v10_{l} <= v9_{l};
+      v11_{l} <= v10_{l};
    end
 end
 {rq}",
@@ -187,7 +194,7 @@ end
         v.push_str("always @(*) begin\n");
         for l in 0..8 {
             v.push_str(&format!(
-                "   q[{h}:{lo}] = rq{l}_v ? rq{l}_q : v10_{l};\n",
+                "   q[{h}:{lo}] = rq{l}_v ? rq{l}_q : v11_{l};\n",
                 h = 8 * l + 7,
                 lo = 8 * l
             ));

@@ -71,26 +71,26 @@ fn load_then_end() {
 
 #[test]
 fn conv_duration_and_wait_flags() {
-    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 7 = 18 cycles: issued 12, busy 13–30;
-    // END sees it idle in 31 and issues 32.
+    // CONV = (out_w − 1)·P + 1 step + R 2 + C 8 + 8 = 19 cycles: issued 12, busy 13–31;
+    // END sees it idle in 32 and issues 33.
     let r = run(&[conv(Wait::NONE), END]);
-    assert_eq!(issue_complete(&r), vec![(0, 12, 30), (13, 32, 32)]);
+    assert_eq!(issue_complete(&r), vec![(0, 12, 31), (13, 33, 33)]);
     assert_eq!(r.counters.macs, 2 * 8 * 8);
-    assert_eq!(r.counters.compute.busy, 18);
+    assert_eq!(r.counters.compute.busy, 19);
 
     // LOAD_WGT without wait_compute overlaps the CONV: issued as soon as decoded (25).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::NONE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 12, 30), (13, 25, 37), (26, 39, 39)]
+        vec![(0, 12, 31), (13, 25, 37), (26, 39, 39)]
     );
-    // With wait_compute it waits for the CONV to finish (seen idle in 31, issued 32).
+    // With wait_compute it waits for the CONV to finish (seen idle in 32, issued 33).
     let r = run(&[conv(Wait::NONE), load_wgt(Wait::COMPUTE), END]);
     assert_eq!(
         issue_complete(&r),
-        vec![(0, 12, 30), (13, 32, 44), (33, 46, 46)]
+        vec![(0, 12, 31), (13, 33, 45), (34, 47, 47)]
     );
-    assert_eq!(r.cycles, 47);
+    assert_eq!(r.cycles, 48);
 }
 
 #[test]
@@ -243,9 +243,9 @@ fn ewise_and_pool_durations_and_unit_cycles_add_up() {
     let r = run(&[ewise, pool, END]);
     assert_eq!(r.status, Status::Done);
     // EWISE on R = 2 banks with V = 1 row of lanes: two row groups per column,
-    // 2·(1 + 5·2) + 12 = 34 cycles (13–46); POOL (all banks at once) 3·(1 + 4) + 12 = 27
-    // cycles (49–75), issued the cycle after the compute unit is seen idle (47).
-    assert_eq!(issue_complete(&r)[..2], [(0, 12, 46), (13, 48, 75)]);
+    // 2·(1 + 5·2) + 13 = 35 cycles (13–47); POOL (all banks at once) 3·(1 + 4) + 13 = 28
+    // cycles (50–77), issued the cycle after the compute unit is seen idle (48).
+    assert_eq!(issue_complete(&r)[..2], [(0, 12, 47), (13, 49, 77)]);
     let c = r.counters;
     for unit in [c.controller, c.dma, c.compute] {
         assert_eq!(unit.busy + unit.stall + unit.idle, r.cycles);
