@@ -75,6 +75,8 @@ pub struct Controller<const BUS: usize> {
     pub stalled: Signal<Out, Bit>,
     state: DFF<CtrlState>,
     pc: DFF<Bits<32>>,
+    /// `pc ≥ prog_len`, kept as pc steps: the program guard with no compare behind it
+    past_end: DFF<Bit>,
     pc_addr: DFF<Bits<32>>,
     fetch_addr: DFF<Bits<32>>,
     ins: DFF<Bits<256>>,
@@ -161,6 +163,7 @@ impl<const BUS: usize> Controller<BUS> {
             stalled: Default::default(),
             state: Default::default(),
             pc: Default::default(),
+            past_end: Default::default(),
             pc_addr: Default::default(),
             fetch_addr: Default::default(),
             ins: Default::default(),
@@ -214,8 +217,8 @@ impl<const BUS: usize> Logic for Controller<BUS> {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, state, pc, pc_addr, fetch_addr, ins, beats_req, beats_rsp, err, lo, hi,
-            dma_pc, drain_wr, go
+            self, clock, state, pc, past_end, pc_addr, fetch_addr, ins, beats_req, beats_rsp, err,
+            lo, hi, dma_pc, drain_wr, go
         );
         self.check.clock.next = self.clock.val();
         self.check.instr.next = self.ins.q.val();
@@ -265,8 +268,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                     && !(self.wait_dma.val() && self.dma_busy.val()));
         }
         // the program guard (the model's `ErrorCause::StoreIntoProgram`)
-        self.ends.next =
-            (self.state.q.val() == CtrlState::Fetch) && (self.pc.q.val() >= self.prog_len.val());
+        self.ends.next = (self.state.q.val() == CtrlState::Fetch) && self.past_end.q.val();
         self.dma_hold.next = self.ends.val();
         self.prog_lo.next = self.lo.q.val();
         self.prog_hi.next = self.hi.q.val();
@@ -275,7 +277,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                 self.status.next = self.st_idle.val();
             }
             CtrlState::Fetch => {
-                if self.pc.q.val() >= self.prog_len.val() {
+                if self.past_end.q.val() {
                     // ran off the end of the program without END
                     self.err.d.next = self.pc.q.val();
                     self.state.d.next = CtrlState::Error;
@@ -344,6 +346,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
                         self.drain_wr.d.next = self.check.wr_halves.val();
                     }
                     self.pc.d.next = self.pc.q.val() + 1;
+                    self.past_end.d.next = self.pc.q.val() + 1 >= self.prog_len.val();
                     self.pc_addr.d.next = self.pc_addr.q.val() + self.instr_bytes.val();
                     self.fetch_addr.d.next =
                         (self.pc_addr.q.val() + self.instr_bytes.val()) & self.word_mask.val();
@@ -389,6 +392,7 @@ impl<const BUS: usize> Logic for Controller<BUS> {
             self.dma_start.next = false;
             self.comp_start.next = false;
             self.pc.d.next = 0.into();
+            self.past_end.d.next = !self.prog_len.val().any();
             self.pc_addr.d.next = self.prog_addr.val();
             self.fetch_addr.d.next = self.prog_addr.val() & self.word_mask.val();
             self.ins_req_addr.next = self.prog_addr.val() & self.word_mask.val();

@@ -486,6 +486,11 @@ pub struct VecSeq {
     lastg: DFF<Bit>,
     /// the gate's ABUF address of chunk j (`gate + j`), kept as j steps
     ga: DFF<Bits<16>>,
+    /// `x + 1 = width` (column x is the group's last), kept as x steps: no adder or
+    /// compare before the sequencer's decisions (valid in Run)
+    lx: DFF<Bit>,
+    /// `j + 1 ≥ chunks` (chunk j is the last), set in each chunk's prologue
+    lj: DFF<Bit>,
     pool: Signal<Local, Bit>,
     two: Signal<Local, Bit>,
     last_group: Signal<Local, Bit>,
@@ -499,8 +504,9 @@ pub struct VecSeq {
     obuf: Signal<Local, Bits<16>>,
     last_x: Signal<Local, Bit>,
     one16: Constant<Bits<16>>,
-    /// drain cycles after the last read: `EWISE_LATENCY` = `POOL_LATENCY`
-    drain16: Constant<Bits<16>>,
+    two16: Constant<Bits<16>>,
+    /// the drain's last count: `EWISE_LATENCY − 1` (`EWISE_LATENCY` = `POOL_LATENCY`)
+    drain_end: Constant<Bits<16>>,
     rows16: Constant<Bits<16>>,
     vrows16: Constant<Bits<16>>,
     vrows2_16: Constant<Bits<16>>,
@@ -604,6 +610,8 @@ impl VecSeq {
             e_row0: Default::default(),
             row0: Default::default(),
             lastg: Default::default(),
+            lx: Default::default(),
+            lj: Default::default(),
             ga: Default::default(),
             pool: Default::default(),
             two: Default::default(),
@@ -618,7 +626,8 @@ impl VecSeq {
             obuf: Default::default(),
             last_x: Default::default(),
             one16: Constant::new(1u64.into()),
-            drain16: Constant::new(EWISE_LATENCY.into()),
+            two16: Constant::new(2u64.into()),
+            drain_end: Constant::new((EWISE_LATENCY - 1).into()),
             rows16: Constant::new((cfg.rows as u64).into()),
             vrows16: Constant::new((cfg.vector_rows as u64).into()),
             vrows2_16: Constant::new((2 * cfg.vector_rows as u64).into()),
@@ -660,7 +669,7 @@ impl Logic for VecSeq {
         dff_setup!(
             self, clock, state, ins, j, x, ph, jbase, obase, cnt, r_pro, r_a, r_emit, r_first_x,
             r_last_x, r_j, r_xa, r_row0, e_pro, e_a, e_emit, e_first_x, e_last_x, e_j, e_xa,
-            e_row0, row0, lastg, ga, gbase, ra, rb, ro
+            e_row0, row0, lastg, ga, lx, lj, gbase, ra, rb, ro
         );
         // fields (contract::isa): EWISE op 6, POOL op 7
         self.pool.next = self.ins.q.val().get_bit(self.at_is_pool.val().index());
@@ -737,7 +746,7 @@ impl Logic for VecSeq {
         self.clear.next = false;
         self.pb_addr.next = self.pbuf.val() + (self.j.q.val() << 3);
         self.sum_addr.next = self.j.q.val();
-        self.last_x.next = self.x.q.val() + self.one16.val() == self.width.val();
+        self.last_x.next = self.lx.q.val();
         // a and b read in one cycle from two banks, or in two phases with one bank
         self.two.next = self.ub.val() && self.two_phase.val();
         self.last_group.next = self.pool.val() || self.lastg.q.val();
@@ -782,6 +791,8 @@ impl Logic for VecSeq {
             }
             VecState::Pro => {
                 self.rd_addr.next = self.ga.q.val();
+                self.lx.d.next = self.width.val() == self.one16.val();
+                self.lj.d.next = self.j.q.val() + self.one16.val() >= self.chunks.val();
                 self.r_pro.d.next = true;
                 self.state.d.next = VecState::Run;
             }
@@ -798,11 +809,13 @@ impl Logic for VecSeq {
                     self.ph.d.next = false;
                     if !self.last_x.val() {
                         self.x.d.next = self.x.q.val() + self.one16.val();
+                        self.lx.d.next = self.x.q.val() + self.two16.val() == self.width.val();
                         self.ra.d.next = self.ra.q.val() + self.one16.val();
                         self.ro.d.next = self.ro.q.val() + self.one16.val();
                         self.rb.d.next = self.rb.q.val() + self.one16.val();
                     } else if !self.last_group.val() {
                         self.x.d.next = 0.into();
+                        self.lx.d.next = self.width.val() == self.one16.val();
                         self.row0.d.next = self.row0.q.val() + self.vrows16.val();
                         self.lastg.d.next =
                             self.row0.q.val() + self.vrows2_16.val() >= self.rows16.val();
@@ -824,7 +837,7 @@ impl Logic for VecSeq {
                         self.x.d.next = 0.into();
                         self.row0.d.next = 0.into();
                         self.lastg.d.next = self.one_group.val();
-                        if self.j.q.val() + self.one16.val() < self.chunks.val() {
+                        if !self.lj.q.val() {
                             self.j.d.next = self.j.q.val() + self.one16.val();
                             self.ga.d.next = self.ga.q.val() + self.one16.val();
                             self.jbase.d.next = self.jbase.q.val() + self.cp.val();
@@ -857,7 +870,7 @@ impl Logic for VecSeq {
             }
             VecState::Drain => {
                 self.cnt.d.next = self.cnt.q.val() + self.one16.val();
-                if self.cnt.q.val() + self.one16.val() == self.drain16.val() {
+                if self.cnt.q.val() == self.drain_end.val() {
                     self.state.d.next = VecState::Idle;
                 }
             }

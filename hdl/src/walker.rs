@@ -55,6 +55,10 @@ pub struct Walker {
     bi_r: DFF<Bits<32>>,
     no_r: DFF<Bits<16>>,
     ni_r: DFF<Bits<16>>,
+    // `i + 1 ≥ n_i` and `o + 1 ≥ n_o` (the last inner / outer segment), kept as i and o
+    // step: the step decision has no adder or compare behind it
+    i_last: DFF<Bit>,
+    o_last: DFF<Bit>,
     ns: Signal<Local, Bits<32>>,
     nb: Signal<Local, Bits<32>>,
     nend: Signal<Local, Bits<32>>,
@@ -69,6 +73,7 @@ pub struct Walker {
     word_mask: Constant<Bits<32>>,
     low_mask: Constant<Bits<32>>,
     one16: Constant<Bits<16>>,
+    two16: Constant<Bits<16>>,
     one32: Constant<Bits<32>>,
 }
 
@@ -116,6 +121,8 @@ impl Walker {
             bi_r: Default::default(),
             no_r: Default::default(),
             ni_r: Default::default(),
+            i_last: Default::default(),
+            o_last: Default::default(),
             ns: Default::default(),
             nb: Default::default(),
             nend: Default::default(),
@@ -130,6 +137,7 @@ impl Walker {
             word_mask: Constant::new((!(bus_bytes - 1) & 0xffff_ffff).into()),
             low_mask: Constant::new((bus_bytes - 1).into()),
             one16: Constant::new(1u64.into()),
+            two16: Constant::new(2u64.into()),
             one32: Constant::new(1u64.into()),
         }
     }
@@ -140,7 +148,7 @@ impl Logic for Walker {
     fn update(&mut self) {
         dff_setup!(
             self, clock, active_r, o, i, d_o, d_i, b_o, b_i, cur, last, seg_lo, seg_hi, first, ub,
-            so_r, si_r, len_r, bo_r, bi_r, no_r, ni_r
+            so_r, si_r, len_r, bo_r, bi_r, no_r, ni_r, i_last, o_last
         );
         self.ns.next = self.dram.val();
         self.nb.next = self.bbase.val();
@@ -163,21 +171,26 @@ impl Logic for Walker {
             self.bi_r.d.next = self.bi.val();
             self.no_r.d.next = self.n_o.val();
             self.ni_r.d.next = self.n_i.val();
+            self.i_last.d.next = self.n_i.val() <= self.one16.val();
+            self.o_last.d.next = self.n_o.val() <= self.one16.val();
         } else if self.step.val() && self.active_r.q.val() {
             if self.cur.q.val() != self.last.q.val() {
                 self.cur.d.next = self.cur.q.val() + self.word.val();
                 self.ub.d.next = self.ub.q.val() + self.units.val();
                 self.first.d.next = false;
-            } else if self.i.q.val() + self.one16.val() < self.ni_r.q.val() {
+            } else if !self.i_last.q.val() {
                 self.i.d.next = self.i.q.val() + self.one16.val();
+                self.i_last.d.next = self.i.q.val() + self.two16.val() >= self.ni_r.q.val();
                 self.d_i.d.next = self.d_i.q.val() + self.si_r.q.val();
                 self.b_i.d.next = self.b_i.q.val() + self.bi_r.q.val();
                 self.ns.next = self.d_i.q.val() + self.si_r.q.val();
                 self.nb.next = self.b_i.q.val() + self.bi_r.q.val();
                 self.new_seg.next = true;
-            } else if self.o.q.val() + self.one16.val() < self.no_r.q.val() {
+            } else if !self.o_last.q.val() {
                 self.o.d.next = self.o.q.val() + self.one16.val();
+                self.o_last.d.next = self.o.q.val() + self.two16.val() >= self.no_r.q.val();
                 self.i.d.next = 0.into();
+                self.i_last.d.next = self.ni_r.q.val() <= self.one16.val();
                 self.d_o.d.next = self.d_o.q.val() + self.so_r.q.val();
                 self.d_i.d.next = self.d_o.q.val() + self.so_r.q.val();
                 self.b_o.d.next = self.b_o.q.val() + self.bo_r.q.val();
@@ -218,7 +231,7 @@ impl Logic for Walker {
         self.o_idx.next = self.o.q.val();
         self.last_word.next = self.active_r.q.val()
             && (self.cur.q.val() == self.last.q.val())
-            && (self.i.q.val() + self.one16.val() >= self.ni_r.q.val())
-            && (self.o.q.val() + self.one16.val() >= self.no_r.q.val());
+            && self.i_last.q.val()
+            && self.o_last.q.val();
     }
 }
