@@ -130,6 +130,22 @@ fn cmul(expr: &str, c: u64) -> String {
     }
 }
 
+/// `Σ terms < bound` over 64-bit unsigned terms as Verilog, for a bound (a constant, or a
+/// register expression) at most `2^w`: every term below `2^w` (else the sum is not) and the
+/// sum of their low `w` bits, `w + 2` wide, below the bound. A short carry chain instead of
+/// the 64-bit sum and compare.
+fn below(terms: &[&str], bound: &str, w: u32) -> String {
+    let high = terms.join(" | ");
+    let low: Vec<String> = terms
+        .iter()
+        .map(|t| format!("{{2'd0, {t}[{}:0]}}", w - 1))
+        .collect();
+    format!(
+        "((({high}) >> {w}) == 64'd0 && ({low}) < {bound})",
+        low = low.join(" + ")
+    )
+}
+
 /// The check as Verilog: field wires named `<op>_<field>` from `contract::isa::field`,
 /// then one legality term per opcode (`Instr::validate`).
 fn check_verilog(c: &EngineConfig) -> String {
@@ -266,6 +282,16 @@ fn check_verilog(c: &EngineConfig) -> String {
     v.push_str(&reserved_wire("ewise", ewise::ALL));
     v.push_str(&reserved_wire("pool", pool::ALL));
     let (r, g) = (c.rows as u64, c.group_width as u64);
+    // The third cycle's bounds: a buffer's (at most its size + 1) fits `wb` bits, DRAM's
+    // (`≤ DMAX` is `< 2^32`) 32.
+    let largest = c
+        .abuf_entries
+        .max(c.wbuf_entries)
+        .max(c.obuf_entries)
+        .max(c.pbuf_entries);
+    let wb = 64 - (largest as u64 + 1).leading_zeros();
+    let kb = |n: usize| format!("{}'d{n}", wb + 2);
+    let kd = format!("34'd{}", 1u64 << 32);
     // k² for k = 0..7 (k ≤ MAX_KERNEL is checked beside it)
     let k2: String = (0..8u64)
         .map(|k| format!("      3'd{k}: cv_k2 = 6'd{};\n", k * k))
@@ -333,7 +359,7 @@ reg [63:0] f_ew_a, f_ew_na, f_ew_b, f_ew_obuf, f_pl_abuf, f_pl_na;
 always @(posedge clock) begin
    pre_act <= res_act && act_rows != 0 && act_entries != 0 && (act_dram % G) == 0
       && (act_stride % G) == 0;
-   f_act_abuf <= act_abuf - 64'd1;
+   f_act_abuf <= act_abuf;
    f_act_dram <= act_dram + {act_g} - 64'd1;
    pre_wgt <= res_wgt && wgt_entries != 0 && (wgt_dram % G) == 0
       && (wgt_wbuf + wgt_entries - 64'd1 < NW) && (wgt_dram + {wgt_cg} - 64'd1 <= DMAX);
@@ -345,7 +371,7 @@ always @(posedge clock) begin
       && (cv_pbuf + C - 64'd1 < NP)
       && (cv_obuf + {cv_os} + cv_out_w - 64'd1 < NO);
    f_cv_abuf <= cv_abuf + cv_ows + cv_k - 64'd1;
-   f_cv_wbuf <= cv_wbuf - 64'd1;
+   f_cv_wbuf <= cv_wbuf;
    f_cv_na <= cv_from == 0 ? NA : cv_abuf < HO ? HO : NO;
    wr_halves <= {{cv_obuf + {cv_os} + cv_out_w - 64'd1 >= HO, cv_obuf < HO}};
    rd_halves <= {{cv_from != 0 && cv_abuf >= HO, cv_from != 0 && cv_abuf < HO}};
@@ -367,15 +393,24 @@ always @(posedge clock) begin
    f_pl_abuf <= pl_abuf + pl_width - 64'd1;
    f_pl_na <= pl_from == 0 ? NA : NO;
 end
-wire ok_act = pre_act && (f_act_abuf + p2 < NA) && (f_act_dram + p1 <= DMAX);
+wire ok_act = pre_act && {act_abuf} && {act_dram};
 wire ok_wgt = pre_wgt;
 wire ok_par = pre_par;
-wire ok_conv = pre_conv && (f_cv_abuf + p2 + p3 < f_cv_na) && (f_cv_wbuf + p4 < NW);
-wire ok_store = pre_store && (f_st_obuf + p2 < NO) && (f_st_dram + p1 + p3 <= DMAX);
-wire ok_ewise = pre_ewise && (f_ew_a + p2 < f_ew_na) && (!ew_use_b || (f_ew_b + p2 < NA))
-   && (f_ew_obuf + p3 < NO);
-wire ok_pool = pre_pool && (f_pl_abuf + p2 + p3 < f_pl_na);
+wire ok_conv = pre_conv && {cv_abuf} && {cv_wbuf};
+wire ok_store = pre_store && {st_obuf} && {st_dram};
+wire ok_ewise = pre_ewise && {ew_a} && (!ew_use_b || {ew_b}) && {ew_obuf};
+wire ok_pool = pre_pool && {pl_abuf};
 ",
+        act_abuf = below(&["f_act_abuf", "p2"], &kb(c.abuf_entries + 1), wb),
+        act_dram = below(&["f_act_dram", "p1"], &kd, 32),
+        cv_abuf = below(&["f_cv_abuf", "p2", "p3"], &format!("f_cv_na[{}:0]", wb + 1), wb),
+        cv_wbuf = below(&["f_cv_wbuf", "p4"], &kb(c.wbuf_entries + 1), wb),
+        st_obuf = below(&["f_st_obuf", "p2"], &kb(c.obuf_entries), wb),
+        st_dram = below(&["f_st_dram", "p1", "p3"], &kd, 32),
+        ew_a = below(&["f_ew_a", "p2"], &format!("f_ew_na[{}:0]", wb + 1), wb),
+        ew_b = below(&["f_ew_b", "p2"], &kb(c.abuf_entries), wb),
+        ew_obuf = below(&["f_ew_obuf", "p3"], &kb(c.obuf_entries), wb),
+        pl_abuf = below(&["f_pl_abuf", "p2", "p3"], &format!("f_pl_na[{}:0]", wb + 1), wb),
         r1 = r - 1,
         r2 = 2 * (r - 1),
         act_g = cmul("act_entries", g),
