@@ -90,7 +90,7 @@ fn every_unit_in_icarus_on_the_tiny_preset() {
     every_unit(&EngineConfig::tiny(), &["VARGNET_ZERO_RAMS"]);
 }
 
-/// The products as built for 18 × 18 multipliers (`VARGNET_MULT18`, `scripts/pnr-ecp5`):
+/// The products as built for 18 × 18 multipliers (`VARGNET_MULT18`, `scripts/pnr-ecp5 --mult18`):
 /// the same bytes and cycles.
 #[test]
 fn every_unit_in_icarus_with_18x18_multipliers() {
