@@ -95,6 +95,27 @@ end
     )
 }
 
+/// Verilog (module-body text) for `n` registers in a row, `name(1) … name(n)`, `width` bits
+/// each, shifting `src` in on clock edges with `en`: `name(n)` holds `src` of `n` enabled
+/// edges before. For the tags that travel beside a pipeline, so their length follows the
+/// timing constant instead of a hand-numbered list.
+pub fn delay_chain(
+    name: impl Fn(u64) -> String,
+    width: usize,
+    n: u64,
+    en: &str,
+    src: &str,
+) -> String {
+    let mut v = String::new();
+    let mut shifts = String::new();
+    for k in 1..=n {
+        let prev = if k == 1 { src.to_string() } else { name(k - 1) };
+        v.push_str(&format!("reg [{}:0] {};\n", width - 1, name(k)));
+        shifts.push_str(&format!("      {} <= {prev};\n", name(k)));
+    }
+    format!("{v}always @(posedge clock) begin\n   if ({en}) begin\n{shifts}   end\nend\n")
+}
+
 /// A value entering a pipeline of `N` registers on every enabled edge: the Rust model of a
 /// leaf's stages, `out()` being what the last register holds.
 #[derive(Clone, Debug)]
@@ -174,26 +195,17 @@ impl Logic for Ppu {
         self.xa_out.connect();
     }
     fn hdl(&self) -> Verilog {
+        let n = REQUANT_STAGES;
         Verilog::Custom(format!(
-            "{}\
-reg [7:0] row1, row2, row3, row4;
-reg [15:0] xa1, xa2, xa3, xa4;
-always @(posedge clock) begin
-   row1 <= row_in;
-   row2 <= row1;
-   row3 <= row2;
-   row4 <= row3;
-   row_out <= row4;
-   xa1 <= xa_in;
-   xa2 <= xa1;
-   xa3 <= xa2;
-   xa4 <= xa3;
-   xa_out <= xa4;
-end
+            "{}{}{}\
 always @(*) begin
    q = rq_q;
    valid_out = rq_v;
+   row_out = row{n};
+   xa_out = xa{n};
 end",
+            delay_chain(|k| format!("row{k}"), 8, n, "1'b1", "row_in"),
+            delay_chain(|k| format!("xa{k}"), 16, n, "1'b1", "xa_in"),
             requant_pipe(
                 "rq",
                 "1'b1",

@@ -10,14 +10,12 @@
 //! - [`PoolAdd`]: a link of the cross-bank adder chain, `sum_out = sum_in + (en ? a : 0)`
 //!   per lane (int32, wrapping), combinational.
 use crate::bits::{at, lane_i32, lane_i8, vec_of};
-use crate::ppu::record_of;
+use crate::ppu::{delay_chain, record_of};
 use crate::ram::SdpRam;
 use contract::arith::{se_scale, sigmoid_gate, Requant};
 use contract::isa::field::{ewise, pool, OPCODE};
 use contract::isa::opcode;
-use contract::timing::{
-    EWISE_LATENCY, POOL_LATENCY, REQUANT_STAGES, VECTOR_FRONT_STAGES, VECTOR_LANE_STAGES,
-};
+use contract::timing::{EWISE_LATENCY, POOL_LATENCY, VECTOR_FRONT_STAGES, VECTOR_LANE_STAGES};
 use rust_hdl::prelude::*;
 
 // VecSeq reads the operand address at one offset for both opcodes and tells POOL from
@@ -94,11 +92,7 @@ impl Logic for VecLanes {
         self.q.connect();
     }
     fn hdl(&self) -> Verilog {
-        assert_eq!(
-            (VECTOR_FRONT_STAGES, REQUANT_STAGES),
-            (6, 5),
-            "VecLanes writes six front stages and passes v through eleven"
-        );
+        assert_eq!(VECTOR_FRONT_STAGES, 6, "VecLanes writes six front stages");
         let mut v = String::from(
             "// sigmoid_gate(x) = round(256·sigmoid(x/16)), the contract's table\n\
              function [8:0] sig(input [7:0] x);\n   case (x)\n",
@@ -112,24 +106,21 @@ impl Logic for VecLanes {
         v.push_str("      default: sig = 9'd0;\n   endcase\nendfunction\n");
         // the records and the requantise choice travel with the data to the requantisers;
         // a lane's result is its requantiser's where that was valid
+        let front = VECTOR_FRONT_STAGES;
+        v.push_str(&delay_chain(
+            |k| format!("rec{k}"),
+            1024,
+            front,
+            "en",
+            "recs",
+        ));
         v.push_str(
             "\
-reg [1023:0] rec1, rec2, rec3, rec4, rec5, rec6;
-reg sel6;
+reg sel_q;
 wire sel = pool || use_b;
 wire signed [15:0] ska = ka;
 wire signed [15:0] skb = kb;
-always @(posedge clock) begin
-   if (en) begin
-      rec1 <= recs;
-      rec2 <= rec1;
-      rec3 <= rec2;
-      rec4 <= rec3;
-      rec5 <= rec4;
-      rec6 <= rec5;
-      sel6 <= sel;
-   end
-end
+always @(posedge clock) if (en) sel_q <= sel;
 ",
         );
         // Every multiplier has a register on each side and no block RAM output drives
@@ -143,7 +134,6 @@ end
 // lane {l}: sigmoid | its register | gate multiply | round, saturate | ka·v, kb·b | their
 // sum (or POOL's sum)
 reg signed [7:0] a1_{l}, b1_{l}, a2_{l}, b2_{l}, a3_{l}, b3_{l}, v4_{l}, b4_{l};
-reg signed [7:0] v5_{l}, v6_{l}, v7_{l}, v8_{l}, v9_{l}, v10_{l}, v11_{l};
 reg [8:0] g1_{l}, g2_{l};
 reg signed [17:0] p3_{l};
 reg signed [23:0] ma5_{l}, mb5_{l};
@@ -170,31 +160,32 @@ always @(posedge clock) begin
       s4_{l} <= s3_{l};
       ma5_{l} <= v4_{l} * ska;
       mb5_{l} <= b4_{l} * skb;
-      v5_{l} <= v4_{l};
       s5_{l} <= s4_{l};
       x6_{l} <= pool ? s5_{l} : wx_{l};
-      v6_{l} <= v5_{l};
-      v7_{l} <= v6_{l};
-      v8_{l} <= v7_{l};
-      v9_{l} <= v8_{l};
-      v10_{l} <= v9_{l};
-      v11_{l} <= v10_{l};
    end
 end
-{rq}",
+{vd}{rq}",
+                // v (no requantise) waits beside the requantiser for the lane's result
+                vd = delay_chain(
+                    |k| format!("v{}_{l}", 4 + k),
+                    8,
+                    LANE_STAGES as u64 - 4,
+                    "en",
+                    &format!("v4_{l}")
+                ),
                 rq = crate::ppu::requant_pipe(
                     &format!("rq{l}"),
                     "en",
-                    "sel6",
+                    "sel_q",
                     &format!("x6_{l}"),
-                    &format!("rec6[{}:{}]", 128 * l + 103, 128 * l),
+                    &format!("rec{front}[{}:{}]", 128 * l + 103, 128 * l),
                 ),
             ));
         }
         v.push_str("always @(*) begin\n");
         for l in 0..8 {
             v.push_str(&format!(
-                "   q[{h}:{lo}] = rq{l}_v ? rq{l}_q : v11_{l};\n",
+                "   q[{h}:{lo}] = rq{l}_v ? rq{l}_q : v{LANE_STAGES}_{l};\n",
                 h = 8 * l + 7,
                 lo = 8 * l
             ));
