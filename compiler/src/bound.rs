@@ -3,7 +3,8 @@
 //! the drain), the vector ops, the DMA's bus words — as if every wait inside it were hidden
 //! and it did not overlap its neighbours (a bound per op, not of the whole run: a schedule
 //! that loads one op's weights under another's compute can beat the sum). [`Bound::of`] prices the plan as it runs on today's engine,
-//! where EWISE and POOL hold the array; [`Bound::fused`] prices the same instructions under
+//! where EWISE and POOL hold the array; [`Bound::beside`] the same with only a vector unit
+//! beside the array; [`Bound::fused`] prices the same instructions under
 //! the block dataflow of docs/dataflow.md, before that hardware exists: which tensors it
 //! keeps on chip, which it moves on chip, and the vector unit beside the array.
 use crate::plan::Plan;
@@ -106,6 +107,31 @@ impl Bound {
                 cycles: (u.array + u.vector).max(u.dma_words),
                 units: u,
                 notes: Vec::new(),
+            })
+            .collect();
+        Bound {
+            ideal: ideal(plan),
+            rows,
+        }
+    }
+
+    /// Today's instructions and hand-offs, with only the vector unit beside the array: per
+    /// block ([`blocks`]), its busiest unit of the array, the vector ops and the DMA. What
+    /// a vector unit of its own is worth before any transfer moves on chip.
+    pub fn beside(plan: &Plan) -> Bound {
+        let per_op = op_units(plan);
+        let rows = blocks(plan)
+            .into_iter()
+            .map(|block| {
+                let mut u = Units::default();
+                per_op[block.clone()].iter().for_each(|o| u.add(o));
+                Row {
+                    name: block_name(&plan.ops[block.clone()]),
+                    ops: block,
+                    cycles: u.array.max(u.vector).max(u.dma_words),
+                    units: u,
+                    notes: Vec::new(),
+                }
             })
             .collect();
         Bound {

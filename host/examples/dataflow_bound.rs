@@ -41,6 +41,11 @@ fn main() -> anyhow::Result<()> {
     let steps = [
         ("today's engine", Bound::of(&plan), false),
         (
+            "today's hand-offs, vector unit beside",
+            Bound::beside(&plan),
+            true,
+        ),
+        (
             "blocks on chip, vector unit beside",
             Bound::fused(&plan1, &Dataflow::default()),
             true,

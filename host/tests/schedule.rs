@@ -137,7 +137,8 @@ impl Net {
         };
         let machine = SimMachine::new(cfg, memory).unwrap();
         let plan = compiler::compile(&self.m, cfg, false).unwrap();
-        let (now, fused) = (Bound::of(&plan), Bound::fused(&plan, &Dataflow::default()));
+        let (now, beside) = (Bound::of(&plan), Bound::beside(&plan));
+        let fused = Bound::fused(&plan, &Dataflow::default());
         let mut backend = EngineBackend::new(plan, Box::new(machine));
         let run = backend.run(&self.m, &input).unwrap();
         // The compute unit runs one instruction at a time: its busy cycles fit the run.
@@ -151,6 +152,10 @@ impl Net {
         // The block dataflow only removes transfers, and a block's busiest unit is never
         // busier than the sum of its ops'.
         assert!(fused.cycles() <= now.cycles() && fused.dram_bytes() <= now.dram_bytes());
+        // A vector unit beside the array moves no byte, and a block's busiest unit is
+        // never busier than the array and the vector ops together.
+        assert_eq!(beside.dram_bytes(), now.dram_bytes());
+        assert!(beside.cycles() <= now.cycles());
         let expected = int8::reference::forward(&self.m, &input);
         assert_eq!(run.mismatches(&self.m, &expected), vec![]);
         for layer in &run.layers {
@@ -404,6 +409,9 @@ fn vargfacenet_on_the_cycle_model() {
     // The compute unit's busy cycles fit the run.
     let free = v["bound"]["utilization_dram_free"].as_f64().unwrap();
     assert!(free >= util, "bound {free} below the measured {util}");
+    // A vector unit beside the array could only help.
+    let beside = v["bound"]["vector_beside_utilization"].as_f64().unwrap();
+    assert!(beside >= v["bound"]["utilization"].as_f64().unwrap());
     // The blocks partition the layers; the on-chip ones are the layers marked so, and
     // every normal block keeps its grouped convs' outputs on chip.
     let blocks = v["blocks"].as_array().unwrap();

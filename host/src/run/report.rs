@@ -86,15 +86,22 @@ pub struct BoundSummary {
     pub utilization: f64,
     /// Only the compute unit's busy cycles: the bound if DRAM cost nothing.
     pub utilization_dram_free: f64,
+    /// The same instructions with EWISE and POOL on a unit beside the array, each block at
+    /// its busiest unit (`Bound::beside`): what that unit would be worth.
+    pub vector_beside_cycles: u64,
+    pub vector_beside_utilization: f64,
 }
 
 impl BoundSummary {
     pub fn of(plan: &compiler::Plan) -> BoundSummary {
         let b = compiler::bound::Bound::of(plan);
+        let beside = compiler::bound::Bound::beside(plan);
         BoundSummary {
             cycles: b.cycles(),
             utilization: b.utilization(),
             utilization_dram_free: b.utilization_dram_free(false),
+            vector_beside_cycles: beside.cycles(),
+            vector_beside_utilization: beside.utilization(),
         }
     }
 }
@@ -306,8 +313,13 @@ impl Report {
             let _ = writeln!(
                 s,
                 "program bound {} cycles (each op at its busiest unit, every wait in it hidden): \
-                 utilisation ≤ {:.3}, ≤ {:.3} with DRAM free",
-                b.cycles, b.utilization, b.utilization_dram_free
+                 utilisation ≤ {:.3}, ≤ {:.3} with DRAM free; with EWISE and POOL on a unit \
+                 beside the array (not built) {} cycles, ≤ {:.3}",
+                b.cycles,
+                b.utilization,
+                b.utilization_dram_free,
+                b.vector_beside_cycles,
+                b.vector_beside_utilization
             );
         }
         s
