@@ -206,7 +206,7 @@ impl Bound {
             let mut u = Units::default();
             // the residual's first reader loads it; the later ones find it in OBUF
             let mut first_reader: Vec<(usize, usize)> = Vec::new();
-            for (ins, &op) in prog.instrs.iter().zip(&prog.owner) {
+            for (ins, op) in prog.instrs.iter().zip(beside_op(prog)) {
                 if !block.contains(&op) {
                     continue;
                 }
@@ -285,15 +285,33 @@ fn ideal(plan: &Plan) -> f64 {
     plan.ops.iter().map(|o| o.macs).sum::<u64>() as f64 / plan.cfg.macs_per_cycle() as f64
 }
 
-/// Per op: its instructions' unit cycles and DRAM bytes on today's engine.
+/// Per op: its instructions' unit cycles and DRAM bytes on today's engine, each transfer
+/// counted in the op it runs beside ([`beside_op`]).
 fn op_units(plan: &Plan) -> Vec<Units> {
     let mut per_op = vec![Units::default(); plan.ops.len()];
     for prog in &plan.programs {
-        for (ins, &op) in prog.instrs.iter().zip(&prog.owner) {
+        for (ins, op) in prog.instrs.iter().zip(beside_op(prog)) {
             per_op[op].add(&Units::of(&plan.cfg, ins));
         }
     }
     per_op
+}
+
+/// Per instruction, the op it runs beside: a compute instruction's own, a transfer's the
+/// op of the last compute instruction before it (its own before the first). The prefetch
+/// pass moves loads ahead of their op, up to blocks ahead, into an earlier op's time.
+fn beside_op(prog: &crate::plan::Program) -> Vec<usize> {
+    let mut running = None;
+    prog.instrs
+        .iter()
+        .zip(&prog.owner)
+        .map(|(ins, &op)| {
+            if ins.unit() == contract::isa::Unit::Compute {
+                running = Some(op);
+            }
+            running.unwrap_or(op)
+        })
+        .collect()
 }
 
 /// The tensor whose DRAM region holds `addr`: the widest (a merged conv's output rather

@@ -8,17 +8,24 @@
 //! and not needed before — when the move is safe: nothing between that place and the old
 //! one touches what it loads on chip or stores the DRAM it reads, and some instruction
 //! between the last one that did and the new place waits for the compute unit, so every
-//! compute instruction before it has finished when the load issues. The cycle model's race
+//! compute instruction before it has finished when the load issues. A weight load that
+//! finds no such place whole is tried in pieces, each placed on its own (pieces that stay
+//! side by side are one load again). The cycle model's race
 //! detector checks the result on every run, the int8 reference every byte.
 
 use crate::builder::dma_cycles;
 use crate::layout;
 use contract::footprint::Access;
-use contract::isa::{Instr, Unit, Wait};
+use contract::isa::{Instr, LoadWgt, Unit, Wait};
 use contract::{timing, EngineConfig};
 
 /// How far back a load may move, in instructions: a block's worth of tiles.
 const WINDOW: usize = 256;
+
+/// A weight load longer than this many bus words moves in pieces of this length, each to
+/// a gap of its own: the DMA's idle gaps between a block's act rows and stores are a few
+/// thousand cycles, shorter than a streamed conv's tile of weights (up to 6 424 words).
+const WGT_PIECE_WORDS: usize = 1024;
 
 /// One instruction with what the pass needs of it: its owner, what it touches, its
 /// estimated issue cycle and the cycle the DMA is free of the instructions before it.
@@ -52,20 +59,82 @@ pub(crate) fn hoist(
         .collect();
     // the DMA time of the loads already moved, `(start, end)`, sorted
     let mut taken: Vec<(u64, u64)> = Vec::new();
-    for j in 0..prog.len() {
+    let mut j = 0;
+    while j < prog.len() {
         // every load (a STORE waits for what it stores)
         if prog[j].instr.unit() != Unit::Dma || matches!(prog[j].instr, Instr::Store(_)) {
+            j += 1;
             continue;
         }
-        if let Some((p, issue, end)) = place(cfg, &prog, j, est.fetch, &taken) {
+        let mut placed = place(cfg, &prog, j, est.fetch, &taken);
+        // a weight load that finds no gap as a whole may find gaps for its pieces
+        let parts = pieces(cfg, prog[j].instr);
+        if placed.is_none() && parts.len() > 1 {
+            let whole = prog.remove(j);
+            for (k, instr) in parts.into_iter().enumerate() {
+                let footprint = instr.footprint(cfg);
+                prog.insert(
+                    j + k,
+                    Slot {
+                        instr,
+                        footprint,
+                        ..whole
+                    },
+                );
+            }
+            placed = place(cfg, &prog, j, est.fetch, &taken);
+        }
+        if let Some((p, issue, end)) = placed {
             let mut load = prog.remove(j);
             (load.issue, load.dma_free) = (issue, issue);
             prog.insert(p, load);
             let at = taken.partition_point(|&(s, _)| s < issue);
             taken.insert(at, (issue, end));
         }
+        j += 1;
     }
-    prog.into_iter().map(|s| (s.instr, s.owner)).unzip()
+    // pieces that stayed side by side become one load again
+    let mut out: Vec<(Instr, usize)> = Vec::with_capacity(prog.len());
+    for s in prog {
+        if let (Some((Instr::LoadWgt(a), owner)), Instr::LoadWgt(b)) = (out.last_mut(), &s.instr) {
+            if *owner == s.owner && follows(cfg, a, b) {
+                a.entries += b.entries;
+                continue;
+            }
+        }
+        out.push((s.instr, s.owner));
+    }
+    out.into_iter().unzip()
+}
+
+/// A weight load as loads of at most `WGT_PIECE_WORDS` bus words; anything else as it is.
+fn pieces(cfg: &EngineConfig, instr: Instr) -> Vec<Instr> {
+    let Instr::LoadWgt(l) = instr else {
+        return vec![instr];
+    };
+    let entry_bytes = cfg.cols * cfg.group_width;
+    let piece = (WGT_PIECE_WORDS * cfg.dram_bus_bytes / entry_bytes).max(1);
+    (0..l.entries as usize)
+        .step_by(piece)
+        .map(|at| {
+            Instr::LoadWgt(LoadWgt {
+                dram: l.dram + (at * entry_bytes) as u32,
+                wbuf: l.wbuf + at as u16,
+                entries: piece.min(l.entries as usize - at) as u16,
+                ..l
+            })
+        })
+        .collect()
+}
+
+/// Whether `b` is the piece of a weight load right after `a`: the next entries, from the
+/// next DRAM bytes, with the same wait flags.
+fn follows(cfg: &EngineConfig, a: &LoadWgt, b: &LoadWgt) -> bool {
+    let entry_bytes = (cfg.cols * cfg.group_width) as u32;
+    a.wait == b.wait
+        && b.wbuf as usize == a.wbuf as usize + a.entries as usize
+        && b.dram == a.dram + a.entries as u32 * entry_bytes
+        && a.entries as usize + b.entries as usize <= u16::MAX as usize
 }
 
 /// Where the load at `j` goes, with its estimated issue and end: the earliest safe index
@@ -188,26 +257,34 @@ fn estimate(cfg: &EngineConfig, prog: &[Instr]) -> Estimate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract::isa::{Conv, LoadAct, LoadWgt, Store};
+    use contract::isa::{Conv, LoadAct, Store};
 
     fn load(wbuf: u16) -> Instr {
+        load_n(wbuf, 40)
+    }
+
+    fn load_n(wbuf: u16, entries: u16) -> Instr {
         Instr::LoadWgt(LoadWgt {
             wait: Wait::NONE,
             dram: 0x1000,
             wbuf,
-            entries: 40,
+            entries,
         })
     }
 
     /// A long 1×1 CONV over 8 chunks reading WBUF `wbuf ..` (and ABUF below 4 096).
     fn conv(wait: Wait, wbuf: u16) -> Instr {
+        conv_w(wait, wbuf, 50)
+    }
+
+    fn conv_w(wait: Wait, wbuf: u16, out_w: u16) -> Instr {
         Instr::Conv(Conv {
             wait,
             abuf: 0,
             wbuf,
             obuf: 0,
             pbuf: 0,
-            out_w: 50,
+            out_w,
             chunks: 8,
             kernel: 1,
             stride: 1,
@@ -240,14 +317,66 @@ mod tests {
     #[test]
     fn a_load_stays_behind_the_convs_that_read_what_it_overwrites() {
         let a = 0;
+        for n in [40, 1024] {
+            let program = vec![
+                load(a),
+                conv(Wait::BOTH, a),
+                conv(Wait::NONE, a),
+                load_n(a, n),
+                conv(Wait::BOTH, a),
+            ];
+            // a long load tried in pieces is whole again where none moved
+            assert_eq!(hoisted(program.clone()), program);
+        }
+    }
+
+    #[test]
+    fn a_long_weight_load_moves_in_pieces_into_gaps_too_short_for_it_whole() {
+        let (a, b) = (0, 2048);
+        // act rows after each of three long CONVs (they wait for them, so they stay): the
+        // gaps between are shorter than the whole load (4 096 bus words), not than a piece
+        let rows = |k: u16| {
+            Instr::LoadAct(LoadAct {
+                wait: Wait {
+                    dma: false,
+                    compute: true,
+                },
+                dram: 0x8000 + 64 * k as u32,
+                dram_stride: 0,
+                abuf: 4096 + 8 * k,
+                rows: 1,
+                row_entries: 8,
+            })
+        };
         let program = vec![
             load(a),
-            conv(Wait::BOTH, a),
-            conv(Wait::NONE, a),
-            load(a),
-            conv(Wait::BOTH, a),
+            conv_w(Wait::BOTH, a, 200),
+            rows(0),
+            conv_w(Wait::NONE, a, 200),
+            rows(1),
+            conv_w(Wait::NONE, a, 200),
+            rows(2),
+            load_n(b, 1024),
+            conv(Wait::BOTH, b),
         ];
-        assert_eq!(hoisted(program.clone()), program);
+        let out = hoisted(program.clone());
+        let pieces: Vec<(usize, LoadWgt)> = out
+            .iter()
+            .enumerate()
+            .filter_map(|(k, i)| match i {
+                Instr::LoadWgt(l) if l.wbuf >= b => Some((k, *l)),
+                _ => None,
+            })
+            .collect();
+        let at_rows = out.iter().position(|i| *i == rows(2)).unwrap();
+        assert!(pieces.len() > 1 && pieces[0].0 < at_rows, "{out:?}");
+        // the pieces cover the load once, in order, from the matching DRAM bytes
+        let mut next = (b, 0x1000);
+        for (_, l) in &pieces {
+            assert_eq!((l.wbuf, l.dram), next);
+            next = (l.wbuf + l.entries, l.dram + l.entries as u32 * 128);
+        }
+        assert_eq!(next.0, b + 1024);
     }
 
     #[test]

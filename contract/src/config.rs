@@ -101,7 +101,9 @@ impl Default for EngineConfig {
             // chunks run at period 5, not 7
             ppus: 2,
             abuf_entries: 8192,
-            wbuf_entries: 2048,
+            // 1 MB: stage 2's streamed weights load a tile or more ahead, in the DMA's idle
+            // time (docs/compiler.md, "Weight loads in pieces")
+            wbuf_entries: 8192,
             // 2 048, not 4 096: with the array's copy of OBUF (`from_obuf`) a 4 096-entry OBUF
             // needs 188 BRAM36 of the XCK26's 144 (docs/fpga.md)
             obuf_entries: 2048,
