@@ -95,40 +95,32 @@ impl Bound {
 
     /// Today's engine: per op, the array's CONVs plus its vector ops, or its bus words.
     pub fn of(plan: &Plan) -> Bound {
-        let per_op = op_units(plan);
-        let rows = plan
-            .ops
-            .iter()
-            .zip(per_op)
-            .enumerate()
-            .map(|(n, (op, u))| Row {
-                name: op.name.clone(),
-                ops: n..n + 1,
-                cycles: (u.array + u.vector).max(u.dma_words),
-                units: u,
-                notes: Vec::new(),
-            })
-            .collect();
-        Bound {
-            ideal: ideal(plan),
-            rows,
-        }
+        Self::over(plan, (0..plan.ops.len()).map(|n| n..n + 1).collect(), false)
     }
 
     /// Today's instructions and hand-offs, with only the vector unit beside the array: per
     /// block ([`blocks`]), its busiest unit of the array, the vector ops and the DMA. What
     /// a vector unit of its own is worth before any transfer moves on chip.
     pub fn beside(plan: &Plan) -> Bound {
+        Self::over(plan, blocks(plan), true)
+    }
+
+    /// One row per op range, at its busiest unit; the vector ops beside the array or on it.
+    fn over(plan: &Plan, ranges: Vec<std::ops::Range<usize>>, vector_beside: bool) -> Bound {
         let per_op = op_units(plan);
-        let rows = blocks(plan)
+        let rows = ranges
             .into_iter()
-            .map(|block| {
+            .map(|ops| {
                 let mut u = Units::default();
-                per_op[block.clone()].iter().for_each(|o| u.add(o));
+                per_op[ops.clone()].iter().for_each(|o| u.add(o));
+                let compute = match vector_beside {
+                    true => u.array.max(u.vector),
+                    false => u.array + u.vector,
+                };
                 Row {
-                    name: block_name(&plan.ops[block.clone()]),
-                    ops: block,
-                    cycles: u.array.max(u.vector).max(u.dma_words),
+                    name: block_name(&plan.ops[ops.clone()]),
+                    ops,
+                    cycles: compute.max(u.dma_words),
                     units: u,
                     notes: Vec::new(),
                 }
