@@ -4,11 +4,14 @@
 Reads DIR/stat.json (flat yosys netlist), DIR/hier_stat.json (the same synthesised without
 flattening, one emitted module per instance), DIR/nextpnr.log (time-stamped lines),
 DIR/report.json (nextpnr --report) and DIR/routed.sdf (nextpnr --sdf) when they exist, or
-DIR/placed.sdf after --no-route (the same format, nets at nextpnr's placed estimates).
+DIR/placed.sdf after --no-route (the same format, nets at nextpnr's placed estimates), and
+router2's last heatmap DIR/heat/h_congestion_by_net_N.csv (--heatmap).
 Critical paths: nextpnr's report holds the worst path per clock pair; the top paths by
 endpoint come from a static timing pass over the SDF (cell IOPATH + INTERCONNECT
 delays, setup included), each path's cells mapped to the engine block they belong to.
 """
+import csv
+import glob
 import json
 import os
 import re
@@ -207,6 +210,24 @@ def block_of(name):
             return "shell"
         return None
     return reduce_path(name[len("engine."):].split(".")[:-1])
+
+
+def congestion(out, n=12):
+    """router2's last heatmap (`--router2-heatmap DIR/heat/h`): each net's count of
+    congested wires, summed per engine block (like blocks, post.ppu$0..7, together)."""
+    it = lambda f: int(re.search(r"_(\d+)\.csv$", f).group(1))
+    files = sorted(glob.glob(f"{out}/heat/h_congestion_by_net_*.csv"), key=it)
+    if not files:
+        return None
+    per = defaultdict(int)
+    for row in csv.reader(open(files[-1])):
+        if len(row) >= 2 and row[1].strip().isdigit():
+            b = block_of(row[0])
+            per[re.sub(r"\$\d+", "", b) if b else "(other)"] += int(row[1])
+    total = sum(per.values()) or 1
+    top = sorted(per.items(), key=lambda kv: -kv[1])[:n]
+    return {"iteration": it(files[-1]), "total": total,
+            "blocks": [{"block": b, "congested": c, "share": round(c / total, 3)} for b, c in top]}
 
 
 def fill_blocks(items):
@@ -471,6 +492,7 @@ def main():
             prog.append({"t": stamp(l), "iter": int(m.group(1)), "overused": int(m.group(3))})
     if prog:
         res["router2_iterations"] = prog
+    res["congestion"] = congestion(out)
     try:
         rep = json.load(open(f"{out}/report.json"))
         res["nextpnr_utilisation"] = {k: v for k, v in rep.get("utilization", {}).items() if v["used"] > 0}
@@ -547,6 +569,10 @@ def print_table(res):
     prog = res.get("router2_iterations")
     if prog and not res["routed"]:
         print("router2 stopped at iteration " + ", ".join(f"{p['iter']}: {p['overused']} overused wires at {p['t']:.0f} s" for p in prog[-3:]))
+    cong = res.get("congestion")
+    if cong:
+        print(f"\ncongested wires by block, router2 iteration {cong['iteration']} ({cong['total']} in all):")
+        print("  " + ", ".join(f"{b['block']} {100 * b['share']:.1f} %" for b in cong["blocks"]))
     if res.get("does_not_fit"):
         print("\ndoes not fit: " + ", ".join(f"{k} needs {v['used']}, the part has {v['available']}"
                                            for k, v in res["does_not_fit"].items()))
