@@ -69,7 +69,7 @@ pub(crate) fn hoist(
         let mut placed = place(cfg, &prog, j, est.fetch, &taken);
         // a weight load that finds no gap as a whole may find gaps for its pieces
         let parts = pieces(cfg, prog[j].instr);
-        if placed.is_none() && parts.len() > 1 {
+        if placed.is_none() && parts.len() > 1 && prog[j].instr.wait() == Wait::NONE {
             let whole = prog.remove(j);
             for (k, instr) in parts.into_iter().enumerate() {
                 let footprint = instr.footprint(cfg);
