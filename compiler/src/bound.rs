@@ -40,6 +40,13 @@ impl Units {
             dram_bytes: dma.as_ref().map_or(0, |b| b.bytes()),
         }
     }
+    /// The compute units' busy cycles: the vector ops beside the array, or on it.
+    fn compute(&self, vector_beside: bool) -> u64 {
+        match vector_beside {
+            true => self.array.max(self.vector),
+            false => self.array + self.vector,
+        }
+    }
     fn add(&mut self, o: &Units) {
         self.array += o.array;
         self.vector += o.vector;
@@ -82,10 +89,7 @@ impl Bound {
         let busy: u64 = self
             .rows
             .iter()
-            .map(|r| match vector_beside {
-                true => r.units.array.max(r.units.vector),
-                false => r.units.array + r.units.vector,
-            })
+            .map(|r| r.units.compute(vector_beside))
             .sum();
         self.ideal / busy as f64
     }
@@ -113,14 +117,10 @@ impl Bound {
             .map(|ops| {
                 let mut u = Units::default();
                 per_op[ops.clone()].iter().for_each(|o| u.add(o));
-                let compute = match vector_beside {
-                    true => u.array.max(u.vector),
-                    false => u.array + u.vector,
-                };
                 Row {
                     name: block_name(&plan.ops[ops.clone()]),
                     ops,
-                    cycles: compute.max(u.dma_words),
+                    cycles: u.compute(vector_beside).max(u.dma_words),
                     units: u,
                     notes: Vec::new(),
                 }
@@ -150,6 +150,7 @@ impl Bound {
         let cfg = &plan.cfg;
         let flows = flows(plan);
         let prog = &plan.programs[0];
+        let running = beside_op(prog);
         let mut rows = Vec::new();
         for block in cuts(plan, &flows, true) {
             let start = block.start;
@@ -198,7 +199,7 @@ impl Bound {
             let mut u = Units::default();
             // the residual's first reader loads it; the later ones find it in OBUF
             let mut first_reader: Vec<(usize, usize)> = Vec::new();
-            for (ins, op) in prog.instrs.iter().zip(beside_op(prog)) {
+            for (ins, &op) in prog.instrs.iter().zip(&running) {
                 if !block.contains(&op) {
                     continue;
                 }
@@ -237,7 +238,7 @@ impl Bound {
             rows.push(Row {
                 name: block_name(&plan.ops[block.clone()]),
                 ops: block,
-                cycles: u.array.max(u.vector).max(u.dma_words),
+                cycles: u.compute(true).max(u.dma_words),
                 units: u,
                 notes,
             });
