@@ -49,7 +49,7 @@ pub enum ConfigError {
     GroupWidth(usize),
     #[error("rows is {0}: it must be between 1 and 64")]
     Rows(usize),
-    #[error("vector_rows is {vrows}: it must be between 1 and max(1, rows / 2) = {max}")]
+    #[error("vector_rows is {vrows}: it must be between 1 and min(max(1, rows / 2), cols · ppus / group_width) = {max}")]
     VectorRows { vrows: usize, max: usize },
     #[error("ppus is {ppus}: it must be between 1 and rows ({rows})")]
     Ppus { ppus: usize, rows: usize },
@@ -219,10 +219,13 @@ impl EngineConfig {
         p / a < (self.cols / self.group_width) as u64
     }
 
-    /// The most vector-lane rows the R banks can feed: a and b of each row come from two
-    /// banks in the same cycle.
+    /// The most vector-lane rows: a and b of each row come from two of the R banks in the
+    /// same cycle, and lane `l` of row `v` requantises in PPU `v·G + l` of the C·P the RTL has
+    /// (`ppu_groups`; the PPUs and the lanes never run at once), so at most C·P / G rows.
     pub fn max_vector_rows(&self) -> usize {
-        (self.rows / 2).max(1)
+        (self.rows / 2)
+            .max(1)
+            .min(self.cols * self.ppu_groups() / self.group_width)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -233,12 +236,6 @@ impl EngineConfig {
         if self.rows == 0 || self.rows > 64 {
             return Err(ConfigError::Rows(self.rows));
         }
-        if self.vector_rows == 0 || self.vector_rows > self.max_vector_rows() {
-            return Err(ConfigError::VectorRows {
-                vrows: self.vector_rows,
-                max: self.max_vector_rows(),
-            });
-        }
         if self.ppus == 0 || self.ppus > self.rows {
             return Err(ConfigError::Ppus {
                 ppus: self.ppus,
@@ -247,6 +244,12 @@ impl EngineConfig {
         }
         if self.cols == 0 || !self.cols.is_multiple_of(g) || self.cols > 256 {
             return Err(ConfigError::Cols { cols: self.cols, g });
+        }
+        if self.vector_rows == 0 || self.vector_rows > self.max_vector_rows() {
+            return Err(ConfigError::VectorRows {
+                vrows: self.vector_rows,
+                max: self.max_vector_rows(),
+            });
         }
         let bus = self.dram_bus_bytes;
         if !bus.is_power_of_two() || bus < g || bus > 128 {
@@ -378,7 +381,12 @@ mod tests {
         assert!(bad(|c| c.group_width = 6).contains("power of two"));
         assert!(bad(|c| c.cols = 12).contains("multiple of group_width"));
         // 7 banks feed a and b of at most 3 lane rows
-        assert!(bad(|c| c.vector_rows = 4).contains("max(1, rows / 2) = 3"));
+        assert!(bad(|c| c.vector_rows = 4).contains(") = 3"));
+        // 8 PPUs requantise at most one lane row
+        assert!(bad(|c| {
+            (c.cols, c.ppus, c.vector_rows) = (8, 1, 2);
+        })
+        .contains("cols · ppus / group_width) = 1"));
         assert!(bad(|c| c.vector_rows = 0).contains("vector_rows is 0"));
         assert!(bad(|c| c.ppus = 0).contains("ppus is 0"));
         assert!(bad(|c| c.ppus = 8).contains("between 1 and rows (7)"));

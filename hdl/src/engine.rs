@@ -135,7 +135,7 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
         assert!(STRB / LANES <= cfg.cols, "the RTL needs B/G <= C");
         assert!(
             (1..=cfg.max_vector_rows()).contains(&cfg.vector_rows),
-            "the RTL needs 1 <= vector_rows <= max(1, rows / 2) (EngineConfig::validate)"
+            "the RTL needs 1 <= vector_rows <= EngineConfig::max_vector_rows"
         );
         let (r, c) = (cfg.rows, cfg.cols);
         let single = (r == 1) as usize;
@@ -196,7 +196,7 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             vec_was: Default::default(),
             skew: Skew::new(r, c),
             array: PeArray::new(r, c, cfg.ppu_rows()),
-            post: PostProc::new(c, cfg.ppu_groups()),
+            post: PostProc::new(c, cfg.ppu_groups(), cfg.vector_rows),
             abuf: (0..r).map(|_| AbufBank::abuf(cfg.abuf_entries)).collect(),
             wbuf: (0..c).map(|_| SdpRam::new(cfg.wbuf_entries)).collect(),
             pbuf: Pbuf::pbuf(cfg.pbuf_entries),
@@ -444,6 +444,11 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.lanes[v].ka.next = self.vec.ka.val();
             self.lanes[v].kb.next = self.vec.kb.val();
             self.osteer.v_q[v].next = self.lanes[v].q.val();
+            // lane l requantises in PPU v·G + l
+            self.post.lane_sel[v].next = self.lanes[v].sel.val();
+            self.post.lane_x[v].next = self.lanes[v].x.val();
+            self.post.lane_rec[v].next = self.lanes[v].rec.val();
+            self.osteer.v_rq[v].next = self.post.lane_valid[v].val();
         }
         for vv in (self._vrows - 1)..self._vrows {
             for v in 0..self._pairs {

@@ -8,6 +8,12 @@
 //! one cycle apart per column), so the previous CONV's results can still drain through the
 //! PPUs while the next CONV's parameters load. The OBUF offset `g·obuf_stride` of column
 //! group `g` is staged the same way and added to the result's address before the PPU.
+//!
+//! The vector lanes requantise here too: lane `l` of lane row `v` in PPU `v·G + l`
+//! (`EngineConfig::max_vector_rows`), its operand and record in place of the column's while
+//! the row's `lane_sel` is set. A CONV and a vector op never run at once (the controller
+//! issues neither while the other's unit is busy), so the choice costs no cycle; the result
+//! carries a tag that sends it back to the lanes (`lane_valid`) instead of to the OBUF.
 use crate::bits::vec_of;
 use crate::ppu::Ppu;
 use rust_hdl::prelude::*;
@@ -28,6 +34,12 @@ pub struct PostProc {
     pub col_acc: Vec<Signal<In, Signed<32>>>,
     pub col_row: Vec<Signal<In, Bits<8>>>,
     pub col_xa: Vec<Signal<In, Bits<16>>>,
+    // the vector lanes' operands, one per lane row (`VecLanes::x`, `rec`, `sel`)
+    pub lane_sel: Vec<Signal<In, Bit>>,
+    pub lane_x: Vec<Signal<In, Bits<256>>>,
+    pub lane_rec: Vec<Signal<In, Bits<1024>>>,
+    /// lane row v's results are in `q[v·G ..]`
+    pub lane_valid: Vec<Signal<Out, Bit>>,
     // results, one per column and PPU group: requantised byte, its row and OBUF entry
     pub valid: Vec<Signal<Out, Bit>>,
     pub row: Vec<Signal<Out, Bits<8>>>,
@@ -57,12 +69,15 @@ pub struct PostProc {
     _ppus: usize,
     /// `PPU_SWITCH_DELAY` (≥ 1)
     _delay: usize,
+    /// lane rows
+    _vrows: usize,
 }
 
 impl PostProc {
-    pub fn new(cols: usize, ppus: usize) -> Self {
+    pub fn new(cols: usize, ppus: usize, vrows: usize) -> Self {
         let groups = cols / 8;
         let n = cols * ppus;
+        assert!(vrows * 8 <= n, "lane row v requantises in PPUs 8v..8v + 8");
         Self {
             clock: Default::default(),
             records: Default::default(),
@@ -74,6 +89,10 @@ impl PostProc {
             col_acc: vec_of(n),
             col_row: vec_of(n),
             col_xa: vec_of(n),
+            lane_sel: vec_of(vrows),
+            lane_x: vec_of(vrows),
+            lane_rec: vec_of(vrows),
+            lane_valid: vec_of(vrows),
             valid: vec_of(n),
             row: vec_of(n),
             xa: vec_of(n),
@@ -96,6 +115,7 @@ impl PostProc {
             _groups: groups,
             _ppus: ppus,
             _delay: contract::timing::PPU_SWITCH_DELAY as usize,
+            _vrows: vrows,
         }
     }
 }
@@ -162,6 +182,7 @@ impl Logic for PostProc {
             for p in 0..self._ppus {
                 for c in 0..self._cols {
                     self.ppu[p * cc + c].valid.next = self.col_valid[p * cc + c].val();
+                    self.ppu[p * cc + c].lane.next = false;
                     self.ppu[p * cc + c].acc.next = self.col_acc[p * cc + c].val();
                     self.ppu[p * cc + c].row_in.next = self.col_row[p * cc + c].val();
                     self.ppu[p * cc + c].xa_in.next =
@@ -170,12 +191,32 @@ impl Logic for PostProc {
                     self.ppu[p * cc + c].mult_pos.next = self.plo[c].q.val().get_bits::<32>(32);
                     self.ppu[p * cc + c].mult_neg.next = self.phi[c].q.val().get_bits::<32>(0);
                     self.ppu[p * cc + c].shift.next = self.phi[c].q.val().get_bits::<8>(32);
-                    self.valid[p * cc + c].next = self.ppu[p * cc + c].valid_out.val();
+                    self.valid[p * cc + c].next = self.ppu[p * cc + c].valid_out.val()
+                        && !self.ppu[p * cc + c].lane_out.val();
                     self.row[p * cc + c].next = self.ppu[p * cc + c].row_out.val();
                     self.xa[p * cc + c].next = self.ppu[p * cc + c].xa_out.val();
                     self.q[p * cc + c].next = self.ppu[p * cc + c].q.val();
                 }
             }
+        }
+        for v in 0..self._vrows {
+            for l in 0..8 {
+                if self.lane_sel[v].val() {
+                    self.ppu[v * 8 + l].valid.next = true;
+                    self.ppu[v * 8 + l].lane.next = true;
+                    self.ppu[v * 8 + l].acc.next =
+                        signed_cast(self.lane_x[v].val().get_bits::<32>(32 * l));
+                    self.ppu[v * 8 + l].bias.next = self.lane_rec[v].val().get_bits::<32>(128 * l);
+                    self.ppu[v * 8 + l].mult_pos.next =
+                        self.lane_rec[v].val().get_bits::<32>(128 * l + 32);
+                    self.ppu[v * 8 + l].mult_neg.next =
+                        self.lane_rec[v].val().get_bits::<32>(128 * l + 64);
+                    self.ppu[v * 8 + l].shift.next =
+                        self.lane_rec[v].val().get_bits::<8>(128 * l + 96);
+                }
+            }
+            self.lane_valid[v].next =
+                self.ppu[v * 8].valid_out.val() && self.ppu[v * 8].lane_out.val();
         }
     }
 }

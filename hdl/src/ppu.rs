@@ -1,13 +1,13 @@
 //! The requantiser, `contract::arith::Requant::apply`, pipelined in
-//! `contract::timing::REQUANT_STAGES` = 4 stages, and the post-processing unit [`Ppu`] that
-//! runs one per array column.
+//! `contract::timing::REQUANT_STAGES` = 5 stages, and the post-processing unit [`Ppu`] that
+//! runs one per array column and PPU group; the vector lanes requantise in them too.
 //!
 //! `saturate(round_half_up((acc + bias) · m >> shift))`, `m = mult_pos` if `acc + bias ≥ 0`
 //! else `mult_neg` (PReLU folded in). The stages: bias add and the choice of `m` | the
 //! 33×32 multiply as four partial products, each within one 18 × 18 multiplier | the high
 //! and low products side by side, the two cross products summed | all plus the rounding
-//! constant | the 66-bit arithmetic shift and saturation. [`requant_pipe`] writes that Verilog, for the PPU and
-//! for every vector lane (`vector.rs`); leaves' Rust `update()`s call the contract
+//! constant | the 66-bit arithmetic shift and saturation. [`requant_pipe`] writes that
+//! Verilog; leaves' Rust `update()`s call the contract
 //! (docs/rust-hdl.md#leaves).
 use crate::bits::to_i64;
 use contract::arith::Requant;
@@ -25,13 +25,12 @@ pub fn record_of(lo: u64, hi: u64) -> Requant {
     }
 }
 
-/// Verilog (module-body text) for one pipelined requantiser named `p`: on clock edges with
-/// `en`, the 32-bit `x` and the record's low 104 bits `rec` (bias, mult_pos, mult_neg,
-/// shift: expressions) enter when `valid` and
-/// come out `REQUANT_STAGES` enabled edges later as `{p}_q` (8 bits), with `{p}_v` the
-/// valid bit beside it. A stage's registers load only for a valid operand, so simulators
+/// Verilog (module-body text) for one pipelined requantiser named `p`: the 32-bit `x` and
+/// the record's low 104 bits `rec` (bias, mult_pos, mult_neg, shift: expressions) enter
+/// when `valid` and come out `REQUANT_STAGES` edges later as `{p}_q` (8 bits), with `{p}_v`
+/// the valid bit beside it. A stage's registers load only for a valid operand, so simulators
 /// skip the multiply otherwise.
-pub fn requant_pipe(p: &str, en: &str, valid: &str, x: &str, rec: &str) -> String {
+pub fn requant_pipe(p: &str, valid: &str, x: &str, rec: &str) -> String {
     assert_eq!(REQUANT_STAGES, 5, "requant_pipe writes five stages");
     // `xb·m` from four products that each fit an 18 × 18 multiplier: xb = xh·2^17 + xl,
     // m = mh·2^17 + ml (xl, ml unsigned). hh·2^34 and xl·ml do not overlap, so the first
@@ -61,35 +60,33 @@ wire signed [14:0] {p}_mh = {p}_m[31:17];
 wire signed [65:0] {p}_rnd = ({p}_s3 == 6'd0) ? 66'sd0 : (66'sd1 <<< ({p}_s3 - 6'd1));
 wire signed [65:0] {p}_y = {p}_p >>> {p}_s4;
 always @(posedge clock) begin
-   if ({en}) begin
-      {p}_v1 <= {valid};
-      {p}_v2 <= {p}_v1;
-      {p}_v3 <= {p}_v2;
-      {p}_v4 <= {p}_v3;
-      {p}_v <= {p}_v4;
-      if ({valid}) begin
-         {p}_xb <= {p}_xb0;
-         {p}_m <= {p}_xb0[32] ? {p}_rec[95:64] : {p}_rec[63:32];
-         {p}_s1 <= ({p}_sh > 8'd62) ? 6'd62 : {p}_sh[5:0];
-      end
-      if ({p}_v1) begin
-         {p}_ll <= {p}_xl * {p}_ml;
-         {p}_lh <= {p}_xl * {p}_mh;
-         {p}_hl <= {p}_xh * {p}_ml;
-         {p}_hh <= {p}_xh * {p}_mh;
-         {p}_s2 <= {p}_s1;
-      end
-      if ({p}_v2) begin
-         {p}_a <= {{{p}_hh[30], {p}_hh, {p}_ll}};
-         {p}_b <= {{{{3{{{p}_lh[31]}}}}, {p}_lh}} + {{{{2{{{p}_hl[32]}}}}, {p}_hl}};
-         {p}_s3 <= {p}_s2;
-      end
-      if ({p}_v3) begin
-         {p}_p <= {p}_a + ({{{{14{{{p}_b[34]}}}}, {p}_b, 17'd0}}) + {p}_rnd;
-         {p}_s4 <= {p}_s3;
-      end
-      if ({p}_v4) {p}_q <= ({p}_y > 66'sd127) ? 8'h7f : ({p}_y < -66'sd128) ? 8'h80 : {p}_y[7:0];
+   {p}_v1 <= {valid};
+   {p}_v2 <= {p}_v1;
+   {p}_v3 <= {p}_v2;
+   {p}_v4 <= {p}_v3;
+   {p}_v <= {p}_v4;
+   if ({valid}) begin
+      {p}_xb <= {p}_xb0;
+      {p}_m <= {p}_xb0[32] ? {p}_rec[95:64] : {p}_rec[63:32];
+      {p}_s1 <= ({p}_sh > 8'd62) ? 6'd62 : {p}_sh[5:0];
    end
+   if ({p}_v1) begin
+      {p}_ll <= {p}_xl * {p}_ml;
+      {p}_lh <= {p}_xl * {p}_mh;
+      {p}_hl <= {p}_xh * {p}_ml;
+      {p}_hh <= {p}_xh * {p}_mh;
+      {p}_s2 <= {p}_s1;
+   end
+   if ({p}_v2) begin
+      {p}_a <= {{{p}_hh[30], {p}_hh, {p}_ll}};
+      {p}_b <= {{{{3{{{p}_lh[31]}}}}, {p}_lh}} + {{{{2{{{p}_hl[32]}}}}, {p}_hl}};
+      {p}_s3 <= {p}_s2;
+   end
+   if ({p}_v3) begin
+      {p}_p <= {p}_a + ({{{{14{{{p}_b[34]}}}}, {p}_b, 17'd0}}) + {p}_rnd;
+      {p}_s4 <= {p}_s3;
+   end
+   if ({p}_v4) {p}_q <= ({p}_y > 66'sd127) ? 8'h7f : ({p}_y < -66'sd128) ? 8'h80 : {p}_y[7:0];
 end
 "
     )
@@ -139,12 +136,14 @@ impl<T: Copy + Default, const N: usize> Stages<T, N> {
 
 const RQ: usize = REQUANT_STAGES as usize;
 
-/// One array column's requantiser with its result's tags (OBUF row and entry) beside it:
-/// `q`, `valid_out`, `row_out`, `xa_out` are the inputs of `REQUANT_STAGES` edges before.
+/// One array column's requantiser with its result's tags (OBUF row and entry, and `lane`: a
+/// vector lane's operand, `post.rs`) beside it: `q`, `valid_out`, `lane_out`, `row_out`,
+/// `xa_out` are the inputs of `REQUANT_STAGES` edges before.
 #[derive(LogicBlock, Default)]
 pub struct Ppu {
     pub clock: Signal<In, Clock>,
     pub valid: Signal<In, Bit>,
+    pub lane: Signal<In, Bit>,
     pub acc: Signal<In, Signed<32>>,
     pub bias: Signal<In, Bits<32>>,
     pub mult_pos: Signal<In, Bits<32>>,
@@ -154,10 +153,11 @@ pub struct Ppu {
     pub xa_in: Signal<In, Bits<16>>,
     pub q: Signal<Out, Bits<8>>,
     pub valid_out: Signal<Out, Bit>,
+    pub lane_out: Signal<Out, Bit>,
     pub row_out: Signal<Out, Bits<8>>,
     pub xa_out: Signal<Out, Bits<16>>,
-    /// (valid, q, row, xa) per stage
-    _pipe: Stages<(bool, u8, u8, u16), RQ>,
+    /// (valid, q, lane, row, xa) per stage
+    _pipe: Stages<(bool, u8, bool, u8, u16), RQ>,
 }
 
 impl Logic for Ppu {
@@ -178,11 +178,13 @@ impl Logic for Ppu {
             self._pipe.push((
                 valid,
                 q,
+                self.lane.val(),
                 self.row_in.val().to_u64() as u8,
                 self.xa_in.val().to_u64() as u16,
             ));
-            let (v, q, row, xa) = self._pipe.out();
+            let (v, q, lane, row, xa) = self._pipe.out();
             self.valid_out.next = v;
+            self.lane_out.next = lane;
             self.q.next = (q as u64).into();
             self.row_out.next = (row as u64).into();
             self.xa_out.next = (xa as u64).into();
@@ -191,28 +193,25 @@ impl Logic for Ppu {
     fn connect(&mut self) {
         self.q.connect();
         self.valid_out.connect();
+        self.lane_out.connect();
         self.row_out.connect();
         self.xa_out.connect();
     }
     fn hdl(&self) -> Verilog {
         let n = REQUANT_STAGES;
         Verilog::Custom(format!(
-            "{}{}{}\
+            "{}{}{}{}\
 always @(*) begin
    q = rq_q;
    valid_out = rq_v;
+   lane_out = lane{n}[0];
    row_out = row{n};
    xa_out = xa{n};
 end",
+            delay_chain(|k| format!("lane{k}"), 1, n, "1'b1", "lane"),
             delay_chain(|k| format!("row{k}"), 8, n, "1'b1", "row_in"),
             delay_chain(|k| format!("xa{k}"), 16, n, "1'b1", "xa_in"),
-            requant_pipe(
-                "rq",
-                "1'b1",
-                "valid",
-                "acc",
-                "{shift, mult_neg, mult_pos, bias}"
-            )
+            requant_pipe("rq", "valid", "acc", "{shift, mult_neg, mult_pos, bias}")
         ))
     }
 }

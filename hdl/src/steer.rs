@@ -12,7 +12,7 @@
 //! of column `g·G + l` (of the PPU group serving row `r`; the results come in as `p·C + c`)
 //! that finishes row `r` (at most one per cycle and lane, `array.rs`),
 //! or an EWISE / POOL lane's result: EWISE lane `v` writes bank `row0 + v`, POOL (its
-//! last pass) lane 0 bank 0. One RAM per lane lets columns finishing in the same cycle
+//! last pass) lane 0 bank 0; a requantised lane result comes from PPU `v·G + l`. One RAM per lane lets columns finishing in the same cycle
 //! write different entries of a bank.
 use crate::bits::vec_of;
 use crate::pe::LANES;
@@ -144,8 +144,9 @@ pub struct ObufSteer {
     pub v_pool: Signal<In, Bit>,
     pub v_xa: Signal<In, Bits<16>>,
     pub v_row0: Signal<In, Bits<16>>,
-    /// lane row v's result
+    /// lane row v's values, or (`v_rq`) its results requantised in PPUs `v·G ..` (`q`)
     pub v_q: Vec<Signal<In, Bits<64>>>,
+    pub v_rq: Vec<Signal<In, Bit>>,
     // OBUF lane k = r·G + l
     pub en: Vec<Signal<Out, Bit>>,
     pub addr: Vec<Signal<Out, Bits<16>>>,
@@ -182,6 +183,7 @@ impl ObufSteer {
             v_xa: Default::default(),
             v_row0: Default::default(),
             v_q: vec_of(vrows),
+            v_rq: vec_of(vrows),
             en: vec_of(rows * LANES),
             addr: vec_of(rows * LANES),
             data: vec_of(rows * LANES),
@@ -264,6 +266,9 @@ impl Logic for ObufSteer {
                             self.en[r * 8 + l].next = true;
                             self.addr[r * 8 + l].next = self.xa_q[0].q.val();
                             self.data[r * 8 + l].next = self.v_q[v].val().get_bits::<8>(8 * l);
+                            if self.v_rq[v].val() {
+                                self.data[r * 8 + l].next = self.q[v * 8 + l].val();
+                            }
                         }
                     }
                 }

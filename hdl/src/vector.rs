@@ -3,16 +3,16 @@
 //! `contract::arith` (like `ppu.rs`, docs/rust-hdl.md#leaves):
 //!
 //! - [`VecLanes`]: one row of G = 8 lanes (V rows of them), pipelined in
-//!   `VECTOR_FRONT_STAGES + REQUANT_STAGES` stages. EWISE: `v = a`; with
-//!   `use_gate` `v = se_scale(v, sigmoid_gate(gate))`; with `use_b`
-//!   `v = rec.apply(v·ka + b·kb)`. POOL (`pool`): `rec.apply(sum)`. `rec` of lane `l` is
-//!   record `l` of the PBUF read (`recs` bits `128·l..`).
+//!   `VECTOR_FRONT_STAGES + REQUANT_STAGES` stages, the last ones a PPU's requantiser
+//!   (`post.rs`). EWISE: `v = a`; with `use_gate` `v = se_scale(v, sigmoid_gate(gate))`;
+//!   with `use_b` `v = rec.apply(v·ka + b·kb)`. POOL (`pool`): `rec.apply(sum)`. `rec` of
+//!   lane `l` is record `l` of the PBUF read (`recs` bits `128·l..`).
 //! - [`PoolAdd`]: a link of the cross-bank adder chain, `sum_out = sum_in + (en ? a : 0)`
 //!   per lane (int32, wrapping), combinational.
 use crate::bits::{at, lane_i32, lane_i8, vec_of};
-use crate::ppu::{delay_chain, record_of};
+use crate::ppu::delay_chain;
 use crate::ram::SdpRam;
-use contract::arith::{se_scale, sigmoid_gate, Requant};
+use contract::arith::{se_scale, sigmoid_gate};
 use contract::isa::field::{ewise, pool, OPCODE};
 use contract::isa::opcode;
 use contract::timing::{EWISE_LATENCY, POOL_LATENCY, VECTOR_FRONT_STAGES, VECTOR_LANE_STAGES};
@@ -32,15 +32,14 @@ const _: () = {
     assert!(pool::CHUNK_PITCH.1 == 16 && pool::PBUF.1 == 16 && pool::OBUF.1 == 16);
 };
 
-fn record(recs: &Bits<1024>, l: usize) -> Requant {
-    record_of(
-        recs.get_bits::<64>(128 * l).to_u64(),
-        recs.get_bits::<64>(128 * l + 64).to_u64(),
-    )
-}
+const FRONT: usize = VECTOR_FRONT_STAGES as usize;
+const RQ: usize = contract::timing::REQUANT_STAGES as usize;
 
-const LANE_STAGES: usize = VECTOR_LANE_STAGES as usize;
-
+/// One row of G lanes up to their requantisers, which are PPUs' (`post.rs`): after the
+/// `VECTOR_FRONT_STAGES`, lane `l`'s 32-bit operand goes out as `x` bits `32·l..` with its
+/// record (`rec`, bits `128·l..`) and `sel` (requantise); `q` is the lane's value that is
+/// not requantised, delayed beside the PPU (`ObufSteer` takes the PPU's result instead
+/// where there is one).
 #[derive(LogicBlock, Default)]
 pub struct VecLanes {
     pub clock: Signal<In, Clock>,
@@ -56,9 +55,16 @@ pub struct VecLanes {
     pub recs: Signal<In, Bits<1024>>,
     pub ka: Signal<In, Bits<16>>,
     pub kb: Signal<In, Bits<16>>,
-    /// the lanes' results for the inputs of `LANE_STAGES` enabled edges before
+    /// to the PPUs: the operands, their records, requantise them (only while enabled)
+    pub x: Signal<Out, Bits<256>>,
+    pub rec: Signal<Out, Bits<1024>>,
+    pub sel: Signal<Out, Bit>,
+    /// the lanes' unrequantised values for the inputs of `VECTOR_LANE_STAGES` enabled edges
+    /// before
     pub q: Signal<Out, Bits<64>>,
-    _pipe: crate::ppu::Stages<u64, LANE_STAGES>,
+    /// (x, rec, sel, v) after the front stages, then v beside the requantiser
+    _front: crate::ppu::Stages<(Bits<256>, Bits<1024>, bool, u64), FRONT>,
+    _v: crate::ppu::Stages<u64, RQ>,
 }
 
 impl Logic for VecLanes {
@@ -66,36 +72,45 @@ impl Logic for VecLanes {
         if self.clock.pos_edge() && self.en.val() {
             let ka = self.ka.val().to_u64() as u16 as i16 as i32;
             let kb = self.kb.val().to_u64() as u16 as i16 as i32;
-            let mut out = 0u64;
+            let mut x = Bits::<256>::default();
+            let mut v_all = 0u64;
             for l in 0..8 {
-                let rec = record(&self.recs.val(), l);
-                let v = if self.pool.val() {
-                    rec.apply(lane_i32(&self.sums.val(), l))
+                let mut v = lane_i8(&self.a.val(), l);
+                if self.use_gate.val() {
+                    v = se_scale(v, sigmoid_gate(lane_i8(&self.gate.val(), l)));
+                }
+                let b = lane_i8(&self.b.val(), l) as i32;
+                let xl = if self.pool.val() {
+                    lane_i32(&self.sums.val(), l)
                 } else {
-                    let mut v = lane_i8(&self.a.val(), l);
-                    if self.use_gate.val() {
-                        v = se_scale(v, sigmoid_gate(lane_i8(&self.gate.val(), l)));
-                    }
-                    if self.use_b.val() {
-                        let b = lane_i8(&self.b.val(), l) as i32;
-                        v = rec.apply(v as i32 * ka + b * kb);
-                    }
-                    v
+                    v as i32 * ka + b * kb
                 };
-                out |= (v as u8 as u64) << (8 * l);
+                for k in 0..32 {
+                    x = x.replace_bit(32 * l + k, (xl as u32 >> k) & 1 == 1);
+                }
+                v_all |= (v as u8 as u64) << (8 * l);
             }
-            self._pipe.push(out);
-            self.q.next = self._pipe.out().into();
+            let sel = self.pool.val() || self.use_b.val();
+            self._v.push(self._front.out().3);
+            self._front.push((x, self.recs.val(), sel, v_all));
         }
+        let (x, rec, sel, _) = self._front.out();
+        self.x.next = x;
+        self.rec.next = rec;
+        self.sel.next = sel && self.en.val();
+        self.q.next = self._v.out().into();
     }
     fn connect(&mut self) {
+        self.x.connect();
+        self.rec.connect();
+        self.sel.connect();
         self.q.connect();
     }
     fn hdl(&self) -> Verilog {
         assert_eq!(VECTOR_FRONT_STAGES, 6, "VecLanes writes six front stages");
         let mut v = String::from(
             "// sigmoid_gate(x) = round(256·sigmoid(x/16)), the contract's table\n\
-             function [8:0] sig(input [7:0] x);\n   case (x)\n",
+             function [8:0] sig(input [7:0] t);\n   case (t)\n",
         );
         for x in 0..=255u8 {
             v.push_str(&format!(
@@ -104,23 +119,20 @@ impl Logic for VecLanes {
             ));
         }
         v.push_str("      default: sig = 9'd0;\n   endcase\nendfunction\n");
-        // the records and the requantise choice travel with the data to the requantisers;
-        // a lane's result is its requantiser's where that was valid
-        let front = VECTOR_FRONT_STAGES;
+        // the records and the requantise choice travel with the data to the requantisers
         v.push_str(&delay_chain(
             |k| format!("rec{k}"),
             1024,
-            front,
+            FRONT as u64,
             "en",
             "recs",
         ));
         v.push_str(
             "\
 reg sel_q;
-wire sel = pool || use_b;
 wire signed [15:0] ska = ka;
 wire signed [15:0] skb = kb;
-always @(posedge clock) if (en) sel_q <= sel;
+always @(posedge clock) if (en) sel_q <= pool || use_b;
 ",
         );
         // Every multiplier has a register on each side and no block RAM output drives
@@ -164,28 +176,26 @@ always @(posedge clock) begin
       x6_{l} <= pool ? s5_{l} : wx_{l};
    end
 end
-{vd}{rq}",
+{vd}",
                 // v (no requantise) waits beside the requantiser for the lane's result
                 vd = delay_chain(
                     |k| format!("v{}_{l}", 4 + k),
                     8,
-                    LANE_STAGES as u64 - 4,
+                    VECTOR_LANE_STAGES - 4,
                     "en",
                     &format!("v4_{l}")
                 ),
-                rq = crate::ppu::requant_pipe(
-                    &format!("rq{l}"),
-                    "en",
-                    "sel_q",
-                    &format!("x6_{l}"),
-                    &format!("rec{front}[{}:{}]", 128 * l + 103, 128 * l),
-                ),
             ));
         }
-        v.push_str("always @(*) begin\n");
+        let n = VECTOR_LANE_STAGES;
+        v.push_str(&format!(
+            "always @(*) begin\n   sel = sel_q && en;\n   rec = rec{FRONT};\n"
+        ));
         for l in 0..8 {
             v.push_str(&format!(
-                "   q[{h}:{lo}] = rq{l}_v ? rq{l}_q : v{LANE_STAGES}_{l};\n",
+                "   x[{sh}:{sl}] = x6_{l};\n   q[{h}:{lo}] = v{n}_{l};\n",
+                sh = 32 * l + 31,
+                sl = 32 * l,
                 h = 8 * l + 7,
                 lo = 8 * l
             ));

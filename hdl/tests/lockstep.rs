@@ -431,7 +431,8 @@ fn a_pool_starts_each_chunk_from_its_own_running_sums() {
 /// (`from_obuf`: bank `r` is row `r`), stored: on one lane row over two banks, two lane
 /// rows over five (lane row `v` takes bank `row0 + v`) and one bank (`a` held while `b` is
 /// read), the model and the RTL agree on every cycle and byte, and the bytes differ from
-/// the same EWISEs reading ABUF, so the source really switches.
+/// the same EWISEs reading ABUF, so the source really switches. A CONV after them runs in
+/// the PPUs the residual add requantised in.
 #[test]
 fn an_ewise_from_obuf_gates_a_conv_tile() {
     let [five, one] = lane_groups();
@@ -463,8 +464,8 @@ fn an_ewise_from_obuf_gates_a_conv_tile() {
             p.extend([
                 tile_conv(0, 0),
                 tile_conv(16, 8),
-                ewise(true, 100),
                 ewise(false, 116),
+                ewise(true, 100),
                 Instr::Store(Store {
                     wait: Wait::BOTH,
                     dram: OUT as u32,
@@ -474,6 +475,19 @@ fn an_ewise_from_obuf_gates_a_conv_tile() {
                     obuf_stride: 8,
                     run_entries: 8,
                     runs: 4,
+                    banks,
+                }),
+                // the PPUs the EWISE requantised in serve this CONV again
+                tile_conv(0, 200),
+                Instr::Store(Store {
+                    wait: Wait::BOTH,
+                    dram: OUT as u32 + 0x1000,
+                    bank_stride: 256,
+                    run_stride: 64,
+                    obuf: 200,
+                    obuf_stride: 8,
+                    run_entries: 8,
+                    runs: 2,
                     banks,
                 }),
                 Instr::End(End { wait: Wait::BOTH }),

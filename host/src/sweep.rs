@@ -138,7 +138,7 @@ pub struct Grid<'a> {
 
 impl Grid<'_> {
     /// Every combination, the other parameters as in `base`. Vector-lane rows and PPUs per
-    /// column above what a row count allows (`max_vector_rows`, `rows`) are clamped to it;
+    /// column above what the shape allows (`max_vector_rows`, `rows`) are clamped to it;
     /// the duplicates that makes are dropped.
     pub fn configs(&self, base: &EngineConfig) -> Vec<EngineConfig> {
         // each axis multiplies the points so far, the later axes varying fastest
@@ -165,7 +165,7 @@ impl Grid<'_> {
         let mut out: Vec<EngineConfig> = Vec::new();
         for mut cfg in points {
             cfg.ppus = cfg.ppus.clamp(1, cfg.rows);
-            cfg.vector_rows = cfg.vector_rows.clamp(1, cfg.max_vector_rows());
+            cfg.vector_rows = cfg.vector_rows.min(cfg.max_vector_rows()).max(1);
             if !out.contains(&cfg) {
                 out.push(cfg);
             }

@@ -296,9 +296,11 @@ pub fn wide_bus() -> EngineConfig {
 /// and one row, where a residual add reads `a` and `b` from the one bank in two cycles.
 pub fn lane_groups() -> [EngineConfig; 2] {
     [
+        // two lane rows requantise in the 16 PPUs of two PPU groups
         EngineConfig {
             rows: 5,
             vector_rows: 2,
+            ppus: 2,
             ..EngineConfig::tiny()
         },
         EngineConfig {
