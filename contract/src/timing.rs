@@ -376,14 +376,14 @@ mod tests {
             2 * 2 + 1 + 2 + 8 + 8
         );
         assert_eq!(conv_macs(&cfg, &conv), 896 * 56 * 9);
-        // EWISE with b: ceil(7 / 2) = 4 groups of rows per column; R = 1 reads a, then b.
+        // EWISE with b: ceil(7 / 3) = 3 groups of rows per column; R = 1 reads a, then b.
         let add = Ewise {
             chunks: 3,
             width: 14,
             use_b: true,
             ..Ewise::default()
         };
-        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 4) + 13);
+        assert_eq!(ewise_cycles(&cfg, &add), 3 * (1 + 14 * 3) + 13);
         let one_row = EngineConfig {
             rows: 1,
             vector_rows: 1,
