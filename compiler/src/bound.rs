@@ -14,7 +14,8 @@ use contract::timing;
 /// Busy cycles of each unit, and DRAM bytes, for one op or block.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Units {
-    /// CONVs on the PE array (`timing::conv_accept`)
+    /// CONVs on the PE array (`timing::conv_accept`, each as if a CONV of its shape
+    /// followed it, as in a tile)
     pub array: u64,
     /// EWISE and POOL
     pub vector: u64,
@@ -29,7 +30,7 @@ impl Units {
         let dma = timing::dma_beats(cfg, ins);
         Units {
             array: match ins {
-                Instr::Conv(c) => timing::conv_accept(cfg, c),
+                Instr::Conv(c) => timing::conv_accept(cfg, c, c),
                 _ => 0,
             },
             vector: match ins {

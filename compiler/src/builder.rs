@@ -490,10 +490,11 @@ impl<'a> Builder<'a> {
 
     /// Estimated cycles until the instruction's unit takes the next one (no stalls).
     fn duration(&self, i: &Instr) -> u64 {
-        // a tile's CONVs follow each other into their drains (unless they wait for it)
+        // a tile's CONVs (of one shape) follow each other into their drains (unless they
+        // wait for it)
         if let Instr::Conv(c) = i {
             if !c.wait.compute {
-                return timing::conv_accept(self.cfg, c) - 1;
+                return timing::conv_accept(self.cfg, c, c) - 1;
             }
         }
         timing::compute_cycles(self.cfg, i).unwrap_or_else(|| dma_cycles(self.cfg, i))

@@ -16,7 +16,7 @@
 use crate::builder::dma_cycles;
 use crate::layout;
 use contract::footprint::Access;
-use contract::isa::{Instr, LoadWgt, Unit, Wait};
+use contract::isa::{Conv, Instr, LoadWgt, Unit, Wait};
 use contract::{timing, EngineConfig};
 
 /// How far back a load may move, in instructions: a block's worth of tiles.
@@ -209,7 +209,9 @@ fn estimate(cfg: &EngineConfig, prog: &[Instr]) -> Estimate {
         + cfg.dram_latency as u64
         + timing::DECODE_CYCLES
         + 1;
-    let (mut ctrl, mut dma, mut done, mut accept) = (0u64, 0u64, 0u64, 0u64);
+    let (mut ctrl, mut dma, mut done) = (0u64, 0u64, 0u64);
+    // the running compute instruction: its issue cycle, and the CONV it is
+    let mut running: Option<(u64, Conv)> = None;
     let mut issue = Vec::with_capacity(prog.len());
     let mut dma_free = Vec::with_capacity(prog.len());
     for i in prog {
@@ -225,7 +227,12 @@ fn estimate(cfg: &EngineConfig, prog: &[Instr]) -> Estimate {
         }
         // a CONV may follow a CONV into its drain; EWISE and POOL take an idle unit
         match i {
-            Instr::Conv(_) if !i.wait_compute() => t = t.max(accept),
+            Instr::Conv(next) if !i.wait_compute() => {
+                t = t.max(match running {
+                    Some((at, c)) => at + timing::conv_accept(cfg, &c, next),
+                    None => done,
+                })
+            }
             Instr::Ewise(_) | Instr::Pool(_) => t = t.max(done),
             _ => {}
         }
@@ -237,9 +244,9 @@ fn estimate(cfg: &EngineConfig, prog: &[Instr]) -> Estimate {
             Unit::Dma => dma = t + dma_cycles(cfg, i),
             Unit::Compute => {
                 done = t + timing::compute_cycles(cfg, i).unwrap_or(0);
-                accept = match i {
-                    Instr::Conv(c) => t + timing::conv_accept(cfg, c),
-                    _ => done,
+                running = match i {
+                    Instr::Conv(c) => Some((t, *c)),
+                    _ => None,
                 };
             }
             Unit::Controller => {}

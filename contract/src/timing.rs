@@ -99,24 +99,24 @@ pub fn conv_cycles(cfg: &EngineConfig, i: &Conv) -> u64 {
         + CONV_DRAIN_EXTRA
 }
 
-/// CONV after CONV: cycles after this CONV's issue from which the next CONV may issue, while
-/// this one still drains (at most `conv_cycles + 1`, when it is idle). Two conditions:
-/// - the next CONV's first output column ends its steps at least `max(R, C − G + 1)` cycles
-///   after this one's last (it has at least one step), so no PPU serves two rows and no
-///   OBUF lane takes two columns in one cycle — as between the columns of one CONV; and it
-///   issues in the drain, not in the last step's cycle (which matters when R = 1, C = G);
-/// - it issues at least C cycles after this CONV's first column ends its steps, so every
-///   column has switched to this CONV's PPU parameters (they move one column per cycle
-///   behind its first results) before the next CONV's overwrite the staging registers.
-pub fn conv_accept(cfg: &EngineConfig, i: &Conv) -> u64 {
-    let steps = i.chunks as u64 * (i.kernel as u64).pow(2);
-    let first = CONV_SETUP + steps;
-    let last = first + (i.out_w as u64 - 1) * conv_period(cfg, i);
+/// CONV after CONV: cycles after `running`'s issue from which `next` may issue, while
+/// `running` still drains (at most `conv_cycles + 1`, when it is idle). Two conditions:
+/// - `next`'s first output column ends its steps at least `max(R, C − G + 1)` cycles after
+///   `running`'s last, so no PPU serves two rows and no OBUF lane takes two columns in one
+///   cycle — as between the columns of one CONV. Its steps count towards that gap: a CONV
+///   of `chunks·k²` steps may issue that many cycles earlier, but never in `running`'s
+///   last step's cycle (which matters when R = 1, C = G);
+/// - it issues at least C cycles after `running`'s first column ends its steps, so every
+///   column has switched to `running`'s PPU parameters (they move one column per cycle
+///   behind its first results) before `next`'s overwrite the staging registers.
+pub fn conv_accept(cfg: &EngineConfig, running: &Conv, next: &Conv) -> u64 {
+    let steps = |c: &Conv| c.chunks as u64 * (c.kernel as u64).pow(2);
+    let first = CONV_SETUP + steps(running);
+    let last = first + (running.out_w as u64 - 1) * conv_period(cfg, running);
     let gap = (cfg.rows as u64).max((cfg.cols - cfg.group_width + 1) as u64);
-    // and never before the drain: at least one cycle after the last step
-    (last + (gap - 1).max(1))
+    (last + gap.saturating_sub(steps(next)).max(1))
         .max(first + cfg.cols as u64)
-        .min(conv_cycles(cfg, i) + 1)
+        .min(conv_cycles(cfg, running) + 1)
 }
 
 /// EWISE: per chunk `VECTOR_CHUNK_SETUP`, then per column one cycle for every group of V

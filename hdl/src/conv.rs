@@ -14,7 +14,8 @@
 //! `(out_w − 1)·P + steps + R + C + CONV_DRAIN_EXTRA` cycles.
 //!
 //! The next CONV may issue into the drain (`accept`, `contract::timing::conv_accept`): once the
-//! drain has run `max(R, C − G + 1) − 1` cycles, `C` cycles after the first column's last
+//! drain has run `max(R, C − G + 1) − steps` cycles (at least one; `steps` the next CONV's,
+//! from the decode cycles), `C` cycles after the first column's last
 //! step (`age`), and with no older CONV still draining (`tail`, which also times that
 //! CONV's `done`). The PPU parameters of column group `g` (G records, one PBUF read) are
 //! read in the issue cycle (g = 0) or the `g`-th run cycle into the engine's staging
@@ -85,13 +86,15 @@ pub struct ConvSeq {
     out_w_m1: DFF<Bits<16>>,
     /// `pc < steps`, kept as the counter runs
     stepping: DFF<Bit>,
-    // the instruction register's k², chunks, steps, then steps − 1 and period − 1, one
-    // stage per decode cycle
+    // the instruction register's k², chunks, steps, then steps − 1, period − 1 and the
+    // drain cycles the running CONV must have run before it may follow, one stage per
+    // decode cycle
     kk_r: DFF<Bits<16>>,
     ch_r: DFF<Bits<16>>,
     steps_r: DFF<Bits<32>>,
     steps_m1_r: DFF<Bits<32>>,
     period_m1_r: DFF<Bits<32>>,
+    need_r: DFF<Bits<16>>,
     pc: DFF<Bits<32>>,
     x: DFF<Bits<16>>,
     j: DFF<Bits<16>>,
@@ -120,9 +123,9 @@ pub struct ConvSeq {
     n_k: Signal<Local, Bits<16>>,
     groups: Constant<Bits<16>>,
     drain_len: Constant<Bits<16>>,
-    // conv_accept: drain cycles before the next CONV (max(R, C − G + 1) − 1, at least 1)
-    // and cycles after the first column's last step (C)
-    accept_drain: Constant<Bits<16>>,
+    // conv_accept: the gap between the running CONV's last column and the next one's first
+    // (max(R, C − G + 1)), and cycles after the first column's last step (C)
+    accept_gap: Constant<Bits<32>>,
     accept_age: Constant<Bits<16>>,
     age_max: Constant<Bits<16>>,
     /// rows a PPU serves: the least period
@@ -191,6 +194,7 @@ impl ConvSeq {
             steps_r: Default::default(),
             steps_m1_r: Default::default(),
             period_m1_r: Default::default(),
+            need_r: Default::default(),
             pc: Default::default(),
             x: Default::default(),
             j: Default::default(),
@@ -217,7 +221,7 @@ impl ConvSeq {
             n_k: Default::default(),
             groups: Constant::new((c / g).into()),
             drain_len: Constant::new((r + c + contract::timing::CONV_DRAIN_EXTRA).into()),
-            accept_drain: Constant::new((r.max(c - g + 1) - 1).max(1).into()),
+            accept_gap: Constant::new(r.max(c - g + 1).into()),
             accept_age: Constant::new(c.into()),
             age_max: Constant::new(0xffffu64.into()),
             ppu_rows: Constant::new(floor.into()),
@@ -263,6 +267,7 @@ impl Logic for ConvSeq {
             steps_r,
             steps_m1_r,
             period_m1_r,
+            need_r,
             pc,
             x,
             j,
@@ -314,7 +319,7 @@ impl Logic for ConvSeq {
         self.busy.next = self.state.q.val() != ConvState::Idle;
         self.accept.next = (self.state.q.val() == ConvState::Idle)
             || ((self.state.q.val() == ConvState::Drain)
-                && (self.cnt.q.val() + self.one16.val() >= self.accept_drain.val())
+                && (self.cnt.q.val() + self.one16.val() >= self.need_r.q.val())
                 && (self.age.q.val() >= self.accept_age.val())
                 && (self.tail.q.val() == 0));
         self.done.next = self.end_done.q.val() || self.tail_done.q.val();
@@ -360,6 +365,11 @@ impl Logic for ConvSeq {
         }
         self.steps_m1_r.d.next = self.steps_r.q.val() - self.one32.val();
         self.period_m1_r.d.next = self.n_period.val() - self.one32.val();
+        // its steps count towards the gap: max(gap − steps, 1) drain cycles
+        self.need_r.d.next = 1.into();
+        if self.steps_r.q.val() < self.accept_gap.val() {
+            self.need_r.d.next = bit_cast::<16, 32>(self.accept_gap.val() - self.steps_r.q.val());
+        }
         // one PBUF read (G records) per column group, from the first busy cycle
         if (self.state.q.val() != ConvState::Idle) && (self.pg.q.val() < self.groups.val()) {
             self.rd.d.next = true;

@@ -3,7 +3,7 @@
 //! delegated to `func::Buffers::execute` at issue.
 
 use contract::footprint;
-use contract::isa::{Instr, IsaError, Store, Unit, INSTR_BYTES};
+use contract::isa::{Conv, Instr, IsaError, Store, Unit, INSTR_BYTES};
 use contract::timing::Beats;
 use contract::{ConfigError, EngineConfig};
 use serde::Serialize;
@@ -190,9 +190,9 @@ struct ComputeJob {
     /// steps in the first `steps` cycles of each period (counted as MACs as they happen, so
     /// a run stopped mid-CONV counts what the RTL's counter does).
     steps: Option<(u64, u64, u64)>,
-    /// A CONV: the next CONV may issue once `remaining` is at most this
+    /// A CONV: the instruction, for when the next CONV may issue into its drain
     /// (`timing::conv_accept`); `None` for EWISE and POOL.
-    overlap: Option<u64>,
+    conv: Option<Conv>,
     /// The OBUF halves it writes (`footprint::obuf_halves_of`), for the OBUF-source
     /// interlock.
     obuf_writes: u8,
@@ -357,12 +357,17 @@ impl Run {
         let rsp_busy = self.dma.iter().any(|j| j.rsp_loaded && !j.write);
         self.rsp_busy = rsp_busy;
         let compute_idle = self.compute.is_none();
-        // a CONV may follow a CONV into its drain (at most two in flight)
-        let conv_free = self.drain.is_none()
-            && self
-                .compute
-                .as_ref()
-                .is_none_or(|j| j.overlap.is_some_and(|o| j.remaining <= o));
+        // CONV `next` may follow a CONV into its drain (at most two in flight)
+        let (no_drain, running) = (
+            self.drain.is_none(),
+            self.compute.as_ref().map(|j| (j.elapsed, j.conv)),
+        );
+        let conv_free = |next: &Conv| {
+            no_drain
+                && running.is_none_or(|(elapsed, conv)| {
+                    conv.is_some_and(|c| elapsed + 1 >= timing::conv_accept(&e.cfg, &c, next))
+                })
+        };
         let drain_writes = self.compute.as_ref().map_or(0, |j| j.obuf_writes);
         // whether `instr` may issue by the flags at the start of this cycle
         let ready = |instr: &Instr| {
@@ -383,7 +388,7 @@ impl Run {
                     // a CONV may issue into a CONV's drain, unless it waits for the
                     // compute unit, or reads OBUF in a half the drain writes
                     (if let (Instr::Conv(c), false) = (instr, wait.compute) {
-                        conv_free && !footprint::waits_for_drain(&e.cfg, c, drain_writes)
+                        conv_free(c) && !footprint::waits_for_drain(&e.cfg, c, drain_writes)
                     } else {
                         compute_idle
                     }) && (dma_idle || !wait.dma)
@@ -667,10 +672,6 @@ impl Run {
             }
             Unit::Compute => {
                 let remaining = timing::compute_cycles(&e.cfg, &instr).expect("compute");
-                let overlap = match &instr {
-                    Instr::Conv(c) => Some(remaining + 1 - timing::conv_accept(&e.cfg, c)),
-                    _ => None,
-                };
                 self.drain = self.compute.take();
                 self.compute = Some(ComputeJob {
                     index: self.index,
@@ -684,7 +685,10 @@ impl Run {
                         )),
                         _ => None,
                     },
-                    overlap,
+                    conv: match instr {
+                        Instr::Conv(c) => Some(c),
+                        _ => None,
+                    },
                     obuf_writes: footprint::obuf_halves_of(&e.cfg, &fp).0,
                     trace: slot,
                     footprint: fp,
