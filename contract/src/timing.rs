@@ -81,20 +81,24 @@ pub const LOAD_SETUP: u64 = 0;
 /// DMA cycles between issue and the first write request: the OBUF read latency.
 pub const STORE_SETUP: u64 = 1;
 
+/// A CONV's reduction steps per output column: `chunks·k²`.
+pub fn conv_steps(i: &Conv) -> u64 {
+    i.chunks as u64 * (i.kernel as u64).pow(2)
+}
+
 /// The period of a CONV, in cycles per output column: the smallest `P ≥ max(chunks·k², R)`
 /// at which no two columns write one OBUF byte lane in the same cycle
 /// ([`EngineConfig::conv_period`]). Steps beyond `chunks·k²` are bubbles.
 pub fn conv_period(cfg: &EngineConfig, i: &Conv) -> u64 {
-    cfg.conv_period(i.chunks as u64 * (i.kernel as u64).pow(2))
+    cfg.conv_period(conv_steps(i))
 }
 
 /// CONV: `CONV_SETUP + (out_w − 1)·P + chunks·k² + R + C + CONV_DRAIN_EXTRA` — output
 /// column `x` starts `x·P` cycles in, and the last one drains after its last step.
 pub fn conv_cycles(cfg: &EngineConfig, i: &Conv) -> u64 {
-    let steps = i.chunks as u64 * (i.kernel as u64).pow(2);
     CONV_SETUP
         + (i.out_w as u64 - 1) * conv_period(cfg, i)
-        + steps
+        + conv_steps(i)
         + (cfg.rows + cfg.cols) as u64
         + CONV_DRAIN_EXTRA
 }
@@ -110,11 +114,10 @@ pub fn conv_cycles(cfg: &EngineConfig, i: &Conv) -> u64 {
 ///   column has switched to `running`'s PPU parameters (they move one column per cycle
 ///   behind its first results) before `next`'s overwrite the staging registers.
 pub fn conv_accept(cfg: &EngineConfig, running: &Conv, next: &Conv) -> u64 {
-    let steps = |c: &Conv| c.chunks as u64 * (c.kernel as u64).pow(2);
-    let first = CONV_SETUP + steps(running);
+    let first = CONV_SETUP + conv_steps(running);
     let last = first + (running.out_w as u64 - 1) * conv_period(cfg, running);
     let gap = (cfg.rows as u64).max((cfg.cols - cfg.group_width + 1) as u64);
-    (last + gap.saturating_sub(steps(next)).max(1))
+    (last + gap.saturating_sub(conv_steps(next)).max(1))
         .max(first + cfg.cols as u64)
         .min(conv_cycles(cfg, running) + 1)
 }
@@ -147,7 +150,7 @@ pub fn compute_cycles(cfg: &EngineConfig, instr: &Instr) -> Option<u64> {
 
 /// MACs a CONV issues (every PE, every step, padding rows included).
 pub fn conv_macs(cfg: &EngineConfig, i: &Conv) -> u64 {
-    cfg.macs_per_cycle() as u64 * i.out_w as u64 * i.chunks as u64 * (i.kernel as u64).pow(2)
+    cfg.macs_per_cycle() as u64 * i.out_w as u64 * conv_steps(i)
 }
 
 /// Bus words `[addr, addr + len)` touches, in address order.

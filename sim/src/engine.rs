@@ -680,7 +680,7 @@ impl Run {
                     steps: match &instr {
                         Instr::Conv(c) => Some((
                             timing::conv_period(&e.cfg, c),
-                            c.chunks as u64 * (c.kernel as u64).pow(2),
+                            timing::conv_steps(c),
                             c.out_w as u64,
                         )),
                         _ => None,
