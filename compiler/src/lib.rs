@@ -23,6 +23,8 @@
 //!   this on every run.
 //! - **Prefetch** ([`prefetch`]): each finished program's loads move to where the DMA idles
 //!   before they are needed, when nothing in between touches what they load.
+//! - **Waits** ([`waits`]): then each compute instruction's `wait_dma` is set from what it
+//!   touches: only where a DMA instruction that may still run when it issues conflicts.
 //! - **Programs** ([`plan`]): the whole model is one program by default (ops overlap);
 //!   `per_op` gives one program per op (each starts and ends with empty units) for
 //!   debugging.
@@ -47,6 +49,7 @@ pub mod passes;
 pub mod plan;
 mod pool;
 mod prefetch;
+mod waits;
 
 pub use error::{CompileError, LayerError};
 pub use int8::ir::{QConv, QModel, QOp, QPool, TensorId};
@@ -139,6 +142,7 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
         if per_op || n + 1 == model.ops.len() {
             let (instrs, owner) = b.finish_program();
             let (instrs, owner) = prefetch::hoist(cfg, instrs, owner);
+            let instrs = waits::minimise(cfg, instrs);
             for (i, info) in ops.iter_mut().enumerate().skip(first_op) {
                 info.first_compute = (0..instrs.len())
                     .find(|&j| owner[j] == i && instrs[j].unit() == Unit::Compute)

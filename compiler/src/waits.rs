@@ -1,0 +1,143 @@
+//! Each compute instruction waits for the DMA only where it must. The builder sets
+//! `wait_dma` on every tile's first CONV, so that CONV also waits for whatever the DMA
+//! took up after the loads and stores it needs — typically the next tile's act rows, the
+//! longest transfer there is. But the controller issues in order, and the DMA starts an
+//! instruction only once the one before it is done (a STORE or a `wait_dma` once the
+//! DMA is idle; a load once the previous one has sent its requests, while its responses
+//! still arrive). So when a compute instruction issues, the only DMA instructions that
+//! may still run are the last ones back to the latest STORE or `wait_dma` DMA
+//! instruction. This pass recomputes every compute instruction's `wait_dma` from those:
+//! set exactly when its footprint conflicts with one of them. `wait_compute` and the DMA's
+//! own flags are kept. The cycle model's race detector checks the result on every run.
+
+use contract::footprint::Access;
+use contract::isa::{Instr, Unit, Wait};
+use contract::EngineConfig;
+
+pub(crate) fn minimise(cfg: &EngineConfig, mut program: Vec<Instr>) -> Vec<Instr> {
+    // the DMA instructions that may still run: (a STORE, its footprint)
+    let mut running: Vec<(bool, Vec<Access>)> = Vec::new();
+    for instr in &mut program {
+        let wait = instr.wait();
+        match instr.unit() {
+            Unit::Dma => {
+                let store = matches!(instr, Instr::Store(_));
+                if store || wait.dma {
+                    running.clear();
+                }
+                // a STORE reads OBUF as it sends: done once the next load starts
+                running.retain(|(store, _)| !store);
+                running.push((store, instr.footprint(cfg)));
+            }
+            Unit::Compute => {
+                let fp = instr.footprint(cfg);
+                let dma = running
+                    .iter()
+                    .flat_map(|(_, d)| d)
+                    .any(|d| fp.iter().any(|a| a.conflicts(d)));
+                if dma {
+                    running.clear();
+                }
+                instr.set_wait(Wait { dma, ..wait });
+            }
+            Unit::Controller => running.clear(),
+        }
+    }
+    program
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::isa::{Conv, LoadAct, LoadWgt, Store};
+
+    fn conv(wait: Wait, abuf: u16, obuf: u16) -> Instr {
+        Instr::Conv(Conv {
+            wait,
+            abuf,
+            wbuf: 0,
+            obuf,
+            pbuf: 0,
+            out_w: 8,
+            chunks: 1,
+            kernel: 1,
+            stride: 1,
+            row_pitch: 8,
+            chunk_pitch: 8,
+            obuf_stride: 8,
+            from_obuf: false,
+        })
+    }
+
+    fn load_act(abuf: u16) -> Instr {
+        Instr::LoadAct(LoadAct {
+            wait: Wait::NONE,
+            dram: 0,
+            dram_stride: 64,
+            abuf,
+            rows: 1,
+            row_entries: 8,
+        })
+    }
+
+    fn store(obuf: u16) -> Instr {
+        Instr::Store(Store {
+            wait: Wait::COMPUTE,
+            dram: 0,
+            bank_stride: 64,
+            run_stride: 64,
+            obuf,
+            obuf_stride: 8,
+            run_entries: 8,
+            runs: 1,
+            banks: 2,
+        })
+    }
+
+    fn waits(p: &[Instr]) -> Vec<bool> {
+        minimise(&EngineConfig::tiny(), p.to_vec())
+            .iter()
+            .map(|i| i.wait().dma)
+            .collect()
+    }
+
+    #[test]
+    fn a_conv_waits_only_for_the_transfers_it_touches() {
+        // the STORE of OBUF 0 is done once the act load behind it has started: the CONV
+        // that writes OBUF 0 next does not wait for that load
+        let p = [store(0), load_act(512), conv(Wait::BOTH, 0, 0)];
+        assert_eq!(waits(&p), [false, false, false]);
+        // a CONV reading what the last load writes waits
+        let p = [store(0), load_act(512), conv(Wait::BOTH, 512, 0)];
+        assert!(waits(&p)[2]);
+        // … and so does one writing what the STORE still reads, with nothing behind it
+        let p = [load_act(512), store(0), conv(Wait::BOTH, 0, 0)];
+        assert!(waits(&p)[2]);
+    }
+
+    #[test]
+    fn loads_run_back_to_back_so_an_earlier_one_may_still_run() {
+        // a load starts behind the previous load's requests: both may run at the CONV
+        let w = Instr::LoadWgt(LoadWgt {
+            wait: Wait::NONE,
+            dram: 0,
+            wbuf: 0,
+            entries: 1,
+        });
+        let p = [load_act(0), w, conv(Wait::NONE, 0, 0)];
+        assert!(waits(&p)[2]);
+        // a wait moves to the first instruction that needs it, and covers those behind it
+        let p = [
+            load_act(512),
+            conv(Wait::BOTH, 0, 0),
+            conv(Wait::NONE, 512, 0),
+        ];
+        assert_eq!(waits(&p), [false, false, true]);
+        let p = [
+            load_act(512),
+            conv(Wait::NONE, 512, 0),
+            conv(Wait::NONE, 512, 0),
+        ];
+        assert_eq!(waits(&p), [false, true, false]);
+    }
+}
