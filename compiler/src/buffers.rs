@@ -13,9 +13,14 @@ pub(crate) struct Halves {
     pub half: usize,
     bases: [usize; 2],
     next: usize,
-    /// The half the last resident data went to and how much of it that data fills: more
-    /// goes beside it while it fits.
+    /// Where the last resident data ends, and its half: more goes beside it while it fits.
     fill: Option<(usize, usize)>,
+    /// Where each half's last data ends. With `rotate`, the next take of a half goes there
+    /// while it fits, not back to the half's base: it overwrites the oldest data in the
+    /// half, so the STORE or CONV that last used it ran further back and the instruction
+    /// writing it waits less. WBUF and PBUF keep their bases (docs/compiler.md, "Overlap").
+    cursor: [usize; 2],
+    rotate: bool,
 }
 
 impl Halves {
@@ -28,13 +33,15 @@ impl Halves {
             bases: [0, entries / 2],
             next: 0,
             fill: None,
+            cursor: [0, entries / 2],
+            rotate: matches!(buffer, Buffer::Abuf | Buffer::Obuf),
         }
     }
 
     /// Base of the next half (alternating), checking `need` entries of `what` fit in it.
     pub fn take(&mut self, need: usize, what: &'static str) -> Result<usize, LayerError> {
         self.check(need, what)?;
-        Ok(self.next_base())
+        Ok(self.next_base(need))
     }
 
     /// Whether `need` entries of `what` fit one half.
@@ -64,6 +71,7 @@ impl Halves {
     pub fn pin_below(&mut self, end: usize) {
         self.half = end / 2;
         self.bases = [0, end / 2];
+        self.cursor = self.bases;
         self.next = 0;
     }
 
@@ -75,6 +83,7 @@ impl Halves {
         }
         self.half = self.entries / 2;
         self.bases = [0, self.entries / 2];
+        self.cursor = self.bases;
     }
 
     /// Whether the next take goes to the upper half.
@@ -99,8 +108,15 @@ impl Halves {
         }
     }
 
-    fn next_base(&mut self) -> usize {
-        let base = self.bases[self.next];
+    fn next_base(&mut self, need: usize) -> usize {
+        let h = self.next;
+        let end = self.bases[h] + self.half;
+        let base = if self.rotate && self.cursor[h] + need <= end {
+            self.cursor[h]
+        } else {
+            self.bases[h]
+        };
+        self.cursor[h] = base + need;
         self.next ^= 1;
         self.fill = None;
         base
@@ -111,13 +127,15 @@ impl Halves {
     /// nothing the previous op reads, so its successor's loads can go behind its last tile.
     fn resident(&mut self, need: usize) -> usize {
         match self.fill {
-            Some((base, used)) if used + need <= self.half => {
-                self.fill = Some((base, used + need));
-                base + used
+            Some((end, h)) if end + need <= self.bases[h] + self.half => {
+                self.fill = Some((end + need, h));
+                self.cursor[h] = end + need;
+                end
             }
             _ => {
-                let base = self.next_base();
-                self.fill = Some((base, need));
+                let h = self.next;
+                let base = self.next_base(need);
+                self.fill = Some((base + need, h));
                 base
             }
         }
@@ -182,7 +200,7 @@ impl Stream {
             }
             None => {
                 debug_assert!(n <= halves.half, "checked by fits");
-                self.last = halves.next_base();
+                self.last = halves.next_base(n);
                 Some((dram, self.last, n))
             }
         }
