@@ -2,7 +2,8 @@
 //! `k` reads its WBUF banks `2k` cycles after column 0.
 //!
 //! Rows: one address register per row, each adding `stride·row_pitch` (`row_off`) to the
-//! previous row's, with the step's tags (`valid`, `first`, `last`, `xa`) beside it; the
+//! previous row's — the offset of the step it carries, registered beside it, since a CONV
+//! issued into the previous one's drain may have another — with the step's tags (`valid`, `first`, `last`, `xa`) beside it; the
 //! tags then wait one more cycle, the ABUF read latency, so they reach PE(r, 0) with the
 //! data. Columns: a chain of WBUF address registers; columns `2k` and `2k + 1` read
 //! together because they share the row's multipliers (`pair.rs`).
@@ -39,6 +40,8 @@ pub struct Skew {
     ast_last: Vec<DFF<Bit>>,
     ast_xa: Vec<DFF<Bits<16>>>,
     ast_src: Vec<DFF<Bit>>,
+    // the step's row offset, travelling with its address: the next CONV's may differ
+    ast_off: Vec<DFF<Bits<16>>>,
     // tags delayed by the ABUF read latency (index r)
     in_valid: Vec<DFF<Bit>>,
     in_first: Vec<DFF<Bit>>,
@@ -79,6 +82,7 @@ impl Skew {
             ast_last: vec_of(r - 1),
             ast_xa: vec_of(r - 1),
             ast_src: vec_of(r - 1),
+            ast_off: vec_of(r - 1),
             in_valid: vec_of(r),
             in_first: vec_of(r),
             in_last: vec_of(r),
@@ -109,6 +113,7 @@ impl Logic for Skew {
             self.ast_last[r - 1].clock.next = self.clock.val();
             self.ast_xa[r - 1].clock.next = self.clock.val();
             self.ast_src[r - 1].clock.next = self.clock.val();
+            self.ast_off[r - 1].clock.next = self.clock.val();
         }
         for c in 1..self._cols {
             self.wst[c - 1].clock.next = self.clock.val();
@@ -127,9 +132,12 @@ impl Logic for Skew {
             self.ast_last[r - 1].d.next = self.last.val();
             self.ast_xa[r - 1].d.next = self.xa.val();
             self.ast_src[r - 1].d.next = self.src.val();
+            self.ast_off[r - 1].d.next = self.row_off.val();
         }
         for r in 2..self._rows {
-            self.ast_addr[r - 1].d.next = self.ast_addr[r - 2].q.val() + self.row_off.val();
+            self.ast_addr[r - 1].d.next =
+                self.ast_addr[r - 2].q.val() + self.ast_off[r - 2].q.val();
+            self.ast_off[r - 1].d.next = self.ast_off[r - 2].q.val();
             self.ast_valid[r - 1].d.next = self.ast_valid[r - 2].q.val();
             self.ast_first[r - 1].d.next = self.ast_first[r - 2].q.val();
             self.ast_last[r - 1].d.next = self.ast_last[r - 2].q.val();
