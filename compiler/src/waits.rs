@@ -7,14 +7,18 @@
 //! still arrive). So when a compute instruction issues, the only DMA instructions that
 //! may still run are the last ones back to the latest STORE or `wait_dma` DMA
 //! instruction. This pass recomputes every compute instruction's `wait_dma` from those:
-//! set exactly when its footprint conflicts with one of them. `wait_compute` and the DMA's
-//! own flags are kept. The cycle model's race detector checks the result on every run.
+//! set exactly when its footprint conflicts with one of them. Likewise a CONV's
+//! `wait_compute` (the builder's fence for the loads behind a tile's first CONV) stays only
+//! where a DMA instruction behind it would overwrite what the previous compute
+//! instruction, still draining, touches. The DMA's own flags are kept. The cycle model's
+//! race detector checks the result on every run.
 
 use contract::footprint::Access;
 use contract::isa::{Instr, Unit, Wait};
 use contract::EngineConfig;
 
 pub(crate) fn minimise(cfg: &EngineConfig, mut program: Vec<Instr>) -> Vec<Instr> {
+    fences(cfg, &mut program);
     // the DMA instructions that may still run: (a STORE, its footprint)
     let mut running: Vec<(bool, Vec<Access>)> = Vec::new();
     for instr in &mut program {
@@ -44,6 +48,38 @@ pub(crate) fn minimise(cfg: &EngineConfig, mut program: Vec<Instr>) -> Vec<Instr
         }
     }
     program
+}
+
+/// A CONV without `wait_compute` may issue into the previous compute instruction's drain, so
+/// the DMA instructions between it and the next compute instruction may run beside both;
+/// with it, beside it alone. Keeps a CONV's `wait_compute` only where one of them (not
+/// waiting for the compute unit itself) conflicts with that previous instruction.
+fn fences(cfg: &EngineConfig, program: &mut [Instr]) {
+    let mut prev: Option<Vec<Access>> = None;
+    for i in 0..program.len() {
+        let instr = program[i];
+        if instr.unit() != Unit::Compute {
+            continue;
+        }
+        let wait = instr.wait();
+        if let (Instr::Conv(_), true, Some(before)) = (instr, wait.compute, &prev) {
+            let needed = program[i + 1..]
+                .iter()
+                .take_while(|d| d.unit() == Unit::Dma)
+                .filter(|d| !d.wait().compute)
+                .any(|d| {
+                    let fp = d.footprint(cfg);
+                    fp.iter().any(|a| before.iter().any(|b| a.conflicts(b)))
+                });
+            if !needed {
+                program[i].set_wait(Wait {
+                    compute: false,
+                    ..wait
+                });
+            }
+        }
+        prev = Some(instr.footprint(cfg));
+    }
 }
 
 #[cfg(test)]
@@ -139,5 +175,38 @@ mod tests {
             conv(Wait::NONE, 512, 0),
         ];
         assert_eq!(waits(&p), [false, true, false]);
+    }
+
+    #[test]
+    fn a_conv_keeps_wait_compute_only_for_the_dma_work_behind_it() {
+        let compute = |p: &[Instr]| -> Vec<bool> {
+            minimise(&EngineConfig::tiny(), p.to_vec())
+                .iter()
+                .map(|i| i.wait().compute)
+                .collect()
+        };
+        // the act load behind the second CONV overwrites what the first reads, which may
+        // still drain: the fence stays
+        let p = [
+            conv(Wait::NONE, 0, 0),
+            conv(Wait::BOTH, 512, 256),
+            load_act(0),
+        ];
+        assert_eq!(compute(&p), [false, true, false]);
+        // it writes elsewhere: the second CONV may issue into the first's drain
+        let p = [
+            conv(Wait::NONE, 0, 0),
+            conv(Wait::BOTH, 512, 256),
+            load_act(256),
+        ];
+        assert_eq!(compute(&p), [false, false, false]);
+        // a load behind the next CONV needs no fence: the first has finished by then
+        let p = [
+            conv(Wait::NONE, 0, 0),
+            conv(Wait::BOTH, 512, 256),
+            conv(Wait::NONE, 512, 128),
+            load_act(0),
+        ];
+        assert_eq!(compute(&p), [false, false, false, false]);
     }
 }
