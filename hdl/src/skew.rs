@@ -3,10 +3,11 @@
 //!
 //! Rows: one address register per row, each adding `stride·row_pitch` (`row_off`) to the
 //! previous row's — the offset of the step it carries, registered beside it, since a CONV
-//! issued into the previous one's drain may have another — with the step's tags (`valid`, `first`, `last`, `xa`) beside it; the
-//! tags then wait one more cycle, the ABUF read latency, so they reach PE(r, 0) with the
-//! data. Columns: a chain of WBUF address registers; columns `2k` and `2k + 1` read
-//! together because they share the row's multipliers (`pair.rs`).
+//! issued into the previous one's drain may have another — with the step's tags (`valid`,
+//! `first`, `last`, `xa`) beside it; the tags then wait one more cycle, the ABUF read
+//! latency, so they reach PE(r, 0) with the data. Columns: a chain of WBUF address
+//! registers; columns `2k` and `2k + 1` read together because they share the row's
+//! multipliers (`pair.rs`).
 use crate::bits::vec_of;
 use rust_hdl::prelude::*;
 

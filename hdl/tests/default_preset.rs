@@ -3,8 +3,8 @@
 //! pointwise one against the contract::arith reference, both in lockstep with the model;
 //! and a CONV issued into the drain of one with another row pitch.
 mod common;
-use common::programs::{dram_for, DATA, DATA_LEN, OUT};
-use common::{lockstep, GroupConvProblem, RunOnRtl};
+use common::programs::{DATA, DATA_LEN, OUT};
+use common::{directed, lockstep, GroupConvProblem, RunOnRtl};
 use contract::isa::{Conv, End, Instr, LoadAct, LoadParam, LoadWgt, Store, Wait};
 use contract::EngineConfig;
 use sim::verilator::{HwStatus, RunOptions};
@@ -102,16 +102,7 @@ fn a_conv_into_the_drain_of_one_with_another_row_pitch() {
     program.push(conv(Wait::NONE, 0, 600, 20, 0, 1, 3, false));
     program.extend([store(OUT, 1152), store(OUT + 0x1000, 600)]);
     program.push(Instr::End(End { wait: Wait::BOTH }));
-    for i in &program {
-        i.validate(&cfg).unwrap();
-    }
-    for stall in [0, 12000] {
-        let memory = MemoryModel {
-            stall_per_65536: stall,
-            seed: 6,
-        };
-        let m = lockstep(&cfg, &dram_for(&program, 14), &program, memory, 24)
-            .unwrap_or_else(|e| panic!("stall {stall}: {e}"));
+    for (_, m) in directed(&cfg, &program, 14, &[(0, 24), (12000, 24)]) {
         let (a, b) = (&m.trace[13], &m.trace[14]);
         assert!(b.issue < a.complete.unwrap(), "{a:?} {b:?}");
     }

@@ -3,8 +3,8 @@
 //! random DRAM stalls and latencies, must agree on every instruction's issue and
 //! completion cycle, every DRAM write, the final DRAM and the performance counters.
 mod common;
-use common::lockstep;
 use common::programs::*;
+use common::{directed, lockstep};
 use contract::isa::{
     Conv, End, Ewise, Instr, IsaError, LoadAct, LoadParam, LoadWgt, Pool, Store, Wait,
 };
@@ -94,32 +94,6 @@ fn vector_lane_groups_in_lockstep() {
             check_on(&cfg, seed, 9, 12000, 5, true);
         }
     }
-}
-
-/// A directed program (legal, checked) in lockstep under each `(stall, latency)`, its DRAM
-/// from `dram_for(program, seed)`: the model's runs.
-fn directed(
-    cfg: &EngineConfig,
-    program: &[Instr],
-    seed: u64,
-    memories: &[(u32, u64)],
-) -> Vec<(u32, sim::RunResult)> {
-    for i in program {
-        i.validate(cfg).unwrap();
-    }
-    let dram = dram_for(program, seed);
-    memories
-        .iter()
-        .map(|&(stall, latency)| {
-            let memory = MemoryModel {
-                stall_per_65536: stall,
-                seed: seed + 6,
-            };
-            let m = lockstep(cfg, &dram, program, memory, latency)
-                .unwrap_or_else(|e| panic!("stall {stall} latency {latency}: {e}"));
-            (stall, m)
-        })
-        .collect()
 }
 
 /// On two column groups, CONVs at every period from 3 to 9 (1 to 8 steps, of which 1–2, 4

@@ -66,6 +66,32 @@ pub fn lockstep(
     })
 }
 
+/// A directed program (legal, checked) in lockstep under each `(stall, latency)`, its DRAM
+/// from `dram_for(program, seed)`: the model's runs.
+pub fn directed(
+    cfg: &EngineConfig,
+    program: &[Instr],
+    seed: u64,
+    memories: &[(u32, u64)],
+) -> Vec<(u32, sim::RunResult)> {
+    for i in program {
+        i.validate(cfg).unwrap();
+    }
+    let dram = programs::dram_for(program, seed);
+    memories
+        .iter()
+        .map(|&(stall, latency)| {
+            let memory = sim::MemoryModel {
+                stall_per_65536: stall,
+                seed: seed + 6,
+            };
+            let m = lockstep(cfg, &dram, program, memory, latency)
+                .unwrap_or_else(|e| panic!("stall {stall} latency {latency}: {e}"));
+            (stall, m)
+        })
+        .collect()
+}
+
 /// [`lockstep`] against any simulator of the RTL: `rtl` runs the program at DRAM 0 from
 /// `dram` with the options it is given.
 pub fn lockstep_with(
