@@ -164,13 +164,17 @@ fn place(cfg: &EngineConfig, prog: &[Slot], j: usize, fetch: u64) -> Option<usiz
             .any(|w| s.footprint.iter().any(|a| w.conflicts(a)))
             || matches!(s.instr, Instr::Store(_)) && layout::overlaps(cfg, &load.instr, &s.instr)
     };
-    // the last instruction before it that touches what it loads (or the window's start),
-    // then the first after that which waits for the compute unit: the load may go after it
-    let start = (lo..j)
-        .rev()
-        .find(|&k| touches(&prog[k]))
-        .map_or(lo, |k| k + 1);
-    let fence = (start..j).find(|&k| prog[k].instr.wait_compute())?;
+    // the last instruction before it that touches what it loads, and the first after the
+    // last compute instruction that does (or the window's start) which waits for the
+    // compute unit: the load may go after both. A DMA instruction that touches it needs no
+    // fence, the DMA runs in order (a STORE with `wait_compute` is its own).
+    let last = |compute: bool| {
+        (lo..j)
+            .rev()
+            .find(|&k| touches(&prog[k]) && (!compute || prog[k].instr.unit() == Unit::Compute))
+    };
+    let fence = (last(true).map_or(lo, |k| k + 1)..j).find(|&k| prog[k].instr.wait_compute())?;
+    let fence = last(false).map_or(fence, |k| k.max(fence));
     let dur = dma_cycles(cfg, &load.instr);
     let needs = |s: &Slot| s.instr.unit() == Unit::Dma || s.instr.wait_dma();
     let mut need = prog[j + 1..]
@@ -429,7 +433,11 @@ mod tests {
             rows,
             conv(Wait::BOTH, a),
         ];
-        assert_eq!(hoisted(program.clone()), program);
+        // right behind the STORE (the DMA runs in order; the CONVs read other entries),
+        // not before it
+        let mut want = program.clone();
+        want.swap(3, 4);
+        assert_eq!(hoisted(program), want);
     }
 
     #[test]
