@@ -7,11 +7,12 @@
 //! `contract::timing`'s estimate, the DMA is free from the load's issue until it is done
 //! and not needed before — when the move is safe: nothing between that place and the old
 //! one touches what it loads on chip or stores the DRAM it reads, and some instruction
-//! between the last one that did and the new place waits for the compute unit, so every
-//! compute instruction before it has finished when the load issues. A weight load that
-//! finds no such place whole is tried in pieces, each placed on its own (pieces that stay
-//! side by side are one load again). The cycle model's race
-//! detector checks the result on every run, the int8 reference every byte.
+//! between the last compute instruction that did and the new place waits for the compute
+//! unit, so every compute instruction before it has finished when the load issues. The
+//! estimate is made again after every move. A weight load that finds no such place whole
+//! is tried in pieces, each placed on its own (pieces that stay side by side are one load
+//! again). The cycle model's race detector checks the result on every run, the int8
+//! reference every byte.
 
 use crate::builder::dma_cycles;
 use crate::layout;
