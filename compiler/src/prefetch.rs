@@ -274,8 +274,12 @@ mod tests {
     }
 
     fn load_n(wbuf: u16, entries: u16) -> Instr {
+        load_waiting(Wait::NONE, wbuf, entries)
+    }
+
+    fn load_waiting(wait: Wait, wbuf: u16, entries: u16) -> Instr {
         Instr::LoadWgt(LoadWgt {
-            wait: Wait::NONE,
+            wait,
             dram: 0x1000,
             wbuf,
             entries,
@@ -410,18 +414,12 @@ mod tests {
         // the CONV at 1 reads `a`, the one at 2 waits for it; the load at 4 (which stays:
         // it waits for the DMA) writes `a` too. The last load may go before the long CONV
         // at 6 (the DMA runs the two loads in order), not into the gap before the load at 4
-        let first = Instr::LoadWgt(LoadWgt {
-            wait: Wait::DMA,
-            dram: 0x1000,
-            wbuf: a,
-            entries: 40,
-        });
         let program = vec![
             load(a),
             conv(Wait::BOTH, a),
             conv(Wait::BOTH, c),
             conv_w(Wait::NONE, c, 200),
-            first,
+            load_waiting(Wait::DMA, a, 40),
             conv_w(Wait::NONE, c, 200),
             conv_w(Wait::NONE, c, 200),
             load(a),
