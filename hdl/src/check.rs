@@ -7,7 +7,8 @@
 //! constants (docs of `contract::isa`, "Legality"). The products with two variable operands
 //! go through four shared multipliers whose operands the opcode chooses (no opcode needs
 //! more): the chosen operands are registered at the end of the first decode cycle, together
-//! with every term that has no product and the field part of each bound that has one; the
+//! with every term that has no product and the field part of each bound that has one (CONV's
+//! OBUF bound, a three-term sum, is summed in the first and compared in the second); the
 //! second multiplies (the operand muxes and a product in one cycle were the longest path of
 //! the `ecp5` build, whose products are LUT logic); the third adds at most three terms per
 //! bound and compares, and registers the verdict `legal`. Products with a constant (R − 1, C/G − 1, C·G, G, the record size) are
@@ -354,6 +355,10 @@ wire [63:0] cv_ows = cv_s[1] ? (cv_out_w - 64'd1) << 1 : cv_out_w - 64'd1;
 // Registered beside the products: every term without one, and the field part of each
 // bound with one, so the third cycle adds at most three terms and compares.
 reg pre_act, pre_wgt, pre_par, pre_conv, pre_store, pre_ewise, pre_pool;
+reg cv_plain;
+reg [31:0] cv_obuf_end;
+// (far below 2^32: 16-bit fields and the stride times C/G − 1)
+wire [31:0] cv_obuf_end_d = cv_obuf[31:0] + {cv_os32} + cv_out_w[31:0] - 32'd1;
 reg [63:0] f_act_abuf, f_act_dram, f_cv_abuf, f_cv_wbuf, f_st_obuf, f_st_dram, f_cv_na;
 reg [63:0] f_ew_a, f_ew_na, f_ew_b, f_ew_obuf, f_pl_abuf, f_pl_na;
 always @(posedge clock) begin
@@ -366,10 +371,12 @@ always @(posedge clock) begin
    pre_par <= res_par && par_channels != 0 && (par_dram % G) == 0
       && (par_pbuf + par_channels - 64'd1 < NP)
       && (par_dram + {par_rec} - 64'd1 <= DMAX);
-   pre_conv <= res_conv && cv_k >= 64'd1 && cv_k <= 64'd{mk} && cv_s >= 64'd1 && cv_s <= 64'd{ms}
-      && cv_out_w != 0 && cv_chunks != 0
-      && (cv_pbuf + C - 64'd1 < NP)
-      && (cv_obuf + {cv_os} + cv_out_w - 64'd1 < NO);
+   // CONV's over two cycles (the OBUF bound's three-term sum, then its compare): ins →
+   // pre_conv was the deepest LUT path of the default KV260 build (9 LUT)
+   cv_plain <= res_conv && cv_k >= 64'd1 && cv_k <= 64'd{mk} && cv_s >= 64'd1
+      && cv_s <= 64'd{ms} && cv_out_w != 0 && cv_chunks != 0 && (cv_pbuf + C - 64'd1 < NP);
+   cv_obuf_end <= cv_obuf_end_d;
+   pre_conv <= cv_plain && cv_obuf_end < 32'd{no};
    f_cv_abuf <= cv_abuf + cv_ows + cv_k - 64'd1;
    f_cv_wbuf <= cv_wbuf;
    f_cv_na <= cv_from == 0 ? NA : cv_abuf < HO ? HO : NO;
@@ -424,6 +431,11 @@ wire ok_pool = pre_pool && {pl_abuf};
         mk = MAX_KERNEL,
         ms = MAX_STRIDE,
         pmc = POOL_MAX_CHUNKS,
+        no = c.obuf_entries,
+        cv_os32 = match c.cols / c.group_width - 1 {
+            0 => "32'd0".to_string(),
+            k => cmul("cv_ostride[31:0]", k as u64),
+        },
         o_act = opcode::LOAD_ACT,
         o_conv = opcode::CONV,
         o_store = opcode::STORE,
