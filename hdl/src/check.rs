@@ -380,7 +380,7 @@ always @(posedge clock) begin
    f_cv_abuf <= cv_abuf + cv_ows + cv_k - 64'd1;
    f_cv_wbuf <= cv_wbuf;
    f_cv_na <= cv_from == 0 ? NA : cv_abuf < HO ? HO : NO;
-   wr_halves <= {{cv_obuf + {cv_os} + cv_out_w - 64'd1 >= HO, cv_obuf < HO}};
+   wr_halves <= {{cv_obuf_end_d >= 32'd{ho}, cv_obuf < HO}};
    rd_halves <= {{cv_from != 0 && cv_abuf >= HO, cv_from != 0 && cv_abuf < HO}};
    pre_store <= res_store && st_banks >= 64'd1 && st_banks <= R && st_runs != 0
       && st_rentries != 0 && (st_dram % G) == 0 && (st_bstride % G) == 0 && (st_rstride % G) == 0;
@@ -423,7 +423,6 @@ wire ok_pool = pre_pool && {pl_abuf};
         act_g = cmul("act_entries", g),
         wgt_cg = cmul("wgt_entries", c.cols as u64 * g),
         par_rec = cmul("par_channels", PBUF_RECORD_BYTES as u64),
-        cv_os = cmul("cv_ostride", c.cols as u64 / g - 1),
         st_g = cmul("st_rentries", g),
         ew_rp = cmul("ew_rp", r - 1),
         ew_g = cmul("ew_chunks", g),
@@ -432,6 +431,7 @@ wire ok_pool = pre_pool && {pl_abuf};
         ms = MAX_STRIDE,
         pmc = POOL_MAX_CHUNKS,
         no = c.obuf_entries,
+        ho = c.obuf_entries / 2,
         cv_os32 = match c.cols / c.group_width - 1 {
             0 => "32'd0".to_string(),
             k => cmul("cv_ostride[31:0]", k as u64),
