@@ -18,10 +18,12 @@ pub struct EngineConfig {
     pub rows: usize,
     /// Array columns: output channels computed in parallel (one weight vector each).
     pub cols: usize,
-    /// V: rows of vector lanes (EWISE). Each row is G lanes; an EWISE handles V tile rows per
-    /// cycle, reading `a` from banks `0..V` and `b` from banks `V..2V`, so V is at most R/2
-    /// (1 when R = 1). A lane requantises in a PPU (lane `l` of row `v` in PPU `v·G + l`),
-    /// so V is also at most C·ppus/G; of its own it has the gate and `ka`/`kb` products.
+    /// V: rows of vector lanes (EWISE), at most R. Each row is G lanes; an EWISE handles V
+    /// tile rows per cycle when each row reads ABUF once (`a` from the OBUF copy, or no
+    /// `b`), and [`Self::abuf_lane_rows`] when it reads `a` and `b` from ABUF: from banks
+    /// `0..Vb` and `Vb..2Vb`. A lane requantises in a PPU (lane `l` of row `v` in PPU
+    /// `v·G + l`), so V is also at most C·ppus/G; of its own it has the gate and `ka`/`kb`
+    /// products.
     pub vector_rows: usize,
     /// Post-processing units (requantisers) per column, 1 ..= R: each serves
     /// `⌈R / ppus⌉` consecutive rows of the column, so a CONV's period is at least that
@@ -49,7 +51,7 @@ pub enum ConfigError {
     GroupWidth(usize),
     #[error("rows is {0}: it must be between 1 and 64")]
     Rows(usize),
-    #[error("vector_rows is {vrows}: it must be between 1 and min(max(1, rows / 2), cols · ppus / group_width) = {max}")]
+    #[error("vector_rows is {vrows}: it must be between 1 and min(rows, cols · ppus / group_width) = {max}")]
     VectorRows { vrows: usize, max: usize },
     #[error("ppus is {ppus}: it must be between 1 and rows ({rows})")]
     Ppus { ppus: usize, rows: usize },
@@ -96,9 +98,10 @@ impl Default for EngineConfig {
             group_width: 8,
             rows: 7,
             cols: 16,
-            // EWISE in ⌈7/3⌉ = 3 row groups per column instead of 4: the SE gates are
-            // lane-bound, not DMA-bound (791 206 → 782 958 cycles)
-            vector_rows: 3,
+            // all that 32 PPUs requantise: an EWISE with `a` from the OBUF copy (the SE
+            // gates on kept maps) in ⌈7/4⌉ = 2 row groups per column, with `a` and `b`
+            // from ABUF in ⌈7/3⌉ = 3
+            vector_rows: 4,
             // two PPUs per column: the image conv's 4 steps and the head block's 5 input
             // chunks run at period 5, not 7
             ppus: 2,
@@ -221,13 +224,19 @@ impl EngineConfig {
         p / a < (self.cols / self.group_width) as u64
     }
 
-    /// The most vector-lane rows: a and b of each row come from two of the R banks in the
-    /// same cycle, and lane `l` of row `v` requantises in PPU `v·G + l` of the C·P the RTL has
-    /// (`ppu_groups`; the PPUs and the lanes never run at once), so at most C·P / G rows.
+    /// The most vector-lane rows: one per tile row, and lane `l` of row `v` requantises in
+    /// PPU `v·G + l` of the C·P the RTL has (`ppu_groups`; the PPUs and the lanes never run
+    /// at once), so at most C·P / G rows.
     pub fn max_vector_rows(&self) -> usize {
-        (self.rows / 2)
-            .max(1)
+        self.rows
             .min(self.cols * self.ppu_groups() / self.group_width)
+    }
+
+    /// Vb: the lane rows an EWISE uses when `a` and `b` both come from ABUF: each row reads
+    /// two of the R banks in one cycle, so at most R/2 of them (1 when R = 1, in two
+    /// phases).
+    pub fn abuf_lane_rows(&self) -> usize {
+        self.vector_rows.min((self.rows / 2).max(1))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -382,8 +391,13 @@ mod tests {
         assert!(bad(|c| c.group_width = 0).contains("power of two"));
         assert!(bad(|c| c.group_width = 6).contains("power of two"));
         assert!(bad(|c| c.cols = 12).contains("multiple of group_width"));
-        // 7 banks feed a and b of at most 3 lane rows
-        assert!(bad(|c| c.vector_rows = 4).contains(") = 3"));
+        // 32 PPUs requantise at most 4 lane rows
+        assert!(bad(|c| c.vector_rows = 5).contains(") = 4"));
+        // one lane row per tile row
+        assert!(bad(|c| {
+            (c.rows, c.ppus, c.vector_rows) = (2, 2, 3);
+        })
+        .contains("min(rows, cols · ppus / group_width) = 2"));
         // 8 PPUs requantise at most one lane row
         assert!(bad(|c| {
             (c.cols, c.ppus, c.vector_rows) = (8, 1, 2);

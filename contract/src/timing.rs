@@ -122,14 +122,28 @@ pub fn conv_accept(cfg: &EngineConfig, running: &Conv, next: &Conv) -> u64 {
         .min(conv_cycles(cfg, running) + 1)
 }
 
-/// EWISE: per chunk `VECTOR_CHUNK_SETUP`, then per column one cycle for every group of V
-/// tile rows (`cfg.vector_rows` rows of lanes; `a` and `b` of a row come from two banks in
-/// the same cycle), plus `EWISE_LATENCY`. With one bank (R = 1) `a` and `b` share its read
-/// port: two cycles per row with `use_b`.
+/// EWISE: per chunk `VECTOR_CHUNK_SETUP`, then per column one cycle for every group of
+/// [`ewise_lane_rows`] tile rows, plus `EWISE_LATENCY`. With one bank (R = 1) `a` and `b`
+/// from ABUF share its read port: two cycles per row.
 pub fn ewise_cycles(cfg: &EngineConfig, i: &Ewise) -> u64 {
-    let groups = cfg.rows.div_ceil(cfg.vector_rows) as u64;
-    let phases = if i.use_b && cfg.rows == 1 { 2 } else { 1 };
+    let groups = cfg.rows.div_ceil(ewise_lane_rows(cfg, i)) as u64;
+    let phases = if abuf_twice(i) && cfg.rows == 1 { 2 } else { 1 };
     i.chunks as u64 * (VECTOR_CHUNK_SETUP + i.width as u64 * groups * phases) + EWISE_LATENCY
+}
+
+/// Each tile row of the EWISE reads ABUF twice (`a` and `b` from ABUF), not once.
+fn abuf_twice(i: &Ewise) -> bool {
+    i.use_b && !i.from_obuf
+}
+
+/// Tile rows an EWISE handles per cycle: V (`cfg.vector_rows`), or Vb
+/// ([`EngineConfig::abuf_lane_rows`]) when every row reads `a` and `b` from ABUF.
+pub fn ewise_lane_rows(cfg: &EngineConfig, i: &Ewise) -> usize {
+    if abuf_twice(i) {
+        cfg.abuf_lane_rows()
+    } else {
+        cfg.vector_rows
+    }
 }
 
 /// POOL: per chunk `VECTOR_CHUNK_SETUP`, then one ABUF read cycle per column (all `banks`

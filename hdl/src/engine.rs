@@ -139,7 +139,7 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
         );
         let (r, c) = (cfg.rows, cfg.cols);
         let single = (r == 1) as usize;
-        let pairs = if r == 1 { 0 } else { cfg.vector_rows };
+        let pairs = if r == 1 { 0 } else { cfg.abuf_lane_rows() };
         Self {
             clock: Default::default(),
             start: Default::default(),
@@ -191,7 +191,7 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
             vaddr: vec_of(r),
             oaddr: vec_of(r),
             p_sel: vec_of(r),
-            vbaddr: vec_of(pairs),
+            vbaddr: vec_of(cfg.vector_rows),
             is_conv: Default::default(),
             vec_was: Default::default(),
             skew: Skew::new(r, c),
@@ -208,7 +208,12 @@ impl<const BUS: usize, const STRB: usize> Engine<BUS, STRB> {
                 .collect(),
             opack: vec_of(r),
             dsteer: DmaSteer::new(c),
-            osteer: ObufSteer::new(r, c * cfg.ppu_groups(), cfg.vector_rows),
+            osteer: ObufSteer::new(
+                r,
+                c * cfg.ppu_groups(),
+                cfg.vector_rows,
+                cfg.abuf_lane_rows(),
+            ),
             store: StorePack::new(r),
             op_conv: op(opcode::CONV),
             at_op: at(contract::isa::field::OPCODE),
@@ -370,12 +375,13 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
         }
 
         // ---- vector unit (EWISE, POOL), no skew: bank r reads rd_addr + r·row_pitch, except
-        // that with b, bank V + v reads b of lane v's row at rd_addr_b + v·row_pitch; the
-        // operands come from the array's edge registers (`VecSeq::d_*` are two reads old) ----
+        // that with b, bank v reads b of lane v's row at rd_addr_b + v·row_pitch (bank Vb + v
+        // when a is read from ABUF as well, `narrow`); the operands come from the array's
+        // edge registers (`VecSeq::d_*` are two reads old) ----
         for r in 0..self._rows {
             self.vaddr[r].next = self.vec.rd_addr.val() + self.vec.bank_off[r].val();
         }
-        for v in 0..self._pairs {
+        for v in 0..self._vrows {
             self.vbaddr[v].next = self.vec.rd_addr_b.val() + self.vec.bank_off[v].val();
         }
         for r in 0..self._rows {
@@ -391,9 +397,15 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
                 }
             }
             if self.vec.use_b.val() {
-                for vv in (self._vrows - 1)..self._vrows {
-                    for v in 0..self._pairs {
-                        self.abuf[vv + 1 + v].rd_addr.next = self.vbaddr[v].val();
+                if self.vec.narrow.val() {
+                    for vb in self._pairs..(self._pairs + 1) {
+                        for v in 0..self._pairs {
+                            self.abuf[vb + v].rd_addr.next = self.vbaddr[v].val();
+                        }
+                    }
+                } else {
+                    for v in 0..self._vrows {
+                        self.abuf[v].rd_addr.next = self.vbaddr[v].val();
                     }
                 }
             }
@@ -450,24 +462,24 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             self.post.lane_rec[v].next = self.lanes[v].rec.val();
             self.osteer.v_rq[v].next = self.post.lane_valid[v].val();
         }
-        for vv in (self._vrows - 1)..self._vrows {
-            for v in 0..self._pairs {
-                self.lanes[v].b.next = self.array.edge_abuf[vv + 1 + v].val();
+        if self.vec.narrow.val() {
+            for vb in self._pairs..(self._pairs + 1) {
+                for v in 0..self._pairs {
+                    self.lanes[v].b.next = self.array.edge_abuf[vb + v].val();
+                }
             }
         }
         for s in 0..self._single {
             self.a_hold[s].d.next = self.a_hold[s].q.val();
             if self.vec.d_a.val() {
                 self.a_hold[s].d.next = self.array.edge_abuf[s].val();
-                if self.vec.ew_obuf.val() {
-                    self.a_hold[s].d.next = self.array.edge_obuf[s].val();
-                }
             }
-            if self.vec.use_b.val() {
+            if self.vec.narrow.val() {
                 self.lanes[s].a.next = self.a_hold[s].q.val();
             }
         }
         self.osteer.v_emit.next = self.vec.d_emit.val();
+        self.osteer.v_narrow.next = self.vec.narrow.val();
         self.osteer.v_pool.next = self.vec.is_pool.val();
         self.osteer.v_xa.next = self.vec.d_xa.val();
         self.osteer.v_row0.next = self.vec.d_row0.val();

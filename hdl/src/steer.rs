@@ -144,6 +144,8 @@ pub struct ObufSteer {
     pub v_pool: Signal<In, Bit>,
     pub v_xa: Signal<In, Bits<16>>,
     pub v_row0: Signal<In, Bits<16>>,
+    /// groups of Vb rows: lane rows `Vb..V` write nothing
+    pub v_narrow: Signal<In, Bit>,
     /// lane row v's values, or (`v_rq`) its results requantised in PPUs `v·G ..` (`q`)
     pub v_q: Vec<Signal<In, Bits<64>>>,
     pub v_rq: Vec<Signal<In, Bit>>,
@@ -164,6 +166,8 @@ pub struct ObufSteer {
     row8: Vec<Constant<Bits<8>>>,
     row16: Vec<Constant<Bits<16>>>,
     zero16: Constant<Bits<16>>,
+    /// lane row v is beyond Vb
+    beyond_nb: Vec<Constant<Bit>>,
     _rows: usize,
     _vrows: usize,
     /// C / G
@@ -171,7 +175,8 @@ pub struct ObufSteer {
 }
 
 impl ObufSteer {
-    pub fn new(rows: usize, cols: usize, vrows: usize) -> Self {
+    /// `nrows`: Vb (`EngineConfig::abuf_lane_rows`)
+    pub fn new(rows: usize, cols: usize, vrows: usize, nrows: usize) -> Self {
         Self {
             clock: Default::default(),
             valid: vec_of(cols),
@@ -182,6 +187,7 @@ impl ObufSteer {
             v_pool: Default::default(),
             v_xa: Default::default(),
             v_row0: Default::default(),
+            v_narrow: Default::default(),
             v_q: vec_of(vrows),
             v_rq: vec_of(vrows),
             en: vec_of(rows * LANES),
@@ -199,6 +205,7 @@ impl ObufSteer {
                 .map(|i| Constant::new((i as u64).into()))
                 .collect(),
             zero16: Constant::new(0u64.into()),
+            beyond_nb: (0..vrows).map(|v| Constant::new(v >= nrows)).collect(),
             _rows: rows,
             _vrows: vrows,
             _groups: cols / LANES,
@@ -216,7 +223,8 @@ impl Logic for ObufSteer {
                 for v in 0..self._vrows {
                     self.hit[r * nv + v].next = self.v_emit.val()
                         && (self.row16[r].val() == self.v_row0.val() + self.row16[v].val())
-                        && (!self.v_pool.val() || (self.row16[r].val() == self.zero16.val()));
+                        && (!self.v_pool.val() || (self.row16[r].val() == self.zero16.val()))
+                        && !(self.v_narrow.val() && self.beyond_nb[v].val());
                 }
             }
         }

@@ -401,11 +401,13 @@ pub enum VecState {
 /// G records, EWISE's gate entry from ABUF bank 0, POOL's running sums), then per group of
 /// tile rows and column `x` one ABUF read cycle. POOL has one group (all R banks, summed);
 /// EWISE has groups of V rows (`row0 = 0, V, 2V, …`, the V rows of lanes): lane `v` reads
-/// `a` of row `row0 + v` from bank `v` at `rd_addr + v·rp` and `b` from bank `V + v` at
-/// `rd_addr_b + v·rp` (every bank holds the whole tile). With one bank (R = 1) `a` and `b`
-/// take two cycles (`ph`). After the last read the pipeline drains in `EWISE_LATENCY`
-/// cycles (ABUF read, edge register, the lanes' stages, OBUF write). So EWISE takes
-/// `chunks·(1 + width·⌈R/V⌉·phases) + EWISE_LATENCY` cycles and POOL
+/// `a` of row `row0 + v` from bank `v` at `rd_addr + v·rp` (or from OBUF bank `row0 + v`)
+/// and `b` from bank `v` at `rd_addr_b + v·rp` (every bank holds the whole tile). With `a`
+/// and `b` both from ABUF (`narrow`) the groups are of Vb rows and `b` comes from bank
+/// `Vb + v`; lanes `Vb..V` idle. With one bank (R = 1) that takes two cycles (`ph`). After
+/// the last read the pipeline drains in `EWISE_LATENCY` cycles (ABUF read, edge register,
+/// the lanes' stages, OBUF write). So EWISE takes
+/// `chunks·(1 + width·⌈R/V⌉·phases) + EWISE_LATENCY` cycles (Vb for V when narrow) and POOL
 /// `chunks·(1 + width) + POOL_LATENCY` (`contract::timing::ewise_cycles`, `pool_cycles`).
 ///
 /// Every `d_*` output is the tag of the read presented two cycles before: its data is in
@@ -432,6 +434,8 @@ pub struct VecSeq {
     pub ro_addr: Signal<Out, Bits<16>>,
     pub use_gate: Signal<Out, Bit>,
     pub use_b: Signal<Out, Bit>,
+    /// EWISE reads `a` and `b` from ABUF: groups of Vb rows (`EngineConfig::abuf_lane_rows`)
+    pub narrow: Signal<Out, Bit>,
     pub ka: Signal<Out, Bits<16>>,
     pub kb: Signal<Out, Bits<16>>,
     pub banks: Signal<Out, Bits<16>>,
@@ -493,9 +497,18 @@ pub struct VecSeq {
     /// `j + 1 ≥ chunks` (chunk j is the last), set in each chunk's prologue
     lj: DFF<Bit>,
     pool: Signal<Local, Bit>,
+    nar: Signal<Local, Bit>,
+    /// `narrow` of the instruction being started
+    start_nar: Signal<Local, Bit>,
+    /// the rows of a group (V or Vb), twice that, and `roff` of it
+    gstep: Signal<Local, Bits<16>>,
+    gstep2: Signal<Local, Bits<16>>,
+    groff: Signal<Local, Bits<16>>,
     two: Signal<Local, Bit>,
     last_group: Signal<Local, Bit>,
     _vrows: usize,
+    /// Vb
+    _nrows: usize,
     _rows: usize,
     ub: Signal<Local, Bit>,
     chunks: Signal<Local, Bits<16>>,
@@ -511,8 +524,11 @@ pub struct VecSeq {
     rows16: Constant<Bits<16>>,
     vrows16: Constant<Bits<16>>,
     vrows2_16: Constant<Bits<16>>,
-    /// V ≥ R: one group of rows
+    nrows16: Constant<Bits<16>>,
+    nrows2_16: Constant<Bits<16>>,
+    /// V ≥ R, Vb ≥ R: one group of rows
     one_group: Constant<Bit>,
+    one_group_n: Constant<Bit>,
     two_phase: Constant<Bit>,
     // instruction field offsets (contract::isa::field); `at_is_pool`: the opcode bit
     at_is_pool: Constant<Bits<8>>,
@@ -563,6 +579,7 @@ impl VecSeq {
             ro_addr: Default::default(),
             use_gate: Default::default(),
             use_b: Default::default(),
+            narrow: Default::default(),
             ka: Default::default(),
             kb: Default::default(),
             banks: Default::default(),
@@ -615,9 +632,15 @@ impl VecSeq {
             lj: Default::default(),
             ga: Default::default(),
             pool: Default::default(),
+            nar: Default::default(),
+            start_nar: Default::default(),
+            gstep: Default::default(),
+            gstep2: Default::default(),
+            groff: Default::default(),
             two: Default::default(),
             last_group: Default::default(),
             _vrows: cfg.vector_rows,
+            _nrows: cfg.abuf_lane_rows(),
             _rows: cfg.rows,
             ub: Default::default(),
             chunks: Default::default(),
@@ -632,7 +655,10 @@ impl VecSeq {
             rows16: Constant::new((cfg.rows as u64).into()),
             vrows16: Constant::new((cfg.vector_rows as u64).into()),
             vrows2_16: Constant::new((2 * cfg.vector_rows as u64).into()),
+            nrows16: Constant::new((cfg.abuf_lane_rows() as u64).into()),
+            nrows2_16: Constant::new((2 * cfg.abuf_lane_rows() as u64).into()),
             one_group: Constant::new(cfg.vector_rows >= cfg.rows),
+            one_group_n: Constant::new(cfg.abuf_lane_rows() >= cfg.rows),
             two_phase: Constant::new(cfg.rows == 1),
             at_is_pool: at((OPCODE.0, 1)),
             at_a: at(ewise::A),
@@ -678,6 +704,23 @@ impl Logic for VecSeq {
         self.use_gate.next =
             self.ins.q.val().get_bit(self.at_use_gate.val().index()) && !self.pool.val();
         self.use_b.next = self.ub.val();
+        self.nar.next = self.ub.val() && !self.ins.q.val().get_bit(self.at_ew_from.val().index());
+        self.narrow.next = self.nar.val();
+        self.start_nar.next = self.instr.val().get_bit(self.at_use_b.val().index())
+            && !self.instr.val().get_bit(self.at_ew_from.val().index())
+            && !self.instr.val().get_bit(self.at_is_pool.val().index());
+        self.gstep.next = self.vrows16.val();
+        self.gstep2.next = self.vrows2_16.val();
+        for v in self._vrows..(self._vrows + 1) {
+            self.groff.next = self.roff[v].q.val();
+        }
+        if self.nar.val() {
+            self.gstep.next = self.nrows16.val();
+            self.gstep2.next = self.nrows2_16.val();
+            for v in self._nrows..(self._nrows + 1) {
+                self.groff.next = self.roff[v].q.val();
+            }
+        }
         self.is_pool.next = self.pool.val();
         self.from_obuf.next =
             self.pool.val() && self.ins.q.val().get_bit(self.at_pl_from.val().index());
@@ -749,7 +792,7 @@ impl Logic for VecSeq {
         self.sum_addr.next = self.j.q.val();
         self.last_x.next = self.lx.q.val();
         // a and b read in one cycle from two banks, or in two phases with one bank
-        self.two.next = self.ub.val() && self.two_phase.val();
+        self.two.next = self.nar.val() && self.two_phase.val();
         self.last_group.next = self.pool.val() || self.lastg.q.val();
         // a (phase 0) or b (phase 1) of column x in the group's first row; the gate of
         // chunk j in the prologue
@@ -786,12 +829,17 @@ impl Logic for VecSeq {
                     self.obase.d.next = 0.into();
                     self.row0.d.next = 0.into();
                     self.lastg.d.next = self.one_group.val();
+                    if self.start_nar.val() {
+                        self.lastg.d.next = self.one_group_n.val();
+                    }
                     self.ga.d.next = self.instr.val().get_bits::<16>(self.at_gate.val().index());
                     self.state.d.next = VecState::Pro;
                 }
             }
             VecState::Pro => {
+                // bank 0 reads the gate at either address
                 self.rd_addr.next = self.ga.q.val();
+                self.rd_addr_b.next = self.ga.q.val();
                 self.lx.d.next = self.width.val() == self.one16.val();
                 self.lj.d.next = self.j.q.val() + self.one16.val() >= self.chunks.val();
                 self.r_pro.d.next = true;
@@ -817,27 +865,26 @@ impl Logic for VecSeq {
                     } else if !self.last_group.val() {
                         self.x.d.next = 0.into();
                         self.lx.d.next = self.width.val() == self.one16.val();
-                        self.row0.d.next = self.row0.q.val() + self.vrows16.val();
+                        self.row0.d.next = self.row0.q.val() + self.gstep.val();
                         self.lastg.d.next =
-                            self.row0.q.val() + self.vrows2_16.val() >= self.rows16.val();
+                            self.row0.q.val() + self.gstep2.val() >= self.rows16.val();
                         self.ro.d.next = self.ins.q.val().get_bits::<16>(self.at_a.val().index())
                             + self.jbase.q.val();
-                        // the next group of V rows
-                        for v in self._vrows..(self._vrows + 1) {
-                            self.gbase.d.next = self.gbase.q.val() + self.roff[v].q.val();
-                            self.ra.d.next =
-                                self.ins.q.val().get_bits::<16>(self.at_a.val().index())
-                                    + self.gbase.q.val()
-                                    + self.roff[v].q.val();
-                            self.rb.d.next =
-                                self.ins.q.val().get_bits::<16>(self.at_b.val().index())
-                                    + self.gbase.q.val()
-                                    + self.roff[v].q.val();
-                        }
+                        // the next group of rows
+                        self.gbase.d.next = self.gbase.q.val() + self.groff.val();
+                        self.ra.d.next = self.ins.q.val().get_bits::<16>(self.at_a.val().index())
+                            + self.gbase.q.val()
+                            + self.groff.val();
+                        self.rb.d.next = self.ins.q.val().get_bits::<16>(self.at_b.val().index())
+                            + self.gbase.q.val()
+                            + self.groff.val();
                     } else {
                         self.x.d.next = 0.into();
                         self.row0.d.next = 0.into();
                         self.lastg.d.next = self.one_group.val();
+                        if self.nar.val() {
+                            self.lastg.d.next = self.one_group_n.val();
+                        }
                         if !self.lj.q.val() {
                             self.j.d.next = self.j.q.val() + self.one16.val();
                             self.ga.d.next = self.ga.q.val() + self.one16.val();

@@ -89,7 +89,7 @@ fn random_programs_with_ppu_groups_in_lockstep() {
 
 #[test]
 fn vector_lane_groups_in_lockstep() {
-    for cfg in lane_groups() {
+    for cfg in lane_groups().into_iter().chain(wide_lane_rows()) {
         for seed in 20..23 {
             check_on(&cfg, seed, 9, 12000, 5, true);
         }
@@ -247,12 +247,16 @@ fn random_programs_on_two_column_groups_in_lockstep() {
 }
 
 /// EWISE (gate and residual add) and a two-part POOL, each stored and checked: the stored
-/// bytes equal the model's in every write, and are not trivially zero; on the tiny array
-/// and on the two lane-group configs.
+/// bytes equal the model's in every write, and are not trivially zero; on the tiny array,
+/// the two lane-group configs and the two with more lane rows than half the banks (the
+/// residual adds in groups of Vb rows, the gates alone in groups of V).
 #[test]
 fn ewise_and_pool_results_reach_dram() {
     let [groups, one_row] = lane_groups();
-    for cfg in [EngineConfig::tiny(), groups, one_row] {
+    for cfg in [EngineConfig::tiny(), groups, one_row]
+        .into_iter()
+        .chain(wide_lane_rows())
+    {
         vector_results_reach_dram(&cfg);
     }
 }
@@ -403,14 +407,18 @@ fn a_pool_starts_each_chunk_from_its_own_running_sums() {
 
 /// An SE gate and a gated residual add whose `a` is a tile two CONVs wrote to OBUF
 /// (`from_obuf`: bank `r` is row `r`), stored: on one lane row over two banks, two lane
-/// rows over five (lane row `v` takes bank `row0 + v`) and one bank (`a` held while `b` is
-/// read), the model and the RTL agree on every cycle and byte, and the bytes differ from
-/// the same EWISEs reading ABUF, so the source really switches. A CONV after them runs in
-/// the PPUs the residual add requantised in.
+/// rows over five (lane row `v` takes bank `row0 + v`), one bank (`b` read in the same
+/// cycle: `a` is not from ABUF) and three lane rows over five and three banks (all V lane
+/// rows, `b` of lane row `v` from ABUF bank `v`), the model and the RTL agree on every
+/// cycle and byte, and the bytes differ from the same EWISEs reading ABUF, so the source
+/// really switches. A CONV after them runs in the PPUs the residual add requantised in.
 #[test]
 fn an_ewise_from_obuf_gates_a_conv_tile() {
     let [five, one] = lane_groups();
-    for cfg in [EngineConfig::tiny(), five, one] {
+    for cfg in [EngineConfig::tiny(), five, one]
+        .into_iter()
+        .chain(wide_lane_rows())
+    {
         let banks = cfg.rows as u8;
         let program = |from_obuf: bool| {
             let mut p = random_program(&cfg, 5, 0, false);

@@ -310,6 +310,27 @@ pub fn lane_groups() -> [EngineConfig; 2] {
     ]
 }
 
+/// More lane rows than half the banks: an EWISE with `a` from the OBUF copy (or without
+/// `b`) uses all V, one with `a` and `b` from ABUF only Vb of them — three lane rows over
+/// five rows (groups 0–2, 3–4; with both from ABUF 0–1, 2–3, 4) and over three (one group;
+/// or three of one row).
+pub fn wide_lane_rows() -> [EngineConfig; 2] {
+    [
+        EngineConfig {
+            rows: 5,
+            ppus: 3,
+            vector_rows: 3,
+            ..EngineConfig::tiny()
+        },
+        EngineConfig {
+            rows: 3,
+            ppus: 3,
+            vector_rows: 3,
+            ..EngineConfig::tiny()
+        },
+    ]
+}
+
 /// Several PPUs per column: two (rows 0–1 and 2–3) on two column groups, and three over
 /// five rows (0–1, 2–3 and 4), so a CONV's period may be 2 where R is 4 or 5.
 pub fn ppu_groups() -> [EngineConfig; 2] {
