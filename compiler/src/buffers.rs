@@ -86,15 +86,19 @@ impl Halves {
         self.cursor = self.bases;
     }
 
-    /// Whether the next take goes to the upper half.
-    pub fn upper_next(&self) -> bool {
-        self.next == 1
+    /// Whether the next take of `need` entries goes to the bottom of the buffer.
+    pub fn bottom_next(&self, need: usize) -> bool {
+        let c = self.cursor[0];
+        self.next == 0
+            && (!self.rotate || c == self.bases[0] || c + need > self.bases[0] + self.half)
     }
 
-    /// Makes the next take go to the lower half, out of turn: the caller has placed every
-    /// pending store, and what comes next waits for it.
-    pub fn lower_next(&mut self) {
+    /// Makes the next take go to the bottom of the buffer, out of turn (not where the lower
+    /// half's rotation is): the caller has placed every pending store, and what comes next
+    /// waits for it.
+    pub fn bottom(&mut self) {
         self.next = 0;
+        self.cursor[0] = self.bases[0];
         self.fill = None;
     }
 
@@ -204,5 +208,32 @@ impl Stream {
                 Some((dram, self.last, n))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row that must sit at the bottom (slots or a kept map at the top of the OBUF) goes
+    /// there even when the lower half's rotation points higher: at 112, a row of 840 and
+    /// slots of 1 120 at the top of 2 048 entries would share 112 .. 952 − 928.
+    #[test]
+    fn a_row_for_the_bottom_goes_to_the_bottom() {
+        let cfg = EngineConfig::default();
+        let mut obuf = Halves::new(Buffer::Obuf, &cfg);
+        assert!(obuf.bottom_next(840));
+        assert_eq!(obuf.take(112, "a").unwrap(), 0);
+        assert_eq!(obuf.take(100, "b").unwrap(), obuf.half);
+        // the rotation would put the row at 112
+        assert!(!obuf.bottom_next(840));
+        obuf.bottom();
+        assert!(obuf.bottom_next(840));
+        assert_eq!(obuf.take(840, "the row").unwrap(), 0);
+        // when the row does not fit beside the rotation's cursor it goes to the base anyway
+        let mut obuf = Halves::new(Buffer::Obuf, &cfg);
+        obuf.take(112, "a").unwrap();
+        obuf.take(100, "b").unwrap();
+        assert!(obuf.bottom_next(obuf.half - 100));
     }
 }

@@ -521,11 +521,12 @@ impl Builder<'_> {
             && stay.pool.is_some() == pool.is_some()
             && self.kept.is_none()
             && self.cfg.rows * ow < self.abuf.half;
-        // a map or slots for the top of the OBUF need the row in the lower half: out of turn,
-        // behind the pending store (the producer's first CONV waits for the DMA)
-        if (spill || keep && map * 4 > half * 3) && self.obuf.upper_next() {
+        // a map or slots for the top of the OBUF need the row at the bottom (a row the lower
+        // half's rotation put higher could reach them): out of turn, behind the pending
+        // store (the producer's first CONV waits for the DMA)
+        if (spill || keep && map * 4 > half * 3) && !self.obuf.bottom_next(row) {
             self.flush(true);
-            self.obuf.lower_next();
+            self.obuf.bottom();
         }
         let input = self.obuf.take(row, "a row of the producer's outputs")?;
         let kept = match keep {
