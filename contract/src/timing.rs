@@ -393,7 +393,9 @@ mod tests {
             2 * 2 + 1 + 2 + 8 + 8
         );
         assert_eq!(conv_macs(&cfg, &conv), 896 * 56 * 9);
-        // EWISE with b: ceil(7 / 3) = 3 groups of rows per column; R = 1 reads a, then b.
+        // EWISE with a and b from ABUF: ceil(7 / 3) = 3 groups of rows per column (Vb = 3
+        // of V = 4 lane rows); with a from the OBUF copy ceil(7 / 4) = 2; R = 1 reads a,
+        // then b, from ABUF, and both in one cycle with a from the OBUF copy.
         let add = Ewise {
             chunks: 3,
             width: 14,
@@ -406,7 +408,13 @@ mod tests {
             vector_rows: 1,
             ..EngineConfig::tiny()
         };
+        let from_obuf = Ewise {
+            from_obuf: true,
+            ..add
+        };
+        assert_eq!(ewise_cycles(&cfg, &from_obuf), 3 * (1 + 14 * 2) + 13);
         assert_eq!(ewise_cycles(&one_row, &add), 3 * (1 + 14 * 2) + 13);
+        assert_eq!(ewise_cycles(&one_row, &from_obuf), 3 * (1 + 14) + 13);
         assert_eq!(
             ewise_cycles(
                 &one_row,

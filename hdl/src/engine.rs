@@ -89,7 +89,8 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     gate_reg: DFF<Bits<64>>,
     recs_reg: DFF<Bits<1024>>,
     a_hold: Vec<DFF<Bits<64>>>,
-    // vector unit bank addresses: a (and POOL's) of bank r, b of bank V + v
+    // vector unit bank addresses: a (and POOL's) of bank r, b of lane row v (read by bank
+    // v, or by bank Vb + v when a is read from ABUF as well)
     vaddr: Vec<Signal<Local, Bits<16>>>,
     vbaddr: Vec<Signal<Local, Bits<16>>>,
     // bank r's OBUF-copy read address (a CONV's skewed row, or the vector unit's) and
@@ -122,9 +123,10 @@ pub struct Engine<const BUS: usize, const STRB: usize> {
     _cols: usize,
     /// V, rows of vector lanes
     _vrows: usize,
-    /// lanes reading b from bank V + v (V, or 0 with one bank)
+    /// Vb, the lane rows that read b from bank Vb + v when a and b both come from ABUF
+    /// (`narrow`); 0 with one bank
     _pairs: usize,
-    /// 1 with one bank: `a` is held while `b` is read (two phases), else 0
+    /// 1 with one bank: when narrow, `a` is held while `b` is read (two phases), else 0
     _single: usize,
 }
 
@@ -434,8 +436,8 @@ impl<const BUS: usize, const STRB: usize> Logic for Engine<BUS, STRB> {
             }
             self.pool.a[r].next = self.p_sel[r].val();
         }
-        // lane v: a of row row0 + v from bank v, b from bank V + v (vv + 1 + v, vv = V − 1);
-        // with one bank a is held while b is read
+        // lane v: a of row row0 + v from bank v (or OBUF-copy bank row0 + v), b from bank v,
+        // or from bank Vb + v when narrow; with one bank and narrow a is held while b is read
         for v in 0..self._vrows {
             self.lanes[v].en.next = self.vec.busy.val();
             self.lanes[v].pool.next = self.vec.is_pool.val();

@@ -69,7 +69,7 @@ enum Command {
         rows: Vec<usize>,
         #[arg(long, value_delimiter = ',', default_value = "8,16,32")]
         cols: Vec<usize>,
-        /// Rows of vector lanes (clamped to max(1, rows / 2)).
+        /// Rows of vector lanes (clamped to min(rows, cols · ppus / G)).
         #[arg(long, value_delimiter = ',', default_value = "2")]
         vrows: Vec<usize>,
         /// Post-processing units per array column (clamped to rows).
