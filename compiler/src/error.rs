@@ -32,6 +32,10 @@ pub enum LayerError {
     Field { field: &'static str, value: usize },
     #[error("{0}")]
     Unsupported(String),
+    /// A compiler bug caught before the program runs: the engine would stop on it, or give
+    /// a result that depends on its timing.
+    #[error("compiler bug: instruction {index} of its program {what}")]
+    Program { index: usize, what: String },
 }
 
 /// `v` as a 16-bit instruction field.

@@ -143,6 +143,12 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
             let (instrs, owner) = b.finish_program();
             let (instrs, owner) = prefetch::hoist(cfg, instrs, owner);
             let instrs = waits::minimise(cfg, instrs);
+            if let Some((index, what)) = check_program(cfg, &instrs) {
+                return Err(CompileError::Layer {
+                    layer: ops[owner[index]].name.clone(),
+                    error: LayerError::Program { index, what },
+                });
+            }
             for (i, info) in ops.iter_mut().enumerate().skip(first_op) {
                 info.first_compute = (0..instrs.len())
                     .find(|&j| owner[j] == i && instrs[j].unit() == Unit::Compute)
@@ -175,6 +181,65 @@ pub fn compile(model: &QModel, cfg: &EngineConfig, per_op: bool) -> Result<Plan,
         ops,
         min_dram_bytes,
     })
+}
+
+/// Cheap checks of a finished program, before anything runs it: every instruction is legal
+/// (else the engine stops with ERROR at it) and none reads OBUF entries it writes itself
+/// (else the RTL's result depends on its timing: the race no wait flag can fix).
+fn check_program(cfg: &EngineConfig, instrs: &[contract::isa::Instr]) -> Option<(usize, String)> {
+    instrs.iter().enumerate().find_map(|(index, instr)| {
+        let what = match instr.validate(cfg) {
+            Err(e) => format!("is illegal: {e}"),
+            Ok(()) if contract::footprint::reads_own_writes(&instr.footprint(cfg)) => {
+                format!("({}) reads OBUF entries it writes itself", instr.name())
+            }
+            Ok(()) => return None,
+        };
+        Some((index, what))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::isa::{Conv, End, Instr, Wait};
+
+    /// A CONV from OBUF whose outputs land in what it reads (the stage-0 down-sampling
+    /// group's third reader once did: OBUF 168..952 read, 928.. written) and an illegal
+    /// instruction are refused by index; the same CONV writing clear of its reads passes.
+    #[test]
+    fn a_program_that_races_with_itself_is_refused_before_it_runs() {
+        let cfg = EngineConfig::default();
+        let conv = Conv {
+            wait: Wait::NONE,
+            abuf: 168,
+            wbuf: 0,
+            obuf: 928,
+            pbuf: 0,
+            out_w: 28,
+            chunks: 10,
+            kernel: 1,
+            stride: 1,
+            row_pitch: 0,
+            chunk_pitch: 84,
+            obuf_stride: 28,
+            from_obuf: true,
+        };
+        let end = Instr::End(End::default());
+        let racing = [Instr::Conv(conv), end];
+        let (index, what) = check_program(&cfg, &racing).expect("a self-race");
+        assert_eq!(index, 0);
+        assert!(
+            what.contains("reads OBUF entries it writes itself"),
+            "{what}"
+        );
+        let clear = [Instr::Conv(Conv { obuf: 1024, ..conv }), end];
+        assert_eq!(check_program(&cfg, &clear), None);
+        let illegal = [end, Instr::Conv(Conv { chunks: 0, ..conv })];
+        let (index, what) = check_program(&cfg, &illegal).expect("an illegal CONV");
+        assert_eq!(index, 1);
+        assert!(what.contains("is illegal"), "{what}");
+    }
 }
 
 /// What op `n`'s lowering may take with it (docs/compiler.md, the *stay* hand-off): the

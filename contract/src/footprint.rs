@@ -197,6 +197,17 @@ pub fn waits_for_drain(cfg: &EngineConfig, next: &Conv, running: u8) -> bool {
     next.from_obuf && obuf_halves_of(cfg, &Instr::Conv(*next).footprint(cfg)).1 & running != 0
 }
 
+/// Whether an instruction with footprint `fp` reads OBUF entries it writes itself (a CONV,
+/// EWISE or POOL from OBUF): the RTL reads some of them after it wrote them, the model
+/// before, so no wait flag makes it safe.
+pub fn reads_own_writes(fp: &[Access]) -> bool {
+    let obuf = |write| {
+        fp.iter()
+            .filter(move |a| a.buffer == Buffer::Obuf && a.write == write)
+    };
+    obuf(false).any(|r| obuf(true).any(|w| r.conflicts(w)))
+}
+
 /// The first buffer where `a` and `b` conflict, if any.
 pub fn conflict(a: &[Access], b: &[Access]) -> Option<Buffer> {
     a.iter()

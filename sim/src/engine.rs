@@ -630,13 +630,7 @@ impl Run {
                 });
             }
         }
-        // an OBUF source (CONV, POOL) that reads entries the instruction also writes: the
-        // RTL reads some after it wrote them
-        let obuf = |write| {
-            fp.iter()
-                .filter(move |a| a.buffer == Buffer::Obuf && a.write == write)
-        };
-        if obuf(false).any(|r| obuf(true).any(|w| r.conflicts(w))) {
+        if footprint::reads_own_writes(&fp) {
             self.hazards.push(Hazard {
                 running: self.index,
                 issued: self.index,
