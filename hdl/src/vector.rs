@@ -498,10 +498,10 @@ pub struct VecSeq {
     lj: DFF<Bit>,
     pool: Signal<Local, Bit>,
     nar: Signal<Local, Bit>,
-    /// `narrow` of the instruction being started
-    start_nar: Signal<Local, Bit>,
-    /// the rows of a group (V or Vb), twice that, and `roff` of it
+    /// the rows of a group (V or Vb), twice that, `roff` of it, and whether the first group
+    /// is the last
     gstep: Signal<Local, Bits<16>>,
+    one_g: Signal<Local, Bit>,
     gstep2: Signal<Local, Bits<16>>,
     groff: Signal<Local, Bits<16>>,
     two: Signal<Local, Bit>,
@@ -633,7 +633,7 @@ impl VecSeq {
             ga: Default::default(),
             pool: Default::default(),
             nar: Default::default(),
-            start_nar: Default::default(),
+            one_g: Default::default(),
             gstep: Default::default(),
             gstep2: Default::default(),
             groff: Default::default(),
@@ -706,10 +706,8 @@ impl Logic for VecSeq {
         self.use_b.next = self.ub.val();
         self.nar.next = self.ub.val() && !self.ins.q.val().get_bit(self.at_ew_from.val().index());
         self.narrow.next = self.nar.val();
-        self.start_nar.next = self.instr.val().get_bit(self.at_use_b.val().index())
-            && !self.instr.val().get_bit(self.at_ew_from.val().index())
-            && !self.instr.val().get_bit(self.at_is_pool.val().index());
         self.gstep.next = self.vrows16.val();
+        self.one_g.next = self.one_group.val();
         self.gstep2.next = self.vrows2_16.val();
         for v in self._vrows..(self._vrows + 1) {
             self.groff.next = self.roff[v].q.val();
@@ -717,6 +715,7 @@ impl Logic for VecSeq {
         if self.nar.val() {
             self.gstep.next = self.nrows16.val();
             self.gstep2.next = self.nrows2_16.val();
+            self.one_g.next = self.one_group_n.val();
             for v in self._nrows..(self._nrows + 1) {
                 self.groff.next = self.roff[v].q.val();
             }
@@ -828,10 +827,6 @@ impl Logic for VecSeq {
                     self.rb.d.next = self.instr.val().get_bits::<16>(self.at_b.val().index());
                     self.obase.d.next = 0.into();
                     self.row0.d.next = 0.into();
-                    self.lastg.d.next = self.one_group.val();
-                    if self.start_nar.val() {
-                        self.lastg.d.next = self.one_group_n.val();
-                    }
                     self.ga.d.next = self.instr.val().get_bits::<16>(self.at_gate.val().index());
                     self.state.d.next = VecState::Pro;
                 }
@@ -842,6 +837,8 @@ impl Logic for VecSeq {
                 self.rd_addr_b.next = self.ga.q.val();
                 self.lx.d.next = self.width.val() == self.one16.val();
                 self.lj.d.next = self.j.q.val() + self.one16.val() >= self.chunks.val();
+                // each chunk starts with its first group of rows
+                self.lastg.d.next = self.one_g.val();
                 self.r_pro.d.next = true;
                 self.state.d.next = VecState::Run;
             }
@@ -881,10 +878,6 @@ impl Logic for VecSeq {
                     } else {
                         self.x.d.next = 0.into();
                         self.row0.d.next = 0.into();
-                        self.lastg.d.next = self.one_group.val();
-                        if self.nar.val() {
-                            self.lastg.d.next = self.one_group_n.val();
-                        }
                         if !self.lj.q.val() {
                             self.j.d.next = self.j.q.val() + self.one16.val();
                             self.ga.d.next = self.ga.q.val() + self.one16.val();
